@@ -1,0 +1,195 @@
+"""The composition root: `feedsvc serve`, `feedsvc build`, `feedsvc check`."""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import errno
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from feedsvc import __version__
+from feedsvc.config import Config, load_config
+from feedsvc.errors import ConfigError
+from feedsvc.refresh import Refresher
+from feedsvc.scheduler import make_scheduler
+from feedsvc.store import Store
+from feedsvc.web import create_app
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
+CONFIG_ENV = "FEEDSVC_CONFIG"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)  # noqa: T201 - the CLI's own output
+        return EXIT_CONFIG
+    command: int = args.run(args, config)
+    return command
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="feedsvc", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"feedsvc {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="build, then serve with the scheduler running")
+    serve.add_argument("--host", help="listen address (default: server.host)")
+    serve.add_argument("--port", type=int, help="listen port (default: server.port)")
+    serve.set_defaults(run=serve_command)
+    build = commands.add_parser("build", help="write every document as static files")
+    build.add_argument("--out", required=True, type=Path, help="output folder")
+    build.set_defaults(run=build_command)
+    check = commands.add_parser("check", help="validate the config and every source")
+    check.set_defaults(run=check_command)
+    for sub in (serve, build, check):
+        sub.add_argument("--config", default="config.yaml", help="default: ./config.yaml")
+        sub.add_argument(
+            "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        )
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
+    # APScheduler narrates every job run at INFO; our own reload line says what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def check_command(args: argparse.Namespace, config: Config) -> int:
+    """Read every source without serving; print each problem and a summary line."""
+    refresher = Refresher(config, Store())
+    summary = refresher.refresh()
+    problems = refresher.store.current.problems
+    for problem in problems:
+        print(problem)  # noqa: T201
+    errors = sum(1 for p in problems if p.severity == "error")
+    print(  # noqa: T201
+        f"{summary.articles} articles, {summary.documents} documents, "
+        f"{errors} errors, {len(problems) - errors} warnings"
+    )
+    return EXIT_PROBLEMS if errors else EXIT_OK
+
+
+def build_command(args: argparse.Namespace, config: Config) -> int:
+    """Write every document under --out, replacing the folder only once all is written."""
+    refresher = Refresher(config, Store())
+    refresher.refresh()
+    snapshot = refresher.store.current
+    out: Path = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for path, document in snapshot.documents.items():
+            target = staging / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(document.body)
+            stamp = document.last_modified.timestamp()
+            os.utime(target, (stamp, stamp))
+        _replace_dir(staging, out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        logger.error("cannot write %s: %s", out, exc)
+        return EXIT_PROBLEMS
+    for problem in snapshot.problems:
+        print(problem)  # noqa: T201
+    errors = any(p.severity == "error" for p in snapshot.problems)
+    return EXIT_PROBLEMS if errors else EXIT_OK
+
+
+def _replace_dir(staging: Path, out: Path) -> None:
+    """Swap `staging` into place at `out`; the old tree is removed only after the swap."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    staging.chmod(0o755)
+    staging.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def serve_command(args: argparse.Namespace, config: Config) -> int:
+    """Serve with granian: each worker builds, schedules reloads and serves its own snapshot."""
+    from granian import Granian  # the server is only needed here
+    from granian.constants import Interfaces
+
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    if not _is_port_free(host, port):
+        print(f"feedsvc: cannot listen on {host}:{port}: address already in use", file=sys.stderr)  # noqa: T201
+        return EXIT_CONFIG
+    os.environ[CONFIG_ENV] = config.path
+    server = Granian(
+        "feedsvc.cli:worker_app",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=config.server.workers or os.cpu_count() or 1,
+        blocking_threads=config.server.threads or 4,
+        log_level=args.log_level,
+        log_access=True,
+        log_dictconfig=_granian_logging(),
+        websockets=False,
+    )
+    server.serve()
+    return EXIT_OK
+
+
+def worker_app() -> object:
+    """Granian worker factory: build once, start the reload schedule, return the WSGI app."""
+    config = load_config(os.environ[CONFIG_ENV])
+    store = Store()
+    refresher = Refresher(config, store)
+    refresher.refresh()
+    scheduler = make_scheduler(refresher.refresh, config.reload.interval_seconds)
+    scheduler.start()
+    atexit.register(scheduler.shutdown, wait=False)
+    return create_app(store, config)
+
+
+def _is_port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno not in (errno.EADDRINUSE, errno.EACCES)
+    return True
+
+
+def _granian_logging() -> dict[str, object]:
+    """Granian's logging, in feedsvc's format, with our own loggers kept."""
+    return {
+        "formatters": {
+            "generic": {"()": "logging.Formatter", "fmt": LOG_FORMAT},
+            "access": {"()": "logging.Formatter", "fmt": LOG_FORMAT},
+        },
+        "root": {"handlers": ["console"], "level": "INFO"},
+        "loggers": {
+            "_granian": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "granian.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+            "apscheduler": {"level": "WARNING"},
+        },
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

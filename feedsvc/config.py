@@ -1,0 +1,315 @@
+"""config.yaml -> a frozen, validated Config; every problem names its YAML key path."""
+
+from __future__ import annotations
+
+import os
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from feedsvc.dates import load_timezone
+from feedsvc.errors import ConfigError
+
+Check = Callable[[Any], str | None]
+
+
+def _positive(value: int) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _http_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return None
+    return "must be an absolute http(s) URL"
+
+
+def _optional_http_url(value: str | None) -> str | None:
+    return None if value is None else _http_url(value)
+
+
+def _timezone(value: str) -> str | None:
+    try:
+        load_timezone(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _one_of(*allowed: str) -> Check:
+    def check(value: str) -> str | None:
+        return None if value in allowed else f"must be one of {', '.join(allowed)}"
+
+    return check
+
+
+def _port(value: int) -> str | None:
+    return None if 0 < value < 65536 else "must be a TCP port (1-65535)"
+
+
+def _checked(default: Any, check: Check, doc: str) -> Any:
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+def _doc(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    """The `site` section: what the feeds say about the publisher."""
+
+    base_url: str = field(metadata={"check": _http_url, "doc": "public URL of this service"})
+    title: str = _doc("feedsvc", "feed title")
+    description: str = _doc("Latest articles", "feed description")
+    link: str | None = _checked(None, _optional_http_url, "website of the articles")
+    permalink: str = _doc(":year/:month/:day/:slug/", "item link pattern under link")
+    language: str = _doc("en", "feed language (BCP 47)")
+    author: str | None = _doc(None, "default author; default title")
+    icon: str | None = _checked(None, _optional_http_url, "feed icon URL")
+    timezone: str = _checked("UTC", _timezone, "IANA zone for dates without offset")
+
+    @property
+    def home(self) -> str:
+        """The website the articles live on: `link`, else `base_url`."""
+        return self.link or self.base_url
+
+    @property
+    def default_author(self) -> str:
+        """The author of articles that name none."""
+        return self.author or self.title
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """One entry of `sources`: a folder of front-matter articles."""
+
+    name: str
+    path: str
+    type: str = _checked("directory", _one_of("directory"), "source kind")
+    include: tuple[str, ...] = _doc(("**/*.md", "**/*.markdown", "**/*.txt"), "globs to read")
+    exclude: tuple[str, ...] = _doc((), "globs to skip")
+    max_bytes: int = _checked(5_000_000, _positive, "larger files are refused")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedsConfig:
+    """The `feeds` section: which documents are built and how."""
+
+    formats: tuple[str, ...] = _doc(("rss", "atom"), "formats built for every feed")
+    limit: int = _checked(50, _positive, "entries per feed")
+    category_hierarchy: bool = _doc(True, "a post is in every ancestor category")
+    category_map: Mapping[str, str] = field(
+        default_factory=lambda: types.MappingProxyType({}), metadata={"doc": "name -> slug"}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadConfig:
+    """The `reload` section: how often sources are read again."""
+
+    interval_seconds: int = _checked(60, _positive, "seconds between reloads")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The `server` section: how `feedsvc serve` listens."""
+
+    host: str = _doc("127.0.0.1", "listen address")
+    port: int = _checked(8080, _port, "listen port")
+    cache_max_age: int = _doc(300, "Cache-Control max-age of feeds, seconds")
+    workers: int | None = _checked(None, lambda v: None if v is None else _positive(v), "processes")
+    threads: int | None = _checked(None, lambda v: None if v is None else _positive(v), "threads")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole validated configuration; paths are absolute."""
+
+    site: SiteConfig
+    sources: tuple[SourceConfig, ...]
+    feeds: FeedsConfig = FeedsConfig()
+    reload: ReloadConfig = ReloadConfig()
+    server: ServerConfig = ServerConfig()
+    path: str = ""
+
+
+SECTIONS: dict[str, type] = {
+    "site": SiteConfig,
+    "feeds": FeedsConfig,
+    "reload": ReloadConfig,
+    "server": ServerConfig,
+}
+FORMATS = ("rss", "atom")
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a config file; ConfigError lists every problem as `file:line: key: why`."""
+    config_path = Path(path).resolve()
+    try:
+        text = config_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
+    return parse_config(text, config_path)
+
+
+def parse_config(text: str, config_path: Path) -> Config:
+    """Validate YAML `text` as the config at `config_path` (relative paths resolve against it)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.CSafeLoader)
+        data = yaml.load(text, Loader=yaml.CSafeLoader)  # noqa: S506 - the safe C loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise ConfigError([f"{config_path}:{line}: invalid YAML: {_yaml_reason(exc)}"]) from exc
+    lines = _key_lines(node, "") if node is not None else {}
+    builder = _Builder(config_path, lines)
+    config = builder.config(data)
+    if builder.problems:
+        raise ConfigError(builder.problems)
+    assert config is not None
+    return config
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None)
+    return str(problem) if problem else str(exc).splitlines()[0]
+
+
+def _key_lines(node: yaml.Node, prefix: str) -> dict[str, int]:
+    """Map every key path (`feeds.limit`, `sources[0].path`) to its 1-based line."""
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = f"{prefix}.{key.value}" if prefix else str(key.value)
+            lines[name] = key.start_mark.line + 1
+            lines.update(_key_lines(value, name))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            name = f"{prefix}[{index}]"
+            lines[name] = item.start_mark.line + 1
+            lines.update(_key_lines(item, name))
+    return lines
+
+
+class _Builder:
+    """Walks the loaded YAML beside the dataclasses, collecting every problem."""
+
+    def __init__(self, config_path: Path, lines: dict[str, int]) -> None:
+        self.config_path = config_path
+        self.lines = lines
+        self.problems: list[str] = []
+
+    def fail(self, key: str, message: str) -> None:
+        line = self.lines.get(key) or self.lines.get(key.rsplit(".", 1)[0], 1)
+        self.problems.append(f"{self.config_path}:{line}: {key}: {message}")
+
+    def config(self, data: object) -> Config | None:
+        if not isinstance(data, dict):
+            self.fail("(top level)", "must be a mapping of sections")
+            return None
+        for key in data:
+            if key not in SECTIONS and key != "sources":
+                self.fail(str(key), "unknown key")
+        sections = {name: self.section(cls, data.get(name), name) for name, cls in SECTIONS.items()}
+        sources = self.sources(data.get("sources"))
+        if self.problems:
+            return None
+        feeds = sections["feeds"]
+        for fmt in feeds.formats:
+            if fmt not in FORMATS:
+                self.fail("feeds.formats", f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+        return Config(sources=sources, path=str(self.config_path), **sections)
+
+    def section(self, cls: type, data: object, where: str) -> Any:
+        if data is None and where != "site":
+            data = {}
+        if not isinstance(data, dict):
+            self.fail(where, "must be a mapping" if data is not None else "is required")
+            return None
+        values: dict[str, Any] = {}
+        known = {f.name: f for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                self.fail(f"{where}.{key}", "unknown key")
+        hints = typing.get_type_hints(cls)
+        for name, spec in known.items():
+            key = f"{where}.{name}"
+            if name not in data:
+                if spec.default is MISSING and spec.default_factory is MISSING:
+                    self.fail(key, "is required")
+                continue
+            value = self.convert(data[name], hints[name], key)
+            check = spec.metadata.get("check")
+            message = check(value) if check and value is not _INVALID else None
+            if message:
+                self.fail(key, message)
+            values[name] = value
+        if any(v is _INVALID for v in values.values()) or self.problems:
+            return None
+        return cls(**values)
+
+    def sources(self, data: object) -> tuple[SourceConfig, ...]:
+        if not isinstance(data, list) or not data:
+            self.fail("sources", "must be a non-empty list of sources")
+            return ()
+        built: list[SourceConfig] = []
+        for index, item in enumerate(data):
+            source = self.section(SourceConfig, item, f"sources[{index}]")
+            if source is not None:
+                root = (self.config_path.parent / source.path).resolve()
+                built.append(replace(source, path=str(root)))
+        names = [s.name for s in built]
+        for index, name in enumerate(names):
+            if names.index(name) != index:
+                self.fail(f"sources[{index}].name", f"duplicate source name {name!r}")
+        return tuple(built)
+
+    def convert(self, value: object, hint: Any, key: str) -> Any:
+        origin = typing.get_origin(hint)
+        args = typing.get_args(hint)
+        if origin in (types.UnionType, typing.Union):
+            if value is None:
+                return None
+            hint = next(a for a in args if a is not type(None))
+            return self.convert(value, hint, key)
+        if origin is tuple:
+            return self.convert_list(value, key)
+        if origin in (Mapping, dict) or hint is Mapping:
+            return self.convert_mapping(value, key)
+        return self.convert_scalar(value, hint, key)
+
+    def convert_scalar(self, value: object, hint: type, key: str) -> Any:
+        # bool is an int in Python; a YAML `yes` must not become a limit of 1.
+        if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+            return value
+        if hint is str and isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        self.fail(key, f"expected {_TYPE_NAMES[hint]}, got {value!r}")
+        return _INVALID
+
+    def convert_list(self, value: object, key: str) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        self.fail(key, f"expected a list of strings, got {value!r}")
+        return _INVALID
+
+    def convert_mapping(self, value: object, key: str) -> Any:
+        if isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            return types.MappingProxyType(dict(value))
+        self.fail(key, f"expected a mapping of strings to strings, got {value!r}")
+        return _INVALID
+
+
+_INVALID = object()
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}

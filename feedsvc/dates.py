@@ -1,0 +1,73 @@
+"""The only place that turns front-matter and header dates into aware UTC datetimes."""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import UTC, date, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def load_timezone(name: str) -> ZoneInfo:
+    """Return the IANA zone `name`; ValueError when it does not exist."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+def to_utc(value: object, default_tz: tzinfo) -> datetime:
+    """Turn a YAML/str/epoch date into aware UTC; naive values are in `default_tz`.
+
+    Accepts what blog front matter holds: YAML timestamps and dates, RFC 2822
+    strings (`Sun, 24 Oct 2021 11:30:58 GMT`), ISO 8601 with or without an
+    offset, `YYYY-MM-DD`, and epoch seconds. Anything else is a ValueError.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a date: {value!r}")
+    if isinstance(value, datetime):
+        return _aware(value, default_tz)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=default_tz).astimezone(UTC)
+    if isinstance(value, int | float):
+        return _from_epoch(value)
+    if isinstance(value, str):
+        return _parse_string(value.strip(), default_tz)
+    raise ValueError(f"not a date: {value!r}")
+
+
+def _aware(value: datetime, default_tz: tzinfo) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=default_tz)
+    return value.astimezone(UTC)
+
+
+def _from_epoch(seconds: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"epoch seconds out of range: {seconds!r}") from exc
+
+
+def _parse_string(text: str, default_tz: tzinfo) -> datetime:
+    if not text:
+        raise ValueError("empty date")
+    if text.lstrip("-").isdigit():
+        return _from_epoch(int(text))
+    if text[0].isalpha() or "," in text:
+        return _parse_rfc2822(text, default_tz)
+    try:
+        return _aware(datetime.fromisoformat(text), default_tz)
+    except ValueError:
+        raise ValueError(f"not a date: {text!r}") from None
+
+
+def _parse_rfc2822(text: str, default_tz: tzinfo) -> datetime:
+    # RFC 5322 §3.3: "-0000" means no zone information, which
+    # parsedate_to_datetime reports as a naive datetime.
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        raise ValueError(f"not a date: {text!r}") from None
+    return _aware(parsed, default_tz)

@@ -1,0 +1,29 @@
+"""The feedsvc exception tree: every error the service raises on purpose."""
+
+from __future__ import annotations
+
+
+class FeedsvcError(Exception):
+    """Base of every error feedsvc raises on purpose."""
+
+
+class ConfigError(FeedsvcError):
+    """The configuration is invalid; `problems` holds one line per defect."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class ArticleError(FeedsvcError):
+    """One article file cannot be published; carries the file and the line at fault."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+class SourceError(FeedsvcError):
+    """A whole source cannot be read (folder missing, permission denied)."""

@@ -1,0 +1,80 @@
+"""Frozen value types shared by every layer: articles, documents, snapshots, problems."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something an operator should fix, located as `path:line`."""
+
+    path: str
+    line: int | None
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """An article author; only the name is required."""
+
+    name: str
+    email: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One publishable article; every datetime is aware UTC."""
+
+    id: str
+    source: str
+    path: str
+    title: str
+    link: str
+    published: datetime
+    updated: datetime
+    content_html: str
+    authors: tuple[Author, ...] = ()
+    categories: tuple[tuple[str, ...], ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One built document, ready to serve: bytes, validator and media type.
+
+    `etag` is the opaque-tag without quotes; `last_modified` is aware UTC.
+    """
+
+    path: str
+    media_type: str
+    body: bytes
+    etag: str
+    last_modified: datetime
+
+
+def _frozen_documents() -> Mapping[str, Document]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything served at one moment; replaced whole, never mutated."""
+
+    documents: Mapping[str, Document] = field(default_factory=_frozen_documents)
+    article_count: int = 0
+    problems: tuple[Problem, ...] = ()
+    loaded_at: datetime | None = None
+    generation: int = 0

@@ -1,0 +1,106 @@
+"""Sources -> builder -> store. Keeps last good data on failure; the only broad except."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+
+from feedsvc.builder import build_documents
+from feedsvc.config import Config
+from feedsvc.errors import SourceError
+from feedsvc.model import Article, Problem, Snapshot
+from feedsvc.sources.directory import DirectorySource, SourceResult
+from feedsvc.store import Store
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The real clock; tests inject a fixed one instead."""
+    return datetime.now(tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadSummary:
+    """What one reload did, for logs and the reload endpoint."""
+
+    articles: int
+    documents: int
+    changed: int
+    problems: int
+    seconds: float
+
+
+class Refresher:
+    """Reads every source, builds every document and swaps the result into the store."""
+
+    def __init__(self, config: Config, store: Store, now: Clock = utc_now) -> None:
+        self.config = config
+        self.store = store
+        self.now = now
+        self._lock = threading.Lock()
+        base_dir = Path(config.path).parent
+        self.sources = [DirectorySource(s, config.site, base_dir) for s in config.sources]
+        self._last_good: dict[str, SourceResult] = {}
+
+    def refresh(self) -> ReloadSummary:
+        """Run one reload; never raises: failures are logged and reported as problems."""
+        with self._lock:
+            started = time.perf_counter()
+            try:
+                return self._refresh(started)
+            except Exception:
+                logger.exception("reload failed; the previous snapshot keeps serving")
+                current = self.store.current
+                return ReloadSummary(current.article_count, len(current.documents), 0, 1, 0.0)
+
+    def _refresh(self, started: float) -> ReloadSummary:
+        now = self.now()
+        articles: list[Article] = []
+        problems: list[Problem] = []
+        for source in self.sources:
+            result, source_problems = self._read_source(source)
+            articles.extend(a for a in result.articles if a.published <= now)
+            problems.extend(source_problems)
+        documents = build_documents(articles, self.config)
+        previous = self.store.current
+        changed = sum(
+            1 for path, doc in documents.items()
+            if path not in previous.documents or previous.documents[path].etag != doc.etag
+        )
+        changed += sum(1 for path in previous.documents if path not in documents)
+        self.store.swap(
+            Snapshot(
+                documents=MappingProxyType(documents),
+                article_count=len(articles),
+                problems=tuple(problems),
+                loaded_at=now,
+                generation=previous.generation + 1,
+            )
+        )
+        seconds = time.perf_counter() - started
+        logger.info(
+            "reload: %d articles, %d documents (%d changed), %d problems, %.3fs",
+            len(articles), len(documents), changed, len(problems), seconds,
+        )
+        return ReloadSummary(len(articles), len(documents), changed, len(problems), seconds)
+
+    def _read_source(self, source: DirectorySource) -> tuple[SourceResult, list[Problem]]:
+        name = source.config.name
+        try:
+            result = source.read()
+        except SourceError as exc:
+            # Invariant 5: a source that fails keeps its last good articles.
+            logger.warning("source %s: %s; keeping its last good articles", name, exc)
+            last = self._last_good.get(name, SourceResult((), ()))
+            return last, [*last.problems, Problem(source.config.path, None, f"source {name}: {exc}")]
+        self._last_good[name] = result
+        return result, list(result.problems)

@@ -1,0 +1,1 @@
+"""Article sources: each turns a place articles live into Articles and Problems."""

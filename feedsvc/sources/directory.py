@@ -1,0 +1,176 @@
+"""A folder of front-matter files: walk, stat, read, and cache parsed posts between reloads."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from feedsvc.config import SiteConfig, SourceConfig
+from feedsvc.dates import load_timezone
+from feedsvc.errors import ArticleError, SourceError
+from feedsvc.model import Article, Problem
+from feedsvc.sources.post import PostContext, read_post
+
+logger = logging.getLogger(__name__)
+
+# Editor leftovers and unpublished folders that Hexo and Jekyll never publish.
+_BACKUP = re.compile(r"(~|\.swp|\.swo|\.bak|\.tmp)$|^#.*#$")
+_SKIPPED_DIRS = frozenset({"_drafts", "node_modules"})
+
+
+@dataclass(frozen=True, slots=True)
+class SourceResult:
+    """What one read of a source gives: its articles and its problems."""
+
+    articles: tuple[Article, ...]
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    key: tuple[int, int, int]
+    article: Article | None
+    problems: tuple[Problem, ...]
+
+
+def compile_globs(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex for gitignore-style globs over POSIX relative paths (`**/` spans folders)."""
+    parts: list[str] = []
+    for pattern in patterns:
+        regex, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        parts.append(regex)
+    return re.compile("(?:" + "|".join(parts) + r")\Z" if parts else r"(?!)")
+
+
+class DirectorySource:
+    """Reads a folder of posts; re-reads only files whose (size, mtime_ns, inode) changed."""
+
+    def __init__(self, config: SourceConfig, site: SiteConfig, base_dir: Path) -> None:
+        self.config = config
+        self.site = site
+        self.root = Path(config.path)
+        self.base_dir = base_dir
+        self.tz = load_timezone(site.timezone)
+        self.include = compile_globs(config.include)
+        self.exclude = compile_globs(config.exclude)
+        self._cache: dict[str, _Cached] = {}
+        self.reads = 0  # files parsed since creation: incremental reloads keep this low
+
+    def read(self) -> SourceResult:
+        """Scan the folder; SourceError when the folder itself cannot be read."""
+        if not self.root.is_dir():
+            raise SourceError("folder is missing or not a folder")
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            raise SourceError("permission denied")
+        fresh: dict[str, _Cached] = {}
+        for relpath, info in self._walk():
+            key = (info.st_size, info.st_mtime_ns, info.st_ino)
+            cached = self._cache.get(relpath)
+            fresh[relpath] = cached if cached and cached.key == key else self._parse(relpath, info)
+        self._cache = fresh
+        articles = tuple(c.article for c in fresh.values() if c.article is not None)
+        problems = tuple(p for c in fresh.values() for p in c.problems)
+        return SourceResult(articles, problems)
+
+    def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
+        root = os.path.realpath(self.root)
+        seen = {root}
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            # Prune hidden and draft folders, links leaving the root, and loops.
+            keep = []
+            for name in sorted(dirnames):
+                real = os.path.realpath(os.path.join(dirpath, name))
+                if _is_hidden(name) or name in _SKIPPED_DIRS or real in seen:
+                    continue
+                if not _is_within(real, root):
+                    continue
+                seen.add(real)
+                keep.append(name)
+            dirnames[:] = keep
+            for name in sorted(filenames):
+                entry = self._file_entry(root, dirpath, name)
+                if entry is not None:
+                    yield entry
+
+    def _file_entry(self, root: str, dirpath: str, name: str) -> tuple[str, os.stat_result] | None:
+        full = os.path.join(dirpath, name)
+        relpath = os.path.relpath(full, root).replace(os.sep, "/")
+        if _is_hidden(name) or _BACKUP.search(name):
+            return None
+        if not self.include.match(relpath) or self.exclude.match(relpath):
+            return None
+        if not _is_within(os.path.realpath(full), root):
+            logger.warning("%s: symlink leads outside the source folder; not read", full)
+            return None
+        try:
+            info = os.stat(full)
+        except OSError:
+            return None
+        return (relpath, info) if stat.S_ISREG(info.st_mode) else None
+
+    def _parse(self, relpath: str, info: os.stat_result) -> _Cached:
+        key = (info.st_size, info.st_mtime_ns, info.st_ino)
+        self.reads += 1
+        display = self._display(relpath)
+        mtime = datetime.fromtimestamp(info.st_mtime, tz=UTC).replace(microsecond=0)
+        ctx = PostContext(self.config.name, relpath, display, self.site, self.tz, mtime)
+        try:
+            text = self._read_text(relpath, info, display)
+            article, warnings = read_post(text, ctx)
+        except ArticleError as exc:
+            problem = Problem(exc.path, exc.line, exc.reason)
+            logger.warning("%s", problem)
+            return _Cached(key, None, (problem,))
+        for warning in warnings:
+            logger.warning("%s", warning)
+        return _Cached(key, article, warnings)
+
+    def _read_text(self, relpath: str, info: os.stat_result, display: str) -> str:
+        if info.st_size > self.config.max_bytes:
+            raise ArticleError(
+                display, 1, f"file is {info.st_size} bytes, over max_bytes {self.config.max_bytes}"
+            )
+        try:
+            with open(self.root / relpath, "rb") as handle:
+                data = handle.read(self.config.max_bytes + 1)
+        except OSError as exc:
+            raise ArticleError(display, 1, f"cannot read: {exc.strerror or exc}") from None
+        if len(data) > self.config.max_bytes:
+            raise ArticleError(display, 1, f"file grew over max_bytes {self.config.max_bytes}")
+        if b"\x00" in data:
+            raise ArticleError(display, 1, "binary file (contains NUL bytes)")
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise ArticleError(display, line, "not valid UTF-8") from None
+
+    def _display(self, relpath: str) -> str:
+        full = os.path.join(self.root, relpath)
+        shown = os.path.relpath(full, self.base_dir)
+        return full if shown.startswith("..") else shown
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _is_within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

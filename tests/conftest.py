@@ -1,0 +1,112 @@
+"""Shared fixtures: configs and articles written into tmp_path, a fixed clock, app and client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from feedsvc.config import Config, load_config
+from feedsvc.refresh import Refresher
+from feedsvc.store import Store
+from feedsvc.web import create_app
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+SAMPLE_SHAPED = """
+---
+title: '钱塘证券首届“客户服务日”启幕：以数字化重塑财富管理'
+categories: 
+ - 金融
+ - 财联社
+ - 深度
+headimg: 'https://img.example.cn/images/20211024/a1.png'
+author: 财联社
+comments: false
+date: Sun, 24 Oct 2021 11:30:58 GMT
+thumbnail: 'https://img.example.cn/images/20211024/a1.png'
+---
+
+<div>   
+<div class="m-b-10"><p><strong>财联社（杭州，记者 林晓）讯</strong>，10月24日，钱塘证券举办首届客户服务日。</p>
+<p>公司表示将持续推进数字化转型。</p></div>  
+</div>
+"""
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Config]:
+    """Write config.yaml into tmp_path (articles in tmp_path/articles) and load it."""
+
+    def make(**overrides: Any) -> Config:
+        (tmp_path / "articles").mkdir(exist_ok=True)
+        data = {
+            "site": {"title": "Test Newsroom", "base_url": "http://127.0.0.1:8080",
+                     "timezone": "Asia/Shanghai", "author": "Desk"},
+            "sources": [{"name": "articles", "path": "articles"}],
+        }
+        data = _deep_merge(data, overrides)
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        return load_config(path)
+
+    return make
+
+
+def write_article(directory: Path, name: str, body: str = "Body text.", **front_matter: Any) -> Path:
+    """Write a front-matter article `name` under `directory` and return its path."""
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = yaml.safe_dump(front_matter, allow_unicode=True, sort_keys=False)
+    path.write_text(f"---\n{header}---\n\n{body}\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def articles_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "articles"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def now() -> Callable[[], datetime]:
+    return lambda: NOW
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Config]) -> Config:
+    return make_config()
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store()
+
+
+@pytest.fixture
+def refresher(config: Config, store: Store, now: Callable[[], datetime]) -> Refresher:
+    return Refresher(config, store, now=now)
+
+
+@pytest.fixture
+def app(refresher: Refresher, store: Store, config: Config) -> Any:
+    return create_app(store, config)
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
