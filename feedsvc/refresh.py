@@ -73,7 +73,8 @@ class Refresher:
         documents = build_documents(articles, self.config)
         previous = self.store.current
         changed = sum(
-            1 for path, doc in documents.items()
+            1
+            for path, doc in documents.items()
             if path not in previous.documents or previous.documents[path].etag != doc.etag
         )
         changed += sum(1 for path in previous.documents if path not in documents)
@@ -89,7 +90,11 @@ class Refresher:
         seconds = time.perf_counter() - started
         logger.info(
             "reload: %d articles, %d documents (%d changed), %d problems, %.3fs",
-            len(articles), len(documents), changed, len(problems), seconds,
+            len(articles),
+            len(documents),
+            changed,
+            len(problems),
+            seconds,
         )
         return ReloadSummary(len(articles), len(documents), changed, len(problems), seconds)
 
@@ -101,6 +106,9 @@ class Refresher:
             # Invariant 5: a source that fails keeps its last good articles.
             logger.warning("source %s: %s; keeping its last good articles", name, exc)
             last = self._last_good.get(name, SourceResult((), ()))
-            return last, [*last.problems, Problem(source.config.path, None, f"source {name}: {exc}")]
+            return last, [
+                *last.problems,
+                Problem(source.config.path, None, f"source {name}: {exc}"),
+            ]
         self._last_good[name] = result
         return result, list(result.problems)

@@ -43,7 +43,14 @@ def _namespace(base_url: str) -> uuid.UUID:
 
 
 def expand_permalink(
-    pattern: str, home: str, published: datetime, tz: tzinfo, slug: str, category: str, ident: str
+    pattern: str,
+    home: str,
+    *,
+    published: datetime,
+    tz: tzinfo,
+    slug: str,
+    category: str,
+    ident: str,
 ) -> str:
     """Expand a Hexo permalink pattern (`:year/:month/:day/:slug/`) into an absolute URL."""
     local = published.astimezone(tz)

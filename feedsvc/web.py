@@ -63,4 +63,5 @@ def document(path: str) -> Response:
     response.cache_control.max_age = _config().server.cache_max_age
     # RFC 9110 §13.2.2: If-None-Match (weak comparison) is evaluated first and
     # If-Modified-Since only when it is absent; a match gives 304 without a body.
-    return response.make_conditional(request)
+    response.make_conditional(request)
+    return response

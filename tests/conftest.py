@@ -31,7 +31,7 @@ thumbnail: 'https://img.example.cn/images/20211024/a1.png'
 ---
 
 <div>   
-<div class="m-b-10"><p><strong>财联社（杭州，记者 林晓）讯</strong>，10月24日，钱塘证券举办首届客户服务日。</p>
+<div class="m-b-10"><p><strong>财联社（杭州，记者 林晓）讯</strong>，10月24日，钱塘证券举办客户服务日。</p>
 <p>公司表示将持续推进数字化转型。</p></div>  
 </div>
 """
@@ -54,8 +54,12 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
     def make(**overrides: Any) -> Config:
         (tmp_path / "articles").mkdir(exist_ok=True)
         data = {
-            "site": {"title": "Test Newsroom", "base_url": "http://127.0.0.1:8080",
-                     "timezone": "Asia/Shanghai", "author": "Desk"},
+            "site": {
+                "title": "Test Newsroom",
+                "base_url": "http://127.0.0.1:8080",
+                "timezone": "Asia/Shanghai",
+                "author": "Desk",
+            },
             "sources": [{"name": "articles", "path": "articles"}],
         }
         data = _deep_merge(data, overrides)
@@ -66,7 +70,9 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
     return make
 
 
-def write_article(directory: Path, name: str, body: str = "Body text.", **front_matter: Any) -> Path:
+def write_article(
+    directory: Path, name: str, body: str = "Body text.", **front_matter: Any
+) -> Path:
     """Write a front-matter article `name` under `directory` and return its path."""
     path = directory / name
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,9 @@ def test_rfc2822_without_zone_takes_the_default_zone() -> None:
     )
 
 
-@pytest.mark.parametrize("value", ["2021-13-45", "not a date", "", True, None, [2021], "Sun, 99 Foo"])
+@pytest.mark.parametrize(
+    "value", ["2021-13-45", "not a date", "", True, None, [2021], "Sun, 99 Foo"]
+)
 def test_to_utc_rejects_what_is_not_a_date(value: object) -> None:
     with pytest.raises(ValueError):
         to_utc(value, SHANGHAI)

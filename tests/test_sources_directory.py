@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_SHAPED, write_article
 from feedsvc.config import Config
 from feedsvc.errors import SourceError
 from feedsvc.model import Author
 from feedsvc.sources.directory import DirectorySource, compile_globs
+
+from conftest import SAMPLE_SHAPED, write_article
 
 
 def source_for(config: Config) -> DirectorySource:
@@ -93,8 +94,14 @@ def test_drafts_hidden_and_backup_files_are_not_published(
 
 def test_include_and_exclude_globs(make_config: Callable[..., Config], tmp_path: Path) -> None:
     config = make_config(
-        sources=[{"name": "articles", "path": "articles", "include": ["news/**/*.md"],
-                  "exclude": ["news/old/*"]}]
+        sources=[
+            {
+                "name": "articles",
+                "path": "articles",
+                "include": ["news/**/*.md"],
+                "exclude": ["news/old/*"],
+            }
+        ]
     )
     root = tmp_path / "articles"
     write_article(root, "news/a.md", title="A", date="2022-01-01")

@@ -8,7 +8,7 @@ from datetime import datetime, tzinfo
 from pathlib import PurePosixPath
 from typing import Any
 
-import frontmatter
+import frontmatter.default_handlers
 import yaml
 
 from feedsvc.config import SiteConfig
@@ -35,7 +35,7 @@ class PostContext:
     fallback_date: datetime
 
 
-class _Handler(frontmatter.YAMLHandler):  # type: ignore[misc]
+class _Handler(frontmatter.default_handlers.YAMLHandler):
     """python-frontmatter's YAML handler with a bounded, tag-free C loader."""
 
     def load(self, fm: str, **kwargs: object) -> Any:
@@ -74,7 +74,8 @@ def _failing_node(root: yaml.Node, exc: Exception) -> yaml.Node:
             try:
                 probe.construct_object(value, deep=True)
             except type(exc):
-                return key
+                found: yaml.Node = key
+                return found
     return root
 
 
@@ -118,7 +119,9 @@ def read_post(text: str, ctx: PostContext) -> tuple[Article | None, tuple[Proble
     try:
         header, body = _HANDLER.split(text)
     except ValueError:
-        raise ArticleError(ctx.display_path, offset + 1, "front matter is not closed by ---") from None
+        raise ArticleError(
+            ctx.display_path, offset + 1, "front matter is not closed by ---"
+        ) from None
     meta, node = _load_header(header, ctx, offset)
     lines = {k.value: offset + k.start_mark.line + 1 for k, _ in node.value}
     values = _read_fields(meta, lines, ctx, offset)
@@ -255,7 +258,9 @@ def _read_fields(
         try:
             values[name] = reader(meta[key] if key else None, ctx)
         except (ValueError, TypeError, OverflowError) as exc:
-            raise ArticleError(ctx.display_path, lines.get(str(key), offset + 1), f"{key}: {exc}") from None
+            raise ArticleError(
+                ctx.display_path, lines.get(str(key), offset + 1), f"{key}: {exc}"
+            ) from None
     return values
 
 
@@ -276,7 +281,15 @@ def _assemble(values: dict[str, Any], body: str, ctx: PostContext) -> Article:
     else:
         pattern = values["permalink"] or ctx.site.permalink
         category = slugize(categories[0][-1]) if categories else "uncategorized"
-        link = expand_permalink(pattern, ctx.site.home, published, ctx.tz, slug, category, ident)
+        link = expand_permalink(
+            pattern,
+            ctx.site.home,
+            published=published,
+            tz=ctx.tz,
+            slug=slug,
+            category=category,
+            ident=ident,
+        )
     return Article(
         id=ident,
         source=ctx.source,

@@ -1,0 +1,85 @@
+"""The one-way layout of STYLE.md: each module imports only modules above it."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).parent.parent / "feedsvc"
+
+# Layers from the bottom up; a module may import only from earlier layers.
+LAYERS = [
+    ["feedsvc", "feedsvc.errors"],
+    ["feedsvc.model"],
+    ["feedsvc.dates"],
+    ["feedsvc.config"],
+    ["feedsvc.urls", "feedsvc.content"],
+    ["feedsvc.sources", "feedsvc.sources.post"],
+    ["feedsvc.sources.directory"],
+    ["feedsvc.builder"],
+    ["feedsvc.store"],
+    ["feedsvc.refresh"],
+    ["feedsvc.scheduler"],
+    ["feedsvc.web"],
+    ["feedsvc.cli"],
+]
+OWNERS = {
+    "feedgen": "feedsvc.builder",
+    "flask": "feedsvc.web",
+    "apscheduler": "feedsvc.scheduler",
+    "requests": None,  # no remote sources yet: nobody may import it
+    "granian": "feedsvc.cli",
+    "frontmatter": "feedsvc.sources.post",
+    "markdown_it": "feedsvc.content",
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+MODULES = {module_name(p): imports_of(p) for p in PACKAGE.rglob("*.py")}
+
+
+def test_every_module_has_a_layer() -> None:
+    layered = {m for layer in LAYERS for m in layer}
+    assert set(MODULES) == layered
+
+
+def test_imports_point_one_way() -> None:
+    rank = {m: i for i, layer in enumerate(LAYERS) for m in layer}
+    for module, imports in MODULES.items():
+        for imported in imports:
+            if imported.startswith("feedsvc.") or imported == "feedsvc":
+                target = imported if imported in rank else imported.rsplit(".", 1)[0]
+                assert rank[target] < rank[module] or target == "feedsvc", (module, imported)
+
+
+def test_each_third_party_library_has_one_home() -> None:
+    for library, owner in OWNERS.items():
+        users = {
+            m
+            for m, imports in MODULES.items()
+            if any(i == library or i.startswith(library + ".") for i in imports)
+        }
+        assert users == ({owner} if owner else set()), (library, users)
+
+
+def test_importing_the_package_starts_nothing() -> None:
+    code = (
+        "import threading, sys, feedsvc.cli, feedsvc.web, feedsvc.scheduler, feedsvc.refresh;"
+        "assert threading.active_count() == 1, threading.enumerate();"
+        "assert 'granian' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)

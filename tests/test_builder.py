@@ -1,0 +1,141 @@
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from feedsvc.builder import build_documents, collect_nodes, feed_title
+from feedsvc.config import Config
+from feedsvc.model import Article, Author
+
+T0 = datetime(2022, 1, 1, 8, 0, tzinfo=UTC)
+
+
+def article(n: int, categories: tuple[tuple[str, ...], ...] = (), **changes: object) -> Article:
+    base = Article(
+        id=f"urn:uuid:00000000-0000-5000-8000-{n:012d}",
+        source="articles",
+        path=f"post-{n}.md",
+        title=f"Post {n} & <friends>",
+        link=f"http://127.0.0.1:8080/2022/01/01/post-{n}/",
+        published=T0 + timedelta(hours=n),
+        updated=T0 + timedelta(hours=n),
+        content_html=f"<p>Body of post {n} with <a href='http://x.example/'>a link</a>.</p>",
+        authors=(Author("Desk"),),
+        categories=categories,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_site_and_every_category_node_get_rss_and_atom(config: Config) -> None:
+    docs = build_documents([article(1, (("金融", "财联社", "深度"),))], config)
+    assert sorted(docs) == sorted(
+        f"{d}feed.{fmt}"
+        for d in ["", "categories/金融/", "categories/金融/财联社/", "categories/金融/财联社/深度/"]
+        for fmt in ("rss", "atom")
+    )
+    assert docs["feed.atom"].media_type == "application/atom+xml; charset=utf-8"
+    assert docs["feed.rss"].media_type == "application/rss+xml; charset=utf-8"
+
+
+def test_list_of_lists_is_several_paths(config: Config) -> None:
+    nodes = collect_nodes([article(1, (("Engineering", "Python"), ("Open Source",)))], config)
+    assert [n.directory for n in nodes] == [
+        "",
+        "categories/Engineering",
+        "categories/Engineering/Python",
+        "categories/Open-Source",
+    ]
+
+
+def test_without_hierarchy_only_the_leaf_node_exists(make_config: Callable[..., Config]) -> None:
+    config = make_config(feeds={"category_hierarchy": False})
+    nodes = collect_nodes([article(1, (("金融", "财联社"),))], config)
+    assert [n.directory for n in nodes] == ["", "categories/金融/财联社"]
+
+
+def test_category_map_gives_the_slug(make_config: Callable[..., Config]) -> None:
+    config = make_config(feeds={"category_map": {"金融": "finance"}})
+    nodes = collect_nodes([article(1, (("金融", "银行"),))], config)
+    assert [n.directory for n in nodes] == ["", "categories/finance", "categories/finance/银行"]
+    assert nodes[2].names == ("金融", "银行")
+    assert feed_title(config, nodes[2].names) == "Test Newsroom — 金融 / 银行"
+
+
+def test_entries_are_newest_first_and_limited(make_config: Callable[..., Config]) -> None:
+    config = make_config(feeds={"limit": 3})
+    docs = build_documents([article(n) for n in (5, 1, 4, 2, 3)], config)
+    parsed = feedparser.parse(docs["feed.atom"].body)
+    assert [e.title for e in parsed.entries] == [f"Post {n} & <friends>" for n in (5, 4, 3)]
+
+
+def test_output_is_deterministic_and_clock_free(config: Config) -> None:
+    articles = [article(n, (("金融",),)) for n in range(3)]
+    first = build_documents(articles, config)
+    second = build_documents(list(reversed(articles)), config)
+    assert {k: d.body for k, d in first.items()} == {k: d.body for k, d in second.items()}
+    newest = T0 + timedelta(hours=2)
+    assert first["feed.atom"].last_modified == newest
+    assert b"<updated>2022-01-01T10:00:00+00:00</updated>" in first["feed.atom"].body
+    assert (
+        b"<lastBuildDate>Sat, 01 Jan 2022 10:00:00 +0000</lastBuildDate>" in first["feed.rss"].body
+    )
+    assert str(datetime.now(tz=UTC).year).encode() not in first["feed.rss"].body
+
+
+def test_bytes_are_identical_in_another_process(config: Config, tmp_path: Path) -> None:
+    script = (
+        "import sys; sys.path.insert(0, 'tests');"
+        "from test_builder import article; from feedsvc.config import load_config;"
+        "from feedsvc.builder import build_documents;"
+        f"config = load_config({config.path!r});"
+        "docs = build_documents([article(n, (('金融',),)) for n in range(3)], config);"
+        "sys.stdout.buffer.write(docs['categories/金融/feed.atom'].body)"
+    )
+    root = Path(__file__).parent.parent
+    env = {"PYTHONHASHSEED": "12345", "TZ": "America/New_York", "PATH": "/usr/bin:/bin"}
+    other = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, check=True
+    )
+    here = build_documents([article(n, (("金融",),)) for n in range(3)], config)
+    assert other.stdout == here["categories/金融/feed.atom"].body
+
+
+def test_etag_changes_with_the_bytes(config: Config) -> None:
+    before = build_documents([article(1)], config)["feed.rss"]
+    after = build_documents([article(1, title="Edited")], config)["feed.rss"]
+    assert before.etag != after.etag
+    assert before.etag == build_documents([article(1)], config)["feed.rss"].etag
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_feedparser_reads_every_field(config: Config, fmt: str) -> None:
+    docs = build_documents([article(1, (("金融", "财联社"),), tags=("A股",))], config)
+    parsed = feedparser.parse(docs[f"feed.{fmt}"].body)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    assert parsed.feed.title == "Test Newsroom"
+    [entry] = parsed.entries
+    assert entry.id == article(1).id
+    assert entry.title == "Post 1 & <friends>"
+    assert entry.link == article(1).link
+    assert entry.author == "Desk"
+    assert entry.published_parsed[:5] == (2022, 1, 1, 9, 0)
+    assert [t.term for t in entry.tags] == ["金融", "财联社", "A股"]
+    assert "a link" in entry.content[0].value
+
+
+def test_rss_guid_is_not_a_permalink(config: Config) -> None:
+    body = build_documents([article(1)], config)["feed.rss"].body
+    assert b'<guid isPermaLink="false">urn:uuid:' in body
+    assert b'<atom:link href="http://127.0.0.1:8080/feed.rss" rel="self"' in body
+
+
+def test_empty_site_is_a_valid_feed(config: Config) -> None:
+    docs = build_documents([], config)
+    assert sorted(docs) == ["feed.atom", "feed.rss"]
+    parsed = feedparser.parse(docs["feed.atom"].body)
+    assert not parsed.bozo and parsed.entries == []

@@ -1,0 +1,78 @@
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from feedsvc.cli import main
+from feedsvc.config import Config
+
+from conftest import write_article
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "feedsvc.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_invalid_config_exits_2_with_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "site:\n  base_url: http://127.0.0.1:8080\n"
+        "sources: [{name: a, path: a}]\n"
+        "feeds:\n  limt: 5\n"
+    )
+    for command in (["serve"], ["check"], ["build", "--out", str(tmp_path / "out")]):
+        result = run_cli(*command, "--config", "config.yaml", cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.strip() == f"{tmp_path / 'config.yaml'}:5: feeds.limt: unknown key"
+        assert "Traceback" not in result.stderr
+
+
+def test_check_exits_0_when_clean(
+    config: Config, articles_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_article(articles_dir, "a.md", title="A", date="2022-01-01")
+    assert main(["check", "--config", config.path]) == 0
+    assert capsys.readouterr().out.strip() == "1 articles, 2 documents, 0 errors, 0 warnings"
+
+
+def test_check_exits_1_and_prints_path_line_for_bad_files(
+    config: Config, articles_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_article(articles_dir, "a.md", title="A", date="2022-01-01")
+    (articles_dir / "bad.md").write_text("---\ntitle: x\ndate: 2021-13-45\n---\n")
+    assert main(["check", "--config", config.path]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("articles/bad.md:3: date: month must be in 1..12")
+    assert lines[-1] == "1 articles, 2 documents, 1 errors, 0 warnings"
+
+
+def test_build_writes_every_document(
+    make_config: Callable[..., Config], articles_dir: Path, tmp_path: Path
+) -> None:
+    config = make_config()
+    write_article(articles_dir, "a.md", title="A", date="2022-01-01", categories=["金融", "银行"])
+    out = tmp_path / "site"
+    assert main(["build", "--config", config.path, "--out", str(out)]) == 0
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == [
+        "categories/金融/feed.atom",
+        "categories/金融/feed.rss",
+        "categories/金融/银行/feed.atom",
+        "categories/金融/银行/feed.rss",
+        "feed.atom",
+        "feed.rss",
+    ]
+    assert feedparser.parse((out / "feed.atom").read_bytes()).entries[0].title == "A"
+    first = {p: (out / p).read_bytes() for p in written}
+    assert main(["build", "--config", config.path, "--out", str(out)]) == 0
+    assert {p: (out / p).read_bytes() for p in written} == first
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site")]

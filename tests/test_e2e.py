@@ -1,0 +1,215 @@
+"""End to end: the real `feedsvc serve` on a free loopback port, read the way readers do."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import feedparser
+import pytest
+import requests
+import yaml
+
+from conftest import SAMPLE_SHAPED, write_article
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Server:
+    """`feedsvc serve` in a child process; its log goes to a file beside the config."""
+
+    def __init__(self, config: Path, port: int, log: Path) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "feedsvc.cli",
+                    "serve",
+                    "--config",
+                    str(config),
+                    "--port",
+                    str(port),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(log.read_text(encoding="utf-8", errors="replace"))
+            try:
+                if requests.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=10)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
+    port = free_port()
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    (articles / "2021-10-24-brokerage-day.txt").write_text(SAMPLE_SHAPED, encoding="utf-8")
+    write_article(
+        articles,
+        "blog/etag.md",
+        "ETags let pollers skip **unchanged** feeds.",
+        title="Polling politely",
+        date="2022-05-09T14:00:00+08:00",
+        categories=["Engineering"],
+        tags=["http"],
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "site": {
+                    "title": "E2E Newsroom",
+                    "base_url": f"http://127.0.0.1:{port}",
+                    "timezone": "Asia/Shanghai",
+                },
+                "sources": [{"name": "articles", "path": "articles"}],
+                "reload": {"interval_seconds": 1},
+                "server": {"workers": 1, "threads": 2},
+            },
+            allow_unicode=True,
+        ),
+        encoding="utf-8",
+    )
+    running = Server(config, port, tmp_path / "serve.log")
+    yield running, articles
+    running.stop()
+
+
+def test_reader_subscribes_polls_and_sees_new_articles(server: tuple[Server, Path]) -> None:
+    srv, articles = server
+    feed = feedparser.parse(srv.base + "/feed.atom")
+    assert not feed.bozo, feed.get("bozo_exception")
+    assert feed.status == 200
+    sample = next(e for e in feed.entries if e.title.startswith("钱塘证券"))
+    assert sample.author == "财联社"
+    assert sample.published == "2021-10-24T11:30:58+00:00"
+    assert "金融" in [t.term for t in sample.tags]
+
+    path = "/categories/" + "/".join(quote(s) for s in ["金融", "财联社", "深度"]) + "/feed.atom"
+    category = feedparser.parse(srv.base + path)
+    assert not category.bozo
+    assert category.feed.title == "E2E Newsroom — 金融 / 财联社 / 深度"
+    assert [e.title for e in category.entries] == [sample.title]
+
+    again = feedparser.parse(srv.base + "/feed.atom", etag=feed.etag)
+    assert again.status == 304
+    plain = requests.get(
+        srv.base + "/feed.rss",
+        headers={
+            "If-None-Match": '"x", '
+            + requests.get(srv.base + "/feed.rss", timeout=5).headers["ETag"]
+        },
+        timeout=5,
+    )
+    assert plain.status_code == 304 and plain.content == b""
+
+    write_article(
+        articles,
+        "blog/new.md",
+        "Fresh.",
+        title="Dropped in while serving",
+        date="2022-06-01T08:00:00Z",
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        polled = feedparser.parse(srv.base + "/feed.atom", etag=feed.etag)
+        if polled.status == 200 and "Dropped in while serving" in [e.title for e in polled.entries]:
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("the new article never appeared")
+    assert polled.etag != feed.etag
+    assert srv.stop() == 0
+
+
+def test_broken_file_is_reported_and_the_rest_still_served(server: tuple[Server, Path]) -> None:
+    srv, articles = server
+    (articles / "broken.md").write_bytes(b"---\ntitle: [oops\n---\n\xff\xfe")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        health = requests.get(srv.base + "/healthz", timeout=5).json()
+        if health["problems"]:
+            break
+        time.sleep(0.3)
+    assert health["status"] == "degraded"
+    assert health["problems"][0]["path"].endswith("broken.md")
+    assert len(feedparser.parse(srv.base + "/feed.rss").entries) == 2
+
+
+def test_second_serve_on_a_taken_port_exits_2(server: tuple[Server, Path], tmp_path: Path) -> None:
+    srv, _ = server
+    port = srv.base.rsplit(":", 1)[1]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedsvc.cli",
+            "serve",
+            "--config",
+            str(tmp_path / "config.yaml"),
+            "--port",
+            port,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "address already in use" in result.stderr
+
+
+def test_repository_samples_are_served_without_drafts_or_future_posts(tmp_path: Path) -> None:
+    port = free_port()
+    srv = Server(ROOT / "config.yaml", port, tmp_path / "serve.log")
+    try:
+        feed = feedparser.parse(srv.base + "/feed.atom")
+        rss = feedparser.parse(srv.base + "/feed.rss")
+        health = requests.get(srv.base + "/healthz", timeout=5).json()
+    finally:
+        assert srv.stop() == 0
+    assert not feed.bozo and not rss.bozo
+    titles = [e.title for e in feed.entries]
+    assert len(titles) >= 12
+    assert [e.title for e in rss.entries] == titles
+    assert not any("0.9" in t or "Next Century" in t for t in titles)
+    assert health["problems"] == []
+    assert any(is_cjk(t) for t in titles) and any(t.isascii() for t in titles)
+
+
+def is_cjk(title: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in title)
