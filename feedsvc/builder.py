@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import mimetypes
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
 
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from feedsvc.config import Config
-from feedsvc.content import summarize
 from feedsvc.dates import EPOCH
-from feedsvc.model import Article, Document
+from feedsvc.model import Article, Author, Document
 from feedsvc.urls import join_url, slugize
 
 MEDIA_TYPES = {
@@ -82,7 +86,7 @@ def render_feed(node: FeedNode, fmt: str, config: Config) -> Document:
     path = f"{node.directory}/feed.{fmt}".lstrip("/")
     generator = _feed_generator(node, fmt, path, updated, config)
     for article in entries:
-        _add_entry(generator, article)
+        _add_entry(generator, article, full=config.feeds.content == "full")
     body = generator.rss_str(pretty=True) if fmt == "rss" else generator.atom_str(pretty=True)
     return make_document(path, MEDIA_TYPES[fmt], body, updated)
 
@@ -104,6 +108,10 @@ def _feed_generator(
     site = config.site
     generator = FeedGenerator()
     generator.load_extension("dc", atom=False, rss=True)
+    generator.load_extension("media", atom=False, rss=True)
+    generator.register_extension(
+        "links", _LinksExtension, _EntryLinksExtension, atom=True, rss=False
+    )
     self_url = join_url(site.base_url, path)
     home = join_url(site.home, node.directory + "/") if node.directory else site.home
     generator.id(self_url)
@@ -125,7 +133,7 @@ def _feed_generator(
     return generator
 
 
-def _add_entry(generator: FeedGenerator, article: Article) -> None:
+def _add_entry(generator: FeedGenerator, article: Article, *, full: bool) -> None:
     entry = generator.add_entry(order="append")
     entry.id(article.id)
     entry.guid(article.id, permalink=False)
@@ -135,22 +143,67 @@ def _add_entry(generator: FeedGenerator, article: Article) -> None:
     entry.updated(article.updated)
     entry.author([_author(a) for a in article.authors])
     entry.dc.dc_creator([a.name for a in article.authors])
-    entry.description(summarize(article.content_html) or article.title)
-    entry.summary(summarize(article.content_html) or article.title)
-    entry.content(article.content_html, type="html")
+    summary = article.summary or article.title
+    entry.description(summary)
+    entry.summary(summary)
+    if full:
+        entry.content(article.content_html, type="html")
     for name in _category_names(article):
         entry.category(term=name, label=name)
+    links = [{"href": article.link, "rel": "alternate", "type": "text/html"}]
+    if article.image:
+        media_type = image_type(article.image)
+        # RSS 2.0 requires length; 0 is the RSS Best Practices Profile's "unknown".
+        entry.enclosure(article.image, 0, media_type)
+        entry.media.content({"url": article.image, "medium": "image", "type": media_type})
+        entry.media.thumbnail({"url": article.image})
+        links.append({"href": article.image, "rel": "enclosure", "type": media_type, "length": "0"})
+    entry.links.links = links
 
 
-def _author(author: object) -> Mapping[str, str]:
-    name = getattr(author, "name", "")
-    email = getattr(author, "email", None)
-    url = getattr(author, "url", None)
-    fields = {"name": name}
-    if email:
-        fields["email"] = email
-    if url:
-        fields["uri"] = url
+def image_type(url: str) -> str:
+    """The media type of an image URL, guessed from its path."""
+    guessed, _ = mimetypes.guess_type(urlsplit(url).path)
+    return guessed if guessed and guessed.startswith("image/") else "application/octet-stream"
+
+
+class _LinksExtension(BaseExtension):  # type: ignore[misc]
+    """Feed half of the entry-links workaround below; adds nothing at feed level."""
+
+
+class _EntryLinksExtension(BaseEntryExtension):  # type: ignore[misc]
+    """Writes Atom entry links with their attributes.
+
+    feedgen 1.0.0 drops `rel`, `type` and `length` from Atom entry links (it reads
+    them from the new element instead of the link's dict), so an enclosure becomes
+    a second alternate link that validators reject. This rewrites the links the
+    entry already wrote, in place, from the list the builder sets.
+    """
+
+    def __init__(self) -> None:
+        self.links: list[dict[str, str]] = []
+
+    def extend_atom(self, entry: Any) -> Any:
+        # feedgen builds Atom elements without a namespace and declares the
+        # Atom namespace as the document default when it serializes.
+        written = entry.findall("link")
+        if not written:
+            return entry
+        position = list(entry).index(written[0])
+        for element in written:
+            entry.remove(element)
+        for offset, link in enumerate(self.links):
+            element = etree.Element("link", link)
+            entry.insert(position + offset, element)
+        return entry
+
+
+def _author(author: Author) -> Mapping[str, str]:
+    fields = {"name": author.name}
+    if author.email:
+        fields["email"] = author.email
+    if author.url:
+        fields["uri"] = author.url
     return fields
 
 

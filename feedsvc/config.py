@@ -104,6 +104,7 @@ class FeedsConfig:
 
     formats: tuple[str, ...] = _doc(("rss", "atom"), "formats built for every feed")
     limit: int = _checked(50, _positive, "entries per feed")
+    content: str = _checked("full", _one_of("full", "summary"), "full content or summary only")
     category_hierarchy: bool = _doc(True, "a post is in every ancestor category")
     category_map: Mapping[str, str] = field(
         default_factory=lambda: types.MappingProxyType({}), metadata={"doc": "name -> slug"}

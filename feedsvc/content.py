@@ -1,24 +1,41 @@
-"""Article bodies to HTML: Markdown rendering and the HTML/Markdown decision."""
+"""Article bodies to safe HTML: Markdown rendering, sanitizing, absolute URLs, plain text."""
 
 from __future__ import annotations
 
 import re
 from html import unescape
+from urllib.parse import urljoin
 
+import nh3
 from markdown_it import MarkdownIt
+
+from feedsvc.urls import to_uri
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
+MORE_MARKER = re.compile(r"<!--\s*more\s*-->", re.IGNORECASE)
 
 # CommonMark with GFM tables and strikethrough; raw HTML inside Markdown is
-# kept, as Hexo and Jekyll keep it.
+# kept, as Hexo and Jekyll keep it, and made safe by sanitize_html afterwards.
 _markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 _STARTS_WITH_TAG = re.compile(r"\A\s*<(?:!--|[a-zA-Z][a-zA-Z0-9-]*[\s/>])")
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
+# XML 1.0 §2.2 Char: no C0 controls but tab/LF/CR, no surrogates, no U+FFFE/U+FFFF.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_TAG = re.compile(r"</?[a-zA-Z][^<>]*>|<!--.*?-->", re.DOTALL)
+_BLOCK_END = re.compile(r"</(?:p|div|h[1-6]|li|blockquote|pre|tr)>|<br\s*/?>", re.IGNORECASE)
+_FIRST_PARAGRAPH = re.compile(r"<p[\s>].*?</p>", re.IGNORECASE | re.DOTALL)
+
+_URL_ATTRIBUTES = frozenset({"href", "src", "cite"})
+_ALLOWED_ATTRIBUTES = {
+    **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
+    "a": {"href", "hreflang", "title"},
+    "img": {"alt", "src", "width", "height", "title"},
+    "*": {"lang", "dir"},
+}
 
 
 def render_body(body: str, suffix: str) -> str:
-    """Return the HTML of an article body, by file suffix and by what the body is.
+    """Return the (unsanitized) HTML of an article body, by file suffix and by what it is.
 
     `.md`/`.markdown` are Markdown; `.html`/`.htm` are HTML; anything else
     (Hexo scrapers write `.txt`) is HTML when it starts with a tag, else Markdown.
@@ -34,27 +51,60 @@ def is_html(body: str) -> bool:
     return _STARTS_WITH_TAG.match(body) is not None
 
 
+def sanitize_html(html: str, base_url: str) -> str:
+    """Make untrusted HTML inert and self-contained.
+
+    nh3 (the Ammonia sanitizer) keeps a safe subset: no script, style, iframe or
+    object, no event handlers, only http, https and mailto URLs. Relative
+    `href`/`src` are resolved against `base_url`, since a feed is read far from
+    the page its links were written for.
+    """
+
+    def absolutize(tag: str, attribute: str, value: str) -> str | None:
+        if attribute in _URL_ATTRIBUTES:
+            return to_uri(urljoin(base_url, value.strip()))
+        return value
+
+    return nh3.clean(
+        strip_xml_illegal(html),
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        attribute_filter=absolutize,
+        link_rel="noopener noreferrer",
+        # Dropped with their content, not just unwrapped.
+        clean_content_tags={"script", "style", "iframe", "object", "embed", "noscript"},
+    ).strip()
+
+
 def strip_xml_illegal(text: str) -> str:
     """Remove characters that XML 1.0 §2.2 does not allow in a document."""
     return _XML_ILLEGAL.sub("", text)
 
 
-_TAG = re.compile(r"<[^>]*>")
-_BLOCK_END = re.compile(r"</(?:p|div|h[1-6]|li|blockquote|pre|tr)>|<br\s*/?>", re.IGNORECASE)
+def plain_text(text: str) -> str:
+    """A title or name as plain text: tags removed, entities decoded, whitespace collapsed."""
+    return " ".join(unescape(_TAG.sub("", strip_xml_illegal(text))).split())
 
 
 def html_to_text(html: str) -> str:
     """Plain text of an HTML fragment, block ends as spaces, entities decoded."""
-    text = _TAG.sub("", _BLOCK_END.sub(" ", html))
-    return " ".join(unescape(text).split())
+    return plain_text(_BLOCK_END.sub(" ", html))
 
 
-def summarize(html: str, limit: int = 280) -> str:
-    """A plain-text excerpt of at most `limit` characters, cut at a word when it can be."""
-    text = html_to_text(html)
+def excerpt_html(html: str) -> str:
+    """The lead of a body: the part before `<!-- more -->`, else its first paragraph."""
+    marker = MORE_MARKER.search(html)
+    if marker:
+        return html[: marker.start()]
+    paragraph = _FIRST_PARAGRAPH.search(html)
+    return paragraph.group(0) if paragraph else html
+
+
+def truncate(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary when one is near, with an ellipsis."""
     if len(text) <= limit:
         return text
-    cut = text[:limit]
+    cut = text[: limit - 1]
     space = cut.rfind(" ")
     if space > limit * 0.6:
         cut = cut[:space]

@@ -49,6 +49,8 @@ class Article:
     authors: tuple[Author, ...] = ()
     categories: tuple[tuple[str, ...], ...] = ()
     tags: tuple[str, ...] = ()
+    summary: str = ""
+    image: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

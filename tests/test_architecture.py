@@ -13,7 +13,8 @@ LAYERS = [
     ["feedsvc.model"],
     ["feedsvc.dates"],
     ["feedsvc.config"],
-    ["feedsvc.urls", "feedsvc.content"],
+    ["feedsvc.urls"],
+    ["feedsvc.content"],
     ["feedsvc.sources", "feedsvc.sources.post"],
     ["feedsvc.sources.directory"],
     ["feedsvc.builder"],
@@ -31,6 +32,8 @@ OWNERS = {
     "granian": "feedsvc.cli",
     "frontmatter": "feedsvc.sources.post",
     "markdown_it": "feedsvc.content",
+    "nh3": "feedsvc.content",
+    "lxml": "feedsvc.builder",
 }
 
 

@@ -66,10 +66,18 @@ def test_bom_and_crlf_are_tolerated(config: Config, articles_dir: Path) -> None:
     assert "\r" not in article.content_html
 
 
-def test_not_utf8_file_is_a_problem(config: Config, articles_dir: Path) -> None:
+def test_gbk_file_is_read_as_gb18030_with_a_warning(config: Config, articles_dir: Path) -> None:
+    text = "---\ntitle: 央行降准\ndate: 2021-12-06\n---\n正文\n"
+    (articles_dir / "gbk.md").write_bytes(text.encode("gbk"))
+    result = source_for(config).read()
+    assert [a.title for a in result.articles] == ["央行降准"]
+    assert [str(p) for p in result.problems] == ["articles/gbk.md:2: not UTF-8; read as GB18030"]
+
+
+def test_text_in_neither_encoding_is_a_problem(config: Config, articles_dir: Path) -> None:
     (articles_dir / "latin.md").write_bytes(b"---\ntitle: caf\xe9\n---\nbody\n")
     [problem] = source_for(config).read().problems
-    assert str(problem) == "articles/latin.md:2: not valid UTF-8"
+    assert str(problem) == "articles/latin.md:2: neither UTF-8 nor GB18030 text"
 
 
 def test_file_over_max_bytes_is_refused(make_config: Callable[..., Config], tmp_path: Path) -> None:

@@ -132,35 +132,28 @@ class DirectorySource:
         mtime = datetime.fromtimestamp(info.st_mtime, tz=UTC).replace(microsecond=0)
         ctx = PostContext(self.config.name, relpath, display, self.site, self.tz, mtime)
         try:
-            text = self._read_text(relpath, info, display)
-            article, warnings = read_post(text, ctx)
+            data = self._read_bytes(relpath, info, display)
         except ArticleError as exc:
-            problem = Problem(exc.path, exc.line, exc.reason)
+            problems: tuple[Problem, ...] = (Problem(exc.path, exc.line, exc.reason),)
+            article = None
+        else:
+            article, problems = parse_post_bytes(data, ctx)
+        for problem in problems:
             logger.warning("%s", problem)
-            return _Cached(key, None, (problem,))
-        for warning in warnings:
-            logger.warning("%s", warning)
-        return _Cached(key, article, warnings)
+        return _Cached(key, article, problems)
 
-    def _read_text(self, relpath: str, info: os.stat_result, display: str) -> str:
-        if info.st_size > self.config.max_bytes:
-            raise ArticleError(
-                display, 1, f"file is {info.st_size} bytes, over max_bytes {self.config.max_bytes}"
-            )
+    def _read_bytes(self, relpath: str, info: os.stat_result, display: str) -> bytes:
+        limit = self.config.max_bytes
+        if info.st_size > limit:
+            raise ArticleError(display, 1, f"file is {info.st_size} bytes, over max_bytes {limit}")
         try:
             with open(self.root / relpath, "rb") as handle:
-                data = handle.read(self.config.max_bytes + 1)
+                data = handle.read(limit + 1)  # never more than the cap, even if it grew
         except OSError as exc:
             raise ArticleError(display, 1, f"cannot read: {exc.strerror or exc}") from None
-        if len(data) > self.config.max_bytes:
-            raise ArticleError(display, 1, f"file grew over max_bytes {self.config.max_bytes}")
-        if b"\x00" in data:
-            raise ArticleError(display, 1, "binary file (contains NUL bytes)")
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise ArticleError(display, line, "not valid UTF-8") from None
+        if len(data) > limit:
+            raise ArticleError(display, 1, f"file grew over max_bytes {limit}")
+        return data
 
     def _display(self, relpath: str) -> str:
         full = os.path.join(self.root, relpath)
@@ -174,3 +167,29 @@ def _is_hidden(name: str) -> bool:
 
 def _is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def parse_post_bytes(data: bytes, ctx: PostContext) -> tuple[Article | None, tuple[Problem, ...]]:
+    """A file's bytes -> (article, or None for drafts and failures; its problems). Never raises."""
+    try:
+        text, encoding_warnings = decode_text(data, ctx.display_path)
+        article, warnings = read_post(text, ctx)
+    except ArticleError as exc:
+        return None, (Problem(exc.path, exc.line, exc.reason),)
+    return article, encoding_warnings + warnings
+
+
+def decode_text(data: bytes, display: str) -> tuple[str, tuple[Problem, ...]]:
+    """Decode UTF-8 (BOM tolerated), else GB18030 with a warning; ArticleError otherwise."""
+    if b"\x00" in data:
+        raise ArticleError(display, 1, "binary file (contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig"), ()
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+    # Files from Chinese Windows tools are often GBK; GB18030 is its superset.
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise ArticleError(display, line, "neither UTF-8 nor GB18030 text") from None
+    return text, (Problem(display, line, "not UTF-8; read as GB18030", "warning"),)

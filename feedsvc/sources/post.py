@@ -7,16 +7,26 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urljoin
 
 import frontmatter.default_handlers
 import yaml
 
 from feedsvc.config import SiteConfig
-from feedsvc.content import render_body, strip_xml_illegal
+from feedsvc.content import (
+    excerpt_html,
+    html_to_text,
+    plain_text,
+    render_body,
+    sanitize_html,
+    truncate,
+)
 from feedsvc.dates import to_utc
 from feedsvc.errors import ArticleError
 from feedsvc.model import Article, Author, Problem
 from feedsvc.urls import entry_id, expand_permalink, explicit_id, is_absolute, slugize, to_uri
+
+SUMMARY_LIMIT = 300  # characters of plain text in an entry summary
 
 # A YAML document may not expand (through aliases) to more nodes than this:
 # a "billion laughs" header is refused before anything walks it.
@@ -166,7 +176,7 @@ def _text(value: Any, ctx: PostContext) -> str | None:
     if value is None:
         return None
     if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return strip_xml_illegal(" ".join(str(value).split())) or None
+        return plain_text(str(value)) or None
     raise ValueError(f"expected text, got {type(value).__name__}")
 
 
@@ -196,6 +206,8 @@ def _names(value: Any, ctx: PostContext) -> tuple[str, ...]:
 
 def _categories(value: Any, ctx: PostContext) -> tuple[tuple[str, ...], ...]:
     """Hexo semantics: a list is one hierarchy; a list of lists is several."""
+    if value is not None and not isinstance(value, str | list):
+        raise ValueError(f"expected a name or a list of names, got {value!r}")
     if isinstance(value, list) and any(isinstance(v, list) for v in value):
         paths = [_names(v, ctx) for v in value]
     else:
@@ -232,6 +244,15 @@ def _url(value: Any, ctx: PostContext) -> str | None:
     return url
 
 
+def _image(value: Any, ctx: PostContext) -> str | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, dict):
+        value = value.get("url") or value.get("src")
+    url = _text(value, ctx)
+    return to_uri(urljoin(ctx.site.home.rstrip("/") + "/", url)) if url else None
+
+
 FIELDS: tuple[tuple[str, tuple[str, ...], Reader], ...] = (
     ("title", ("title",), _text),
     ("published", ("date",), _date),
@@ -243,6 +264,8 @@ FIELDS: tuple[tuple[str, tuple[str, ...], Reader], ...] = (
     ("slug", ("slug",), _text),
     ("permalink", ("permalink",), _text),
     ("link", ("link",), _url),
+    ("summary", ("description", "excerpt", "summary"), _text),
+    ("image", ("headimg", "thumbnail", "cover", "image", "images"), _image),
     ("draft", ("draft",), _flag),
     ("hidden", ("hidden",), _flag),
     ("published_flag", ("published",), _flag),
@@ -276,8 +299,8 @@ def _assemble(values: dict[str, Any], body: str, ctx: PostContext) -> Article:
         else entry_id(ctx.site.base_url, ctx.source, ctx.relpath)
     )
     slug = slugize(values["slug"] or stem)
-    if values["link"]:
-        link = to_uri(values["link"])
+    if values["link"] or (values["permalink"] and is_absolute(values["permalink"])):
+        link = to_uri(values["link"] or values["permalink"])
     else:
         pattern = values["permalink"] or ctx.site.permalink
         category = slugize(categories[0][-1]) if categories else "uncategorized"
@@ -290,6 +313,8 @@ def _assemble(values: dict[str, Any], body: str, ctx: PostContext) -> Article:
             category=category,
             ident=ident,
         )
+    content = sanitize_html(render_body(body, suffix), link)
+    summary = values["summary"] or html_to_text(excerpt_html(content))
     return Article(
         id=ident,
         source=ctx.source,
@@ -298,8 +323,10 @@ def _assemble(values: dict[str, Any], body: str, ctx: PostContext) -> Article:
         link=link,
         published=published,
         updated=updated,
-        content_html=strip_xml_illegal(render_body(body, suffix)),
+        content_html=content,
         authors=values["authors"] or (Author(ctx.site.default_author),),
         categories=categories,
         tags=values["tags"],
+        summary=truncate(summary, SUMMARY_LIMIT),
+        image=values["image"],
     )
