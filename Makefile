@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: run test lint check build clean
+.PHONY: run test lint check build golden clean
 
 $(BIN)/feedsvc: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ test: $(BIN)/feedsvc  ## the whole suite
 lint: $(BIN)/feedsvc  ## ruff and mypy --strict
 	$(BIN)/ruff check feedsvc tests
 	$(BIN)/mypy
+
+golden: $(BIN)/feedsvc  ## rewrite the golden expectations under tests/data; review the diff
+	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_sources_post.py
 
 check: $(BIN)/feedsvc  ## validate config.yaml and every source
 	$(BIN)/feedsvc check --config $(CONFIG)

@@ -139,3 +139,54 @@ def test_empty_site_is_a_valid_feed(config: Config) -> None:
     assert sorted(docs) == ["feed.atom", "feed.rss"]
     parsed = feedparser.parse(docs["feed.atom"].body)
     assert not parsed.bozo and parsed.entries == []
+
+
+def test_image_is_an_rss_enclosure_and_media_content(config: Config) -> None:
+    image = "https://img.example.cn/images/20211206/Rr05cUtBk3.png"
+    body = build_documents([article(1, image=image)], config)["feed.rss"].body
+    assert f'<enclosure url="{image}" length="0" type="image/png"/>'.encode() in body
+    assert f'<media:content url="{image}" type="image/png" medium="image"/>'.encode() in body
+    assert f'<media:thumbnail url="{image}"/>'.encode() in body
+    [entry] = feedparser.parse(body).entries
+    assert entry.enclosures[0].href == image
+
+
+def test_atom_entry_links_keep_rel_type_and_length(config: Config) -> None:
+    image = "https://cdn.example.org/covers/a.webp"
+    body = build_documents([article(1, image=image)], config)["feed.atom"].body
+    assert f'<link href="{article(1).link}" rel="alternate" type="text/html"/>'.encode() in body
+    assert f'<link href="{image}" rel="enclosure" type="image/webp" length="0"/>'.encode() in body
+    [entry] = feedparser.parse(body).entries
+    assert entry.link == article(1).link
+    assert [e.href for e in entry.enclosures] == [image]
+
+
+def test_feedgen_still_drops_atom_entry_link_attributes() -> None:
+    """Pins the feedgen 1.0.0 defect the builder works around; when this fails, drop the fix."""
+    from feedgen.feed import FeedGenerator
+
+    generator = FeedGenerator()
+    generator.id("urn:x")
+    generator.title("t")
+    generator.updated(T0)
+    entry = generator.add_entry()
+    entry.id("urn:y")
+    entry.title("e")
+    entry.updated(T0)
+    entry.content("c")
+    entry.link(href="https://a.example/img.png", rel="enclosure", type="image/png", length="0")
+    assert b'<link href="https://a.example/img.png"/>' in generator.atom_str()
+
+
+def test_summary_mode_leaves_out_full_content(make_config: Callable[..., Config]) -> None:
+    config = make_config(feeds={"content": "summary"})
+    docs = build_documents([article(1, summary="Short lead.")], config)
+    for fmt in ("rss", "atom"):
+        body = docs[f"feed.{fmt}"].body
+        assert b"Body of post 1" not in body
+        [entry] = feedparser.parse(body).entries
+        assert entry.summary == "Short lead."
+    assert b"<content:encoded>" not in docs["feed.rss"].body
+    full = build_documents([article(1, summary="Short lead.")], make_config())
+    assert b"Body of post 1" in full["feed.rss"].body
+    assert b"<description>Short lead.</description>" in full["feed.rss"].body

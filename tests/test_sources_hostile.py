@@ -1,0 +1,215 @@
+"""Hostile and broken files: each is one `path:line: reason` problem; nothing else is lost."""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from feedsvc.config import Config
+from feedsvc.dates import load_timezone
+from feedsvc.refresh import Refresher
+from feedsvc.sources.directory import DirectorySource, parse_post_bytes
+from feedsvc.sources.post import PostContext
+from feedsvc.store import Store
+
+from conftest import write_article
+from test_sources_post import CONFIG, MTIME
+
+LAUGHS = (
+    "---\n"
+    + "\n".join(
+        [
+            'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+            *(
+                f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]"
+                for i in range(8)
+            ),
+            "title: *i",
+        ]
+    )
+    + "\n---\nbody\n"
+)
+
+# name -> (file bytes, expected line, expected reason fragment)
+HOSTILE: dict[str, tuple[bytes, int, str]] = {
+    "malformed.md": (b"---\ntitle: ok\ntags: [a, b\n---\nx\n", 4, "invalid YAML front matter"),
+    "list-header.md": (b"---\n- a\n- b\n---\nx\n", 1, "not a mapping"),
+    "scalar-header.md": (b"---\njust text\n---\nx\n", 1, "not a mapping"),
+    "empty.md": (b"", 1, "empty file"),
+    "blank.md": (b"\n\n  \n", 1, "empty file"),
+    "no-header.md": (b"# Only a heading\n\nNo front matter.\n", 1, "no YAML front matter"),
+    "unclosed.md": (b"---\ntitle: never closed\n", 1, "not closed"),
+    "binary.md": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 1, "binary file"),
+    "latin1.md": (b"---\ntitle: ok\n---\nna\xefve caf\xe9\n", 4, "neither UTF-8 nor GB18030"),
+    "python-tag.md": (
+        b'---\ntitle: !!python/object/apply:os.system ["touch /tmp/feedsvc-pwned"]\n---\nx\n',
+        2,
+        "invalid YAML front matter",
+    ),
+    "custom-tag.md": (b"---\ntitle: !vault secret\n---\nx\n", 2, "invalid YAML front matter"),
+    "laughs.md": (LAUGHS.encode(), 1, "expands (YAML aliases) beyond the limit"),
+    "deep.md": (b"---\ntitle: " + b"[" * 5000 + b"]" * 5000 + b"\n---\nx\n", 2, "nesting depth"),
+    "title-list.md": (b"---\ntitle: [a, b]\ndate: 2022-01-01\n---\nx\n", 2, "title: expected text"),
+    "bad-date.md": (b"---\ntitle: t\ndate: 2021-13-45\n---\nx\n", 3, "month must be in 1..12"),
+    "bad-date-text.md": (b"---\ntitle: t\ndate: yesterday\n---\nx\n", 3, "date: not a date"),
+    "categories-number.md": (b"---\ntitle: t\ncategories: 42\n---\nx\n", 3, "categories:"),
+    "draft-not-bool.md": (b"---\ntitle: t\ndraft: maybe\n---\nx\n", 3, "draft: expected true"),
+    "relative-link.md": (b"---\ntitle: t\nlink: /local\n---\nx\n", 3, "expected an absolute URL"),
+}
+
+
+def ctx(name: str) -> PostContext:
+    return PostContext("articles", name, name, CONFIG.site, load_timezone("UTC"), MTIME)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_file_is_one_located_problem(name: str) -> None:
+    data, line, reason = HOSTILE[name]
+    article, problems = parse_post_bytes(data, ctx(name))
+    assert article is None
+    [problem] = problems
+    assert problem.severity == "error"
+    assert (problem.path, problem.line) == (name, line), str(problem)
+    assert reason in problem.message
+
+
+def test_no_yaml_tag_is_ever_constructed() -> None:
+    parse_post_bytes(HOSTILE["python-tag.md"][0], ctx("python-tag.md"))
+    assert not Path("/tmp/feedsvc-pwned").exists()
+
+
+def test_billion_laughs_is_refused_fast_and_small() -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    parse_post_bytes(LAUGHS.encode(), ctx("laughs.md"))
+    assert time.perf_counter() - started < 1.0
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 50_000
+
+
+def test_inert_content_and_clean_text(config: Config) -> None:
+    data = (
+        b'---\ntitle: "<b>Bold</b> claim\\x07 & more"\nauthor: "Eve\\x0b"\n---\n'
+        b'<p onmouseover="x()">Hi<script>alert(1)</script><iframe src="https://e.example/">'
+        b'</iframe><a href="javascript:alert(1)">j</a><a href="vbscript:x">v</a>'
+        b'<img src="data:image/png;base64,AAAA" onerror="x()"><style>*{}</style></p>\n'
+    )
+    article, problems = parse_post_bytes(data, ctx("inert.html"))
+    assert problems[0].message.startswith("no date")
+    assert article is not None
+    assert article.title == "Bold claim & more"
+    assert article.authors[0].name == "Eve"
+    html = article.content_html.lower()
+    for banned in (
+        "script",
+        "iframe",
+        "onmouseover",
+        "onerror",
+        "javascript:",
+        "vbscript:",
+        "data:",
+        "style",
+        "alert",
+    ):
+        assert banned not in html, banned
+
+
+def test_very_long_title_is_kept_whole() -> None:
+    title = "长" * 20_000
+    data = f"---\ntitle: {title}\ndate: 2022-01-01\n---\nx\n".encode()
+    article, _ = parse_post_bytes(data, ctx("long.md"))
+    assert article is not None and article.title == title
+
+
+def test_whole_hostile_corpus_leaves_the_good_file_published(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    config = make_config(sources=[{"name": "articles", "path": "articles", "max_bytes": 100_000}])
+    root = tmp_path / "articles"
+    for name, (data, _, _) in HOSTILE.items():
+        (root / name).write_bytes(data)
+    (root / "huge.md").write_bytes(b"---\ntitle: big\n---\n" + b"x" * 200_000)
+    write_article(root, "good.md", title="Still here", date="2022-01-01")
+    store = Store()
+    summary = Refresher(config, store).refresh()
+    assert summary.articles == 1
+    reported = {p.path.removeprefix("articles/") for p in store.current.problems}
+    assert reported == {*HOSTILE, "huge.md"}
+    assert b"Still here" in store.current.documents["feed.rss"].body
+
+
+def test_huge_file_is_not_read_whole(make_config: Callable[..., Config], tmp_path: Path) -> None:
+    config = make_config(sources=[{"name": "articles", "path": "articles", "max_bytes": 1000}])
+    (tmp_path / "articles" / "huge.md").write_bytes(b"---\ntitle: x\n---\n" + b"y" * 10_000_000)
+    source = DirectorySource(config.sources[0], config.site, tmp_path)
+    started = time.perf_counter()
+    [problem] = source.read().problems
+    assert "over max_bytes 1000" in problem.message
+    assert time.perf_counter() - started < 0.5
+
+
+yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+fields = st.sampled_from(
+    [
+        "title",
+        "date",
+        "updated",
+        "lastmod",
+        "author",
+        "categories",
+        "category",
+        "tags",
+        "keywords",
+        "id",
+        "slug",
+        "permalink",
+        "link",
+        "draft",
+        "published",
+        "headimg",
+        "images",
+        "summary",
+        "description",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(fields | st.text(max_size=8), yaml_values, max_size=8), st.text())
+def test_random_front_matter_gives_an_article_or_a_problem(meta: dict, body: str) -> None:
+    import yaml
+
+    text = "---\n" + yaml.safe_dump(meta, allow_unicode=True) + "---\n" + body
+    article, problems = parse_post_bytes(text.encode("utf-8", "surrogatepass"), ctx("p.md"))
+    assert article is not None or problems or meta.get("draft") or meta.get("published") is False
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_random_bytes_give_an_article_or_a_problem(data: bytes) -> None:
+    article, problems = parse_post_bytes(data, ctx("r.txt"))
+    assert article is not None or problems or b"draft" in data or b"published" in data
+
+
+def test_check_prints_every_hostile_file_with_its_line(
+    make_config: Callable[..., Config], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from feedsvc.cli import main
+
+    config = make_config()
+    for name, (data, _, _) in HOSTILE.items():
+        (tmp_path / "articles" / name).write_bytes(data)
+    assert main(["check", "--config", config.path]) == 1
+    out = capsys.readouterr().out
+    for name, (_, line, _) in HOSTILE.items():
+        assert f"articles/{name}:{line}: " in out

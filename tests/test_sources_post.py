@@ -1,0 +1,70 @@
+"""Golden pairs: each file in data/posts and the article it must give (data/posts/*.json).
+
+`make golden` (UPDATE_GOLDEN=1) rewrites the expectations; review the diff before committing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedsvc.config import parse_config
+from feedsvc.dates import load_timezone
+from feedsvc.model import Article
+from feedsvc.sources.directory import parse_post_bytes
+from feedsvc.sources.post import PostContext
+
+POSTS = Path(__file__).parent / "data" / "posts"
+CONFIG = parse_config(
+    """
+site:
+  base_url: http://127.0.0.1:8080
+  link: https://news.example.cn/
+  author: 编辑部
+  timezone: Asia/Shanghai
+sources: [{name: articles, path: articles}]
+""",
+    POSTS / "config.yaml",
+)
+MTIME = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def context(relpath: str) -> PostContext:
+    site = CONFIG.site
+    return PostContext("articles", relpath, relpath, site, load_timezone(site.timezone), MTIME)
+
+
+def as_json(article: Article | None, problems: tuple[Any, ...]) -> dict[str, Any]:
+    result: dict[str, Any] = {"problems": [str(p) for p in problems]}
+    if article is not None:
+        result["article"] = {
+            "id": article.id,
+            "title": article.title,
+            "link": article.link,
+            "published": article.published.isoformat(),
+            "updated": article.updated.isoformat(),
+            "authors": [[a.name, a.email, a.url] for a in article.authors],
+            "categories": [list(path) for path in article.categories],
+            "tags": list(article.tags),
+            "image": article.image,
+            "summary": article.summary,
+            "content_html": article.content_html,
+        }
+    return result
+
+
+@pytest.mark.parametrize(
+    "post", sorted(p.name for p in POSTS.iterdir() if p.suffix != ".json"), ids=str
+)
+def test_post_gives_its_golden_article(post: str) -> None:
+    article, problems = parse_post_bytes((POSTS / post).read_bytes(), context(post))
+    actual = as_json(article, problems)
+    golden = POSTS / f"{post}.json"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(json.dumps(actual, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    assert actual == json.loads(golden.read_text(encoding="utf-8"))
