@@ -22,7 +22,7 @@ lint: $(BIN)/feedsvc  ## ruff and mypy --strict
 	$(BIN)/mypy
 
 golden: $(BIN)/feedsvc  ## rewrite the golden expectations under tests/data; review the diff
-	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_sources_post.py
+	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_sources_post.py tests/test_golden.py
 
 check: $(BIN)/feedsvc  ## validate config.yaml and every source
 	$(BIN)/feedsvc check --config $(CONFIG)

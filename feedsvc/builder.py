@@ -1,4 +1,4 @@
-"""Articles -> feed documents. Pure: no I/O, no clock; the only user of feedgen."""
+"""Articles -> every served document. Pure: no I/O, no clock; the only user of feedgen."""
 
 from __future__ import annotations
 
@@ -15,91 +15,133 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feedsvc.config import Config
-from feedsvc.dates import EPOCH
-from feedsvc.model import Article, Author, Document
-from feedsvc.urls import join_url, slugize
+from feedsvc.dates import EPOCH, load_timezone
+from feedsvc.jsonfeed import render_json_feed
+from feedsvc.model import Article, Author, Document, Problem
+from feedsvc.nodes import FeedNode, NodeKeys, collect_nodes, node_title
+from feedsvc.pages import FeedLinks, render_feed_view, render_index, render_opml
+from feedsvc.urls import join_url
 
 MEDIA_TYPES = {
     "rss": "application/rss+xml; charset=utf-8",
     "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
 }
+HTML = "text/html; charset=utf-8"
+OPML = "text/x-opml; charset=utf-8"
+VIEW_NAME = "feed.html"
 GENERATOR_URI = "https://github.com/feedsvc/feedsvc"
+ATOM_NS = "http://www.w3.org/2005/Atom"
 
 
 @dataclass(frozen=True, slots=True)
-class FeedNode:
-    """One feed: the site, or one category node; `directory` is its URL path ('' for the site)."""
+class SiteBuild:
+    """One build: every document by URL path, the feed nodes, and warnings about them."""
 
-    directory: str
-    names: tuple[str, ...]
-    articles: tuple[Article, ...]
+    documents: dict[str, Document]
+    nodes: list[FeedNode]
+    problems: list[Problem]
+
+
+def build_site(
+    articles: Iterable[Article], config: Config, keep: NodeKeys | None = None
+) -> SiteBuild:
+    """Every feed in every format, each feed's HTML view, the index and the OPML."""
+    nodes, problems = collect_nodes(articles, config, keep)
+    tz = load_timezone(config.site.timezone)
+    documents: dict[str, Document] = {}
+    links: list[FeedLinks] = []
+    for node in nodes:
+        feeds = [render_feed(node, fmt, config) for fmt in config.feeds.formats]
+        documents.update((doc.path, doc) for doc in feeds)
+        link = _feed_links(node, config)
+        links.append(link)
+        view = render_feed_view(
+            link,
+            description=config.site.description,
+            language=config.site.language,
+            index_url=join_url(config.site.base_url, "/"),
+            tz=tz,
+        )
+        documents[node.path(VIEW_NAME)] = make_document(
+            node.path(VIEW_NAME), HTML, view, feeds[0].last_modified
+        )
+    newest = max((d.last_modified for d in documents.values()), default=EPOCH)
+    index = render_index(
+        config.site.title,
+        links,
+        description=config.site.description,
+        language=config.site.language,
+        limit=config.feeds.limit,
+        tz=tz,
+    )
+    documents["index.html"] = make_document("index.html", HTML, index, newest)
+    opml = render_opml(config.site.title, config.site.default_author, links)
+    documents["feeds.opml"] = make_document("feeds.opml", OPML, opml, newest)
+    return SiteBuild(documents, nodes, problems)
 
 
 def build_documents(articles: Iterable[Article], config: Config) -> dict[str, Document]:
     """Every document for these articles, keyed by URL path without the leading slash."""
-    documents: dict[str, Document] = {}
-    for node in collect_nodes(articles, config):
-        for fmt in config.feeds.formats:
-            document = render_feed(node, fmt, config)
-            documents[document.path] = document
-    return documents
-
-
-def collect_nodes(articles: Iterable[Article], config: Config) -> list[FeedNode]:
-    """The site feed and every category node, each with its articles newest first."""
-    ordered = sorted(articles, key=_newest_first)
-    members: dict[tuple[str, ...], list[Article]] = {}
-    names: dict[tuple[str, ...], tuple[str, ...]] = {}
-    for article in ordered:
-        for slugs, path in _category_nodes(article, config):
-            bucket = members.setdefault(slugs, [])
-            if not bucket or bucket[-1] is not article:
-                bucket.append(article)
-            names.setdefault(slugs, path)
-    nodes = [FeedNode("", (), tuple(ordered))]
-    for slugs in sorted(members):
-        directory = "categories/" + "/".join(slugs)
-        nodes.append(FeedNode(directory, names[slugs], tuple(members[slugs])))
-    return nodes
-
-
-def _newest_first(article: Article) -> tuple[float, str]:
-    return (-article.published.timestamp(), article.id)
-
-
-def _category_nodes(
-    article: Article, config: Config
-) -> Iterable[tuple[tuple[str, ...], tuple[str, ...]]]:
-    """(slug path, name path) of every node the article belongs to (Hexo hierarchy)."""
-    mapping = config.feeds.category_map
-    for path in article.categories:
-        slugs = tuple(mapping.get(name) or slugize(name) for name in path)
-        depths = range(1, len(path) + 1) if config.feeds.category_hierarchy else [len(path)]
-        for depth in depths:
-            yield slugs[:depth], path[:depth]
+    return build_site(articles, config).documents
 
 
 def render_feed(node: FeedNode, fmt: str, config: Config) -> Document:
-    """Render one node in one format ('rss' or 'atom') as a Document."""
+    """Render one node in one format ('rss', 'atom' or 'json') as a Document."""
     entries = node.articles[: config.feeds.limit]
     updated = max((a.updated for a in entries), default=EPOCH)
-    path = f"{node.directory}/feed.{fmt}".lstrip("/")
-    generator = _feed_generator(node, fmt, path, updated, config)
-    for article in entries:
-        _add_entry(generator, article, full=config.feeds.content == "full")
-    body = generator.rss_str(pretty=True) if fmt == "rss" else generator.atom_str(pretty=True)
-    return make_document(path, MEDIA_TYPES[fmt], body, updated)
+    path = node.path(f"feed.{fmt}")
+    if fmt == "json":
+        body = _json_feed(node, entries, path, config)
+    else:
+        generator = _feed_generator(node, fmt, path, updated, config)
+        for article in entries:
+            _add_entry(generator, article, full=config.feeds.content == "full")
+        body = generator.rss_str(pretty=True) if fmt == "rss" else generator.atom_str(pretty=True)
+    return make_document(path, MEDIA_TYPES[fmt], body, updated, node.path(VIEW_NAME))
 
 
-def make_document(path: str, media_type: str, body: bytes, last_modified: datetime) -> Document:
+def make_document(
+    path: str, media_type: str, body: bytes, last_modified: datetime, view: str | None = None
+) -> Document:
     """Wrap built bytes with their strong validator (RFC 9110 §8.8.3)."""
     digest = hashlib.sha256(body).hexdigest()[:32]
-    return Document(path, media_type, body, digest, last_modified)
+    return Document(path, media_type, body, digest, last_modified, view)
 
 
-def feed_title(config: Config, names: tuple[str, ...]) -> str:
-    """`Site` for the site feed, `Site — 金融 / 财联社` for a category node."""
-    return f"{config.site.title} — {' / '.join(names)}" if names else config.site.title
+def feed_title(config: Config, node: FeedNode) -> str:
+    """The title of a node's feed: the site's, plus what the node is."""
+    return node_title(config.site.title, node)
+
+
+def _home(node: FeedNode, config: Config) -> str:
+    return join_url(config.site.home, node.directory + "/") if node.directory else config.site.home
+
+
+def _feed_links(node: FeedNode, config: Config) -> FeedLinks:
+    urls = [
+        (fmt, join_url(config.site.base_url, node.path(f"feed.{fmt}")))
+        for fmt in config.feeds.formats
+    ]
+    entries = node.articles[: config.feeds.limit]
+    updated = max((a.updated for a in entries), default=None)
+    return FeedLinks(feed_title(config, node), _home(node, config), urls, entries, updated)
+
+
+def _json_feed(node: FeedNode, entries: tuple[Article, ...], path: str, config: Config) -> bytes:
+    site = config.site
+    return render_json_feed(
+        title=feed_title(config, node),
+        home_page_url=_home(node, config),
+        feed_url=join_url(site.base_url, path),
+        description=site.description,
+        language=site.language,
+        author=site.default_author,
+        icon=site.icon,
+        hub=config.feeds.websub_hub,
+        articles=entries,
+        full=config.feeds.content == "full",
+    )
 
 
 def _feed_generator(
@@ -109,19 +151,21 @@ def _feed_generator(
     generator = FeedGenerator()
     generator.load_extension("dc", atom=False, rss=True)
     generator.load_extension("media", atom=False, rss=True)
-    generator.register_extension(
-        "links", _LinksExtension, _EntryLinksExtension, atom=True, rss=False
-    )
+    generator.register_extension("links", _LinksExtension, _EntryLinksExtension)
     self_url = join_url(site.base_url, path)
-    home = join_url(site.home, node.directory + "/") if node.directory else site.home
+    home = _home(node, config)
     generator.id(self_url)
-    generator.title(feed_title(config, node.names))
+    generator.title(feed_title(config, node))
     generator.description(site.description)
     generator.subtitle(site.description)
     generator.language(site.language)
     generator.author({"name": site.default_author})
     # Order matters to feedgen: the last `link` call sets RSS <link>.
     generator.link(href=self_url, rel="self", type=MEDIA_TYPES[fmt].split(";")[0])
+    if config.feeds.websub_hub:
+        # WebSub §4: the hub and self links tell subscribers where to subscribe.
+        generator.link(href=config.feeds.websub_hub, rel="hub")
+        generator.links.hub = config.feeds.websub_hub
     generator.link(href=home, rel="alternate", type="text/html")
     generator.generator("feedsvc", uri=GENERATOR_URI)
     if site.icon:
@@ -146,7 +190,7 @@ def _add_entry(generator: FeedGenerator, article: Article, *, full: bool) -> Non
     summary = article.summary or article.title
     entry.description(summary)
     entry.summary(summary)
-    if full:
+    if full and article.content_html:
         entry.content(article.content_html, type="html")
     for name in _category_names(article):
         entry.category(term=name, label=name)
@@ -155,8 +199,10 @@ def _add_entry(generator: FeedGenerator, article: Article, *, full: bool) -> Non
         media_type = image_type(article.image)
         # RSS 2.0 requires length; 0 is the RSS Best Practices Profile's "unknown".
         entry.enclosure(article.image, 0, media_type)
-        entry.media.content({"url": article.image, "medium": "image", "type": media_type})
-        entry.media.thumbnail({"url": article.image})
+        # group=None puts them straight in <item>: a media:group of one content is an error.
+        media = {"url": article.image, "medium": "image", "type": media_type}
+        entry.media.content(media, group=None)
+        entry.media.thumbnail({"url": article.image}, group=None)
         links.append({"href": article.image, "rel": "enclosure", "type": media_type, "length": "0"})
     entry.links.links = links
 
@@ -168,7 +214,18 @@ def image_type(url: str) -> str:
 
 
 class _LinksExtension(BaseExtension):  # type: ignore[misc]
-    """Feed half of the entry-links workaround below; adds nothing at feed level."""
+    """RSS channel links feedgen does not write: `<atom:link rel="hub">` for WebSub."""
+
+    def __init__(self) -> None:
+        self.hub: str | None = None
+
+    def extend_rss(self, rss_feed: Any) -> Any:
+        channel = rss_feed.find("channel")
+        if self.hub and channel is not None:
+            link = etree.Element(f"{{{ATOM_NS}}}link", {"href": self.hub, "rel": "hub"})
+            own = channel.find(f"{{{ATOM_NS}}}link")
+            channel.insert(list(channel).index(own) + 1 if own is not None else 0, link)
+        return rss_feed
 
 
 class _EntryLinksExtension(BaseEntryExtension):  # type: ignore[misc]
@@ -182,6 +239,9 @@ class _EntryLinksExtension(BaseEntryExtension):  # type: ignore[misc]
 
     def __init__(self) -> None:
         self.links: list[dict[str, str]] = []
+
+    def extend_rss(self, entry: Any) -> Any:
+        return entry
 
     def extend_atom(self, entry: Any) -> Any:
         # feedgen builds Atom elements without a namespace and declares the

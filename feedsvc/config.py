@@ -15,6 +15,7 @@ import yaml
 
 from feedsvc.dates import load_timezone
 from feedsvc.errors import ConfigError
+from feedsvc.urls import slugize
 
 Check = Callable[[Any], str | None]
 
@@ -47,6 +48,20 @@ def _one_of(*allowed: str) -> Check:
         return None if value in allowed else f"must be one of {', '.join(allowed)}"
 
     return check
+
+
+def _formats(value: tuple[str, ...]) -> str | None:
+    unknown = [f for f in value if f not in FORMATS]
+    if unknown:
+        return f"unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})"
+    return None if value else "must name at least one format"
+
+
+def _slug_map(value: Mapping[str, str]) -> str | None:
+    for name, slug in value.items():
+        if slugize(slug) != slug:
+            return f"{name!r} maps to {slug!r}, which is not one URL path segment"
+    return None
 
 
 def _port(value: int) -> str | None:
@@ -102,13 +117,21 @@ class SourceConfig:
 class FeedsConfig:
     """The `feeds` section: which documents are built and how."""
 
-    formats: tuple[str, ...] = _doc(("rss", "atom"), "formats built for every feed")
+    formats: tuple[str, ...] = _checked(
+        ("rss", "atom", "json"), _formats, "formats built for every feed"
+    )
     limit: int = _checked(50, _positive, "entries per feed")
     content: str = _checked("full", _one_of("full", "summary"), "full content or summary only")
     category_hierarchy: bool = _doc(True, "a post is in every ancestor category")
     category_map: Mapping[str, str] = field(
-        default_factory=lambda: types.MappingProxyType({}), metadata={"doc": "name -> slug"}
+        default_factory=lambda: types.MappingProxyType({}),
+        metadata={"doc": "name -> slug", "check": _slug_map},
     )
+    tag_map: Mapping[str, str] = field(
+        default_factory=lambda: types.MappingProxyType({}),
+        metadata={"doc": "tag -> slug", "check": _slug_map},
+    )
+    websub_hub: str | None = _checked(None, _optional_http_url, "WebSub hub advertised in feeds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +170,7 @@ SECTIONS: dict[str, type] = {
     "reload": ReloadConfig,
     "server": ServerConfig,
 }
-FORMATS = ("rss", "atom")
+FORMATS = ("rss", "atom", "json")
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
@@ -222,10 +245,6 @@ class _Builder:
         sources = self.sources(data.get("sources"))
         if self.problems:
             return None
-        feeds = sections["feeds"]
-        for fmt in feeds.formats:
-            if fmt not in FORMATS:
-                self.fail("feeds.formats", f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
         return Config(sources=sources, path=str(self.config_path), **sections)
 
     def section(self, cls: type, data: object, where: str) -> Any:

@@ -65,6 +65,7 @@ class Document:
     body: bytes
     etag: str
     last_modified: datetime
+    view: str | None = None  # for a feed: the path of its HTML view for browsers
 
 
 def _frozen_documents() -> Mapping[str, Document]:

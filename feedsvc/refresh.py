@@ -6,15 +6,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
-from feedsvc.builder import build_documents
+from feedsvc.builder import build_site
 from feedsvc.config import Config
 from feedsvc.errors import SourceError
 from feedsvc.model import Article, Problem, Snapshot
+from feedsvc.nodes import Kind, node_keys
 from feedsvc.sources.directory import DirectorySource, SourceResult
 from feedsvc.store import Store
 
@@ -50,6 +51,10 @@ class Refresher:
         base_dir = Path(config.path).parent
         self.sources = [DirectorySource(s, config.site, base_dir) for s in config.sources]
         self._last_good: dict[str, SourceResult] = {}
+        # Every feed node served so far: one whose articles all go away stays as an
+        # empty, valid feed rather than turning into a 404 for its subscribers.
+        self._known_nodes: dict[tuple[Kind, str], tuple[str, ...]] = {}
+        self._last_problems: tuple[Problem, ...] = ()
 
     def refresh(self) -> ReloadSummary:
         """Run one reload; never raises: failures are logged and reported as problems."""
@@ -57,10 +62,9 @@ class Refresher:
             started = time.perf_counter()
             try:
                 return self._refresh(started)
-            except Exception:
+            except Exception as exc:
                 logger.exception("reload failed; the previous snapshot keeps serving")
-                current = self.store.current
-                return ReloadSummary(current.article_count, len(current.documents), 0, 1, 0.0)
+                return self._keep_serving(exc, started)
 
     def _refresh(self, started: float) -> ReloadSummary:
         now = self.now()
@@ -70,7 +74,10 @@ class Refresher:
             result, source_problems = self._read_source(source)
             articles.extend(a for a in result.articles if a.published <= now)
             problems.extend(source_problems)
-        documents = build_documents(articles, self.config)
+        build = build_site(articles, self.config, self._known_nodes)
+        self._known_nodes.update(node_keys(build.nodes))
+        problems.extend(build.problems)
+        documents = build.documents
         previous = self.store.current
         changed = sum(
             1
@@ -78,6 +85,7 @@ class Refresher:
             if path not in previous.documents or previous.documents[path].etag != doc.etag
         )
         changed += sum(1 for path in previous.documents if path not in documents)
+        self._last_problems = tuple(problems)
         self.store.swap(
             Snapshot(
                 documents=MappingProxyType(documents),
@@ -97,6 +105,20 @@ class Refresher:
             seconds,
         )
         return ReloadSummary(len(articles), len(documents), changed, len(problems), seconds)
+
+    def _keep_serving(self, exc: Exception, started: float) -> ReloadSummary:
+        """Keep the last good documents, with the failure listed among the problems."""
+        current = self.store.current
+        failure = Problem("feedsvc", None, f"reload failed: {exc!r}")
+        self.store.swap(replace(current, problems=(*self._last_problems, failure)))
+        seconds = time.perf_counter() - started
+        return ReloadSummary(
+            current.article_count,
+            len(current.documents),
+            0,
+            len(self._last_problems) + 1,
+            seconds,
+        )
 
     def _read_source(self, source: DirectorySource) -> tuple[SourceResult, list[Problem]]:
         name = source.config.name

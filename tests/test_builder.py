@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -8,11 +9,16 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from feedsvc.builder import build_documents, collect_nodes, feed_title
+from feedsvc.builder import build_site, feed_title
 from feedsvc.config import Config
-from feedsvc.model import Article, Author
+from feedsvc.model import Article, Author, Document
+from feedsvc.nodes import collect_nodes
 
 T0 = datetime(2022, 1, 1, 8, 0, tzinfo=UTC)
+
+
+def build_documents(articles: list[Article], config: Config) -> dict[str, Document]:
+    return build_site(articles, config).documents
 
 
 def article(n: int, categories: tuple[tuple[str, ...], ...] = (), **changes: object) -> Article:
@@ -31,19 +37,37 @@ def article(n: int, categories: tuple[tuple[str, ...], ...] = (), **changes: obj
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def test_site_and_every_category_node_get_rss_and_atom(config: Config) -> None:
-    docs = build_documents([article(1, (("金融", "财联社", "深度"),))], config)
+def test_site_every_category_node_and_tag_get_every_format(config: Config) -> None:
+    docs = build_documents([article(1, (("金融", "财联社", "深度"),), tags=("A股",))], config)
+    directories = [
+        "",
+        "categories/金融/",
+        "categories/金融/财联社/",
+        "categories/金融/财联社/深度/",
+        "tags/A股/",
+    ]
     assert sorted(docs) == sorted(
-        f"{d}feed.{fmt}"
-        for d in ["", "categories/金融/", "categories/金融/财联社/", "categories/金融/财联社/深度/"]
-        for fmt in ("rss", "atom")
+        [
+            f"{d}{name}"
+            for d in directories
+            for name in ("feed.rss", "feed.atom", "feed.json", "feed.html")
+        ]
+        + ["index.html", "feeds.opml"]
     )
     assert docs["feed.atom"].media_type == "application/atom+xml; charset=utf-8"
     assert docs["feed.rss"].media_type == "application/rss+xml; charset=utf-8"
+    assert docs["feed.json"].media_type == "application/feed+json; charset=utf-8"
+    assert docs["tags/A股/feed.rss"].view == "tags/A股/feed.html"
+
+
+def test_formats_not_configured_are_not_built(make_config: Callable[..., Config]) -> None:
+    docs = build_documents([article(1, (("金融",),))], make_config(feeds={"formats": ["atom"]}))
+    assert not [p for p in docs if p.endswith((".rss", ".json"))]
+    assert "categories/金融/feed.atom" in docs
 
 
 def test_list_of_lists_is_several_paths(config: Config) -> None:
-    nodes = collect_nodes([article(1, (("Engineering", "Python"), ("Open Source",)))], config)
+    nodes, _ = collect_nodes([article(1, (("Engineering", "Python"), ("Open Source",)))], config)
     assert [n.directory for n in nodes] == [
         "",
         "categories/Engineering",
@@ -54,16 +78,35 @@ def test_list_of_lists_is_several_paths(config: Config) -> None:
 
 def test_without_hierarchy_only_the_leaf_node_exists(make_config: Callable[..., Config]) -> None:
     config = make_config(feeds={"category_hierarchy": False})
-    nodes = collect_nodes([article(1, (("金融", "财联社"),))], config)
+    nodes, _ = collect_nodes([article(1, (("金融", "财联社"),))], config)
     assert [n.directory for n in nodes] == ["", "categories/金融/财联社"]
 
 
 def test_category_map_gives_the_slug(make_config: Callable[..., Config]) -> None:
     config = make_config(feeds={"category_map": {"金融": "finance"}})
-    nodes = collect_nodes([article(1, (("金融", "银行"),))], config)
+    nodes, _ = collect_nodes([article(1, (("金融", "银行"),))], config)
     assert [n.directory for n in nodes] == ["", "categories/finance", "categories/finance/银行"]
     assert nodes[2].names == ("金融", "银行")
-    assert feed_title(config, nodes[2].names) == "Test Newsroom — 金融 / 银行"
+    assert feed_title(config, nodes[2]) == "Test Newsroom — 金融 / 银行"
+
+
+def test_tag_feeds_use_tag_map_and_say_what_they_are(make_config: Callable[..., Config]) -> None:
+    config = make_config(feeds={"tag_map": {"A股": "a-shares"}})
+    nodes, _ = collect_nodes([article(1, tags=("A股", "央行 政策"))], config)
+    assert [n.directory for n in nodes] == ["", "tags/a-shares", "tags/央行-政策"]
+    assert feed_title(config, nodes[1]) == "Test Newsroom — #A股"
+
+
+def test_names_sharing_a_slug_are_merged_with_a_warning(config: Config) -> None:
+    nodes, problems = collect_nodes(
+        [article(1, (("Open Source",),)), article(2, (("Open-Source",),))], config
+    )
+    assert [n.directory for n in nodes] == ["", "categories/Open-Source"]
+    assert len(nodes[1].articles) == 2
+    [warning] = problems
+    assert warning.severity == "warning" and "share the URL /categories/Open-Source/" in str(
+        warning
+    )
 
 
 def test_entries_are_newest_first_and_limited(make_config: Callable[..., Config]) -> None:
@@ -136,7 +179,9 @@ def test_rss_guid_is_not_a_permalink(config: Config) -> None:
 
 def test_empty_site_is_a_valid_feed(config: Config) -> None:
     docs = build_documents([], config)
-    assert sorted(docs) == ["feed.atom", "feed.rss"]
+    assert sorted(docs) == sorted(
+        ["feed.atom", "feed.rss", "feed.json", "feed.html", "index.html", "feeds.opml"]
+    )
     parsed = feedparser.parse(docs["feed.atom"].body)
     assert not parsed.bozo and parsed.entries == []
 
@@ -190,3 +235,18 @@ def test_summary_mode_leaves_out_full_content(make_config: Callable[..., Config]
     full = build_documents([article(1, summary="Short lead.")], make_config())
     assert b"Body of post 1" in full["feed.rss"].body
     assert b"<description>Short lead.</description>" in full["feed.rss"].body
+
+
+def test_websub_hub_is_advertised_in_every_format(make_config: Callable[..., Config]) -> None:
+    hub = "https://hub.example.org/"
+    docs = build_documents([article(1)], make_config(feeds={"websub_hub": hub}))
+    assert f'<link href="{hub}" rel="hub"/>'.encode() in docs["feed.atom"].body
+    assert f'<atom:link href="{hub}" rel="hub"/>'.encode() in docs["feed.rss"].body
+    assert json.loads(docs["feed.json"].body)["hubs"] == [{"type": "WebSub", "url": hub}]
+    assert b'rel="hub"' not in build_documents([article(1)], make_config())["feed.atom"].body
+
+
+def test_json_feed_honours_summary_mode(make_config: Callable[..., Config]) -> None:
+    docs = build_documents([article(1, summary="Lead.")], make_config(feeds={"content": "summary"}))
+    [item] = json.loads(docs["feed.json"].body)["items"]
+    assert item["content_text"] == "Lead." and "content_html" not in item

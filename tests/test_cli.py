@@ -41,7 +41,7 @@ def test_check_exits_0_when_clean(
 ) -> None:
     write_article(articles_dir, "a.md", title="A", date="2022-01-01")
     assert main(["check", "--config", config.path]) == 0
-    assert capsys.readouterr().out.strip() == "1 articles, 2 documents, 0 errors, 0 warnings"
+    assert capsys.readouterr().out.strip() == "1 articles, 6 documents, 0 errors, 0 warnings"
 
 
 def test_check_exits_1_and_prints_path_line_for_bad_files(
@@ -52,7 +52,7 @@ def test_check_exits_1_and_prints_path_line_for_bad_files(
     assert main(["check", "--config", config.path]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("articles/bad.md:3: date: month must be in 1..12")
-    assert lines[-1] == "1 articles, 2 documents, 1 errors, 0 warnings"
+    assert lines[-1] == "1 articles, 6 documents, 1 errors, 0 warnings"
 
 
 def test_build_writes_every_document(
@@ -63,14 +63,12 @@ def test_build_writes_every_document(
     out = tmp_path / "site"
     assert main(["build", "--config", config.path, "--out", str(out)]) == 0
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert written == [
-        "categories/金融/feed.atom",
-        "categories/金融/feed.rss",
-        "categories/金融/银行/feed.atom",
-        "categories/金融/银行/feed.rss",
-        "feed.atom",
-        "feed.rss",
-    ]
+    feeds = sorted(
+        f"{d}{name}"
+        for d in ("", "categories/金融/", "categories/金融/银行/")
+        for name in ("feed.atom", "feed.html", "feed.json", "feed.rss")
+    )
+    assert written == [*feeds, "feeds.opml", "index.html"]
     assert feedparser.parse((out / "feed.atom").read_bytes()).entries[0].title == "A"
     first = {p: (out / p).read_bytes() for p in written}
     assert main(["build", "--config", config.path, "--out", str(out)]) == 0

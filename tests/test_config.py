@@ -27,7 +27,9 @@ def test_minimal_config_gets_every_default(tmp_path: Path) -> None:
     assert config.site.home == "http://127.0.0.1:8080"
     assert config.site.permalink == ":year/:month/:day/:slug/"
     assert config.feeds.limit == 50
-    assert config.feeds.formats == ("rss", "atom")
+    assert config.feeds.formats == ("rss", "atom", "json")
+    assert config.feeds.content == "full"
+    assert config.feeds.websub_hub is None
     assert config.feeds.category_hierarchy is True
     assert config.reload.interval_seconds == 60
     assert config.server.port == 8080
@@ -69,6 +71,10 @@ def test_unknown_section_and_source_key_are_errors(tmp_path: Path) -> None:
         ("feeds:\n  limit: 0\n", "feeds.limit: must be greater than 0"),
         ("feeds:\n  formats: [rss, xml]\n", "feeds.formats: unknown format 'xml'"),
         ("feeds:\n  category_map: {a: [1]}\n", "feeds.category_map: expected a mapping"),
+        ("feeds:\n  tag_map: {a: b/c}\n", "feeds.tag_map: 'a' maps to 'b/c', which is not one"),
+        ("feeds:\n  formats: []\n", "feeds.formats: must name at least one format"),
+        ("feeds:\n  content: excerpt\n", "feeds.content: must be one of full, summary"),
+        ("feeds:\n  websub_hub: hub.local\n", "feeds.websub_hub: must be an absolute"),
         ("server:\n  port: 70000\n", "server.port: must be a TCP port"),
         ("reload:\n  interval_seconds: -5\n", "reload.interval_seconds: must be greater than 0"),
         ("feeds: 3\n", "feeds: must be a mapping"),

@@ -94,10 +94,12 @@ def test_a_failing_build_keeps_the_previous_snapshot(
 
     import feedsvc.refresh
 
-    monkeypatch.setattr(feedsvc.refresh, "build_documents", explode)  # type: ignore[attr-defined]
+    monkeypatch.setattr(feedsvc.refresh, "build_site", explode)  # type: ignore[attr-defined]
     summary = refresher.refresh()
-    assert store.current is before
+    assert store.current.documents is before.documents
     assert summary.problems == 1
+    [problem] = store.current.problems
+    assert "reload failed: RuntimeError('builder bug')" in str(problem)
 
 
 def test_check_mode_counts(make_config: Callable[..., Config]) -> None:

@@ -94,7 +94,7 @@ def test_head_has_headers_and_no_body(client: Any) -> None:
     [
         "/nope",
         "/categories/无此分类/feed.rss",
-        "/feed.json",
+        "/feed.xml",
         "/categories/金融/feed.xml",
         "/../config.yaml",
         "/categories/../feed.rss",
@@ -126,3 +126,108 @@ def test_healthz_reports_counts_and_problems(
 def test_healthz_is_ok_when_clean(client: Any) -> None:
     body = client.get("/healthz").get_json()
     assert body["status"] == "ok" and body["problems"] == []
+
+
+CHROME_ACCEPT = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+)
+READER_ACCEPT = "application/atom+xml,application/rss+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Dest": "document", "Accept": CHROME_ACCEPT},
+        {"Accept": CHROME_ACCEPT},  # a browser too old to send Sec-Fetch-*
+    ],
+)
+@pytest.mark.parametrize("url", ["/feed.atom", "/feed.rss", "/categories/金融/feed.json"])
+def test_browser_navigation_gets_the_html_view(client: Any, url: str, headers: dict) -> None:
+    response = client.get(url, headers=headers)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    page = response.get_data(as_text=True)
+    assert page.startswith("<!doctype html>")
+    assert "This is a web feed" in page
+    assert 'rel="alternate" type="application/atom+xml"' in page
+    assert "Sec-Fetch-Dest" in response.headers["Vary"]
+    assert "private" in response.headers["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Accept": "*/*"},
+        {"Accept": READER_ACCEPT},
+        {"Sec-Fetch-Dest": "empty", "Accept": CHROME_ACCEPT},  # fetch() from a web reader
+        {"Accept": "text/html;q=0.5, application/rss+xml"},
+    ],
+)
+def test_readers_and_scripts_get_the_feed(client: Any, headers: dict) -> None:
+    response = client.get("/feed.rss", headers=headers)
+    assert response.headers["Content-Type"] == "application/rss+xml; charset=utf-8"
+    assert response.headers["Vary"] == "Sec-Fetch-Dest"
+    assert response.headers["Cache-Control"] == "public, max-age=300"
+
+
+def test_html_view_lists_entries_and_escapes_them(client: Any) -> None:
+    page = client.get("/feed.atom", headers={"Sec-Fetch-Dest": "document"}).get_data(True)
+    assert "钱塘证券" in page and "English post" in page
+    assert "http://127.0.0.1:8080/feed.atom" in page
+    assert '<button type="button" data-copy="http://127.0.0.1:8080/feed.rss">Copy</button>' in page
+
+
+def test_index_lists_every_feed_with_autodiscovery(client: Any) -> None:
+    response = client.get("/")
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert response.headers["Content-Security-Policy"]
+    page = response.get_data(as_text=True)
+    assert '<link rel="alternate" type="application/rss+xml"' in page
+    assert "Test Newsroom — 金融 / 财联社 / 深度" in page
+    assert "Test Newsroom — Engineering" in page
+
+
+def test_opml_lists_every_feed(client: Any) -> None:
+    import xml.etree.ElementTree as ET
+
+    response = client.get("/feeds.opml")
+    assert response.headers["Content-Type"] == "text/x-opml; charset=utf-8"
+    root = ET.fromstring(response.data)
+    assert root.get("version") == "2.0"
+    outlines = root.findall("./body/outline")
+    urls = [o.get("xmlUrl") for o in outlines]
+    assert urls[0] == "http://127.0.0.1:8080/feed.rss"
+    assert "http://127.0.0.1:8080/categories/%E9%87%91%E8%9E%8D/feed.rss" in urls
+    assert all(o.get("type") == "rss" and o.get("htmlUrl") and o.get("title") for o in outlines)
+    for url in urls:
+        path = url.removeprefix("http://127.0.0.1:8080")
+        assert client.get(path).status_code == 200
+
+
+def test_json_feed_is_json_feed_1_1(client: Any) -> None:
+    response = client.get("/feed.json")
+    assert response.headers["Content-Type"] == "application/feed+json; charset=utf-8"
+    feed = response.get_json(force=True)
+    assert feed["version"] == "https://jsonfeed.org/version/1.1"
+    assert feed["feed_url"] == "http://127.0.0.1:8080/feed.json"
+    sample = next(i for i in feed["items"] if i["title"].startswith("钱塘证券"))
+    assert sample["date_published"] == "2021-10-24T11:30:58Z"
+    assert sample["authors"] == [{"name": "财联社"}]
+    assert sample["tags"] == ["金融", "财联社", "深度"]
+    assert sample["image"].startswith("https://img.example.cn/")
+    assert sample["content_html"].startswith("<div>")
+
+
+def test_deleted_category_stays_as_an_empty_valid_feed(
+    client: Any, articles_dir: Path, refresher: Refresher
+) -> None:
+    import feedparser
+
+    (articles_dir / "en.md").unlink()
+    refresher.refresh()
+    response = client.get("/categories/Engineering/feed.atom")
+    assert response.status_code == 200
+    parsed = feedparser.parse(response.data)
+    assert not parsed.bozo and parsed.entries == []

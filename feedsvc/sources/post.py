@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -26,6 +27,7 @@ from feedsvc.errors import ArticleError
 from feedsvc.model import Article, Author, Problem
 from feedsvc.urls import entry_id, expand_permalink, explicit_id, is_absolute, slugize, to_uri
 
+_EMAIL = re.compile(r"[^@\s<>\"(),;:]+@[^@\s<>\"(),;:]+\.[^@\s<>\"(),;:]+")
 SUMMARY_LIMIT = 300  # characters of plain text in an entry summary
 
 # A YAML document may not expand (through aliases) to more nodes than this:
@@ -232,6 +234,9 @@ def _author(value: Any, ctx: PostContext) -> Author | None:
         name = _text(value.get("name"), ctx)
         email = _text(value.get("email"), ctx)
         url = _text(value.get("url"), ctx)
+        # Feeds require a valid address and URI; a malformed one is dropped, not published.
+        email = email if email and _EMAIL.fullmatch(email) else None
+        url = to_uri(url) if url and is_absolute(url) else None
         return Author(name, email, url) if name else None
     name = _text(value, ctx)
     return Author(name) if name else None

@@ -1,0 +1,79 @@
+"""JSON Feed 1.1 (https://jsonfeed.org/version/1.1) with the standard library, deterministically."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from feedsvc.model import Article, Author
+
+VERSION = "https://jsonfeed.org/version/1.1"
+
+
+def render_json_feed(
+    *,
+    title: str,
+    home_page_url: str,
+    feed_url: str,
+    description: str,
+    language: str,
+    author: str,
+    icon: str | None,
+    hub: str | None,
+    articles: tuple[Article, ...],
+    full: bool,
+) -> bytes:
+    """One JSON Feed document; keys in a fixed order so equal input gives equal bytes."""
+    feed: dict[str, Any] = {
+        "version": VERSION,
+        "title": title,
+        "home_page_url": home_page_url,
+        "feed_url": feed_url,
+        "description": description,
+        "language": language,
+        "authors": [{"name": author}],
+    }
+    if icon:
+        feed["icon"] = icon
+        feed["favicon"] = icon
+    if hub:
+        feed["hubs"] = [{"type": "WebSub", "url": hub}]
+    feed["items"] = [_item(article, full) for article in articles]
+    text = json.dumps(feed, ensure_ascii=False, indent=1)
+    return (text + "\n").encode("utf-8")
+
+
+def _item(article: Article, full: bool) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": article.id,
+        "url": article.link,
+        "title": article.title,
+    }
+    if full and article.content_html:
+        item["content_html"] = article.content_html
+    else:
+        # JSON Feed 1.1: an item has content_html or content_text.
+        item["content_text"] = article.summary or article.title
+    if article.summary:
+        item["summary"] = article.summary
+    if article.image:
+        item["image"] = article.image
+    item["date_published"] = _rfc3339(article.published)
+    item["date_modified"] = _rfc3339(article.updated)
+    item["authors"] = [_author(a) for a in article.authors]
+    tags = [name for path in article.categories for name in path] + list(article.tags)
+    if tags:
+        item["tags"] = list(dict.fromkeys(tags))
+    return item
+
+
+def _author(author: Author) -> dict[str, str]:
+    result = {"name": author.name}
+    if author.url:
+        result["url"] = author.url
+    return result
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
