@@ -149,8 +149,7 @@ def render_opml(site_title: str, owner: str, feeds: Sequence[FeedLinks]) -> byte
         '<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0">\n  <head>\n'
         f"    <title>{_x(site_title)}</title>\n"
         f"{modified}"
-        f"    <ownerName>{_x(owner)}</ownerName>\n"
-        "    <docs>http://opml.org/spec2.opml</docs>\n  </head>\n  <body>\n"
+        f"    <ownerName>{_x(owner)}</ownerName>\n  </head>\n  <body>\n"
         f"{outlines}  </body>\n</opml>\n"
     ).encode()
 
