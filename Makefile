@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: run test lint check build golden clean
+.PHONY: run test lint check build golden bench clean
 
 $(BIN)/feedsvc: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ lint: $(BIN)/feedsvc  ## ruff and mypy --strict
 
 golden: $(BIN)/feedsvc  ## rewrite the golden expectations under tests/data; review the diff
 	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_sources_post.py tests/test_golden.py
+
+bench: $(BIN)/feedsvc  ## serving vs nginx on the same bytes (needs wrk and nginx; root installs them)
+	$(BIN)/python bench/run.py
 
 check: $(BIN)/feedsvc  ## validate config.yaml and every source
 	$(BIN)/feedsvc check --config $(CONFIG)

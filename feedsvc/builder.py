@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import mimetypes
 from collections.abc import Iterable, Mapping
@@ -104,9 +105,14 @@ def render_feed(node: FeedNode, fmt: str, config: Config) -> Document:
 def make_document(
     path: str, media_type: str, body: bytes, last_modified: datetime, view: str | None = None
 ) -> Document:
-    """Wrap built bytes with their strong validator (RFC 9110 §8.8.3)."""
+    """Wrap built bytes with their gzip twin and a strong validator for each (RFC 9110 §8.8.3)."""
     digest = hashlib.sha256(body).hexdigest()[:32]
-    return Document(path, media_type, body, digest, last_modified, view)
+    # mtime=0 keeps the gzip header free of the clock, so the bytes are deterministic.
+    compressed = gzip.compress(body, compresslevel=9, mtime=0)
+    gzip_digest = hashlib.sha256(compressed).hexdigest()[:32]
+    return Document(
+        path, media_type, body, digest, last_modified, view, compressed, f"{gzip_digest}-gz"
+    )
 
 
 def feed_title(config: Config, node: FeedNode) -> str:

@@ -150,6 +150,7 @@ class ServerConfig:
     cache_max_age: int = _doc(300, "Cache-Control max-age of feeds, seconds")
     workers: int | None = _checked(None, lambda v: None if v is None else _positive(v), "processes")
     threads: int | None = _checked(None, lambda v: None if v is None else _positive(v), "threads")
+    access_log: bool = _doc(False, "log every request at INFO (costs about half the throughput)")
 
 
 @dataclass(frozen=True, slots=True)

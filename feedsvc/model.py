@@ -66,9 +66,38 @@ class Document:
     etag: str
     last_modified: datetime
     view: str | None = None  # for a feed: the path of its HTML view for browsers
+    gzip_body: bytes = b""  # the same bytes gzip-compressed, once per build
+    gzip_etag: str = ""  # a different strong validator for the gzip representation
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One ready-to-send representation: body and the exact header lists for 200 and 304."""
+
+    body: bytes
+    etag: str  # quoted, as sent
+    last_modified: int  # epoch seconds, for If-Modified-Since
+    # Lists, as PEP 3333 start_response wants them; built once, never mutated.
+    headers: list[tuple[str, str]]
+    not_modified: list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """Every representation of one URL: identity and gzip, and for a feed its browser page."""
+
+    document: Document
+    identity: Variant
+    gzip: Variant | None
+    browser_identity: Variant | None = None
+    browser_gzip: Variant | None = None
 
 
 def _frozen_documents() -> Mapping[str, Document]:
+    return MappingProxyType({})
+
+
+def _frozen_resources() -> Mapping[str, Resource]:
     return MappingProxyType({})
 
 
@@ -77,6 +106,7 @@ class Snapshot:
     """Everything served at one moment; replaced whole, never mutated."""
 
     documents: Mapping[str, Document] = field(default_factory=_frozen_documents)
+    resources: Mapping[str, Resource] = field(default_factory=_frozen_resources)
     article_count: int = 0
     problems: tuple[Problem, ...] = ()
     loaded_at: datetime | None = None

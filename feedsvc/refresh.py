@@ -16,6 +16,7 @@ from feedsvc.config import Config
 from feedsvc.errors import SourceError
 from feedsvc.model import Article, Problem, Snapshot
 from feedsvc.nodes import Kind, node_keys
+from feedsvc.serving import prepare_resources
 from feedsvc.sources.directory import DirectorySource, SourceResult
 from feedsvc.store import Store
 
@@ -86,9 +87,15 @@ class Refresher:
         )
         changed += sum(1 for path in previous.documents if path not in documents)
         self._last_problems = tuple(problems)
+        resources = prepare_resources(
+            documents, self.config.server.cache_max_age, previous.resources
+        )
         self.store.swap(
             Snapshot(
                 documents=MappingProxyType(documents),
+                # A plain dict: the hot path reads it on every request, and nothing
+                # writes to it after the swap.
+                resources=resources,
                 article_count=len(articles),
                 problems=tuple(problems),
                 loaded_at=now,

@@ -20,6 +20,7 @@ LAYERS = [
     ["feedsvc.nodes", "feedsvc.jsonfeed", "feedsvc.pages"],
     ["feedsvc.builder"],
     ["feedsvc.store"],
+    ["feedsvc.serving"],
     ["feedsvc.refresh"],
     ["feedsvc.scheduler"],
     ["feedsvc.web"],

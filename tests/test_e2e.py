@@ -213,3 +213,34 @@ def test_repository_samples_are_served_without_drafts_or_future_posts(tmp_path: 
 
 def is_cjk(title: str) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" for ch in title)
+
+
+def raw_request(base: str, request: bytes) -> bytes:
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request)
+        return conn.recv(4096).split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /feed.atom HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", b"431"),
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"431"),
+        (b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+        (b"GET /feed.atom?" + b"q" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+        (b"GET /feed.atom\x00 HTTP/1.1\r\nHost: x\r\n\r\n", b"400"),
+        (b"GET /%ff%fe/feed.atom HTTP/1.1\r\nHost: x\r\n\r\n", b"404"),
+        (b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", b"404"),
+        (b"GET /%2e%2e/config.yaml HTTP/1.1\r\nHost: x\r\n\r\n", b"404"),
+        (b"DELETE /feed.atom HTTP/1.1\r\nHost: x\r\n\r\n", b"405"),
+        (b"BREW /feed.atom HTTP/1.1\r\nHost: x\r\n\r\n", b"405"),
+        (b"NOT HTTP AT ALL\r\n\r\n", b"400"),
+    ],
+)
+def test_hostile_requests_get_4xx_from_the_real_server(
+    server: tuple[Server, Path], request_bytes: bytes, status: bytes
+) -> None:
+    srv, _ = server
+    assert raw_request(srv.base, request_bytes).split(b" ")[1] == status
+    assert requests.get(srv.base + "/healthz", timeout=5).status_code == 200

@@ -1,0 +1,187 @@
+"""`make bench`: serving throughput of feedsvc against nginx on the same bytes, in one run.
+
+Generates a deterministic Hexo-style corpus, starts `feedsvc serve` pinned to CPU 1 with
+the settings `serve` uses (one worker, as nginx gets one), and runs
+../shared/tools/bench-vs-nginx (wrk on CPU 0, nginx on CPU 1) for (a) the 50-entry site
+feed with full content and (b) a round-robin mix of 20 category and tag feeds. Prints a
+table and writes it as JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.request import urlopen
+
+import yaml
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from corpus import write_corpus
+
+BENCH_VS_NGINX = Path(os.environ.get("SHARED", ROOT.parent / "shared")) / "tools/bench-vs-nginx"
+FEEDSVC = Path(sys.executable).parent / "feedsvc"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def ensure_tools() -> None:
+    missing = [t for t in ("wrk", "nginx", "taskset") if not shutil.which(t)]
+    if missing and os.geteuid() == 0:
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "wrk", "nginx"],
+            check=False,
+            capture_output=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        missing = [t for t in ("wrk", "nginx", "taskset") if not shutil.which(t)]
+    if missing:
+        sys.exit(f"bench needs {', '.join(missing)} (Debian packages wrk, nginx)")
+
+
+def start_service(corpus: Path, work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    config = work / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "site": {
+                    "title": "Bench newsroom",
+                    "base_url": f"http://127.0.0.1:{port}",
+                    "timezone": "Asia/Shanghai",
+                },
+                "sources": [{"name": "posts", "path": str(corpus)}],
+                "reload": {"interval_seconds": 3600},
+                "server": {"workers": 1},
+            },
+            allow_unicode=True,
+        ),
+        encoding="utf-8",
+    )
+    log = (work / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "1",
+            str(FEEDSVC),
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            with urlopen(base + "/healthz", timeout=2):
+                return process, base
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    sys.exit((work / "serve.log").read_text())
+
+
+def busiest_feeds(base: str, count: int) -> list[str]:
+    """Paths of the `count` category and tag feeds with the most entries (from the OPML)."""
+    with urlopen(base + "/feeds.opml", timeout=10) as response:
+        outlines = ET.fromstring(response.read()).findall("./body/outline")
+    paths = [o.get("xmlUrl", "").removeprefix(base) for o in outlines][1:]
+    sizes = []
+    for path in paths:
+        with urlopen(base + path, timeout=10) as response:
+            sizes.append((len(response.read()), path))
+    return [path for _, path in sorted(sizes, reverse=True)[:count]]
+
+
+def compare(base: str, paths: list[str]) -> dict[str, float]:
+    env = {
+        **os.environ,
+        "DUR": os.environ.get("DUR", "8s"),
+        "REPEAT": os.environ.get("REPEAT", "3"),
+    }
+    result = subprocess.run(
+        [str(BENCH_VS_NGINX), base, *paths], capture_output=True, text=True, env=env, check=True
+    )
+    print(result.stdout, end="")
+    figures: dict[str, float] = {}
+    for kind in ("service_200gz", "nginx_200gz", "service_304", "nginx_304"):
+        match = re.search(
+            rf"^{kind}: rps=([\d.]+) p50_ms=([\d.]+) p99_ms=([\d.]+)", result.stdout, re.M
+        )
+        if match:
+            figures[f"{kind}_rps"] = float(match.group(1))
+            figures[f"{kind}_p99_ms"] = float(match.group(3))
+    for ratio in ("ratio_200gz", "ratio_304"):
+        match = re.search(rf"^{ratio}=([\d.]+)", result.stdout, re.M)
+        if match:
+            figures[ratio] = float(match.group(1))
+    return figures
+
+
+def main() -> None:
+    ensure_tools()
+    posts = int(os.environ.get("BENCH_HTTP_POSTS", "1000"))
+    work = Path(tempfile.mkdtemp(prefix="feedsvc-bench-"))
+    try:
+        write_corpus(posts, work / "posts")
+        process, base = start_service(work / "posts", work)
+        try:
+            mix = busiest_feeds(base, 20)
+            results = {
+                "site feed (50 entries, full content)": compare(base, ["/feed.atom"]),
+                "20 category and tag feeds": compare(base, mix),
+            }
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=15)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{'load':40} {'ratio_200gz':>12} {'ratio_304':>10} {'rps 200gz':>10} {'rps 304':>10}")
+    for name, figures in results.items():
+        print(
+            f"{name:40} {figures.get('ratio_200gz', 0):12.3f} {figures.get('ratio_304', 0):10.3f} "
+            f"{figures.get('service_200gz_rps', 0):10.0f} {figures.get('service_304_rps', 0):10.0f}"
+        )
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+    (out / f"http-{stamp}.json").write_text(
+        json.dumps(
+            {
+                "when": stamp,
+                "posts": posts,
+                "cpus": os.cpu_count(),
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""The hot path: ready-made HTTP representations of built documents, served by a WSGI layer.
+
+Everything a feed response needs (bytes, gzip bytes, ETags, the header lists for 200 and
+304) is prepared once per reload by `prepare_resources`; `FastPath` only picks one and
+evaluates the conditional headers, with Werkzeug's parsers behind small caches. It sits in
+front of Flask the way Werkzeug's SharedDataMiddleware does; everything else goes to Flask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from werkzeug.datastructures import Accept, ETags, MIMEAccept
+from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags, quote_etag
+
+from feedsvc.model import Document, Resource, Variant
+from feedsvc.pages import CONTENT_SECURITY_POLICY
+from feedsvc.store import Store
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+MAX_TARGET = 2048  # bytes of path plus query string; longer is 414 (RFC 9110 §15.5.15)
+STALE = "stale-while-revalidate=60, stale-if-error=86400"  # RFC 5861
+FEED_TYPES = (
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/feed+json",
+    "application/xml",
+    "text/xml",
+    "application/json",
+)
+# RFC 9110 §12.5.5: Vary names the request fields that chose a representation. Listing
+# Accept on feeds would split shared caches into one copy per distinct Accept string
+# (every reader and browser sends its own); Sec-Fetch-Dest has a handful of values and
+# every current browser sends it on navigation. A browser too old to send it is recognised
+# by Accept alone, so the page it gets is `private`: no shared cache hands it to a reader.
+FEED_VARY = "Accept-Encoding, Sec-Fetch-Dest"
+BROWSER_VARY = "Accept-Encoding, Sec-Fetch-Dest, Accept"
+
+
+def wsgi_path(path: str) -> str:
+    """The PATH_INFO a WSGI server gives for a document path (UTF-8 bytes as latin-1, PEP 3333)."""
+    return "/" + path.encode("utf-8").decode("latin-1")
+
+
+def prepare_resources(
+    documents: Mapping[str, Document], max_age: int, previous: Mapping[str, Resource]
+) -> dict[str, Resource]:
+    """Resources by PATH_INFO; unchanged documents reuse what the last reload prepared."""
+    resources: dict[str, Resource] = {}
+    for path, document in documents.items():
+        key = wsgi_path(path)
+        old = previous.get(key)
+        view = documents.get(document.view) if document.view else None
+        if old is not None and _same(old.document, document) and _same_view(old, view):
+            resources[key] = old
+        else:
+            resources[key] = _resource(document, view, max_age)
+    if "index.html" in documents:
+        resources["/"] = resources[wsgi_path("index.html")]
+    return resources
+
+
+def _same(old: Document, new: Document) -> bool:
+    # The ETag is a digest of the bytes: equal tags, equal bytes.
+    return (old.etag, old.last_modified, old.media_type) == (
+        new.etag,
+        new.last_modified,
+        new.media_type,
+    )
+
+
+def _same_view(old: Resource, view: Document | None) -> bool:
+    old_view = old.browser_identity
+    if view is None or old_view is None:
+        return view is None and old_view is None
+    return old_view.etag == quote_etag(view.etag) and old_view.last_modified == int(
+        view.last_modified.timestamp()
+    )
+
+
+def _resource(document: Document, view: Document | None, max_age: int) -> Resource:
+    is_feed = view is not None
+    cache = f"public, max-age={max_age}, {STALE}" if is_feed else f"public, max-age={max_age}"
+    vary = FEED_VARY if is_feed else "Accept-Encoding"
+    identity = _variant(document, False, cache, vary, cors=is_feed)
+    compressed = _variant(document, True, cache, vary, cors=is_feed)
+    if view is None:
+        return Resource(document, identity, compressed)
+    private = f"private, max-age={max_age}"
+    return Resource(
+        document,
+        identity,
+        compressed,
+        _variant(view, False, private, BROWSER_VARY, cors=False),
+        _variant(view, True, private, BROWSER_VARY, cors=False),
+    )
+
+
+def _variant(document: Document, gzipped: bool, cache: str, vary: str, *, cors: bool) -> Variant:
+    body = document.gzip_body if gzipped else document.body
+    etag = quote_etag(document.gzip_etag if gzipped else document.etag)
+    last_modified = http_date(document.last_modified)
+    # RFC 9110 §15.4.5: a 304 carries the validators and caching fields a 200 would.
+    validators = [
+        ("ETag", etag),
+        ("Last-Modified", last_modified),
+        ("Cache-Control", cache),
+        ("Vary", vary),
+    ]
+    headers = [
+        ("Content-Type", document.media_type),
+        ("Content-Length", str(len(body))),
+        *validators,
+        ("X-Content-Type-Options", "nosniff"),
+    ]
+    if gzipped:
+        headers.append(("Content-Encoding", "gzip"))
+    if cors:
+        # Web-based readers fetch feeds from their own origin.
+        headers.append(("Access-Control-Allow-Origin", "*"))
+        validators.append(("Access-Control-Allow-Origin", "*"))
+    if document.media_type.startswith("text/html"):
+        headers.append(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+    seconds = int(document.last_modified.timestamp())
+    return Variant(body, etag, seconds, headers, validators)
+
+
+class FastPath:
+    """WSGI middleware answering GET/HEAD for built documents from prepared representations."""
+
+    def __init__(self, store: Store, app: WSGIApp) -> None:
+        self.store = store
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if len(path) + len(environ.get("QUERY_STRING", "")) > MAX_TARGET:
+            start_response(
+                "414 URI Too Long", [("Content-Type", "text/plain"), ("Content-Length", "13")]
+            )
+            return [b"URI Too Long\n"]
+        method = environ["REQUEST_METHOD"]
+        if method in ("GET", "HEAD"):
+            resource = self.store.current.resources.get(path)
+            if resource is not None and not _has_encoded_slash(environ):
+                return self._serve(resource, environ, start_response, method == "HEAD")
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _serve(
+        resource: Resource,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        head: bool,
+    ) -> list[bytes]:
+        gzipped = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING"))
+        dest = environ.get("HTTP_SEC_FETCH_DEST")
+        accept = environ.get("HTTP_ACCEPT")
+        # Cheap test first: readers send neither Sec-Fetch-Dest nor an Accept naming HTML.
+        maybe_browser = dest is not None or (accept is not None and "html" in accept)
+        if (
+            maybe_browser
+            and resource.browser_identity is not None
+            and is_browser_navigation(dest, accept)
+        ):
+            variant = resource.browser_gzip if gzipped else resource.browser_identity
+        else:
+            variant = resource.gzip if gzipped else resource.identity
+        assert variant is not None
+        if is_not_modified(variant, environ):
+            start_response("304 Not Modified", variant.not_modified)
+            return []
+        start_response("200 OK", variant.headers)
+        return [] if head else [variant.body]
+
+
+def _has_encoded_slash(environ: dict[str, Any]) -> bool:
+    """`%2F` in the raw target: a slash inside a segment names no document of ours.
+
+    Only servers that pass the raw request target (RAW_URI, REQUEST_URI) allow the check;
+    granian decodes `%2F` before the application sees the path.
+    """
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    return raw is not None and "%2f" in raw.lower()
+
+
+def is_not_modified(variant: Variant, environ: dict[str, Any]) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match decides when present, else If-Modified-Since."""
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_none_match is not None:
+        # §13.1.2: weak comparison, so W/"x" matches "x"; "*" matches any current one.
+        if if_none_match == variant.etag:
+            return True
+        return bool(_etags(if_none_match).contains_weak(variant.etag.strip('"')))
+    if_modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
+    if if_modified_since is None:
+        return False
+    since = _date(if_modified_since)
+    # §13.1.3: an invalid date is ignored; HTTP dates have one-second precision.
+    return since is not None and variant.last_modified <= since
+
+
+@lru_cache(maxsize=1024)
+def accepts_gzip(header: str | None) -> bool:
+    """Whether Accept-Encoding allows gzip (q-values respected, `gzip;q=0` refused)."""
+    if not header:
+        return False
+    return bool(parse_accept_header(header, Accept).quality("gzip") > 0)
+
+
+@lru_cache(maxsize=1024)
+def is_browser_navigation(dest: str | None, accept: str | None) -> bool:
+    """A top-level browser navigation: Sec-Fetch-Dest: document, or Accept preferring HTML."""
+    if dest is not None:
+        return dest == "document"
+    if not accept or "html" not in accept:
+        return False
+    accepted = parse_accept_header(accept, MIMEAccept)
+    html = accepted.quality("text/html")
+    return html > 0 and all(html > accepted.quality(t) for t in FEED_TYPES)
+
+
+@lru_cache(maxsize=1024)
+def _etags(header: str) -> ETags:
+    return parse_etags(header)
+
+
+@lru_cache(maxsize=1024)
+def _date(header: str) -> int | None:
+    parsed = parse_date(header)
+    return int(parsed.timestamp()) if parsed is not None else None
