@@ -45,12 +45,13 @@ def collect_nodes(
     """
     ordered = sorted(articles, key=newest_first)
     groups = _Groups()
+    paths = _Memberships(config)
     for article in ordered:
-        for slugs, names in _category_nodes(article, config):
-            groups.add("category", "categories/" + "/".join(slugs), names, article)
+        for path in article.categories:
+            for directory, names in paths.categories(path):
+                groups.add("category", directory, names, article)
         for tag in article.tags:
-            slug = config.feeds.tag_map.get(tag) or slugize(tag)
-            groups.add("tag", f"tags/{slug}", (tag,), article)
+            groups.add("tag", paths.tag(tag), (tag,), article)
     for (kind, directory), names in (keep or {}).items():
         if kind != "site":
             groups.ensure(kind, directory, names)
@@ -64,16 +65,32 @@ def newest_first(article: Article) -> tuple[float, str]:
     return (-article.published.timestamp(), article.id)
 
 
-def _category_nodes(
-    article: Article, config: Config
-) -> Iterable[tuple[tuple[str, ...], tuple[str, ...]]]:
-    """(slug path, name path) of every node the article belongs to (Hexo hierarchy)."""
-    mapping = config.feeds.category_map
-    for path in article.categories:
-        slugs = tuple(mapping.get(name) or slugize(name) for name in path)
-        depths = range(1, len(path) + 1) if config.feeds.category_hierarchy else [len(path)]
-        for depth in depths:
-            yield slugs[:depth], path[:depth]
+class _Memberships:
+    """Node directories for category paths and tags, computed once per distinct name."""
+
+    def __init__(self, config: Config) -> None:
+        self.category_map = config.feeds.category_map
+        self.tag_map = config.feeds.tag_map
+        self.hierarchy = config.feeds.category_hierarchy
+        self._categories: dict[tuple[str, ...], list[tuple[str, tuple[str, ...]]]] = {}
+        self._tags: dict[str, str] = {}
+
+    def categories(self, path: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+        """(directory, names) of every node a category path puts an article in (Hexo)."""
+        found = self._categories.get(path)
+        if found is None:
+            slugs = [self.category_map.get(name) or slugize(name) for name in path]
+            depths = range(1, len(path) + 1) if self.hierarchy else [len(path)]
+            found = [("categories/" + "/".join(slugs[:d]), path[:d]) for d in depths]
+            self._categories[path] = found
+        return found
+
+    def tag(self, tag: str) -> str:
+        """The directory of a tag's node."""
+        found = self._tags.get(tag)
+        if found is None:
+            found = self._tags[tag] = "tags/" + (self.tag_map.get(tag) or slugize(tag))
+        return found
 
 
 class _Groups:
@@ -87,19 +104,24 @@ class _Groups:
 
     def add(self, kind: Kind, directory: str, names: tuple[str, ...], article: Article) -> None:
         key = (kind, directory)
-        bucket = self.members.setdefault(key, [])
+        bucket = self.members.get(key)
+        if bucket is None:
+            self.members[key] = [article]
+            self.names[key] = names
+            return
         # An article reaches a node once per path through it; keep it once.
-        if not bucket or bucket[-1] is not article:
+        if bucket[-1] is not article:
             bucket.append(article)
-        self._name(key, names)
+        if self.names[key] != names:
+            self._collision(key, names)
 
     def ensure(self, kind: Kind, directory: str, names: tuple[str, ...]) -> None:
         key = (kind, directory)
         self.members.setdefault(key, [])
         self.names.setdefault(key, names)
 
-    def _name(self, key: tuple[Kind, str], names: tuple[str, ...]) -> None:
-        first = self.names.setdefault(key, names)
+    def _collision(self, key: tuple[Kind, str], names: tuple[str, ...]) -> None:
+        first = self.names[key]
         seen = self._seen_names.setdefault(key, {first})
         if names not in seen:
             seen.add(names)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
-from feedsvc.builder import build_site
+from feedsvc.builder import SiteBuild, SiteBuilder
 from feedsvc.config import Config
 from feedsvc.errors import SourceError
-from feedsvc.model import Article, Problem, Snapshot
+from feedsvc.model import Article, Document, Problem, Resource, Snapshot
 from feedsvc.nodes import Kind, node_keys
 from feedsvc.serving import prepare_resources
 from feedsvc.sources.directory import DirectorySource, SourceResult
@@ -51,11 +51,13 @@ class Refresher:
         self._lock = threading.Lock()
         base_dir = Path(config.path).parent
         self.sources = [DirectorySource(s, config.site, base_dir) for s in config.sources]
+        self.builder = SiteBuilder(config)
         self._last_good: dict[str, SourceResult] = {}
         # Every feed node served so far: one whose articles all go away stays as an
         # empty, valid feed rather than turning into a 404 for its subscribers.
         self._known_nodes: dict[tuple[Kind, str], tuple[str, ...]] = {}
         self._last_problems: tuple[Problem, ...] = ()
+        self._last_build: SiteBuild | None = None
 
     def refresh(self) -> ReloadSummary:
         """Run one reload; never raises: failures are logged and reported as problems."""
@@ -75,26 +77,15 @@ class Refresher:
             result, source_problems = self._read_source(source)
             articles.extend(a for a in result.articles if a.published <= now)
             problems.extend(source_problems)
-        build = build_site(articles, self.config, self._known_nodes)
+        build = self.builder.build(articles, self._known_nodes)
         self._known_nodes.update(node_keys(build.nodes))
         problems.extend(build.problems)
-        documents = build.documents
         previous = self.store.current
-        changed = sum(
-            1
-            for path, doc in documents.items()
-            if path not in previous.documents or previous.documents[path].etag != doc.etag
-        )
-        changed += sum(1 for path in previous.documents if path not in documents)
+        documents, resources, changed = self._documents(build, previous)
         self._last_problems = tuple(problems)
-        resources = prepare_resources(
-            documents, self.config.server.cache_max_age, previous.resources
-        )
         self.store.swap(
             Snapshot(
-                documents=MappingProxyType(documents),
-                # A plain dict: the hot path reads it on every request, and nothing
-                # writes to it after the swap.
+                documents=documents,
                 resources=resources,
                 article_count=len(articles),
                 problems=tuple(problems),
@@ -112,6 +103,24 @@ class Refresher:
             seconds,
         )
         return ReloadSummary(len(articles), len(documents), changed, len(problems), seconds)
+
+    def _documents(
+        self, build: SiteBuild, previous: Snapshot
+    ) -> tuple[Mapping[str, Document], dict[str, Resource], int]:
+        """The documents and served resources of a build, and how many documents changed."""
+        if build is self._last_build:
+            # Nothing new: keep serving the very same prepared bytes.
+            return previous.documents, dict(previous.resources), 0
+        self._last_build = build
+        documents = build.documents
+        old = previous.documents
+        changed = sum(1 for path, doc in documents.items() if _etag(old, path) != doc.etag)
+        changed += sum(1 for path in old if path not in documents)
+        # The hot path reads resources on every request; nothing writes to them after the swap.
+        resources = prepare_resources(
+            documents, self.config.server.cache_max_age, previous.resources
+        )
+        return MappingProxyType(documents), resources, changed
 
     def _keep_serving(self, exc: Exception, started: float) -> ReloadSummary:
         """Keep the last good documents, with the failure listed among the problems."""
@@ -141,3 +150,8 @@ class Refresher:
             ]
         self._last_good[name] = result
         return result, list(result.problems)
+
+
+def _etag(documents: Mapping[str, Document], path: str) -> str | None:
+    found = documents.get(path)
+    return found.etag if found is not None else None

@@ -133,8 +133,8 @@ def test_output_is_deterministic_and_clock_free(config: Config) -> None:
 def test_bytes_are_identical_in_another_process(config: Config, tmp_path: Path) -> None:
     script = (
         "import sys; sys.path.insert(0, 'tests');"
-        "from test_builder import article; from feedsvc.config import load_config;"
-        "from feedsvc.builder import build_documents;"
+        "from test_builder import article, build_documents;"
+        "from feedsvc.config import load_config;"
         f"config = load_config({config.path!r});"
         "docs = build_documents([article(n, (('金融',),)) for n in range(3)], config);"
         "sys.stdout.buffer.write(docs['categories/金融/feed.atom'].body)"
@@ -250,3 +250,20 @@ def test_json_feed_honours_summary_mode(make_config: Callable[..., Config]) -> N
     docs = build_documents([article(1, summary="Lead.")], make_config(feeds={"content": "summary"}))
     [item] = json.loads(docs["feed.json"].body)["items"]
     assert item["content_text"] == "Lead." and "content_html" not in item
+
+
+def test_only_changed_feeds_are_rendered_again(config: Config) -> None:
+    from feedsvc.builder import SiteBuilder
+
+    builder = SiteBuilder(config)
+    articles = [article(n, ((f"C{n % 3}",),)) for n in range(9)]
+    first = builder.build(articles).documents
+    assert builder.rendered == 4  # the site and three categories
+    again = builder.build(articles).documents
+    assert builder.rendered == 4
+    assert all(again[path] is first[path] for path in first)
+    edited = [*articles[:8], article(8, (("C2",),), title="Edited")]
+    third = builder.build(edited).documents
+    assert builder.rendered == 6  # the site and C2 only
+    assert third["categories/C0/feed.rss"] is first["categories/C0/feed.rss"]
+    assert third["categories/C2/feed.rss"].etag != first["categories/C2/feed.rss"].etag

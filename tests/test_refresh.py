@@ -92,9 +92,7 @@ def test_a_failing_build_keeps_the_previous_snapshot(
     def explode(*args: object) -> None:
         raise RuntimeError("builder bug")
 
-    import feedsvc.refresh
-
-    monkeypatch.setattr(feedsvc.refresh, "build_site", explode)  # type: ignore[attr-defined]
+    monkeypatch.setattr(refresher.builder, "build", explode)  # type: ignore[attr-defined]
     summary = refresher.refresh()
     assert store.current.documents is before.documents
     assert summary.problems == 1

@@ -79,51 +79,70 @@ class DirectorySource:
             raise SourceError("folder is missing or not a folder")
         if not os.access(self.root, os.R_OK | os.X_OK):
             raise SourceError("permission denied")
+        cache = self._cache
         fresh: dict[str, _Cached] = {}
         for relpath, info in self._walk():
-            key = (info.st_size, info.st_mtime_ns, info.st_ino)
-            cached = self._cache.get(relpath)
-            fresh[relpath] = cached if cached and cached.key == key else self._parse(relpath, info)
+            cached = cache.get(relpath)
+            if (
+                cached is None
+                or cached.key[0] != info.st_size
+                or cached.key[1] != info.st_mtime_ns
+                or cached.key[2] != info.st_ino
+            ):
+                cached = self._parse(relpath, info)
+            fresh[relpath] = cached
         self._cache = fresh
         articles = tuple(c.article for c in fresh.values() if c.article is not None)
-        problems = tuple(p for c in fresh.values() for p in c.problems)
+        failing = sorted(path for path, cached in fresh.items() if cached.problems)
+        problems = tuple(p for path in failing for p in fresh[path].problems)
         return SourceResult(articles, problems)
 
     def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
+        """(relative path, stat) of every file to read; one stat per file.
+
+        The order is the file system's; nothing downstream depends on it.
+        """
         root = os.path.realpath(self.root)
         seen = {root}
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-            # Prune hidden and draft folders, links leaving the root, and loops.
-            keep = []
-            for name in sorted(dirnames):
-                real = os.path.realpath(os.path.join(dirpath, name))
-                if _is_hidden(name) or name in _SKIPPED_DIRS or real in seen:
+        pending = [(root, "")]
+        include, exclude, backup = self.include.match, self.exclude.match, _BACKUP.search
+        while pending:
+            directory, prefix = pending.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except OSError as exc:
+                logger.warning("%s: cannot list: %s", directory, exc.strerror or exc)
+                continue
+            for entry in entries:
+                name = entry.name
+                if name[0] == ".":  # hidden files and folders are never published
                     continue
-                if not _is_within(real, root):
+                if entry.is_symlink() and not self._is_safe_link(entry.path, root):
                     continue
-                seen.add(real)
-                keep.append(name)
-            dirnames[:] = keep
-            for name in sorted(filenames):
-                entry = self._file_entry(root, dirpath, name)
-                if entry is not None:
-                    yield entry
+                if entry.is_dir():
+                    real = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
+                    # Prune draft folders and loops through links to folders already seen.
+                    if name not in _SKIPPED_DIRS and real not in seen:
+                        seen.add(real)
+                        pending.append((entry.path, prefix + name + "/"))
+                    continue
+                relpath = prefix + name
+                if not include(relpath) or backup(name) or exclude(relpath):
+                    continue
+                try:
+                    info = entry.stat()
+                except OSError:
+                    continue
+                if stat.S_ISREG(info.st_mode):
+                    yield relpath, info
 
-    def _file_entry(self, root: str, dirpath: str, name: str) -> tuple[str, os.stat_result] | None:
-        full = os.path.join(dirpath, name)
-        relpath = os.path.relpath(full, root).replace(os.sep, "/")
-        if _is_hidden(name) or _BACKUP.search(name):
-            return None
-        if not self.include.match(relpath) or self.exclude.match(relpath):
-            return None
-        if not _is_within(os.path.realpath(full), root):
-            logger.warning("%s: symlink leads outside the source folder; not read", full)
-            return None
-        try:
-            info = os.stat(full)
-        except OSError:
-            return None
-        return (relpath, info) if stat.S_ISREG(info.st_mode) else None
+    @staticmethod
+    def _is_safe_link(path: str, root: str) -> bool:
+        """A symlink may be followed only when it resolves inside the source root."""
+        if _is_within(os.path.realpath(path), root):
+            return True
+        logger.warning("%s: symlink leads outside the source folder; not read", path)
+        return False
 
     def _parse(self, relpath: str, info: os.stat_result) -> _Cached:
         key = (info.st_size, info.st_mtime_ns, info.st_ino)
@@ -159,10 +178,6 @@ class DirectorySource:
         full = os.path.join(self.root, relpath)
         shown = os.path.relpath(full, self.base_dir)
         return full if shown.startswith("..") else shown
-
-
-def _is_hidden(name: str) -> bool:
-    return name.startswith(".")
 
 
 def _is_within(path: str, root: str) -> bool:
