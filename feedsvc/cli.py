@@ -8,6 +8,7 @@ import errno
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -15,10 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from feedsvc import __version__
-from feedsvc.config import Config, load_config
+from feedsvc.config import Config, load_config, parse_config
+from feedsvc.configwatch import ConfigWatcher
 from feedsvc.errors import ConfigError
+from feedsvc.logs import configure_logging, server_logging
 from feedsvc.refresh import Refresher
-from feedsvc.scheduler import make_scheduler
+from feedsvc.scheduler import make_scheduler, reschedule, run_soon
 from feedsvc.store import Store
 from feedsvc.web import create_app
 
@@ -30,13 +33,13 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 # for the GIL. Extra threads cover slow requests (healthz, a reload) without stalling.
 DEFAULT_THREADS = 2
 CONFIG_ENV = "FEEDSVC_CONFIG"
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+CONFIG_TEXT_ENV = "FEEDSVC_CONFIG_TEXT"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     args = _parser().parse_args(argv)
-    _configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -65,13 +68,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--log-level", default="info", choices=["debug", "info", "warning", "error"]
         )
+        sub.add_argument("--log-format", default="text", choices=["text", "json"])
     return parser
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
-    # APScheduler narrates every job run at INFO; our own reload line says what matters.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def check_command(args: argparse.Namespace, config: Config) -> int:
@@ -101,9 +99,11 @@ def build_command(args: argparse.Namespace, config: Config) -> int:
         for path, document in snapshot.documents.items():
             target = staging / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(document.body)
             stamp = document.last_modified.timestamp()
-            os.utime(target, (stamp, stamp))
+            # The .gz sibling is what nginx's gzip_static and most CDNs send as is.
+            for file, body in ((target, document.body), (Path(f"{target}.gz"), document.gzip_body)):
+                file.write_bytes(body)
+                os.utime(file, (stamp, stamp))
         _replace_dir(staging, out)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -131,7 +131,6 @@ def _replace_dir(staging: Path, out: Path) -> None:
 def serve_command(args: argparse.Namespace, config: Config) -> int:
     """Serve with granian: each worker builds, schedules reloads and serves its own snapshot."""
     # The server is imported only when serving: check and build never need it.
-    from granian import Granian  # noqa: PLC0415
     from granian.constants import Interfaces  # noqa: PLC0415
     from granian.http import HTTP1Settings  # noqa: PLC0415
 
@@ -141,7 +140,8 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
         print(f"feedsvc: cannot listen on {host}:{port}: address already in use", file=sys.stderr)
         return EXIT_CONFIG
     os.environ[CONFIG_ENV] = config.path
-    server = Granian(
+    os.environ[CONFIG_TEXT_ENV] = Path(config.path).read_text(encoding="utf-8-sig")
+    server = _server_class()(
         "feedsvc.cli:worker_app",
         factory=True,
         address=host,
@@ -158,11 +158,31 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
         # Python-side access logging halves feed throughput (measured: README), so it is
         # opt-in; a proxy or CDN in front usually keeps the access log.
         log_access=config.server.access_log,
-        log_dictconfig=_granian_logging(),
+        log_dictconfig=server_logging(args.log_level, args.log_format),
         websockets=False,
     )
     server.serve()
     return EXIT_OK
+
+
+def _server_class() -> type:
+    """granian's server, with SIGHUP meaning "reload now" instead of "restart workers".
+
+    granian answers SIGHUP by starting fresh workers and stopping the old ones a fixed
+    3.5 s later, whether or not the new ones have finished their first build: with a large
+    corpus that is a gap in service. feedsvc workers reload in place instead.
+    """
+    from granian import Granian  # noqa: PLC0415
+
+    class FeedsvcServer(Granian):  # type: ignore[misc,valid-type]
+        def _reload(self, spawn_target: object, target_loader: object) -> None:
+            self.reload_signal = False
+            self.main_loop_interrupt.clear()
+            logger.info("SIGHUP: asking every worker to reload now")
+            for worker in self.wrks:
+                os.kill(worker.inner.pid, signal.SIGUSR1)
+
+    return FeedsvcServer
 
 
 def default_workers() -> int:
@@ -172,16 +192,42 @@ def default_workers() -> int:
 
 def worker_app() -> object:
     """Granian worker factory: build once, start the reload schedule, return the WSGI app."""
-    config = load_config(os.environ[CONFIG_ENV])
+    config, from_file = _worker_config()
     store = Store()
-    refresher = Refresher(config, store)
+    refresher = Refresher(config, store, watcher=ConfigWatcher(config, check_now=not from_file))
     refresher.refresh()
-    scheduler = make_scheduler(refresher.refresh, config.reload.interval_seconds)
+    interval = [config.reload.interval_seconds]
+
+    def tick() -> None:
+        refresher.refresh()
+        wanted = refresher.config.reload.interval_seconds
+        if wanted != interval[0]:
+            interval[0] = wanted
+            reschedule(scheduler, wanted)
+
+    scheduler = make_scheduler(tick, config.reload.interval_seconds)
     scheduler.start()
     atexit.register(scheduler.shutdown, wait=False)
+    # SIGHUP reaches the main process, which passes it on to every worker as SIGUSR1.
+    signal.signal(signal.SIGUSR1, lambda *_: run_soon(scheduler))
+    app = create_app(store, config, refresher, broadcast=_reload_every_worker)
     # Serve the app's WSGI callable (FastPath in front of Flask) directly: one frame less
     # on every feed request than going through Flask.__call__.
-    return create_app(store, config).wsgi_app
+    return app.wsgi_app
+
+
+def _worker_config() -> tuple[Config, bool]:
+    """The config file as it is now; if it broke since the server started, the one it
+    started with (the watcher reports the file's problems on the first reload)."""
+    path = os.environ[CONFIG_ENV]
+    try:
+        return load_config(path), True
+    except ConfigError:
+        return parse_config(os.environ[CONFIG_TEXT_ENV], Path(path)), False
+
+
+def _reload_every_worker() -> None:
+    os.kill(os.getppid(), signal.SIGHUP)
 
 
 def _is_port_free(host: str, port: int) -> bool:
@@ -193,22 +239,6 @@ def _is_port_free(host: str, port: int) -> bool:
         except OSError as exc:
             return exc.errno not in (errno.EADDRINUSE, errno.EACCES)
     return True
-
-
-def _granian_logging() -> dict[str, object]:
-    """Granian's logging, in feedsvc's format, with our own loggers kept."""
-    return {
-        "formatters": {
-            "generic": {"()": "logging.Formatter", "fmt": LOG_FORMAT},
-            "access": {"()": "logging.Formatter", "fmt": LOG_FORMAT},
-        },
-        "root": {"handlers": ["console"], "level": "INFO"},
-        "loggers": {
-            "_granian": {"handlers": ["console"], "level": "INFO", "propagate": False},
-            "granian.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-            "apscheduler": {"level": "WARNING"},
-        },
-    }
 
 
 if __name__ == "__main__":

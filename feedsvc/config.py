@@ -151,6 +151,7 @@ class ServerConfig:
     workers: int | None = _checked(None, lambda v: None if v is None else _positive(v), "processes")
     threads: int | None = _checked(None, lambda v: None if v is None else _positive(v), "threads")
     access_log: bool = _doc(False, "log every request at INFO (costs about half the throughput)")
+    reload_token: str | None = _doc(None, "enables POST /-/reload with this bearer token")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from feedsvc.builder import SiteBuild, SiteBuilder
 from feedsvc.config import Config
+from feedsvc.configwatch import ConfigWatcher
 from feedsvc.errors import SourceError
 from feedsvc.model import Article, Document, Problem, Resource, Snapshot
 from feedsvc.nodes import Kind, node_keys
@@ -44,20 +45,39 @@ class ReloadSummary:
 class Refresher:
     """Reads every source, builds every document and swaps the result into the store."""
 
-    def __init__(self, config: Config, store: Store, now: Clock = utc_now) -> None:
-        self.config = config
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        now: Clock = utc_now,
+        *,
+        watcher: ConfigWatcher | None = None,
+    ) -> None:
         self.store = store
         self.now = now
         self._lock = threading.Lock()
-        base_dir = Path(config.path).parent
-        self.sources = [DirectorySource(s, config.site, base_dir) for s in config.sources]
-        self.builder = SiteBuilder(config)
+        # With a watcher, each reload first applies a valid edit of the config file.
+        self.watcher = watcher
+        self.sources: list[DirectorySource] = []
         self._last_good: dict[str, SourceResult] = {}
+        self._last_problems: tuple[Problem, ...] = ()
+        self._apply(config)
+
+    def _apply(self, config: Config) -> None:
+        """Bind everything derived from a config; sources whose settings stay keep their cache."""
+        base_dir = Path(config.path).parent
+        kept = {(s.config, s.site): s for s in self.sources}
+        self.sources = [
+            kept.get((s, config.site)) or DirectorySource(s, config.site, base_dir)
+            for s in config.sources
+        ]
+        self.config = config
+        self.builder = SiteBuilder(config)
         # Every feed node served so far: one whose articles all go away stays as an
         # empty, valid feed rather than turning into a 404 for its subscribers.
         self._known_nodes: dict[tuple[Kind, str], tuple[str, ...]] = {}
-        self._last_problems: tuple[Problem, ...] = ()
         self._last_build: SiteBuild | None = None
+        self._fresh_resources = True  # headers depend on the config: prepare them anew
 
     def refresh(self) -> ReloadSummary:
         """Run one reload; never raises: failures are logged and reported as problems."""
@@ -73,6 +93,11 @@ class Refresher:
         now = self.now()
         articles: list[Article] = []
         problems: list[Problem] = []
+        if self.watcher is not None:
+            changed_config = self.watcher.check()
+            if changed_config is not None:
+                self._apply(changed_config)
+            problems.extend(self.watcher.problems)
         for source in self.sources:
             result, source_problems = self._read_source(source)
             articles.extend(a for a in result.articles if a.published <= now)
@@ -117,9 +142,9 @@ class Refresher:
         changed = sum(1 for path, doc in documents.items() if _etag(old, path) != doc.etag)
         changed += sum(1 for path in old if path not in documents)
         # The hot path reads resources on every request; nothing writes to them after the swap.
-        resources = prepare_resources(
-            documents, self.config.server.cache_max_age, previous.resources
-        )
+        reuse = {} if self._fresh_resources else previous.resources
+        self._fresh_resources = False
+        resources = prepare_resources(documents, self.config.server.cache_max_age, reuse)
         return MappingProxyType(documents), resources, changed
 
     def _keep_serving(self, exc: Exception, started: float) -> ReloadSummary:

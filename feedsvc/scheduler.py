@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -39,3 +39,17 @@ def _report(event: JobExecutionEvent) -> None:
         logger.error("scheduled reload raised %r", event.exception)
     else:
         logger.warning("scheduled reload missed its run time %s", event.scheduled_run_time)
+
+
+def reschedule(scheduler: BackgroundScheduler, interval_seconds: int) -> None:
+    """Run the reload every `interval_seconds` from now on (a config edit changed it)."""
+    scheduler.reschedule_job(
+        JOB_ID, trigger=IntervalTrigger(seconds=interval_seconds, timezone=UTC)
+    )
+    scheduler.modify_job(JOB_ID, misfire_grace_time=interval_seconds)
+    logger.info("reloading every %d s from now on", interval_seconds)
+
+
+def run_soon(scheduler: BackgroundScheduler) -> None:
+    """Run the reload job now (SIGHUP), keeping its schedule; safe from a signal handler."""
+    scheduler.modify_job(JOB_ID, next_run_time=datetime.now(tz=UTC))

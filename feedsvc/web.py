@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify
+import hmac
+from collections.abc import Callable
+from dataclasses import asdict
+
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
 from feedsvc.config import Config
 from feedsvc.model import Snapshot
+from feedsvc.refresh import Refresher
 from feedsvc.serving import FastPath
 from feedsvc.store import Store
 
 bp = Blueprint("feeds", __name__)
 
 
-def create_app(store: Store, config: Config) -> Flask:
-    """Wire a Flask app to a Store; nothing is read or started here."""
+def create_app(
+    store: Store,
+    config: Config,
+    refresher: Refresher | None = None,
+    broadcast: Callable[[], None] | None = None,
+) -> Flask:
+    """Wire a Flask app to a Store; nothing is read or started here.
+
+    With a `refresher`, `POST /-/reload` runs a reload (when `server.reload_token` is set)
+    and `broadcast` asks the other server processes to reload too.
+    """
     app = Flask(__name__)
-    app.extensions["feedsvc"] = {"store": store, "config": config}
+    app.extensions["feedsvc"] = {
+        "store": store,
+        "config": config,
+        "refresher": refresher,
+        "broadcast": broadcast,
+    }
     app.register_blueprint(bp)
     # Built documents never reach Flask: the prepared-bytes layer answers them first.
     app.wsgi_app = FastPath(store, app.wsgi_app)  # type: ignore[method-assign]
@@ -43,6 +62,33 @@ def healthz() -> Response:
             for p in snapshot.problems
         ],
     )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/-/reload", methods=["GET", "POST"], provide_automatic_options=False)
+def reload() -> Response:
+    """Reload now; only with `Authorization: Bearer <server.reload_token>`."""
+    state = current_app.extensions["feedsvc"]
+    refresher: Refresher | None = state["refresher"]
+    config: Config = refresher.config if refresher else state["config"]
+    token = config.server.reload_token
+    if refresher is None or not token:
+        abort(404)
+    if request.method != "POST":
+        return Response("use POST\n", 405, {"Allow": "POST", "Content-Type": "text/plain"})
+    given = request.headers.get("Authorization", "")
+    # Compare in constant time, so the token cannot be guessed byte by byte.
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return Response(
+            "a valid bearer token is required\n",
+            401,
+            {"WWW-Authenticate": 'Bearer realm="feedsvc"', "Content-Type": "text/plain"},
+        )
+    summary = refresher.refresh()
+    if state["broadcast"] is not None:
+        state["broadcast"]()
+    response = jsonify(asdict(summary))
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -9,11 +9,12 @@ PACKAGE = Path(__file__).parent.parent / "feedsvc"
 
 # Layers from the bottom up; a module may import only from earlier layers.
 LAYERS = [
-    ["feedsvc", "feedsvc.errors"],
+    ["feedsvc", "feedsvc.errors", "feedsvc.logs"],
     ["feedsvc.model"],
     ["feedsvc.dates"],
     ["feedsvc.urls"],
     ["feedsvc.config"],
+    ["feedsvc.configwatch"],
     ["feedsvc.content"],
     ["feedsvc.sources", "feedsvc.sources.post"],
     ["feedsvc.sources.directory"],

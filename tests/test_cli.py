@@ -1,6 +1,8 @@
+import gzip
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
@@ -62,7 +64,15 @@ def test_build_writes_every_document(
     write_article(articles_dir, "a.md", title="A", date="2022-01-01", categories=["金融", "银行"])
     out = tmp_path / "site"
     assert main(["build", "--config", config.path, "--out", str(out)]) == 0
-    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    written = sorted(
+        str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.suffix != ".gz"
+    )
+    packed = sorted(str(p.relative_to(out)) for p in out.rglob("*.gz"))
+    assert packed == [f"{path}.gz" for path in written]
+    assert gzip.decompress((out / "feed.atom.gz").read_bytes()) == (out / "feed.atom").read_bytes()
+    stamp = datetime(2022, 1, 1, tzinfo=UTC).astimezone(UTC)
+    assert (out / "feed.atom").stat().st_mtime == (out / "feed.atom.gz").stat().st_mtime
+    assert (out / "feed.atom").stat().st_mtime == stamp.timestamp() - 8 * 3600
     feeds = sorted(
         f"{d}{name}"
         for d in ("", "categories/金融/", "categories/金融/银行/")

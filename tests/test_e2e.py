@@ -31,7 +31,7 @@ def free_port() -> int:
 class Server:
     """`feedsvc serve` in a child process; its log goes to a file beside the config."""
 
-    def __init__(self, config: Path, port: int, log: Path) -> None:
+    def __init__(self, config: Path, port: int, log: Path, *extra: str) -> None:
         self.base = f"http://127.0.0.1:{port}"
         self.log = log
         with log.open("wb") as out:
@@ -45,6 +45,7 @@ class Server:
                     str(config),
                     "--port",
                     str(port),
+                    *extra,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

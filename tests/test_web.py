@@ -235,3 +235,35 @@ def test_deleted_category_stays_as_an_empty_valid_feed(
     assert response.status_code == 200
     parsed = feedparser.parse(response.data)
     assert not parsed.bozo and parsed.entries == []
+
+
+def reload_client(make_config: Any, **server: Any) -> Any:
+    from feedsvc.store import Store
+    from feedsvc.web import create_app
+
+    config = make_config(server=server)
+    store = Store()
+    refresher = Refresher(config, store)
+    calls: list[int] = []
+    app = create_app(store, config, refresher, broadcast=lambda: calls.append(1))
+    return app.test_client(), calls
+
+
+def test_reload_endpoint_is_404_without_a_token(make_config: Any) -> None:
+    client, _ = reload_client(make_config)
+    assert client.post("/-/reload").status_code == 404
+    assert client.get("/-/reload").status_code == 404
+
+
+def test_reload_endpoint_needs_the_bearer_token(make_config: Any) -> None:
+    client, calls = reload_client(make_config, reload_token="s3cret-token")
+    assert client.post("/-/reload").status_code == 401
+    wrong = client.post("/-/reload", headers={"Authorization": "Bearer s3cret-tokeN"})
+    assert wrong.status_code == 401
+    assert wrong.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/-/reload").status_code == 405
+    assert calls == []
+    ok = client.post("/-/reload", headers={"Authorization": "Bearer s3cret-token"})
+    assert ok.status_code == 200
+    assert set(ok.get_json()) == {"articles", "documents", "changed", "problems", "seconds"}
+    assert calls == [1]

@@ -1,0 +1,103 @@
+from collections.abc import Callable
+from pathlib import Path
+
+import feedparser
+import yaml
+
+from feedsvc.config import Config
+from feedsvc.configwatch import ConfigWatcher
+from feedsvc.refresh import Refresher
+from feedsvc.store import Store
+
+from conftest import write_article
+
+
+def edit(config: Config, **changes: dict) -> None:
+    path = Path(config.path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for section, values in changes.items():
+        data.setdefault(section, {}).update(values)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+
+def title(store: Store) -> str:
+    return str(feedparser.parse(store.current.documents["feed.atom"].body).feed.title)
+
+
+def make(config: Config, now: Callable) -> tuple[Refresher, Store]:
+    store = Store()
+    return Refresher(config, store, now=now, watcher=ConfigWatcher(config)), store
+
+
+def test_valid_edit_is_applied_on_the_next_reload(
+    config: Config, articles_dir: Path, now: Callable
+) -> None:
+    write_article(articles_dir, "a.md", title="A", date="2022-01-01", categories=["金融"])
+    refresher, store = make(config, now)
+    refresher.refresh()
+    assert title(store) == "Test Newsroom"
+    edit(
+        config,
+        site={"title": "Renamed Newsroom"},
+        feeds={"limit": 1, "category_map": {"金融": "finance"}},
+    )
+    refresher.refresh()
+    assert title(store) == "Renamed Newsroom"
+    assert "categories/finance/feed.atom" in store.current.documents
+    assert refresher.config.feeds.limit == 1
+    assert store.current.problems == ()
+
+
+def test_invalid_edit_keeps_the_last_good_config_and_is_reported(
+    config: Config, articles_dir: Path, now: Callable
+) -> None:
+    write_article(articles_dir, "a.md", title="A", date="2022-01-01")
+    refresher, store = make(config, now)
+    refresher.refresh()
+    Path(config.path).write_text(
+        Path(config.path).read_text(encoding="utf-8") + "feeds:\n  limt: 3\n", encoding="utf-8"
+    )
+    refresher.refresh()
+    assert title(store) == "Test Newsroom"
+    [problem] = store.current.problems
+    assert problem.path == config.path and problem.message == "feeds.limt: unknown key"
+    assert problem.line is not None and problem.severity == "error"
+    Path(config.path).write_text("site: [broken\n", encoding="utf-8")
+    refresher.refresh()
+    assert "invalid YAML" in store.current.problems[0].message
+    assert title(store) == "Test Newsroom"
+
+
+def test_vanished_config_keeps_serving(config: Config, articles_dir: Path, now: Callable) -> None:
+    write_article(articles_dir, "a.md", title="A", date="2022-01-01")
+    refresher, store = make(config, now)
+    refresher.refresh()
+    Path(config.path).unlink()
+    refresher.refresh()
+    assert title(store) == "Test Newsroom"
+    assert "cannot read" in store.current.problems[0].message
+
+
+def test_server_address_change_needs_a_restart(
+    config: Config, articles_dir: Path, now: Callable
+) -> None:
+    refresher, store = make(config, now)
+    refresher.refresh()
+    edit(config, server={"port": 9999, "cache_max_age": 60})
+    refresher.refresh()
+    [warning] = store.current.problems
+    assert warning.severity == "warning"
+    assert warning.message == "server.port changed; it takes effect after a restart"
+    variant = store.current.resources["/feed.atom"].identity
+    assert (
+        "Cache-Control",
+        "public, max-age=60, stale-while-revalidate=60, stale-if-error=86400",
+    ) in variant.headers
+
+
+def test_unchanged_file_is_not_parsed_again(config: Config, now: Callable) -> None:
+    watcher = ConfigWatcher(config)
+    assert watcher.check() is None
+    Path(config.path).write_text(Path(config.path).read_text() + "\n", encoding="utf-8")
+    assert watcher.check() is None  # same settings, nothing to apply
+    assert watcher.problems == []

@@ -1,0 +1,168 @@
+"""Operating a live service: config edits, SIGHUP, the reload endpoint, logs, replicas."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import feedparser
+import pytest
+import requests
+import yaml
+
+from conftest import SAMPLE_SHAPED, write_article
+from test_e2e import Server, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def settings(port: int, **sections: dict) -> dict:
+    data = {
+        "site": {
+            "title": "Ops Newsroom",
+            "base_url": f"http://127.0.0.1:{port}",
+            "timezone": "Asia/Shanghai",
+        },
+        "sources": [{"name": "articles", "path": "articles"}],
+        "reload": {"interval_seconds": 3600},
+        "server": {"workers": 2},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return data
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Callable[..., tuple[Server, Path]]]:
+    started: list[Server] = []
+
+    def start(*extra: str, **sections: dict) -> tuple[Server, Path]:
+        port = free_port()
+        articles = tmp_path / "articles"
+        articles.mkdir(exist_ok=True)
+        (articles / "sample.txt").write_text(SAMPLE_SHAPED, encoding="utf-8")
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(settings(port, **sections), allow_unicode=True), "utf-8")
+        server = Server(config, port, tmp_path / f"serve-{port}.log", *extra)
+        started.append(server)
+        return server, config
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def every_worker_sees(base: str, check: Callable[[bytes], bool], seconds: float = 20) -> bool:
+    """True once 12 requests in a row on fresh connections (so both workers) satisfy check."""
+    deadline, streak = time.monotonic() + seconds, 0
+    while time.monotonic() < deadline and streak < 12:
+        body = requests.get(base + "/feed.atom", headers={"Connection": "close"}, timeout=5).content
+        streak = streak + 1 if check(body) else 0
+        time.sleep(0.05)
+    return streak >= 12
+
+
+def test_sighup_reloads_every_worker_now(site: Callable[..., tuple[Server, Path]]) -> None:
+    server, config = site()
+    write_article(
+        config.parent / "articles",
+        "new.md",
+        title="Arrived before SIGHUP",
+        date="2022-06-01T00:00:00Z",
+    )
+    time.sleep(0.2)
+    assert b"Arrived before SIGHUP" not in requests.get(server.base + "/feed.atom").content
+    server.process.send_signal(signal.SIGHUP)
+    assert every_worker_sees(server.base, lambda body: b"Arrived before SIGHUP" in body)
+    assert server.process.poll() is None
+
+
+def test_config_edit_applies_live_and_a_bad_edit_keeps_serving(
+    site: Callable[..., tuple[Server, Path]],
+) -> None:
+    server, config = site()
+    port = int(server.base.rsplit(":", 1)[1])
+    edited = settings(port, site={"title": "Renamed Live"}, feeds={"limit": 1})
+    config.write_text(yaml.safe_dump(edited, allow_unicode=True), encoding="utf-8")
+    server.process.send_signal(signal.SIGHUP)
+    assert every_worker_sees(server.base, lambda body: b"<title>Renamed Live</title>" in body)
+
+    config.write_text(config.read_text(encoding="utf-8") + "feeds:\n  limt: 3\n", "utf-8")
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        health = requests.get(server.base + "/healthz", headers={"Connection": "close"}).json()
+        if health["status"] == "degraded":
+            break
+        time.sleep(0.1)
+    assert health["status"] == "degraded"
+    assert health["problems"][0]["message"].endswith("unknown key")
+    feed = feedparser.parse(server.base + "/feed.atom")
+    assert feed.status == 200 and feed.feed.title == "Renamed Live"
+
+
+def test_reload_endpoint_reloads_every_worker(site: Callable[..., tuple[Server, Path]]) -> None:
+    server, config = site(server={"reload_token": "ops-token-123"})
+    assert requests.post(server.base + "/-/reload").status_code == 401
+    write_article(
+        config.parent / "articles",
+        "hot.md",
+        title="Reloaded on demand",
+        date="2022-06-02T00:00:00Z",
+    )
+    response = requests.post(
+        server.base + "/-/reload", headers={"Authorization": "Bearer ops-token-123"}, timeout=30
+    )
+    assert response.status_code == 200
+    assert response.json()["articles"] == 2
+    assert every_worker_sees(server.base, lambda body: b"Reloaded on demand" in body)
+
+
+def test_json_logs_are_one_object_per_line(site: Callable[..., tuple[Server, Path]]) -> None:
+    server, _ = site("--log-format", "json")
+    requests.get(server.base + "/feed.atom")
+    assert server.stop() == 0
+    lines = [line for line in server.log.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    assert any(r["logger"] == "feedsvc.refresh" and "reload:" in r["message"] for r in records)
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+
+
+def test_two_replicas_serve_identical_documents(tmp_path: Path) -> None:
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    (articles / "sample.txt").write_text(SAMPLE_SHAPED, encoding="utf-8")
+    write_article(articles, "en.md", title="Replicated", date="2022-01-02", tags=["ops"])
+    config = tmp_path / "config.yaml"
+    # Both replicas sit behind one public address, as behind a load balancer.
+    config.write_text(yaml.safe_dump(settings(8080), allow_unicode=True), encoding="utf-8")
+    replicas = [Server(config, free_port(), tmp_path / f"r{n}.log") for n in range(2)]
+    try:
+        opml = requests.get(replicas[0].base + "/feeds.opml").text
+        paths = [
+            "/",
+            "/feeds.opml",
+            "/feed.atom",
+            "/feed.rss",
+            "/feed.json",
+            "/feed.html",
+            "/categories/%E9%87%91%E8%9E%8D/feed.atom",
+            "/tags/ops/feed.rss",
+        ]
+        assert "tags/ops/feed.rss" in opml
+        for path in paths:
+            for encoding in ("identity", "gzip"):
+                answers = [
+                    requests.get(r.base + path, headers={"Accept-Encoding": encoding}, stream=True)
+                    for r in replicas
+                ]
+                bodies = [a.raw.read(decode_content=False) for a in answers]
+                assert bodies[0] == bodies[1], path
+                for header in ("ETag", "Last-Modified", "Content-Type"):
+                    assert answers[0].headers[header] == answers[1].headers[header], path
+    finally:
+        for replica in replicas:
+            replica.stop()
