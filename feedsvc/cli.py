@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import errno
+import fcntl
 import logging
 import os
 import shutil
@@ -20,10 +21,12 @@ from feedsvc.config import Config, load_config, parse_config
 from feedsvc.configwatch import ConfigWatcher
 from feedsvc.errors import ConfigError
 from feedsvc.logs import configure_logging, server_logging
+from feedsvc.metrics import Metrics, enable_multiprocess, process_exited
 from feedsvc.refresh import Refresher
 from feedsvc.scheduler import make_scheduler, reschedule, run_soon
 from feedsvc.store import Store
 from feedsvc.web import create_app
+from feedsvc.websub import Relay
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 DEFAULT_THREADS = 2
 CONFIG_ENV = "FEEDSVC_CONFIG"
 CONFIG_TEXT_ENV = "FEEDSVC_CONFIG_TEXT"
+LOCK_ENV = "FEEDSVC_PUBLISHER_LOCK"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,6 +144,10 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
         print(f"feedsvc: cannot listen on {host}:{port}: address already in use", file=sys.stderr)
         return EXIT_CONFIG
     os.environ[CONFIG_ENV] = config.path
+    lock = tempfile.NamedTemporaryFile(prefix="feedsvc-websub-", suffix=".lock")  # noqa: SIM115
+    os.environ[LOCK_ENV] = lock.name
+    metrics_dir = tempfile.TemporaryDirectory(prefix="feedsvc-metrics-")
+    enable_multiprocess(metrics_dir.name)
     os.environ[CONFIG_TEXT_ENV] = Path(config.path).read_text(encoding="utf-8-sig")
     server = _server_class()(
         "feedsvc.cli:worker_app",
@@ -194,7 +202,18 @@ def worker_app() -> object:
     """Granian worker factory: build once, start the reload schedule, return the WSGI app."""
     config, from_file = _worker_config()
     store = Store()
-    refresher = Refresher(config, store, watcher=ConfigWatcher(config, check_now=not from_file))
+    metrics = Metrics()
+    metrics.start_flushing()
+    atexit.register(process_exited, os.getpid())
+    refresher = Refresher(
+        config, store, watcher=ConfigWatcher(config, check_now=not from_file), metrics=metrics
+    )
+    refresher.on_change = Relay(
+        lambda: refresher.config.feeds.websub_hub,
+        lambda: refresher.config.site.base_url,
+        may_publish=_is_publisher,
+        on_result=metrics.count_websub,
+    )
     refresher.refresh()
     interval = [config.reload.interval_seconds]
 
@@ -210,7 +229,7 @@ def worker_app() -> object:
     atexit.register(scheduler.shutdown, wait=False)
     # SIGHUP reaches the main process, which passes it on to every worker as SIGUSR1.
     signal.signal(signal.SIGUSR1, lambda *_: run_soon(scheduler))
-    app = create_app(store, config, refresher, broadcast=_reload_every_worker)
+    app = create_app(store, config, refresher, broadcast=_reload_every_worker, metrics=metrics)
     # Serve the app's WSGI callable (FastPath in front of Flask) directly: one frame less
     # on every feed request than going through Flask.__call__.
     return app.wsgi_app
@@ -224,6 +243,26 @@ def _worker_config() -> tuple[Config, bool]:
         return load_config(path), True
     except ConfigError:
         return parse_config(os.environ[CONFIG_TEXT_ENV], Path(path)), False
+
+
+_publisher_lock: list[int] = []
+
+
+def _is_publisher() -> bool:
+    """Whether this worker pings the WebSub hub: the one holding the server's lock file.
+
+    The lock is released when its holder exits, and the next worker to ask takes it over.
+    """
+    if _publisher_lock:
+        return True
+    descriptor = os.open(os.environ[LOCK_ENV], os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return False
+    _publisher_lock.append(descriptor)
+    return True
 
 
 def _reload_every_worker() -> None:

@@ -15,11 +15,13 @@ from feedsvc.builder import SiteBuild, SiteBuilder
 from feedsvc.config import Config
 from feedsvc.configwatch import ConfigWatcher
 from feedsvc.errors import SourceError
+from feedsvc.metrics import Metrics
 from feedsvc.model import Article, Document, Problem, Resource, Snapshot
 from feedsvc.nodes import Kind, node_keys
 from feedsvc.serving import prepare_resources
 from feedsvc.sources.directory import DirectorySource, SourceResult
 from feedsvc.store import Store
+from feedsvc.urls import join_url
 
 logger = logging.getLogger(__name__)
 
@@ -52,14 +54,20 @@ class Refresher:
         now: Clock = utc_now,
         *,
         watcher: ConfigWatcher | None = None,
+        on_change: Callable[[list[str]], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.store = store
         self.now = now
+        # Called with the URLs of feeds whose bytes a reload changed (WebSub pings).
+        self.on_change = on_change
         self._lock = threading.Lock()
         # With a watcher, each reload first applies a valid edit of the config file.
         self.watcher = watcher
         self.sources: list[DirectorySource] = []
         self._last_good: dict[str, SourceResult] = {}
+        self._failing: set[str] = set()
         self._last_problems: tuple[Problem, ...] = ()
         self._apply(config)
 
@@ -98,15 +106,21 @@ class Refresher:
             if changed_config is not None:
                 self._apply(changed_config)
             problems.extend(self.watcher.problems)
+        per_source: dict[str, int] = {}
         for source in self.sources:
             result, source_problems = self._read_source(source)
-            articles.extend(a for a in result.articles if a.published <= now)
+            published = [a for a in result.articles if a.published <= now]
+            per_source[source.config.name] = len(published)
+            articles.extend(published)
             problems.extend(source_problems)
         build = self.builder.build(articles, self._known_nodes)
         self._known_nodes.update(node_keys(build.nodes))
         problems.extend(build.problems)
         previous = self.store.current
         documents, resources, changed = self._documents(build, previous)
+        if changed and previous.generation and self.on_change is not None:
+            base = self.config.site.base_url
+            self.on_change([join_url(base, path) for path in changed if documents[path].view])
         self._last_problems = tuple(problems)
         self.store.swap(
             Snapshot(
@@ -119,28 +133,30 @@ class Refresher:
             )
         )
         seconds = time.perf_counter() - started
+        if self.metrics is not None:
+            failing = [name for name in per_source if name in self._failing]
+            self.metrics.observe_reload(seconds, per_source, failing, problems, time.time())
         logger.info(
             "reload: %d articles, %d documents (%d changed), %d problems, %.3fs",
             len(articles),
             len(documents),
-            changed,
+            len(changed),
             len(problems),
             seconds,
         )
-        return ReloadSummary(len(articles), len(documents), changed, len(problems), seconds)
+        return ReloadSummary(len(articles), len(documents), len(changed), len(problems), seconds)
 
     def _documents(
         self, build: SiteBuild, previous: Snapshot
-    ) -> tuple[Mapping[str, Document], dict[str, Resource], int]:
-        """The documents and served resources of a build, and how many documents changed."""
+    ) -> tuple[Mapping[str, Document], dict[str, Resource], list[str]]:
+        """The documents and served resources of a build, and the paths that changed."""
         if build is self._last_build:
             # Nothing new: keep serving the very same prepared bytes.
-            return previous.documents, dict(previous.resources), 0
+            return previous.documents, dict(previous.resources), []
         self._last_build = build
         documents = build.documents
         old = previous.documents
-        changed = sum(1 for path, doc in documents.items() if _etag(old, path) != doc.etag)
-        changed += sum(1 for path in old if path not in documents)
+        changed = [path for path, doc in documents.items() if _etag(old, path) != doc.etag]
         # The hot path reads resources on every request; nothing writes to them after the swap.
         reuse = {} if self._fresh_resources else previous.resources
         self._fresh_resources = False
@@ -166,6 +182,7 @@ class Refresher:
         try:
             result = source.read()
         except SourceError as exc:
+            self._failing.add(name)
             # Invariant 5: a source that fails keeps its last good articles.
             logger.warning("source %s: %s; keeping its last good articles", name, exc)
             last = self._last_good.get(name, SourceResult((), ()))
@@ -173,6 +190,7 @@ class Refresher:
                 *last.problems,
                 Problem(source.config.path, None, f"source {name}: {exc}"),
             ]
+        self._failing.discard(name)
         self._last_good[name] = result
         return result, list(result.problems)
 

@@ -8,9 +8,10 @@ front of Flask the way Werkzeug's SharedDataMiddleware does; everything else goe
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from werkzeug.datastructures import Accept, ETags, MIMEAccept
 from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags, quote_etag
@@ -128,12 +129,23 @@ def _variant(document: Document, gzipped: bool, cache: str, vary: str, *, cors: 
     return Variant(body, etag, seconds, headers, validators)
 
 
+class RequestTally(Protocol):
+    """Where responses are counted: (route, status) -> count, drained by its owner."""
+
+    pending: Counter[tuple[str, str]]
+
+
+# Flask's routes, for counting; every other path that reaches Flask is a 404 or 405.
+_APP_ROUTES = {"/healthz": "healthz", "/metrics": "metrics", "/-/reload": "reload"}
+
+
 class FastPath:
     """WSGI middleware answering GET/HEAD for built documents from prepared representations."""
 
-    def __init__(self, store: Store, app: WSGIApp) -> None:
+    def __init__(self, store: Store, app: WSGIApp, tally: RequestTally | None = None) -> None:
         self.store = store
         self.app = app
+        self.tally = tally
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -147,10 +159,19 @@ class FastPath:
             resource = self.store.current.resources.get(path)
             if resource is not None and not _has_encoded_slash(environ):
                 return self._serve(resource, environ, start_response, method == "HEAD")
-        return self.app(environ, start_response)
+        if self.tally is None:
+            return self.app(environ, start_response)
+        route = _APP_ROUTES.get(path, "other")
+        tally = self.tally
 
-    @staticmethod
+        def counted(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            tally.pending[(route, status[:3])] += 1
+            return start_response(status, headers, *args)
+
+        return self.app(environ, counted)
+
     def _serve(
+        self,
         resource: Resource,
         environ: dict[str, Any],
         start_response: Callable[..., Any],
@@ -170,9 +191,14 @@ class FastPath:
         else:
             variant = resource.gzip if gzipped else resource.identity
         assert variant is not None
+        route = "feed" if resource.browser_identity is not None else "page"
         if is_not_modified(variant, environ):
+            if self.tally is not None:
+                self.tally.pending[(route, "304")] += 1
             start_response("304 Not Modified", variant.not_modified)
             return []
+        if self.tally is not None:
+            self.tally.pending[(route, "200")] += 1
         start_response("200 OK", variant.headers)
         return [] if head else [variant.body]
 

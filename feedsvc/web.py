@@ -9,6 +9,7 @@ from dataclasses import asdict
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
 from feedsvc.config import Config
+from feedsvc.metrics import Metrics
 from feedsvc.model import Snapshot
 from feedsvc.refresh import Refresher
 from feedsvc.serving import FastPath
@@ -22,11 +23,13 @@ def create_app(
     config: Config,
     refresher: Refresher | None = None,
     broadcast: Callable[[], None] | None = None,
+    metrics: Metrics | None = None,
 ) -> Flask:
     """Wire a Flask app to a Store; nothing is read or started here.
 
     With a `refresher`, `POST /-/reload` runs a reload (when `server.reload_token` is set)
-    and `broadcast` asks the other server processes to reload too.
+    and `broadcast` asks the other server processes to reload too; `metrics` is what
+    `/metrics` reports (a private registry when not given).
     """
     app = Flask(__name__)
     app.extensions["feedsvc"] = {
@@ -34,10 +37,12 @@ def create_app(
         "config": config,
         "refresher": refresher,
         "broadcast": broadcast,
+        "metrics": metrics or Metrics(),
     }
     app.register_blueprint(bp)
     # Built documents never reach Flask: the prepared-bytes layer answers them first.
-    app.wsgi_app = FastPath(store, app.wsgi_app)  # type: ignore[method-assign]
+    tally = app.extensions["feedsvc"]["metrics"]
+    app.wsgi_app = FastPath(store, app.wsgi_app, tally)  # type: ignore[method-assign]
     return app
 
 
@@ -64,6 +69,13 @@ def healthz() -> Response:
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.route("/metrics", methods=["GET"], provide_automatic_options=False)
+def metrics() -> Response:
+    """Prometheus text exposition format."""
+    body, content_type = current_app.extensions["feedsvc"]["metrics"].exposition()
+    return Response(body, 200, {"Content-Type": content_type, "Cache-Control": "no-store"})
 
 
 @bp.route("/-/reload", methods=["GET", "POST"], provide_automatic_options=False)

@@ -21,6 +21,9 @@ LAYERS = [
     ["feedsvc.nodes", "feedsvc.jsonfeed", "feedsvc.pages"],
     ["feedsvc.builder"],
     ["feedsvc.store"],
+    ["feedsvc.metrics"],
+    ["feedsvc.transport"],
+    ["feedsvc.websub"],
     ["feedsvc.serving"],
     ["feedsvc.refresh"],
     ["feedsvc.scheduler"],
@@ -31,12 +34,13 @@ OWNERS = {
     "feedgen": "feedsvc.builder",
     "flask": "feedsvc.web",
     "apscheduler": "feedsvc.scheduler",
-    "requests": None,  # no remote sources yet: nobody may import it
+    "requests": "feedsvc.transport",
     "granian": "feedsvc.cli",
     "frontmatter": "feedsvc.sources.post",
     "markdown_it": "feedsvc.content",
     "nh3": "feedsvc.content",
     "lxml": "feedsvc.builder",
+    "prometheus_client": "feedsvc.metrics",
 }
 
 

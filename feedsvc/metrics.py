@@ -1,0 +1,146 @@
+"""Prometheus metrics: the only user of prometheus_client.
+
+Requests are counted in plain dicts on the hot path and moved into the Prometheus
+counters every few seconds, so serving pays a dict increment, not a locked write.
+With several server processes, multiprocess mode aggregates what each one records.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter as Tally
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
+)
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from feedsvc.model import Problem
+
+FLUSH_SECONDS = 5.0
+
+
+def enable_multiprocess(directory: str) -> None:
+    """Before server processes start: record metrics in `directory`, aggregated on scrape."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+def process_exited(pid: int) -> None:
+    """Drop a finished process's live gauges (multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+class Metrics:
+    """Everything feedsvc reports; one instance per process."""
+
+    def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = None if self.multiprocess else self.registry
+        self.articles = Gauge(
+            "feedsvc_articles",
+            "Published articles per source",
+            ["source"],
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.problems = Gauge(
+            "feedsvc_problems",
+            "Current problems by severity",
+            ["severity"],
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.source_failing = Gauge(
+            "feedsvc_source_failing",
+            "1 while a source cannot be read (its last good articles stay)",
+            ["source"],
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.reload_seconds = Histogram(
+            "feedsvc_reload_duration_seconds",
+            "Time one reload took",
+            registry=registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.last_success = Gauge(
+            "feedsvc_last_reload_success_timestamp_seconds",
+            "When a reload last succeeded",
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.responses = Counter(
+            "feedsvc_http_responses",
+            "HTTP responses by route and status",
+            ["route", "status"],
+            registry=registry,
+        )
+        self.websub = Counter(
+            "feedsvc_websub_pings",
+            "WebSub hub pings by result",
+            ["result"],
+            registry=registry,
+        )
+        self.pending: Tally[tuple[str, str]] = Tally()
+        self._lock = threading.Lock()
+        if self.multiprocess:
+            MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+
+    def observe_reload(
+        self,
+        seconds: float,
+        articles: dict[str, int],
+        failing: Iterable[str],
+        problems: Iterable[Problem],
+        finished_at: float,
+    ) -> None:
+        """Record one reload's outcome."""
+        self.reload_seconds.observe(seconds)
+        for source, count in articles.items():
+            self.articles.labels(source).set(count)
+        failing = set(failing)
+        for source in articles:
+            self.source_failing.labels(source).set(1 if source in failing else 0)
+        by_severity = Tally(p.severity for p in problems)
+        for severity in ("error", "warning"):
+            self.problems.labels(severity).set(by_severity[severity])
+        self.last_success.set(finished_at)
+
+    def count_websub(self, result: str) -> None:
+        """Count one hub ping by result (`ok`, `failed`)."""
+        self.websub.labels(result).inc()
+
+    def flush(self) -> None:
+        """Move the hot path's request tallies into the Prometheus counters."""
+        with self._lock:
+            pending, self.pending = self.pending, Tally()
+        for (route, status), count in pending.items():
+            self.responses.labels(route, status).inc(count)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text exposition format and its content type."""
+        self.flush()
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def start_flushing(self) -> threading.Thread:
+        """Flush request tallies every few seconds from a daemon thread."""
+
+        def loop() -> None:
+            while not stop.wait(FLUSH_SECONDS):
+                self.flush()
+
+        stop = threading.Event()
+        thread = threading.Thread(target=loop, name="metrics-flush", daemon=True)
+        thread.start()
+        return thread

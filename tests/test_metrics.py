@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from feedsvc.config import Config
+from feedsvc.metrics import Metrics
+from feedsvc.refresh import Refresher
+from feedsvc.store import Store
+from feedsvc.web import create_app
+
+from conftest import write_article
+from test_e2e import Server, free_port
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = (
+        rf"^{re.escape(name)}(?:\{{{re.escape(wanted)}\}})? ([0-9.e+-]+)$"
+        if labels
+        else (rf"^{re.escape(name)} ([0-9.e+-]+)$")
+    )
+    found = re.search(pattern, text, re.M)
+    assert found, f"{name} {labels} not in metrics"
+    return float(found.group(1))
+
+
+def test_metrics_report_reloads_sources_problems_and_responses(
+    config: Config, articles_dir: Path
+) -> None:
+    metrics = Metrics()
+    store = Store()
+    refresher = Refresher(config, store, metrics=metrics)
+    write_article(articles_dir, "a.md", title="A", date="2022-01-01")
+    (articles_dir / "bad.md").write_text("---\ntitle: [\n---\n", encoding="utf-8")
+    refresher.refresh()
+    client: Any = create_app(store, config, refresher, metrics=metrics).test_client()
+    etag = client.get("/feed.atom").headers["ETag"]
+    client.get("/feed.atom", headers={"If-None-Match": etag})
+    client.get("/feed.atom", headers={"If-None-Match": etag})
+    client.get("/nope")
+    response = client.get("/metrics")
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    text = response.get_data(as_text=True)
+    assert sample(text, "feedsvc_articles", source="articles") == 1
+    assert sample(text, "feedsvc_problems", severity="error") == 1
+    assert sample(text, "feedsvc_source_failing", source="articles") == 0
+    assert sample(text, "feedsvc_reload_duration_seconds_count") == 1
+    assert sample(text, "feedsvc_last_reload_success_timestamp_seconds") > 1.7e9
+    assert sample(text, "feedsvc_http_responses_total", route="feed", status="200") == 1
+    assert sample(text, "feedsvc_http_responses_total", route="feed", status="304") == 2
+    assert sample(text, "feedsvc_http_responses_total", route="other", status="404") == 1
+    shutil.rmtree(articles_dir)
+    refresher.refresh()
+    text = client.get("/metrics").get_data(as_text=True)
+    assert sample(text, "feedsvc_source_failing", source="articles") == 1
+    assert sample(text, "feedsvc_articles", source="articles") == 1  # last good kept
+
+
+@pytest.mark.e2e
+def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
+    port = free_port()
+    write_article(tmp_path / "articles", "a.md", title="A", date="2022-01-01")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "site": {"title": "Counted", "base_url": f"http://127.0.0.1:{port}"},
+                "sources": [{"name": "articles", "path": "articles"}],
+                "server": {"workers": 2},
+            }
+        ),
+        encoding="utf-8",
+    )
+    server = Server(config, port, tmp_path / "serve.log")
+    try:
+        etag = requests.get(server.base + "/feed.rss").headers["ETag"]
+        for _ in range(40):  # fresh connections reach both workers
+            requests.get(
+                server.base + "/feed.rss", headers={"If-None-Match": etag, "Connection": "close"}
+            )
+        time.sleep(6)  # each worker moves its tallies into the shared counters every 5 s
+        text = requests.get(server.base + "/metrics").text
+    finally:
+        server.stop()
+    assert sample(text, "feedsvc_http_responses_total", route="feed", status="304") == 40
+    assert sample(text, "feedsvc_articles", source="articles") == 1
