@@ -27,8 +27,9 @@ MAX_AGE = 2
 
 def responses_304(base: str) -> float:
     text = requests.get(base + "/metrics", timeout=5).text
-    found = re.search(r'^feedsvc_http_responses_total\{route="feed",status="304"\} (\S+)$',
-                      text, re.M)
+    found = re.search(
+        r'^feedsvc_http_responses_total\{route="feed",status="304"\} (\S+)$', text, re.M
+    )
     return float(found.group(1)) if found else 0.0
 
 
@@ -40,12 +41,17 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Server, Path]]:
     write_article(articles, "a.md", "First version.", title="Cached post", date="2022-01-01")
     upstream_port, public_port = free_port(), free_port()
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "site": {"title": "Behind nginx", "base_url": f"http://127.0.0.1:{public_port}"},
-        "sources": [{"name": "articles", "path": "articles"}],
-        "reload": {"interval_seconds": 1},
-        "server": {"workers": 1, "cache_max_age": MAX_AGE},
-    }), encoding="utf-8")
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "site": {"title": "Behind nginx", "base_url": f"http://127.0.0.1:{public_port}"},
+                "sources": [{"name": "articles", "path": "articles"}],
+                "reload": {"interval_seconds": 1},
+                "server": {"workers": 1, "cache_max_age": MAX_AGE},
+            }
+        ),
+        encoding="utf-8",
+    )
     server = Server(config, upstream_port, tmp_path / "serve.log")
     site = (ROOT / "deploy/nginx/feedsvc.conf").read_text(encoding="utf-8")
     site = site.replace("127.0.0.1:8080", f"127.0.0.1:{upstream_port}")
@@ -88,8 +94,11 @@ def test_nginx_caches_and_revalidates_with_etags(stack: tuple[str, Server, Path]
     assert second.headers["ETag"] == first.headers["ETag"]
 
     # A client's own conditional request is answered by nginx from the cache.
-    mine = requests.get(public + "/feed.atom", headers={**headers,
-                        "If-None-Match": first.headers["ETag"]}, timeout=5)
+    mine = requests.get(
+        public + "/feed.atom",
+        headers={**headers, "If-None-Match": first.headers["ETag"]},
+        timeout=5,
+    )
     assert mine.status_code == 304
 
     # After max-age, nginx asks feedsvc with If-None-Match and gets a 304. feedsvc allows

@@ -186,3 +186,26 @@ def test_symlink_outside_the_root_is_not_read(
     (articles_dir / "loop").symlink_to(articles_dir)
     write_article(articles_dir, "real.md", title="Real", date="2022-01-01")
     assert [a.title for a in source_for(config).read().articles] == ["Real"]
+
+
+def test_unreadable_file_keeps_its_last_good_article(
+    config: Config, articles_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_article(articles_dir, "a.md", title="Kept", date="2022-01-01")
+    source = source_for(config)
+    assert [a.title for a in source.read().articles] == ["Kept"]
+    os.utime(path, ns=(1, 1_900_000_000_000_000_000))
+    real_open = open
+
+    def failing_open(file: object, *args: object, **kwargs: object) -> object:
+        if str(file).endswith("a.md"):
+            raise OSError(5, "Input/output error")
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr("builtins.open", failing_open)
+    result = source.read()
+    assert [a.title for a in result.articles] == ["Kept"]
+    assert [str(p) for p in result.problems] == ["articles/a.md:1: cannot read: Input/output error"]
+    monkeypatch.undo()
+    result = source.read()  # retried, and clean again
+    assert [a.title for a in result.articles] == ["Kept"] and result.problems == ()

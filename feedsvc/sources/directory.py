@@ -39,6 +39,10 @@ class _Cached:
     problems: tuple[Problem, ...]
 
 
+class _Unreadable(ArticleError):
+    """The file could not be read at all (as opposed to read and found wrong)."""
+
+
 def compile_globs(patterns: tuple[str, ...]) -> re.Pattern[str]:
     """One regex for gitignore-style globs over POSIX relative paths (`**/` spans folders)."""
     parts: list[str] = []
@@ -89,7 +93,7 @@ class DirectorySource:
                 or cached.key[1] != info.st_mtime_ns
                 or cached.key[2] != info.st_ino
             ):
-                cached = self._parse(relpath, info)
+                cached = self._parse(relpath, info, cached)
             fresh[relpath] = cached
         self._cache = fresh
         articles = tuple(c.article for c in fresh.values() if c.article is not None)
@@ -144,7 +148,7 @@ class DirectorySource:
         logger.warning("%s: symlink leads outside the source folder; not read", path)
         return False
 
-    def _parse(self, relpath: str, info: os.stat_result) -> _Cached:
+    def _parse(self, relpath: str, info: os.stat_result, previous: _Cached | None) -> _Cached:
         key = (info.st_size, info.st_mtime_ns, info.st_ino)
         self.reads += 1
         display = self._display(relpath)
@@ -152,6 +156,14 @@ class DirectorySource:
         ctx = PostContext(self.config.name, relpath, display, self.site, self.tz, mtime)
         try:
             data = self._read_bytes(relpath, info, display)
+        except _Unreadable as exc:
+            # A read error (permission, disk) says nothing about the article: keep the last
+            # good one, and keep the old key so that the next reload tries again.
+            problem = Problem(exc.path, exc.line, exc.reason)
+            logger.warning("%s", problem)
+            if previous is not None and previous.article is not None:
+                return _Cached(previous.key, previous.article, (problem,))
+            return _Cached(key, None, (problem,))
         except ArticleError as exc:
             problems: tuple[Problem, ...] = (Problem(exc.path, exc.line, exc.reason),)
             article = None
@@ -169,7 +181,7 @@ class DirectorySource:
             with open(self.root / relpath, "rb") as handle:
                 data = handle.read(limit + 1)  # never more than the cap, even if it grew
         except OSError as exc:
-            raise ArticleError(display, 1, f"cannot read: {exc.strerror or exc}") from None
+            raise _Unreadable(display, 1, f"cannot read: {exc.strerror or exc}") from None
         if len(data) > limit:
             raise ArticleError(display, 1, f"file grew over max_bytes {limit}")
         return data
