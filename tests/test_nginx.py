@@ -84,7 +84,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Server, Path]]:
 
 
 def test_nginx_caches_and_revalidates_with_etags(stack: tuple[str, Server, Path]) -> None:
-    public, server, articles = stack
+    public, server, _ = stack
     headers = {"Accept-Encoding": "gzip"}
     first = requests.get(public + "/feed.atom", headers=headers, timeout=5)
     assert first.headers["X-Cache-Status"] == "MISS"
@@ -122,7 +122,7 @@ def test_nginx_caches_and_revalidates_with_etags(stack: tuple[str, Server, Path]
 def test_a_changed_article_reaches_clients_through_the_cache(
     stack: tuple[str, Server, Path],
 ) -> None:
-    public, server, articles = stack
+    public, _, articles = stack
     headers = {"Accept-Encoding": "gzip"}
     first = requests.get(public + "/feed.rss", headers=headers, timeout=5)
     assert b"First version." in first.content
