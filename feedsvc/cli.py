@@ -206,7 +206,11 @@ def worker_app() -> object:
     metrics.start_flushing()
     atexit.register(process_exited, os.getpid())
     refresher = Refresher(
-        config, store, watcher=ConfigWatcher(config, check_now=not from_file), metrics=metrics
+        config,
+        store,
+        watcher=ConfigWatcher(config, check_now=not from_file),
+        metrics=metrics,
+        fetch_in_background=True,
     )
     refresher.on_change = Relay(
         lambda: refresher.config.feeds.websub_hub,
@@ -214,7 +218,6 @@ def worker_app() -> object:
         may_publish=_is_publisher,
         on_result=metrics.count_websub,
     )
-    refresher.refresh()
     interval = [config.reload.interval_seconds]
 
     def tick() -> None:
@@ -224,9 +227,13 @@ def worker_app() -> object:
             interval[0] = wanted
             reschedule(scheduler, wanted)
 
+    # The schedule runs before the first build, so that a remote fetch that finishes
+    # during it can already ask for the reload that publishes its items.
     scheduler = make_scheduler(tick, config.reload.interval_seconds)
     scheduler.start()
     atexit.register(scheduler.shutdown, wait=False)
+    refresher.on_fetched = lambda: run_soon(scheduler)
+    refresher.refresh()
     # SIGHUP reaches the main process, which passes it on to every worker as SIGUSR1.
     signal.signal(signal.SIGUSR1, lambda *_: run_soon(scheduler))
     app = create_app(store, config, refresher, broadcast=_reload_every_worker, metrics=metrics)

@@ -103,14 +103,36 @@ class SiteConfig:
 
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
-    """One entry of `sources`: a folder of front-matter articles."""
+    """One entry of `sources`: a folder of front-matter articles, or a remote feed."""
 
     name: str
-    path: str
-    type: str = _checked("directory", _one_of("directory"), "source kind")
+    type: str = _checked("directory", _one_of("directory", "feed"), "source kind")
+    path: str | None = _doc(None, "directory: the folder")
     include: tuple[str, ...] = _doc(("**/*.md", "**/*.markdown", "**/*.txt"), "globs to read")
     exclude: tuple[str, ...] = _doc((), "globs to skip")
-    max_bytes: int = _checked(5_000_000, _positive, "larger files are refused")
+    max_bytes: int | None = _checked(None, lambda v: None if v is None else _positive(v), "cap")
+    url: str | None = _checked(None, _optional_http_url, "feed: the upstream feed URL")
+    categories: tuple[str, ...] = _doc((), "feed: categories added to every item")
+    category_map: Mapping[str, str] = field(
+        default_factory=lambda: types.MappingProxyType({}),
+        metadata={"doc": "feed: upstream category -> local"},
+    )
+    tags: tuple[str, ...] = _doc((), "feed: tags added to every item")
+    headers: Mapping[str, str] = field(
+        default_factory=lambda: types.MappingProxyType({}),
+        metadata={"doc": "feed: extra request headers"},
+    )
+    timeout_seconds: int = _checked(20, _positive, "feed: read timeout")
+    interval_seconds: int | None = _checked(
+        None, lambda v: None if v is None else _positive(v), "feed: seconds between fetches"
+    )
+
+    @property
+    def byte_limit(self) -> int:
+        """`max_bytes`, or the default for the source's type."""
+        if self.max_bytes is not None:
+            return self.max_bytes
+        return 5_000_000 if self.type == "directory" else 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,14 +306,31 @@ class _Builder:
         built: list[SourceConfig] = []
         for index, item in enumerate(data):
             source = self.section(SourceConfig, item, f"sources[{index}]")
-            if source is not None:
-                root = (self.config_path.parent / source.path).resolve()
-                built.append(replace(source, path=str(root)))
+            if source is not None and self.source_fits_type(source, item, f"sources[{index}]"):
+                if source.path is not None:
+                    root = (self.config_path.parent / source.path).resolve()
+                    source = replace(source, path=str(root))
+                built.append(source)
         names = [s.name for s in built]
         for index, name in enumerate(names):
             if names.index(name) != index:
                 self.fail(f"sources[{index}].name", f"duplicate source name {name!r}")
         return tuple(built)
+
+    def source_fits_type(self, source: SourceConfig, data: Any, where: str) -> bool:
+        """A directory needs `path`, a feed needs `url`; keys of the other type are errors."""
+        own = _DIRECTORY_KEYS if source.type == "directory" else _FEED_KEYS
+        other = _FEED_KEYS if source.type == "directory" else _DIRECTORY_KEYS
+        fits = True
+        for key in other - own:
+            if key in data:
+                self.fail(f"{where}.{key}", f"not a setting of a {source.type} source")
+                fits = False
+        required = "path" if source.type == "directory" else "url"
+        if required not in data:
+            self.fail(f"{where}.{required}", f"is required for a {source.type} source")
+            fits = False
+        return fits
 
     def convert(self, value: object, hint: Any, key: str) -> Any:
         origin = typing.get_origin(hint)
@@ -334,4 +373,8 @@ class _Builder:
 
 
 _INVALID = object()
+_DIRECTORY_KEYS = frozenset({"path", "include", "exclude"})
+_FEED_KEYS = frozenset(
+    {"url", "categories", "category_map", "tags", "headers", "timeout_seconds", "interval_seconds"}
+)
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}

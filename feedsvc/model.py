@@ -54,6 +54,14 @@ class Article:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceResult:
+    """What one read of a source gives: its articles and its problems."""
+
+    articles: tuple[Article, ...]
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Document:
     """One built document, ready to serve: bytes, validator and media type.
 

@@ -6,20 +6,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
 from feedsvc.builder import SiteBuild, SiteBuilder
-from feedsvc.config import Config
+from feedsvc.config import Config, SourceConfig
 from feedsvc.configwatch import ConfigWatcher
 from feedsvc.errors import SourceError
 from feedsvc.metrics import Metrics
-from feedsvc.model import Article, Document, Problem, Resource, Snapshot
+from feedsvc.model import Article, Document, Problem, Resource, Snapshot, SourceResult
 from feedsvc.nodes import Kind, node_keys
 from feedsvc.serving import prepare_resources
-from feedsvc.sources.directory import DirectorySource, SourceResult
+from feedsvc.sources.directory import DirectorySource
+from feedsvc.sources.feed import RemoteSource
 from feedsvc.store import Store
 from feedsvc.urls import join_url
 
@@ -44,6 +46,9 @@ class ReloadSummary:
     seconds: float
 
 
+Source = DirectorySource | RemoteSource
+
+
 class Refresher:
     """Reads every source, builds every document and swaps the result into the store."""
 
@@ -56,6 +61,7 @@ class Refresher:
         watcher: ConfigWatcher | None = None,
         on_change: Callable[[list[str]], None] | None = None,
         metrics: Metrics | None = None,
+        fetch_in_background: bool = False,
     ) -> None:
         self.metrics = metrics
         self.store = store
@@ -65,7 +71,13 @@ class Refresher:
         self._lock = threading.Lock()
         # With a watcher, each reload first applies a valid edit of the config file.
         self.watcher = watcher
-        self.sources: list[DirectorySource] = []
+        self.sources: list[Source] = []
+        # Remote feeds are fetched on up to 8 threads, off the reload: a slow upstream
+        # delays nobody. on_fetched is told when new items arrived (to reload soon).
+        self.fetch_in_background = fetch_in_background
+        self.on_fetched: Callable[[], None] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight: set[str] = set()
         self._last_good: dict[str, SourceResult] = {}
         self._failing: set[str] = set()
         self._last_problems: tuple[Problem, ...] = ()
@@ -74,11 +86,7 @@ class Refresher:
     def _apply(self, config: Config) -> None:
         """Bind everything derived from a config; sources whose settings stay keep their cache."""
         base_dir = Path(config.path).parent
-        kept = {(s.config, s.site): s for s in self.sources}
-        self.sources = [
-            kept.get((s, config.site)) or DirectorySource(s, config.site, base_dir)
-            for s in config.sources
-        ]
+        self.sources = [self._source_for(s, config, base_dir) for s in config.sources]
         self.config = config
         self.builder = SiteBuilder(config)
         # Every feed node served so far: one whose articles all go away stays as an
@@ -86,6 +94,15 @@ class Refresher:
         self._known_nodes: dict[tuple[Kind, str], tuple[str, ...]] = {}
         self._last_build: SiteBuild | None = None
         self._fresh_resources = True  # headers depend on the config: prepare them anew
+
+    def _source_for(self, settings: SourceConfig, config: Config, base_dir: Path) -> Source:
+        """The running source for these settings if they did not change, else a new one."""
+        for source in self.sources:
+            if source.config == settings and source.site == config.site:
+                return source
+        if settings.type == "feed":
+            return RemoteSource(settings, config.site, config.reload.interval_seconds, now=self.now)
+        return DirectorySource(settings, config.site, base_dir)
 
     def refresh(self) -> ReloadSummary:
         """Run one reload; never raises: failures are logged and reported as problems."""
@@ -107,6 +124,7 @@ class Refresher:
                 self._apply(changed_config)
             problems.extend(self.watcher.problems)
         per_source: dict[str, int] = {}
+        self._fetch_due()
         for source in self.sources:
             result, source_problems = self._read_source(source)
             published = [a for a in result.articles if a.published <= now]
@@ -177,7 +195,31 @@ class Refresher:
             seconds,
         )
 
-    def _read_source(self, source: DirectorySource) -> tuple[SourceResult, list[Problem]]:
+    def _fetch_due(self) -> None:
+        """Fetch the remote sources that are due: inline, or on the pool when serving."""
+        for source in self.sources:
+            if not isinstance(source, RemoteSource) or not source.is_due():
+                continue
+            if not self.fetch_in_background:
+                source.fetch()
+            elif source.config.name not in self._in_flight:
+                self._in_flight.add(source.config.name)
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fetch")
+                self._pool.submit(self._fetch_one, source)
+
+    def _fetch_one(self, source: RemoteSource) -> None:
+        try:
+            changed = source.fetch()
+        except Exception:
+            logger.exception("fetching %s failed", source.url)
+            changed = False
+        finally:
+            self._in_flight.discard(source.config.name)
+        if changed and self.on_fetched is not None:
+            self.on_fetched()
+
+    def _read_source(self, source: Source) -> tuple[SourceResult, list[Problem]]:
         name = source.config.name
         try:
             result = source.read()
@@ -186,11 +228,13 @@ class Refresher:
             # Invariant 5: a source that fails keeps its last good articles.
             logger.warning("source %s: %s; keeping its last good articles", name, exc)
             last = self._last_good.get(name, SourceResult((), ()))
-            return last, [
-                *last.problems,
-                Problem(source.config.path, None, f"source {name}: {exc}"),
-            ]
-        self._failing.discard(name)
+            where = source.config.path or name
+            return last, [*last.problems, Problem(where, None, f"source {name}: {exc}")]
+        # A remote source keeps its own last good items and reports its failures itself.
+        if any(p.severity == "error" for p in result.problems) and isinstance(source, RemoteSource):
+            self._failing.add(name)
+        else:
+            self._failing.discard(name)
         self._last_good[name] = result
         return result, list(result.problems)
 

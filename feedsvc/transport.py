@@ -6,6 +6,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin
 
 import requests
 
@@ -64,3 +66,127 @@ def make_session(site_url: str) -> requests.Session:
     session = requests.Session()
     session.headers["User-Agent"] = user_agent(site_url)
     return session
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A fetched feed: 200 with its body and validators, or 304 (nothing new)."""
+
+    status: int
+    body: bytes
+    content_type: str
+    etag: str | None
+    last_modified: str | None
+    moved_to: str | None  # the target of a permanent redirect, for the operator
+
+
+class FetchError(Exception):
+    """A fetch that gave no feed; `retry_after` is the server's wish, in seconds."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def fetch(
+    session: requests.Session,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    etag: str | None,
+    last_modified: str | None,
+    read_timeout: float,
+    max_bytes: int,
+) -> Fetched:
+    """GET a feed conditionally, following up to 5 redirects, reading at most `max_bytes`."""
+    request_headers = dict(headers)
+    # RFC 9110 §13.1: send back the validators of the copy we hold.
+    if etag:
+        request_headers["If-None-Match"] = etag
+    if last_modified:
+        request_headers["If-Modified-Since"] = last_modified
+    seen, moved_to, permanent = {url}, None, True
+    for _ in range(MAX_REDIRECTS + 1):
+        response = _get(session, url, request_headers, read_timeout)
+        with response:
+            if response.status_code not in _REDIRECTS:
+                return _result(response, max_bytes, moved_to)
+            target = urljoin(url, response.headers.get("Location", ""))
+        if target in seen:
+            raise FetchError(f"redirect loop at {target}")
+        # While every hop so far is permanent (301, 308), the feed has moved to `target`.
+        permanent = permanent and response.status_code in (301, 308)
+        if permanent:
+            moved_to = target
+        seen.add(target)
+        url = target
+    raise FetchError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _get(
+    session: requests.Session, url: str, headers: Mapping[str, str], read_timeout: float
+) -> requests.Response:
+    try:
+        return session.get(
+            url,
+            headers=headers,
+            timeout=(TIMEOUT[0], read_timeout),
+            stream=True,
+            allow_redirects=False,
+        )
+    except requests.Timeout:
+        raise FetchError("timed out") from None
+    except requests.ConnectionError as exc:
+        text = str(exc)
+        if "NameResolution" in text or "Name or service not known" in text:
+            raise FetchError("DNS lookup failed") from None
+        raise FetchError("connection failed (refused or reset)") from None
+    except requests.RequestException as exc:
+        raise FetchError(f"request failed: {type(exc).__name__}") from None
+
+
+def _result(response: requests.Response, max_bytes: int, moved_to: str | None) -> Fetched:
+    status = response.status_code
+    if status == 304:
+        return Fetched(304, b"", "", None, None, moved_to)
+    if status in (429, 503):
+        raise FetchError(f"HTTP {status}", _retry_after(response.headers.get("Retry-After")))
+    if status >= 400:
+        raise FetchError(f"HTTP {status}")
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise FetchError(f"body of {declared} bytes is over max_bytes {max_bytes}")
+    body = bytearray()
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > max_bytes:
+                raise FetchError(f"body is over max_bytes {max_bytes}; stopped reading")
+    except requests.RequestException as exc:
+        raise FetchError(f"body read failed: {type(exc).__name__}") from None
+    return Fetched(
+        200,
+        bytes(body),
+        response.headers.get("Content-Type", ""),
+        response.headers.get("ETag"),
+        response.headers.get("Last-Modified"),
+        moved_to,
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """RFC 9110 §10.2.3: seconds, or an HTTP date."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).parent.parent / "feedsvc"
 # Layers from the bottom up; a module may import only from earlier layers.
 LAYERS = [
     ["feedsvc", "feedsvc.errors", "feedsvc.logs"],
+    ["feedsvc.transport"],
     ["feedsvc.model"],
     ["feedsvc.dates"],
     ["feedsvc.urls"],
@@ -17,12 +18,11 @@ LAYERS = [
     ["feedsvc.configwatch"],
     ["feedsvc.content"],
     ["feedsvc.sources", "feedsvc.sources.post"],
-    ["feedsvc.sources.directory"],
+    ["feedsvc.sources.directory", "feedsvc.sources.feed"],
     ["feedsvc.nodes", "feedsvc.jsonfeed", "feedsvc.pages"],
     ["feedsvc.builder"],
     ["feedsvc.store"],
     ["feedsvc.metrics"],
-    ["feedsvc.transport"],
     ["feedsvc.websub"],
     ["feedsvc.serving"],
     ["feedsvc.refresh"],
@@ -41,6 +41,7 @@ OWNERS = {
     "nh3": "feedsvc.content",
     "lxml": "feedsvc.builder",
     "prometheus_client": "feedsvc.metrics",
+    "feedparser": "feedsvc.sources.feed",
 }
 
 

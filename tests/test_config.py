@@ -35,7 +35,7 @@ def test_minimal_config_gets_every_default(tmp_path: Path) -> None:
     assert config.server.port == 8080
     assert config.server.cache_max_age == 300
     assert config.sources[0].include == ("**/*.md", "**/*.markdown", "**/*.txt")
-    assert config.sources[0].max_bytes == 5_000_000
+    assert config.sources[0].byte_limit == 5_000_000
 
 
 def test_source_paths_resolve_against_the_config_file(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.dates import load_timezone
 from feedsvc.errors import ArticleError, SourceError
-from feedsvc.model import Article, Problem
+from feedsvc.model import Article, Problem, SourceResult
 from feedsvc.sources.post import PostContext, read_post
 
 logger = logging.getLogger(__name__)
@@ -22,14 +22,6 @@ logger = logging.getLogger(__name__)
 # Editor leftovers and unpublished folders that Hexo and Jekyll never publish.
 _BACKUP = re.compile(r"(~|\.swp|\.swo|\.bak|\.tmp)$|^#.*#$")
 _SKIPPED_DIRS = frozenset({"_drafts", "node_modules"})
-
-
-@dataclass(frozen=True, slots=True)
-class SourceResult:
-    """What one read of a source gives: its articles and its problems."""
-
-    articles: tuple[Article, ...]
-    problems: tuple[Problem, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +61,7 @@ class DirectorySource:
     def __init__(self, config: SourceConfig, site: SiteConfig, base_dir: Path) -> None:
         self.config = config
         self.site = site
+        assert config.path is not None  # config validation requires it for directories
         self.root = Path(config.path)
         self.base_dir = base_dir
         self.tz = load_timezone(site.timezone)
@@ -174,7 +167,7 @@ class DirectorySource:
         return _Cached(key, article, problems)
 
     def _read_bytes(self, relpath: str, info: os.stat_result, display: str) -> bytes:
-        limit = self.config.max_bytes
+        limit = self.config.byte_limit
         if info.st_size > limit:
             raise ArticleError(display, 1, f"file is {info.st_size} bytes, over max_bytes {limit}")
         try:

@@ -1,0 +1,297 @@
+"""A remote feed (RSS 0.9x/1.0/2.0, Atom 0.3/1.0, JSON Feed 1.0/1.1) as a source of Articles.
+
+Fetching is polite (conditional GET, a User-Agent naming feedsvc, Retry-After, exponential
+backoff with jitter) and happens off the reload: `read()` never waits on the network, it
+returns the last good items; `fetch()` runs on a worker thread when the source is due.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser  # type: ignore[import-untyped]
+
+from feedsvc.config import SiteConfig, SourceConfig
+from feedsvc.content import html_to_text, plain_text, sanitize_html, truncate
+from feedsvc.model import Article, Author, Problem, SourceResult
+from feedsvc.sources.post import SUMMARY_LIMIT
+from feedsvc.transport import Fetched, FetchError, fetch, make_session
+from feedsvc.urls import entry_id, is_absolute, to_uri
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF = 6 * 3600.0  # seconds; a failing upstream is still tried every six hours
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One upstream entry, before it becomes an Article."""
+
+    guid: str
+    title: str
+    link: str
+    published: datetime | None
+    updated: datetime | None
+    authors: tuple[Author, ...]
+    categories: tuple[str, ...]
+    html: str
+    summary: str
+    image: str | None
+
+
+class RemoteSource:
+    """Republishes one upstream feed; keeps its last good items through every failure."""
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        site: SiteConfig,
+        default_interval: int,
+        now: Clock = lambda: datetime.now(tz=UTC),
+        fetcher: Callable[..., Fetched] = fetch,
+    ) -> None:
+        assert config.url is not None  # config validation requires it for feeds
+        self.config, self.site, self.url = config, site, config.url
+        self.interval = float(config.interval_seconds or default_interval)
+        self.now, self._fetch = now, fetcher
+        self._session = make_session(site.base_url)
+        self._lock = threading.Lock()
+        self._articles: tuple[Article, ...] = ()
+        self._problems: tuple[Problem, ...] = (
+            Problem(self.url, None, f"source {config.name}: not fetched yet", "warning"),
+        )
+        self._validators: tuple[str | None, str | None] = (None, None)
+        self._first_seen: dict[str, datetime] = {}
+        self._next_fetch = 0.0  # monotonic seconds
+        self._failures = 0
+        self.fetches = 0
+
+    def read(self) -> SourceResult:
+        """The last good articles and the current problems; never touches the network."""
+        with self._lock:
+            return SourceResult(self._articles, self._problems)
+
+    def is_due(self) -> bool:
+        """Whether the interval, a backoff or a Retry-After has passed."""
+        return time.monotonic() >= self._next_fetch
+
+    def fetch(self) -> bool:
+        """Fetch now; True when the items changed."""
+        self.fetches += 1
+        etag, last_modified = self._validators
+        try:
+            fetched = self._fetch(
+                self._session,
+                self.url,
+                headers=self.config.headers,
+                etag=etag,
+                last_modified=last_modified,
+                read_timeout=float(self.config.timeout_seconds),
+                max_bytes=self.config.byte_limit,
+            )
+            items = (
+                None if fetched.status == 304 else parse_feed(fetched.body, fetched.content_type)
+            )
+        except FetchError as exc:
+            self._failed(exc.reason, exc.retry_after)
+            return False
+        self._succeeded(fetched, items)
+        return items is not None
+
+    def _succeeded(self, fetched: Fetched, items: list[Item] | None) -> None:
+        problems = []
+        if fetched.moved_to:
+            message = (
+                f"source {self.config.name}: moved permanently to {fetched.moved_to}; update url"
+            )
+            problems.append(Problem(self.url, None, message, "warning"))
+        with self._lock:
+            if items is not None:
+                self._articles = tuple(self._article(item) for item in items)
+                self._validators = (fetched.etag, fetched.last_modified)
+            self._problems = tuple(problems)
+            self._failures = 0
+            self._next_fetch = time.monotonic() + self.interval
+        logger.info(
+            "source %s: %s",
+            self.config.name,
+            "not modified" if items is None else f"{len(items)} items",
+        )
+
+    def _failed(self, reason: str, retry_after: float | None) -> None:
+        with self._lock:
+            self._failures += 1
+            # Exponential backoff with jitter, capped; a Retry-After is honoured when longer.
+            backoff = min(self.interval * 2 ** (self._failures - 1), MAX_BACKOFF)
+            delay = max(backoff * random.uniform(0.8, 1.2), retry_after or 0.0)  # noqa: S311
+            self._next_fetch = time.monotonic() + delay
+            kept = "keeping its last good items" if self._articles else "it has never succeeded"
+            message = f"source {self.config.name}: {reason}; {kept}; next try in {delay:.0f} s"
+            self._problems = (Problem(self.url, None, message),)
+        logger.warning("%s: %s", self.url, message)
+
+    def _article(self, item: Item) -> Article:
+        seen = self._first_seen.setdefault(item.guid, self.now().replace(microsecond=0))
+        published = item.published or item.updated or seen
+        categories: list[tuple[str, ...]] = [
+            (self.config.category_map.get(c) or c,) for c in item.categories
+        ]
+        if self.config.categories:
+            categories.insert(0, tuple(self.config.categories))
+        return Article(
+            id=entry_id(self.site.base_url, self.config.name, f"guid:{item.guid}"),
+            source=self.config.name,
+            path=item.guid,
+            title=item.title or truncate(item.summary, 80) or item.link,
+            link=item.link or self.url,
+            published=published,
+            updated=max(item.updated or published, published),
+            content_html=item.html,
+            authors=item.authors or (Author(self.site.default_author),),
+            categories=tuple(dict.fromkeys(categories)),
+            tags=tuple(dict.fromkeys(self.config.tags)),
+            summary=truncate(item.summary or html_to_text(item.html), SUMMARY_LIMIT),
+            image=item.image,
+        )
+
+
+def parse_feed(body: bytes, content_type: str) -> list[Item]:
+    """Items of an RSS, Atom or JSON Feed document; FetchError when it is none of them."""
+    stripped = body.lstrip()
+    if "json" in content_type or stripped.startswith(b"{"):
+        return _json_items(body)
+    parsed = feedparser.parse(body, response_headers={"content-type": content_type or "text/xml"})
+    if not parsed.get("version"):
+        reason = parsed.get("bozo_exception") or "no RSS or Atom root element"
+        raise FetchError(f"not a feed: {str(reason).splitlines()[0][:120]}")
+    base = parsed.feed.get("link", "")
+    return [_xml_item(entry, base) for entry in parsed.entries]
+
+
+def _xml_item(entry: Any, base: str) -> Item:
+    link = _absolute(entry.get("link"), base)
+    contents = entry.get("content") or []
+    raw = contents[0].get("value", "") if contents else entry.get("summary", "")
+    summary = html_to_text(entry.get("summary", "")) if contents else ""
+    authors = tuple(
+        Author(plain_text(a["name"]), a.get("email"), _absolute(a.get("href"), base) or None)
+        for a in entry.get("authors", [])
+        if a.get("name")
+    )
+    return Item(
+        guid=entry.get("id") or link or plain_text(entry.get("title", "")),
+        title=plain_text(entry.get("title", "")),
+        link=link,
+        published=_when(entry.get("published_parsed")),
+        # dict.get: feedparser's own get() maps a missing updated to published, with a warning.
+        updated=_when(dict.get(entry, "updated_parsed")),
+        authors=authors,
+        categories=tuple(
+            t["term"].strip() for t in entry.get("tags", []) if t.get("term", "").strip()
+        ),
+        html=sanitize_html(raw, link or base),
+        summary=summary,
+        image=_xml_image(entry, link or base),
+    )
+
+
+def _xml_image(entry: Any, base: str) -> str | None:
+    candidates: Iterable[dict[str, str]] = [
+        *(e for e in entry.get("enclosures", []) if e.get("type", "").startswith("image/")),
+        *entry.get("media_content", []),
+        *entry.get("media_thumbnail", []),
+    ]
+    for candidate in candidates:
+        url = candidate.get("href") or candidate.get("url")
+        if url:
+            return _absolute(url, base)
+    return None
+
+
+def _json_items(body: bytes) -> list[Item]:
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise FetchError("not valid UTF-8") from None
+    except ValueError as exc:
+        raise FetchError(f"not JSON: {exc}") from None
+    if not isinstance(document, dict) or not str(document.get("version", "")).startswith(
+        "https://jsonfeed.org/version/"
+    ):
+        raise FetchError("not a JSON Feed (no jsonfeed.org version)")
+    base = str(document.get("home_page_url") or document.get("feed_url") or "")
+    items = document.get("items")
+    return (
+        [_json_item(i, base) for i in items if isinstance(i, dict)]
+        if isinstance(items, list)
+        else []
+    )
+
+
+def _json_item(item: dict[str, Any], base: str) -> Item:
+    link = _absolute(item.get("url") or item.get("external_url"), base)
+    raw_authors = item.get("authors") or (
+        [item["author"]] if isinstance(item.get("author"), dict) else []
+    )
+    authors = tuple(
+        Author(plain_text(str(a["name"])), None, _absolute(a.get("url"), base) or None)
+        for a in raw_authors
+        if isinstance(a, dict) and a.get("name")
+    )
+    html = item.get("content_html") or ""
+    if not html and item.get("content_text"):
+        html = "<p>" + _escape(str(item["content_text"])) + "</p>"
+    return Item(
+        guid=str(item.get("id") or link),
+        title=plain_text(str(item.get("title") or "")),
+        link=link,
+        published=_iso(item.get("date_published")),
+        updated=_iso(item.get("date_modified")),
+        authors=authors,
+        categories=tuple(str(t).strip() for t in item.get("tags") or [] if str(t).strip()),
+        html=sanitize_html(str(html), link or base),
+        summary=plain_text(str(item.get("summary") or "")),
+        image=_absolute(item.get("image") or item.get("banner_image"), base) or None,
+    )
+
+
+def _absolute(url: object, base: str) -> str:
+    if not isinstance(url, str) or not url.strip():
+        return ""
+    joined = urljoin(base, url.strip())
+    return to_uri(joined) if is_absolute(joined) else ""
+
+
+def _when(parsed: Any) -> datetime | None:
+    if not parsed:
+        return None
+    try:
+        year, month, day, hour, minute, second = parsed[:6]
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _iso(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _escape(text: str) -> str:
+    return escape(text).replace("\n\n", "</p><p>")
