@@ -1,4 +1,4 @@
-"""`make bench`: serving throughput of feedsvc against nginx on the same bytes, in one run.
+"""`make bench`: serving throughput against nginx, then reload times against Hugo, in one run.
 
 Generates a deterministic Hexo-style corpus, starts `feedsvc serve` pinned to CPU 1 with
 the settings `serve` uses (one worker, as nginx gets one), and runs
@@ -29,6 +29,7 @@ import yaml
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+import reload
 from corpus import write_corpus
 
 BENCH_VS_NGINX = Path(os.environ.get("SHARED", ROOT.parent / "shared")) / "tools/bench-vs-nginx"
@@ -165,16 +166,18 @@ def main() -> None:
             f"{name:40} {figures.get('ratio_200gz', 0):12.3f} {figures.get('ratio_304', 0):10.3f} "
             f"{figures.get('service_200gz_rps', 0):10.0f} {figures.get('service_304_rps', 0):10.0f}"
         )
+    reloads = reload.main()
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
-    (out / f"http-{stamp}.json").write_text(
+    (out / f"bench-{stamp}.json").write_text(
         json.dumps(
             {
                 "when": stamp,
                 "posts": posts,
                 "cpus": os.cpu_count(),
-                "results": results,
+                "serving": results,
+                "reload": reloads,
             },
             indent=2,
         )

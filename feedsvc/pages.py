@@ -73,11 +73,7 @@ def render_feed_view(
     feed: FeedLinks, *, description: str, language: str, index_url: str, tz: tzinfo
 ) -> bytes:
     """The page a browser gets for a feed URL: what a feed is, its URLs, its entries."""
-    alternates = "".join(
-        f'<link rel="alternate" type="{FORMAT_TYPES[fmt]}" title="{_e(feed.title)} '
-        f'({FORMAT_LABELS[fmt]})" href="{_e(url)}">\n'
-        for fmt, url in feed.urls
-    )
+    alternates = _alternates(feed)
     subscribe = "".join(
         f"<li><span>{FORMAT_LABELS[fmt]}</span>"
         f'<input readonly value="{_e(url)}" aria-label="{FORMAT_LABELS[fmt]} feed address">'
@@ -109,12 +105,7 @@ def render_index(
     tz: tzinfo,
 ) -> bytes:
     """`/`: every feed with its item count and last update; autodiscovery for the site feed."""
-    site = feeds[0]
-    alternates = "".join(
-        f'<link rel="alternate" type="{FORMAT_TYPES[fmt]}" title="{_e(site.title)} '
-        f'({FORMAT_LABELS[fmt]})" href="{_e(url)}">\n'
-        for fmt, url in site.urls
-    )
+    alternates = _alternates(feeds[0])
     rows = "".join(
         f'<tr><td>{_e(feed.title)}</td><td class="f">'
         + " ".join(f'<a href="{_e(url)}">{FORMAT_LABELS[fmt]}</a>' for fmt, url in feed.urls)
@@ -152,6 +143,15 @@ def render_opml(site_title: str, owner: str, feeds: Sequence[FeedLinks]) -> byte
         f"    <ownerName>{_x(owner)}</ownerName>\n  </head>\n  <body>\n"
         f"{outlines}  </body>\n</opml>\n"
     ).encode()
+
+
+def _alternates(feed: FeedLinks) -> str:
+    """`<link rel="alternate">` autodiscovery of every format of a feed."""
+    return "".join(
+        f'<link rel="alternate" type="{FORMAT_TYPES[fmt]}" title="{_e(feed.title)} '
+        f'({FORMAT_LABELS[fmt]})" href="{_e(url)}">\n'
+        for fmt, url in feed.urls
+    )
 
 
 def _entry(article: Article, tz: tzinfo) -> str:

@@ -1,0 +1,185 @@
+"""`make bench`, reload half: feedsvc's reload times and memory against Hugo, in one run.
+
+For each corpus size (default 1,000 and 10,000 posts; BENCH_SIZES=1000,10000,50000 for
+more) a fresh process measures: cold start to the first snapshot, a no-change reload, a
+reload after editing the newest post, after adding 100 posts, after deleting one, and its
+peak RSS. The same 10,000-post corpus is built by Hugo (Debian's `hugo`, RSS only for
+home, sections and taxonomies), cold and after touching one file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from corpus import post, write_corpus
+
+MEASURE = r"""
+import json, logging, os, resource, sys, time
+from pathlib import Path
+logging.disable(logging.WARNING)
+from feedsvc.config import load_config
+from feedsvc.refresh import Refresher
+from feedsvc.store import Store
+sys.path.insert(0, sys.argv[2])
+from corpus import post
+config_path, root = Path(sys.argv[1]), Path(sys.argv[3])
+config = load_config(config_path)
+store = Store()
+refresher = Refresher(config, store)
+def timed():
+    started = time.perf_counter(); refresher.refresh(); return time.perf_counter() - started
+result = {"cold_s": timed()}
+timed()  # the first tick after start also records which nodes exist
+result["tick_s"] = min(timed() for _ in range(5))
+newest = max(root.rglob("post-*"), key=lambda p: p.name)
+text = newest.read_text(encoding="utf-8")
+newest.write_text(text.replace("\n\n", "\n\nEdited for the benchmark. ", 1), encoding="utf-8")
+os.utime(newest, ns=(1, time.time_ns()))
+result["edit_newest_s"] = timed()
+count = int(sys.argv[4]); tags = [f"tag{n:04d}" for n in range(200)]
+for index in range(count, count + 100):
+    relpath, body = post(index, tags)
+    (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+    (root / relpath).write_text(body, encoding="utf-8")
+result["add_100_s"] = timed()
+newest.unlink()
+result["delete_one_s"] = timed()
+result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+result["documents"] = len(store.current.documents)
+print(json.dumps(result))
+"""
+
+HUGO_CONFIG = """baseURL = "http://127.0.0.1/"
+title = "Bench"
+disableKinds = ["page", "sitemap", "robotsTXT", "404"]
+[outputs]
+home = ["RSS"]
+section = ["RSS"]
+taxonomy = ["RSS"]
+term = ["RSS"]
+[taxonomies]
+category = "categories"
+tag = "tags"
+"""
+
+
+def measure_feedsvc(count: int, work: Path) -> dict[str, float]:
+    root = work / f"posts-{count}"
+    write_corpus(count, root)
+    config = work / f"config-{count}.yaml"
+    config.write_text(
+        "site:\n  title: Bench\n  base_url: http://127.0.0.1:8080\n  timezone: Asia/Shanghai\n"
+        f"sources:\n  - name: posts\n    path: {root}\n",
+        encoding="utf-8",
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(config), str(HERE), str(root), str(count)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(output.stdout)
+
+
+def hugo_tree(count: int, site: Path) -> None:
+    """The same posts as a Hugo content tree (Markdown front matter Hugo understands)."""
+    tags = [f"tag{n:04d}" for n in range(200)]
+    (site / "content/posts").mkdir(parents=True)
+    (site / "hugo.toml").write_text(HUGO_CONFIG, encoding="utf-8")
+    for index in range(count):
+        relpath, text = post(index, tags)
+        target = site / "content/posts" / (Path(relpath).stem + ".md")
+        # Hugo wants ISO dates; the corpus writes RFC 2822 as Hexo scrapers do.
+        lines = text.split("\n")
+        for n, line in enumerate(lines):
+            if line.startswith("date: "):
+                stamp = time.strptime(line[6:], "%a, %d %b %Y %H:%M:%S GMT")
+                lines[n] = "date: " + time.strftime("%Y-%m-%dT%H:%M:%SZ", stamp)
+            if line.startswith("headimg:") or line.startswith("author:"):
+                lines[n] = ""
+        target.write_text("\n".join(lines), encoding="utf-8")
+
+
+def measure_hugo(count: int, work: Path) -> dict[str, float] | str:
+    hugo = shutil.which("hugo")
+    if hugo is None and os.geteuid() == 0:
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "hugo"],
+            capture_output=True,
+            check=False,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        hugo = shutil.which("hugo")
+    if hugo is None:
+        return "hugo is not installed and could not be (Debian package hugo); skipped"
+    site = work / "hugo"
+    hugo_tree(count, site)
+
+    def build() -> float:
+        started = time.perf_counter()
+        subprocess.run(
+            [hugo, "--quiet", "--source", str(site), "--destination", str(work / "hugo-public")],
+            check=True,
+            capture_output=True,
+        )
+        return time.perf_counter() - started
+
+    cold = build()
+    touched = sorted((site / "content/posts").iterdir())[-1]
+    os.utime(touched)
+    return {
+        "cold_s": cold,
+        "touch_one_s": build(),
+        "version": subprocess.run(
+            [hugo, "version"], capture_output=True, text=True, check=False
+        ).stdout.strip(),
+    }
+
+
+def main() -> dict[str, object]:
+    sizes = [int(n) for n in os.environ.get("BENCH_SIZES", "1000,10000").split(",")]
+    work = Path(tempfile.mkdtemp(prefix="feedsvc-reload-bench-"))
+    try:
+        feedsvc = {str(n): measure_feedsvc(n, work) for n in sizes}
+        hugo = measure_hugo(10_000, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"\n{'posts':>7} {'cold s':>8} {'tick ms':>8} {'edit ms':>8} {'+100 ms':>8} "
+        f"{'-1 ms':>8} {'RSS MB':>7}"
+    )
+    for n, r in feedsvc.items():
+        print(
+            f"{n:>7} {r['cold_s']:8.2f} {r['tick_s'] * 1000:8.1f} {r['edit_newest_s'] * 1000:8.1f} "
+            f"{r['add_100_s'] * 1000:8.1f} {r['delete_one_s'] * 1000:8.1f} {r['peak_rss_mb']:7.0f}"
+        )
+    if isinstance(hugo, dict) and "10000" in feedsvc:
+        mine = feedsvc["10000"]
+        print(
+            f"\nhugo 10000: cold {hugo['cold_s']:.2f} s, "
+            f"after touching one {hugo['touch_one_s']:.2f} s"
+            f"\nratios at 10000 (feedsvc/hugo): cold {mine['cold_s'] / hugo['cold_s']:.2f}, "
+            f"edit {mine['edit_newest_s'] / hugo['touch_one_s']:.3f}"
+        )
+    else:
+        print(f"\nhugo: {hugo}")
+    return {
+        "feedsvc": feedsvc,
+        "hugo": hugo,
+        "cpus": os.cpu_count(),
+        "rusage_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+if __name__ == "__main__":
+    main()
