@@ -162,7 +162,7 @@ def make_document(
     compressed = gzip.compress(body, compresslevel=6, mtime=0)
     gzip_digest = hashlib.sha256(compressed).hexdigest()[:32]
     return Document(
-        path, media_type, body, digest, last_modified, view, compressed, f"{gzip_digest}-gz"
+        path, media_type, compressed, len(body), digest, f"{gzip_digest}-gz", last_modified, view
     )
 
 

@@ -8,7 +8,8 @@ front of Flask the way Werkzeug's SharedDataMiddleware does; everything else goe
 
 from __future__ import annotations
 
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Protocol
@@ -74,12 +75,9 @@ def _same(old: Document, new: Document) -> bool:
 
 
 def _same_view(old: Resource, view: Document | None) -> bool:
-    old_view = old.browser_identity
-    if view is None or old_view is None:
-        return view is None and old_view is None
-    return old_view.etag == quote_etag(view.etag) and old_view.last_modified == int(
-        view.last_modified.timestamp()
-    )
+    if view is None or old.view_document is None:
+        return view is None and old.view_document is None
+    return _same(old.view_document, view)
 
 
 def _resource(document: Document, view: Document | None, max_age: int) -> Resource:
@@ -95,13 +93,14 @@ def _resource(document: Document, view: Document | None, max_age: int) -> Resour
         document,
         identity,
         compressed,
+        view,
         _variant(view, False, private, BROWSER_VARY, cors=False),
         _variant(view, True, private, BROWSER_VARY, cors=False),
     )
 
 
 def _variant(document: Document, gzipped: bool, cache: str, vary: str, *, cors: bool) -> Variant:
-    body = document.gzip_body if gzipped else document.body
+    body = document.gzip_body if gzipped else None
     etag = quote_etag(document.gzip_etag if gzipped else document.etag)
     last_modified = http_date(document.last_modified)
     # RFC 9110 §15.4.5: a 304 carries the validators and caching fields a 200 would.
@@ -113,7 +112,7 @@ def _variant(document: Document, gzipped: bool, cache: str, vary: str, *, cors: 
     ]
     headers = [
         ("Content-Type", document.media_type),
-        ("Content-Length", str(len(body))),
+        ("Content-Length", str(len(body) if body is not None else document.size)),
         *validators,
         ("X-Content-Type-Options", "nosniff"),
     ]
@@ -127,6 +126,39 @@ def _variant(document: Document, gzipped: bool, cache: str, vary: str, *, cors: 
         headers.append(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
     seconds = int(document.last_modified.timestamp())
     return Variant(body, etag, seconds, headers, validators)
+
+
+class Inflated:
+    """Identity bytes inflated from gzip for clients that do not take gzip, recently used first.
+
+    Bounded by total size, so a crawler asking for every feed without gzip cannot make
+    the process hold every identity body again.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, resource: Resource, variant: Variant) -> bytes:
+        """The identity body of the document (or HTML view) that `variant` represents."""
+        document = resource.document
+        if variant is resource.browser_identity:
+            document = resource.view_document  # type: ignore[assignment]
+        with self._lock:
+            body = self._bodies.get(document.etag)
+            if body is not None:
+                self._bodies.move_to_end(document.etag)
+                return body
+        body = document.body
+        with self._lock:
+            self._bodies[document.etag] = body
+            self._size += len(body)
+            while self._size > self.max_bytes and len(self._bodies) > 1:
+                _, dropped = self._bodies.popitem(last=False)
+                self._size -= len(dropped)
+        return body
 
 
 class RequestTally(Protocol):
@@ -146,6 +178,7 @@ class FastPath:
         self.store = store
         self.app = app
         self.tally = tally
+        self.inflated = Inflated()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -200,7 +233,9 @@ class FastPath:
         if self.tally is not None:
             self.tally.pending[(route, "200")] += 1
         start_response("200 OK", variant.headers)
-        return [] if head else [variant.body]
+        if head:
+            return []
+        return [variant.body if variant.body is not None else self.inflated.get(resource, variant)]
 
 
 def _has_encoded_slash(environ: dict[str, Any]) -> bool:

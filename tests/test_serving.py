@@ -223,3 +223,19 @@ def test_unchanged_documents_reuse_their_prepared_representations(
     bank = "/categories/" + "金融".encode().decode("latin-1") + "/feed.atom"
     assert after[bank] is before[bank]
     assert after["/feed.atom"] is not before["/feed.atom"]
+
+
+def test_identity_bytes_are_inflated_on_demand_within_a_bound(refresher: Refresher) -> None:
+    from feedsvc.serving import Inflated
+
+    resources = refresher.store.current.resources
+    feeds = [resources[p] for p in ("/feed.atom", "/feed.rss", "/feed.json")]
+    sizes = [r.document.size for r in feeds]
+    cache = Inflated(max_bytes=max(sizes) + 1)
+    for resource in feeds:
+        body = cache.get(resource, resource.identity)
+        assert body == resource.document.body and len(body) == resource.document.size
+        assert cache._size <= cache.max_bytes
+    assert len(cache._bodies) == 1  # the older ones were dropped to stay under the bound
+    view = cache.get(feeds[0], feeds[0].browser_identity)
+    assert view.startswith(b"<!doctype html>")
