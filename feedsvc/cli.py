@@ -168,6 +168,9 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
         log_access=config.server.access_log,
         log_dictconfig=server_logging(args.log_level, args.log_format),
         websockets=False,
+        # SIGTERM: workers get 8 s to finish in-flight requests, then are killed, so the
+        # server always exits within 10 s.
+        workers_kill_timeout=8,
     )
     server.serve()
     return EXIT_OK
@@ -200,6 +203,11 @@ def default_workers() -> int:
 
 def worker_app() -> object:
     """Granian worker factory: build once, start the reload schedule, return the WSGI app."""
+    # A forked worker inherits the main process's SIGTERM handler, which only sets a flag
+    # there; until granian installs the worker's own handlers (after this returns), a
+    # SIGTERM must end the worker, or a stop during the first build would be lost.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     config, from_file = _worker_config()
     store = Store()
     metrics = Metrics()

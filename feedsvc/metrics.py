@@ -86,6 +86,12 @@ class Metrics:
             ["route", "status"],
             registry=registry,
         )
+        self.fetch_failures = Counter(
+            "feedsvc_source_fetch_failures",
+            "Failed fetches of remote sources by source and kind of failure",
+            ["source", "reason"],
+            registry=registry,
+        )
         self.websub = Counter(
             "feedsvc_websub_pings",
             "WebSub hub pings by result",
@@ -116,6 +122,10 @@ class Metrics:
         for severity in ("error", "warning"):
             self.problems.labels(severity).set(by_severity[severity])
         self.last_success.set(finished_at)
+
+    def count_fetch_failure(self, source: str, reason: str) -> None:
+        """Count one failed fetch of a remote source."""
+        self.fetch_failures.labels(source, reason).inc()
 
     def count_websub(self, result: str) -> None:
         """Count one hub ping by result (`ok`, `failed`)."""

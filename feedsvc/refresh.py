@@ -101,7 +101,12 @@ class Refresher:
             if source.config == settings and source.site == config.site:
                 return source
         if settings.type == "feed":
-            return RemoteSource(settings, config.site, config.reload.interval_seconds, now=self.now)
+            remote = RemoteSource(
+                settings, config.site, config.reload.interval_seconds, now=self.now
+            )
+            if self.metrics is not None:
+                remote.on_failure = self.metrics.count_fetch_failure
+            return remote
         return DirectorySource(settings, config.site, base_dir)
 
     def refresh(self) -> ReloadSummary:

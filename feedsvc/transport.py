@@ -81,10 +81,16 @@ class Fetched:
 
 
 class FetchError(Exception):
-    """A fetch that gave no feed; `retry_after` is the server's wish, in seconds."""
+    """A fetch that gave no feed.
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    `kind` is a short, fixed name for metrics (timeout, connection, dns, http_4xx,
+    http_5xx, rate_limited, too_large, redirects, not_a_feed, encoding, request);
+    `reason` says it in words; `retry_after` is the server's wish, in seconds.
+    """
+
+    def __init__(self, kind: str, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
+        self.kind = kind
         self.reason = reason
         self.retry_after = retry_after
 
@@ -118,14 +124,14 @@ def fetch(
                 return _result(response, max_bytes, moved_to)
             target = urljoin(url, response.headers.get("Location", ""))
         if target in seen:
-            raise FetchError(f"redirect loop at {target}")
+            raise FetchError("redirects", f"redirect loop at {target}")
         # While every hop so far is permanent (301, 308), the feed has moved to `target`.
         permanent = permanent and response.status_code in (301, 308)
         if permanent:
             moved_to = target
         seen.add(target)
         url = target
-    raise FetchError(f"more than {MAX_REDIRECTS} redirects")
+    raise FetchError("redirects", f"more than {MAX_REDIRECTS} redirects")
 
 
 def _get(
@@ -140,14 +146,14 @@ def _get(
             allow_redirects=False,
         )
     except requests.Timeout:
-        raise FetchError("timed out") from None
+        raise FetchError("timeout", "timed out") from None
     except requests.ConnectionError as exc:
         text = str(exc)
         if "NameResolution" in text or "Name or service not known" in text:
-            raise FetchError("DNS lookup failed") from None
-        raise FetchError("connection failed (refused or reset)") from None
+            raise FetchError("dns", "DNS lookup failed") from None
+        raise FetchError("connection", "connection failed (refused or reset)") from None
     except requests.RequestException as exc:
-        raise FetchError(f"request failed: {type(exc).__name__}") from None
+        raise FetchError("request", f"request failed: {type(exc).__name__}") from None
 
 
 def _result(response: requests.Response, max_bytes: int, moved_to: str | None) -> Fetched:
@@ -155,20 +161,24 @@ def _result(response: requests.Response, max_bytes: int, moved_to: str | None) -
     if status == 304:
         return Fetched(304, b"", "", None, None, moved_to)
     if status in (429, 503):
-        raise FetchError(f"HTTP {status}", _retry_after(response.headers.get("Retry-After")))
+        raise FetchError(
+            "rate_limited", f"HTTP {status}", _retry_after(response.headers.get("Retry-After"))
+        )
     if status >= 400:
-        raise FetchError(f"HTTP {status}")
+        raise FetchError("http_5xx" if status >= 500 else "http_4xx", f"HTTP {status}")
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise FetchError(f"body of {declared} bytes is over max_bytes {max_bytes}")
+        raise FetchError("too_large", f"body of {declared} bytes is over max_bytes {max_bytes}")
     body = bytearray()
     try:
         for chunk in response.iter_content(64 * 1024):
             body += chunk
             if len(body) > max_bytes:
-                raise FetchError(f"body is over max_bytes {max_bytes}; stopped reading")
+                raise FetchError(
+                    "too_large", f"body is over max_bytes {max_bytes}; stopped reading"
+                )
     except requests.RequestException as exc:
-        raise FetchError(f"body read failed: {type(exc).__name__}") from None
+        raise FetchError("request", f"body read failed: {type(exc).__name__}") from None
     return Fetched(
         200,
         bytes(body),

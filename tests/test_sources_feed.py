@@ -408,3 +408,32 @@ def test_served_site_republishes_a_remote_feed(tmp_path: Path, upstream: Upstrea
         assert {"Local", "Rates & bonds rally"} <= {e.title for e in site.entries}
     finally:
         assert server.stop() == 0
+
+
+def test_twenty_megabytes_are_cut_off_at_the_default_cap(remote: Any, upstream: Upstream) -> None:
+    upstream.routes["/huge"] = Reply(body=b"<rss>" + b"x" * 20_000_000, chunked=True)
+    refresher, store = remote({"url": upstream.base + "/huge"})
+    started = time.perf_counter()
+    refresher.refresh()
+    assert time.perf_counter() - started < 10
+    [problem] = store.current.problems
+    assert "body is over max_bytes 10000000; stopped reading" in problem.message
+    assert "source wire:" in problem.message
+
+
+def test_remote_failures_reach_the_metrics(
+    make_config: Callable[..., Config], upstream: Upstream
+) -> None:
+    from feedsvc.metrics import Metrics
+
+    from test_metrics import sample
+
+    upstream.routes["/feed"] = Reply(500, b"down")
+    config = make_config(sources=[{"name": "wire", "type": "feed", "url": upstream.base + "/feed"}])
+    metrics = Metrics()
+    Refresher(config, Store(), now=lambda: NOW, metrics=metrics).refresh()
+    text = metrics.exposition()[0].decode()
+    assert sample(text, "feedsvc_source_failing", source="wire") == 1
+    assert (
+        sample(text, "feedsvc_source_fetch_failures_total", reason="http_5xx", source="wire") == 1
+    )

@@ -76,6 +76,7 @@ class RemoteSource:
         self._next_fetch = 0.0  # monotonic seconds
         self._failures = 0
         self.fetches = 0
+        self.on_failure: Callable[[str, str], None] | None = None  # (source, kind)
 
     def read(self) -> SourceResult:
         """The last good articles and the current problems; never touches the network."""
@@ -105,6 +106,8 @@ class RemoteSource:
             )
         except FetchError as exc:
             self._failed(exc.reason, exc.retry_after)
+            if self.on_failure is not None:
+                self.on_failure(self.config.name, exc.kind)
             return False
         self._succeeded(fetched, items)
         return items is not None
@@ -174,7 +177,7 @@ def parse_feed(body: bytes, content_type: str) -> list[Item]:
     parsed = feedparser.parse(body, response_headers={"content-type": content_type or "text/xml"})
     if not parsed.get("version"):
         reason = parsed.get("bozo_exception") or "no RSS or Atom root element"
-        raise FetchError(f"not a feed: {str(reason).splitlines()[0][:120]}")
+        raise FetchError("not_a_feed", f"not a feed: {str(reason).splitlines()[0][:120]}")
     base = parsed.feed.get("link", "")
     return [_xml_item(entry, base) for entry in parsed.entries]
 
@@ -223,13 +226,13 @@ def _json_items(body: bytes) -> list[Item]:
     try:
         document = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
-        raise FetchError("not valid UTF-8") from None
+        raise FetchError("encoding", "not valid UTF-8") from None
     except ValueError as exc:
-        raise FetchError(f"not JSON: {exc}") from None
+        raise FetchError("not_a_feed", f"not JSON: {exc}") from None
     if not isinstance(document, dict) or not str(document.get("version", "")).startswith(
         "https://jsonfeed.org/version/"
     ):
-        raise FetchError("not a JSON Feed (no jsonfeed.org version)")
+        raise FetchError("not_a_feed", "not a JSON Feed (no jsonfeed.org version)")
     base = str(document.get("home_page_url") or document.get("feed_url") or "")
     items = document.get("items")
     return (
