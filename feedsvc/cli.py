@@ -254,10 +254,12 @@ def _worker_config() -> tuple[Config, bool]:
     """The config file as it is now; if it broke since the server started, the one it
     started with (the watcher reports the file's problems on the first reload)."""
     path = os.environ[CONFIG_ENV]
+    # Only needed here: granian copies the environment into every request's environ.
+    text = os.environ.pop(CONFIG_TEXT_ENV, "")
     try:
         return load_config(path), True
     except ConfigError:
-        return parse_config(os.environ[CONFIG_TEXT_ENV], Path(path)), False
+        return parse_config(text, Path(path)), False
 
 
 _publisher_lock: list[int] = []

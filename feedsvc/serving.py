@@ -121,6 +121,7 @@ def _variant(document: Document, gzipped: bool, cache: str, vary: str, *, cors: 
     if cors:
         # Web-based readers fetch feeds from their own origin.
         headers.append(("Access-Control-Allow-Origin", "*"))
+        # A web reader that polls with its own If-None-Match reads the 304 through CORS.
         validators.append(("Access-Control-Allow-Origin", "*"))
     if document.media_type.startswith("text/html"):
         headers.append(("Content-Security-Policy", CONTENT_SECURITY_POLICY))

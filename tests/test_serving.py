@@ -239,3 +239,10 @@ def test_identity_bytes_are_inflated_on_demand_within_a_bound(refresher: Refresh
     assert len(cache._bodies) == 1  # the older ones were dropped to stay under the bound
     view = cache.get(feeds[0], feeds[0].browser_identity)
     assert view.startswith(b"<!doctype html>")
+
+
+def test_304_of_a_feed_allows_cross_origin_readers(client: Any) -> None:
+    etag = client.get(URL).headers["ETag"]
+    response = client.get(URL, headers={"If-None-Match": etag, "Origin": "https://reader.example"})
+    assert response.status_code == 304
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
