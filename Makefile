@@ -24,7 +24,8 @@ lint: $(BIN)/feedsvc  ## ruff and mypy --strict
 golden: $(BIN)/feedsvc  ## rewrite the golden expectations under tests/data; review the diff
 	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_sources_post.py tests/test_golden.py
 
-bench: $(BIN)/feedsvc  ## serving vs nginx on the same bytes (needs wrk and nginx; root installs them)
+bench: $(BIN)/feedsvc  ## serving vs nginx, reloads vs Hugo (needs wrk, nginx, hugo; root installs them)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python bench/run.py
 
 check: $(BIN)/feedsvc  ## validate config.yaml and every source

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -110,7 +109,7 @@ def hugo_tree(count: int, site: Path) -> None:
         target.write_text("\n".join(lines), encoding="utf-8")
 
 
-def measure_hugo(count: int, work: Path) -> dict[str, float] | str:
+def measure_hugo(count: int, work: Path) -> dict[str, object] | str:
     hugo = shutil.which("hugo")
     if hugo is None and os.geteuid() == 0:
         subprocess.run(
@@ -122,7 +121,7 @@ def measure_hugo(count: int, work: Path) -> dict[str, float] | str:
         hugo = shutil.which("hugo")
     if hugo is None:
         return "hugo is not installed and could not be (Debian package hugo); skipped"
-    site = work / "hugo"
+    site = work / f"hugo-{count}"
     hugo_tree(count, site)
 
     def build() -> float:
@@ -151,34 +150,74 @@ def main() -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="feedsvc-reload-bench-"))
     try:
         feedsvc = {str(n): measure_feedsvc(n, work) for n in sizes}
-        hugo = measure_hugo(10_000, work)
+        hugo = {str(n): measure_hugo(n, work) for n in sizes}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(
         f"\n{'posts':>7} {'cold s':>8} {'tick ms':>8} {'edit ms':>8} {'+100 ms':>8} "
-        f"{'-1 ms':>8} {'RSS MB':>7}"
+        f"{'-1 ms':>8} {'RSS MB':>7} {'hugo s':>7} {'hugo touch s':>12}"
     )
     for n, r in feedsvc.items():
+        h = hugo[n]
+        cold, touch = (h["cold_s"], h["touch_one_s"]) if isinstance(h, dict) else (0.0, 0.0)
         print(
-            f"{n:>7} {r['cold_s']:8.2f} {r['tick_s'] * 1000:8.1f} {r['edit_newest_s'] * 1000:8.1f} "
-            f"{r['add_100_s'] * 1000:8.1f} {r['delete_one_s'] * 1000:8.1f} {r['peak_rss_mb']:7.0f}"
+            f"{n:>7} {r['cold_s']:8.2f} {r['tick_s'] * 1e3:8.1f} {r['edit_newest_s'] * 1e3:8.1f} "
+            f"{r['add_100_s'] * 1e3:8.1f} {r['delete_one_s'] * 1e3:8.1f} "
+            f"{r['peak_rss_mb']:7.0f} {cold:7.2f} {touch:12.2f}"
         )
-    if isinstance(hugo, dict) and "10000" in feedsvc:
-        mine = feedsvc["10000"]
+    if "10000" in feedsvc and isinstance(hugo.get("10000"), dict):
+        mine, theirs = feedsvc["10000"], hugo["10000"]
         print(
-            f"\nhugo 10000: cold {hugo['cold_s']:.2f} s, "
-            f"after touching one {hugo['touch_one_s']:.2f} s"
-            f"\nratios at 10000 (feedsvc/hugo): cold {mine['cold_s'] / hugo['cold_s']:.2f}, "
-            f"edit {mine['edit_newest_s'] / hugo['touch_one_s']:.3f}"
+            f"ratios at 10000 (feedsvc/hugo): cold {mine['cold_s'] / theirs['cold_s']:.2f}, "
+            f"edit {mine['edit_newest_s'] / theirs['touch_one_s']:.3f}"
         )
-    else:
-        print(f"\nhugo: {hugo}")
-    return {
-        "feedsvc": feedsvc,
-        "hugo": hugo,
-        "cpus": os.cpu_count(),
-        "rusage_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    plot(feedsvc, hugo, HERE.parent / "docs" / "performance.png")
+    return {"feedsvc": feedsvc, "hugo": hugo, "cpus": os.cpu_count()}
+
+
+def plot(feedsvc: dict[str, dict], hugo: dict[str, object], target: Path) -> None:
+    """Reload time against corpus size, for feedsvc (cold, edit, no-change) and Hugo."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -e '.[bench]'); no plot")
+        return
+    sizes = sorted(int(n) for n in feedsvc)
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=110)
+    series = [
+        ("feedsvc cold start", [feedsvc[str(n)]["cold_s"] for n in sizes], "o-"),
+        (
+            "feedsvc reload after editing one post",
+            [feedsvc[str(n)]["edit_newest_s"] for n in sizes],
+            "s-",
+        ),
+        ("feedsvc reload, nothing changed", [feedsvc[str(n)]["tick_s"] for n in sizes], "^-"),
+    ]
+    if all(isinstance(hugo.get(str(n)), dict) for n in sizes):
+        series += [
+            ("Hugo build", [hugo[str(n)]["cold_s"] for n in sizes], "o--"),  # type: ignore[index]
+            (
+                "Hugo build after touching one post",
+                [hugo[str(n)]["touch_one_s"] for n in sizes],
+                "s--",
+            ),  # type: ignore[index]
+        ]
+    for label, values, style in series:
+        axes.plot(sizes, values, style, label=label)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("posts")
+    axes.set_ylabel("seconds")
+    axes.set_title("Reload time against corpus size (2 cores)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    target.parent.mkdir(exist_ok=True)
+    figure.savefig(target)
+    print(f"plot written to {target}")
 
 
 if __name__ == "__main__":

@@ -14,32 +14,24 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.request import urlopen
 
-import yaml
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+import latency
+from service import start_service
 import reload
 from corpus import write_corpus
 
 BENCH_VS_NGINX = Path(os.environ.get("SHARED", ROOT.parent / "shared")) / "tools/bench-vs-nginx"
-FEEDSVC = Path(sys.executable).parent / "feedsvc"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def ensure_tools() -> None:
@@ -54,55 +46,6 @@ def ensure_tools() -> None:
         missing = [t for t in ("wrk", "nginx", "taskset") if not shutil.which(t)]
     if missing:
         sys.exit(f"bench needs {', '.join(missing)} (Debian packages wrk, nginx)")
-
-
-def start_service(corpus: Path, work: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    config = work / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "site": {
-                    "title": "Bench newsroom",
-                    "base_url": f"http://127.0.0.1:{port}",
-                    "timezone": "Asia/Shanghai",
-                },
-                "sources": [{"name": "posts", "path": str(corpus)}],
-                "reload": {"interval_seconds": 3600},
-                "server": {"workers": 1},
-            },
-            allow_unicode=True,
-        ),
-        encoding="utf-8",
-    )
-    log = (work / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            "1",
-            str(FEEDSVC),
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            with urlopen(base + "/healthz", timeout=2):
-                return process, base
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    sys.exit((work / "serve.log").read_text())
 
 
 def busiest_feeds(base: str, count: int) -> list[str]:
@@ -142,6 +85,24 @@ def compare(base: str, paths: list[str]) -> dict[str, float]:
     return figures
 
 
+def measure_latency() -> dict[str, object]:
+    """p50/p99 of one feed, idle and while reloads re-render 100 changed posts (10k corpus)."""
+    posts = int(os.environ.get("BENCH_LATENCY_POSTS", "10000"))
+    work = Path(tempfile.mkdtemp(prefix="feedsvc-latency-"))
+    try:
+        write_corpus(posts, work / "posts")
+        result = latency.measure(work / "posts", work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    idle, busy = result["idle"], result["during_reloads"]
+    print(
+        f"\nlatency at {posts} posts: idle p50 {idle['p50_ms']:.2f} ms p99 {idle['p99_ms']:.2f} ms "
+        f"{idle['rps']:.0f} req/s; during {result['reloads']} reloads p50 "
+        f"{busy['p50_ms']:.2f} ms p99 {busy['p99_ms']:.2f} ms {busy['rps']:.0f} req/s"
+    )
+    return {"posts": posts, **result}
+
+
 def main() -> None:
     ensure_tools()
     posts = int(os.environ.get("BENCH_HTTP_POSTS", "1000"))
@@ -166,6 +127,7 @@ def main() -> None:
             f"{name:40} {figures.get('ratio_200gz', 0):12.3f} {figures.get('ratio_304', 0):10.3f} "
             f"{figures.get('service_200gz_rps', 0):10.0f} {figures.get('service_304_rps', 0):10.0f}"
         )
+    latencies = measure_latency()
     reloads = reload.main()
     out = HERE / "results"
     out.mkdir(exist_ok=True)
@@ -178,6 +140,7 @@ def main() -> None:
                 "cpus": os.cpu_count(),
                 "serving": results,
                 "reload": reloads,
+                "latency_during_reloads": latencies,
             },
             indent=2,
         )
