@@ -84,3 +84,27 @@ def test_build_writes_every_document(
     assert main(["build", "--config", config.path, "--out", str(out)]) == 0
     assert {p: (out / p).read_bytes() for p in written} == first
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site")]
+
+
+def test_a_failed_build_leaves_the_previous_output_intact(
+    config: Config, articles_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_article(articles_dir, "a.md", title="A", date="2022-01-01")
+    out = tmp_path / "site"
+    assert main(["build", "--config", config.path, "--out", str(out)]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    write_article(articles_dir, "a.md", title="A, edited", date="2022-01-01")
+    calls = [0]
+    real_write = Path.write_bytes
+
+    def disk_full(self: Path, data: bytes) -> int:
+        calls[0] += 1
+        if calls[0] > 3:
+            raise OSError(28, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    assert main(["build", "--config", config.path, "--out", str(out)]) == 1
+    monkeypatch.undo()
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".site")] == []

@@ -245,3 +245,10 @@ def test_hostile_requests_get_4xx_from_the_real_server(
     srv, _ = server
     assert raw_request(srv.base, request_bytes).split(b" ")[1] == status
     assert requests.get(srv.base + "/healthz", timeout=5).status_code == 200
+
+
+def test_sigint_stops_the_server_cleanly(server: tuple[Server, Path]) -> None:
+    srv, _ = server
+    assert requests.get(srv.base + "/feed.atom", timeout=5).status_code == 200
+    srv.process.send_signal(signal.SIGINT)
+    assert srv.process.wait(timeout=10) == 0
