@@ -15,6 +15,7 @@ import yaml
 
 from feedsvc.dates import load_timezone
 from feedsvc.errors import ConfigError
+from feedsvc.model import Problem
 from feedsvc.urls import slugize
 
 Check = Callable[[Any], str | None]
@@ -31,8 +32,9 @@ def _http_url(value: str) -> str | None:
     return "must be an absolute http(s) URL"
 
 
-def _optional_http_url(value: str | None) -> str | None:
-    return None if value is None else _http_url(value)
+def _optional(check: Check) -> Check:
+    """`check`, for a setting whose value may also be null."""
+    return lambda value: None if value is None else check(value)
 
 
 def _timezone(value: str) -> str | None:
@@ -83,11 +85,11 @@ class SiteConfig:
     base_url: str = field(metadata={"check": _http_url, "doc": "public URL of this service"})
     title: str = _doc("feedsvc", "feed title")
     description: str = _doc("Latest articles", "feed description")
-    link: str | None = _checked(None, _optional_http_url, "website of the articles")
+    link: str | None = _checked(None, _optional(_http_url), "website of the articles")
     permalink: str = _doc(":year/:month/:day/:slug/", "item link pattern under link")
     language: str = _doc("en", "feed language (BCP 47)")
     author: str | None = _doc(None, "default author; default title")
-    icon: str | None = _checked(None, _optional_http_url, "feed icon URL")
+    icon: str | None = _checked(None, _optional(_http_url), "feed icon URL")
     timezone: str = _checked("UTC", _timezone, "IANA zone for dates without offset")
 
     @property
@@ -110,8 +112,8 @@ class SourceConfig:
     path: str | None = _doc(None, "directory: the folder")
     include: tuple[str, ...] = _doc(("**/*.md", "**/*.markdown", "**/*.txt"), "globs to read")
     exclude: tuple[str, ...] = _doc((), "globs to skip")
-    max_bytes: int | None = _checked(None, lambda v: None if v is None else _positive(v), "cap")
-    url: str | None = _checked(None, _optional_http_url, "feed: the upstream feed URL")
+    max_bytes: int | None = _checked(None, _optional(_positive), "cap")
+    url: str | None = _checked(None, _optional(_http_url), "feed: the upstream feed URL")
     categories: tuple[str, ...] = _doc((), "feed: categories added to every item")
     category_map: Mapping[str, str] = field(
         default_factory=lambda: types.MappingProxyType({}),
@@ -124,7 +126,7 @@ class SourceConfig:
     )
     timeout_seconds: int = _checked(20, _positive, "feed: read timeout")
     interval_seconds: int | None = _checked(
-        None, lambda v: None if v is None else _positive(v), "feed: seconds between fetches"
+        None, _optional(_positive), "feed: seconds between fetches"
     )
 
     @property
@@ -153,7 +155,7 @@ class FeedsConfig:
         default_factory=lambda: types.MappingProxyType({}),
         metadata={"doc": "tag -> slug", "check": _slug_map},
     )
-    websub_hub: str | None = _checked(None, _optional_http_url, "WebSub hub advertised in feeds")
+    websub_hub: str | None = _checked(None, _optional(_http_url), "WebSub hub advertised in feeds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +172,8 @@ class ServerConfig:
     host: str = _doc("127.0.0.1", "listen address")
     port: int = _checked(8080, _port, "listen port")
     cache_max_age: int = _doc(300, "Cache-Control max-age of feeds, seconds")
-    workers: int | None = _checked(None, lambda v: None if v is None else _positive(v), "processes")
-    threads: int | None = _checked(None, lambda v: None if v is None else _positive(v), "threads")
+    workers: int | None = _checked(None, _optional(_positive), "processes")
+    threads: int | None = _checked(None, _optional(_positive), "threads")
     access_log: bool = _doc(False, "log every request at INFO (costs about half the throughput)")
     reload_token: str | None = _doc(None, "enables POST /-/reload with this bearer token")
 
@@ -203,7 +205,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     try:
         text = config_path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
+        raise ConfigError([Problem(str(path), None, f"cannot read: {exc}")]) from exc
     return parse_config(text, config_path)
 
 
@@ -215,7 +217,8 @@ def parse_config(text: str, config_path: Path) -> Config:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        raise ConfigError([f"{config_path}:{line}: invalid YAML: {_yaml_reason(exc)}"]) from exc
+        problem = Problem(str(config_path), line, f"invalid YAML: {_yaml_reason(exc)}")
+        raise ConfigError([problem]) from exc
     lines = _key_lines(node, "") if node is not None else {}
     builder = _Builder(config_path, lines)
     config = builder.config(data)
@@ -252,11 +255,11 @@ class _Builder:
     def __init__(self, config_path: Path, lines: dict[str, int]) -> None:
         self.config_path = config_path
         self.lines = lines
-        self.problems: list[str] = []
+        self.problems: list[Problem] = []
 
     def fail(self, key: str, message: str) -> None:
         line = self.lines.get(key) or self.lines.get(key.rsplit(".", 1)[0], 1)
-        self.problems.append(f"{self.config_path}:{line}: {key}: {message}")
+        self.problems.append(Problem(str(self.config_path), line, f"{key}: {message}"))
 
     def config(self, data: object) -> Config | None:
         if not isinstance(data, dict):

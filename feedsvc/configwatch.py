@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import fields
 
 from feedsvc.config import Config, ServerConfig, load_config
@@ -15,7 +14,6 @@ logger = logging.getLogger(__name__)
 
 # Read once when the server starts; a change needs a restart to take effect.
 RESTART_KEYS = ("host", "port", "workers", "threads", "access_log")
-_LOCATED = re.compile(r"\A(?P<path>.*?):(?P<line>\d+): (?P<message>.*)\Z", re.DOTALL)
 
 
 class ConfigWatcher:
@@ -38,7 +36,7 @@ class ConfigWatcher:
         try:
             candidate = load_config(self.path)  # a vanished file is a ConfigError too
         except ConfigError as exc:
-            problems = [_problem(text) for text in exc.problems]
+            problems = exc.problems
             if problems != self.problems:
                 for problem in problems:
                     logger.warning(
@@ -70,10 +68,3 @@ def _signature(path: str) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return (info.st_mtime_ns, info.st_size, info.st_ino)
-
-
-def _problem(text: str) -> Problem:
-    located = _LOCATED.match(text)
-    if located is None:
-        return Problem(text.split(":", 1)[0], None, text)
-    return Problem(located["path"], int(located["line"]), located["message"])

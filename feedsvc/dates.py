@@ -9,6 +9,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def utc_now() -> datetime:
+    """The real clock, aware UTC; the one default that tests replace with a fixed clock."""
+    return datetime.now(tz=UTC)
+
+
 def load_timezone(name: str) -> ZoneInfo:
     """Return the IANA zone `name`; ValueError when it does not exist."""
     try:

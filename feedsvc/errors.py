@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from feedsvc.model import Problem
+
 
 class FeedsvcError(Exception):
     """Base of every error feedsvc raises on purpose."""
 
 
 class ConfigError(FeedsvcError):
-    """The configuration is invalid; `problems` holds one line per defect."""
+    """The configuration is invalid; `problems` holds one located Problem per defect."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
         self.problems = problems
 
 

@@ -9,9 +9,10 @@ PACKAGE = Path(__file__).parent.parent / "feedsvc"
 
 # Layers from the bottom up; a module may import only from earlier layers.
 LAYERS = [
-    ["feedsvc", "feedsvc.errors", "feedsvc.logs"],
+    ["feedsvc", "feedsvc.logs"],
     ["feedsvc.transport"],
     ["feedsvc.model"],
+    ["feedsvc.errors"],
     ["feedsvc.dates"],
     ["feedsvc.urls"],
     ["feedsvc.config"],

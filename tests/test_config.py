@@ -18,7 +18,7 @@ sources:
 def problems_of(text: str, tmp_path: Path) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, tmp_path / "config.yaml")
-    return caught.value.problems
+    return [str(problem) for problem in caught.value.problems]
 
 
 def test_minimal_config_gets_every_default(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import feedparser  # type: ignore[import-untyped]
 
 from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import html_to_text, plain_text, sanitize_html, truncate
+from feedsvc.dates import utc_now
 from feedsvc.model import Article, Author, Problem, SourceResult
 from feedsvc.sources.post import SUMMARY_LIMIT
 from feedsvc.transport import Fetched, FetchError, fetch, make_session
@@ -58,7 +59,7 @@ class RemoteSource:
         config: SourceConfig,
         site: SiteConfig,
         default_interval: int,
-        now: Clock = lambda: datetime.now(tz=UTC),
+        now: Clock = utc_now,
         fetcher: Callable[..., Fetched] = fetch,
     ) -> None:
         assert config.url is not None  # config validation requires it for feeds
