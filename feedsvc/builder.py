@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
+import functools
 import hashlib
 import mimetypes
 from collections.abc import Iterable, Mapping
@@ -11,15 +11,17 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feedsvc.config import Config
 from feedsvc.dates import EPOCH, load_timezone
-from feedsvc.jsonfeed import render_json_feed
+from feedsvc.gzparts import Compressor, Part, assemble
+from feedsvc.jsonfeed import ITEM_SEPARATOR, json_head, json_item, json_tail
 from feedsvc.model import Article, Author, Document, Problem
-from feedsvc.nodes import FeedNode, NodeKeys, collect_nodes, node_title
+from feedsvc.nodes import FeedNode, NodeIndex, NodeKeys, node_title
 from feedsvc.pages import FeedLinks, render_feed_view, render_index, render_opml
 from feedsvc.urls import join_url
 
@@ -59,6 +61,8 @@ class SiteBuilder:
         self._nodes: dict[tuple[str, str], tuple[object, list[Document], FeedLinks]] = {}
         self._pages: tuple[object, list[Document]] | None = None
         self._last: tuple[tuple[Article, ...], dict[Any, Any], SiteBuild] | None = None
+        self._index = NodeIndex(config)
+        self._feeds = FeedRenderer(config)
         self.rendered = 0  # nodes rendered since creation: reloads that change little keep it low
 
     def build(self, articles: Iterable[Article], keep: NodeKeys | None = None) -> SiteBuild:
@@ -76,7 +80,7 @@ class SiteBuilder:
         return build
 
     def _build(self, articles: tuple[Article, ...], keep: NodeKeys | None) -> SiteBuild:
-        nodes, problems = collect_nodes(articles, self.config, keep)
+        nodes, problems = self._index.update(articles, keep)
         documents: dict[str, Document] = {}
         links: list[FeedLinks] = []
         fresh: dict[tuple[str, str], tuple[object, list[Document], FeedLinks]] = {}
@@ -89,13 +93,14 @@ class SiteBuilder:
             documents.update((doc.path, doc) for doc in cached[1])
             links.append(cached[2])
         self._nodes = fresh
+        self._feeds.forget_unlisted(nodes)
         documents.update((doc.path, doc) for doc in self._render_pages(links))
         return SiteBuild(documents, nodes, problems)
 
     def _render_node(self, node: FeedNode) -> tuple[list[Document], FeedLinks]:
         self.rendered += 1
         config = self.config
-        feeds = [render_feed(node, fmt, config) for fmt in config.feeds.formats]
+        feeds = [self._feeds.render(node, fmt) for fmt in config.feeds.formats]
         link = _feed_links(node, config)
         view = render_feed_view(
             link,
@@ -104,7 +109,7 @@ class SiteBuilder:
             index_url=join_url(config.site.base_url, "/"),
             tz=self.tz,
         )
-        page = make_document(node.path(VIEW_NAME), HTML, view, feeds[0].last_modified)
+        page = self._feeds.document(node.path(VIEW_NAME), HTML, view, feeds[0].last_modified)
         return [*feeds, page], link
 
     def _render_pages(self, links: list[FeedLinks]) -> list[Document]:
@@ -123,8 +128,8 @@ class SiteBuilder:
         )
         opml = render_opml(config.site.title, config.site.default_author, links)
         pages = [
-            make_document("index.html", HTML, index, newest),
-            make_document("feeds.opml", OPML, opml, newest),
+            self._feeds.document("index.html", HTML, index, newest),
+            self._feeds.document("feeds.opml", OPML, opml, newest),
         ]
         self._pages = (signature, pages)
         return pages
@@ -137,33 +142,149 @@ def build_site(
     return SiteBuilder(config).build(articles, keep)
 
 
-def render_feed(node: FeedNode, fmt: str, config: Config) -> Document:
-    """Render one node in one format ('rss', 'atom' or 'json') as a Document."""
-    entries = node.articles[: config.feeds.limit]
-    updated = max((a.updated for a in entries), default=EPOCH)
-    path = node.path(f"feed.{fmt}")
-    if fmt == "json":
-        body = _json_feed(node, entries, path, config)
-    else:
+_XML_TAILS = {"rss": b"  </channel>\n</rss>\n", "atom": b"</feed>\n"}
+
+
+class FeedRenderer:
+    """Renders feeds as a head, entries and a tail, each entry rendered and compressed once.
+
+    An article listed by the site feed, three category levels and three tags would
+    otherwise be serialized and deflated seven times per format. Its entry is rendered
+    by feedgen in the context it has in a whole feed (same depth, same namespace
+    declarations), so the spliced document is byte for byte what feedgen writes for
+    the whole feed (a test compares them). Entries are cached by article identity:
+    an unchanged file gives the very same Article between reloads.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.limit = config.feeds.limit
+        self.full = config.feeds.content == "full"
+        self._compressor = Compressor()
+        self._entries: dict[int, tuple[Article, dict[str, Part]]] = {}
+        self._listed = 0  # entries kept at the last look in forget_unlisted
+        self._fixed = {
+            data: self._compressor.part(data)
+            for data in (*_XML_TAILS.values(), ITEM_SEPARATOR, json_tail(True), json_tail(False))
+        }
+
+    def render(self, node: FeedNode, fmt: str) -> Document:
+        """One node in one format ('rss', 'atom' or 'json')."""
+        entries = node.articles[: self.limit]
+        updated = max((a.updated for a in entries), default=EPOCH)
+        path = node.path(f"feed.{fmt}")
+        head = self._compressor.part(self._head(node, fmt, path, updated))
+        if fmt == "json":
+            parts = [head]
+            for index, article in enumerate(entries):
+                if index:
+                    parts.append(self._fixed[ITEM_SEPARATOR])
+                parts.append(self._entry(article, fmt))
+            parts.append(self._fixed[json_tail(not entries)])
+        else:
+            parts = [head, *(self._entry(a, fmt) for a in entries), self._fixed[_XML_TAILS[fmt]]]
+        return document(path, MEDIA_TYPES[fmt], parts, updated, node.path(VIEW_NAME))
+
+    def document(
+        self, path: str, media_type: str, body: bytes, last_modified: datetime
+    ) -> Document:
+        """A document made of one piece (pages and the OPML)."""
+        return document(path, media_type, [self._compressor.part(body)], last_modified)
+
+    def forget_unlisted(self, nodes: list[FeedNode]) -> None:
+        """Forget the entries of articles no feed lists any more.
+
+        Looked at only once the cache has grown by a quarter since the last look, so a
+        reload that changes little pays nothing and the cache stays within 125% of what
+        the feeds list.
+        """
+        if len(self._entries) <= self._listed * 5 // 4:
+            return
+        live = {id(a) for node in nodes for a in node.articles[: self.limit]}
+        self._entries = {key: value for key, value in self._entries.items() if key in live}
+        self._listed = len(self._entries)
+
+    def _head(self, node: FeedNode, fmt: str, path: str, updated: datetime) -> bytes:
+        config = self.config
+        if fmt == "json":
+            site = config.site
+            return json_head(
+                title=feed_title(config, node),
+                home_page_url=_home(node, config),
+                feed_url=join_url(site.base_url, path),
+                description=site.description,
+                language=site.language,
+                author=site.default_author,
+                icon=site.icon,
+                hub=config.feeds.websub_hub,
+            )
         generator = _feed_generator(node, fmt, path, updated, config)
-        for article in entries:
-            _add_entry(generator, article, full=config.feeds.content == "full")
-        body = generator.rss_str(pretty=True) if fmt == "rss" else generator.atom_str(pretty=True)
-    return make_document(path, MEDIA_TYPES[fmt], body, updated, node.path(VIEW_NAME))
+        whole = generator.rss_str(pretty=True) if fmt == "rss" else generator.atom_str(pretty=True)
+        return bytes(whole).removesuffix(_XML_TAILS[fmt])
+
+    def _entry(self, article: Article, fmt: str) -> Part:
+        cached = self._entries.get(id(article))
+        if cached is None or cached[0] is not article:
+            cached = (article, self._entry_parts(article))
+            self._entries[id(article)] = cached
+        return cached[1][fmt]
+
+    def _entry_parts(self, article: Article) -> dict[str, Part]:
+        formats = self.config.feeds.formats
+        rendered: dict[str, bytes] = {}
+        if "json" in formats:
+            rendered["json"] = json_item(article, self.full)
+        if "rss" in formats or "atom" in formats:
+            entry = FeedEntry()
+            entry.load_extension("dc", atom=False, rss=True)
+            entry.load_extension("media", atom=False, rss=True)
+            entry.register_extension("links", _EntryLinksExtension)
+            fill_entry(entry, article, full=self.full)
+            if "rss" in formats:
+                rendered["rss"] = _in_context(entry.rss_entry(), "rss")
+            if "atom" in formats:
+                rendered["atom"] = _in_context(entry.atom_entry(), "atom")
+        return {fmt: self._compressor.part(data) for fmt, data in rendered.items()}
 
 
-def make_document(
-    path: str, media_type: str, body: bytes, last_modified: datetime, view: str | None = None
+def _in_context(element: Any, fmt: str) -> bytes:
+    """An entry serialized where it sits in a whole feed: RSS items two levels deep under
+    a root declaring the channel's namespaces, Atom entries one level under <feed>."""
+    if fmt == "rss":
+        root = etree.Element("rss", nsmap=_rss_namespaces())
+        etree.SubElement(root, "channel").append(element)
+        opening = b"<channel>\n"
+    else:
+        root = etree.Element("feed")
+        root.append(element)
+        opening = b"<feed>\n"
+    text = etree.tostring(root, pretty_print=True, encoding="UTF-8")
+    return bytes(text[text.index(opening) + len(opening) : -len(_XML_TAILS[fmt])])
+
+
+@functools.cache
+def _rss_namespaces() -> dict[str | None, str]:
+    """The namespaces feedgen declares on <rss> with the extensions the builder loads."""
+    generator = FeedGenerator()
+    generator.load_extension("dc", atom=False, rss=True)
+    generator.load_extension("media", atom=False, rss=True)
+    generator.title("t")
+    generator.link(href="http://example.invalid/")
+    generator.description("d")
+    return dict(etree.fromstring(generator.rss_str()).nsmap)
+
+
+def document(
+    path: str, media_type: str, parts: list[Part], last_modified: datetime, view: str | None = None
 ) -> Document:
-    """Wrap built bytes with their gzip twin and a strong validator for each (RFC 9110 §8.8.3)."""
-    digest = hashlib.sha256(body).hexdigest()[:32]
-    # mtime=0 keeps the gzip header free of the clock, so the bytes are deterministic.
-    # Level 6 (zlib's default) is a third of level 9's CPU for ~1% more bytes here.
-    compressed = gzip.compress(body, compresslevel=6, mtime=0)
-    gzip_digest = hashlib.sha256(compressed).hexdigest()[:32]
-    return Document(
-        path, media_type, compressed, len(body), digest, f"{gzip_digest}-gz", last_modified, view
-    )
+    """Wrap built parts as a gzip document with a strong validator per coding (RFC 9110 §8.8.3).
+
+    The tag is a digest of the gzip bytes, which determine the identity bytes too; the
+    identity representation gets the bare tag, gzip the tag plus "-gz".
+    """
+    compressed, size = assemble(parts)
+    tag = hashlib.sha256(compressed).hexdigest()[:32]
+    return Document(path, media_type, compressed, size, tag, f"{tag}-gz", last_modified, view)
 
 
 def feed_title(config: Config, node: FeedNode) -> str:
@@ -183,22 +304,6 @@ def _feed_links(node: FeedNode, config: Config) -> FeedLinks:
     entries = node.articles[: config.feeds.limit]
     updated = max((a.updated for a in entries), default=None)
     return FeedLinks(feed_title(config, node), _home(node, config), urls, entries, updated)
-
-
-def _json_feed(node: FeedNode, entries: tuple[Article, ...], path: str, config: Config) -> bytes:
-    site = config.site
-    return render_json_feed(
-        title=feed_title(config, node),
-        home_page_url=_home(node, config),
-        feed_url=join_url(site.base_url, path),
-        description=site.description,
-        language=site.language,
-        author=site.default_author,
-        icon=site.icon,
-        hub=config.feeds.websub_hub,
-        articles=entries,
-        full=config.feeds.content == "full",
-    )
 
 
 def _feed_generator(
@@ -234,8 +339,8 @@ def _feed_generator(
     return generator
 
 
-def _add_entry(generator: FeedGenerator, article: Article, *, full: bool) -> None:
-    entry = generator.add_entry(order="append")
+def fill_entry(entry: FeedEntry, article: Article, *, full: bool) -> None:
+    """Set every field of a feedgen entry from an article (dates from the data, never now)."""
     entry.id(article.id)
     entry.guid(article.id, permalink=False)
     entry.title(article.title)

@@ -11,7 +11,14 @@ from feedsvc.model import Article, Author
 VERSION = "https://jsonfeed.org/version/1.1"
 
 
-def render_json_feed(
+# The document is `json_head`, the items joined by ITEM_SEPARATOR, then `json_tail`:
+# byte for byte what json.dumps(feed, ensure_ascii=False, indent=1) writes, so each
+# item is serialized once and shared by every feed that lists it.
+ITEM_SEPARATOR = b","
+_ITEM_INDENT = "\n  "  # items sit two levels deep: {"items": [ ... ]}
+
+
+def json_head(
     *,
     title: str,
     home_page_url: str,
@@ -21,10 +28,8 @@ def render_json_feed(
     author: str,
     icon: str | None,
     hub: str | None,
-    articles: tuple[Article, ...],
-    full: bool,
 ) -> bytes:
-    """One JSON Feed document; keys in a fixed order so equal input gives equal bytes."""
+    """The feed object up to and including `"items": [`; keys in a fixed order."""
     feed: dict[str, Any] = {
         "version": VERSION,
         "title": title,
@@ -39,9 +44,20 @@ def render_json_feed(
         feed["favicon"] = icon
     if hub:
         feed["hubs"] = [{"type": "WebSub", "url": hub}]
-    feed["items"] = [_item(article, full) for article in articles]
     text = json.dumps(feed, ensure_ascii=False, indent=1)
-    return (text + "\n").encode("utf-8")
+    return (text.removesuffix("\n}") + ',\n "items": [').encode("utf-8")
+
+
+def json_item(article: Article, full: bool) -> bytes:
+    """One item as it appears inside the items array."""
+    text = json.dumps(_item(article, full), ensure_ascii=False, indent=1)
+    # JSON strings hold no raw newline, so every newline is between tokens.
+    return (_ITEM_INDENT + text.replace("\n", _ITEM_INDENT)).encode("utf-8")
+
+
+def json_tail(empty: bool) -> bytes:
+    """What closes the document after the last item."""
+    return b"]\n}\n" if empty else b"\n ]\n}\n"
 
 
 def _item(article: Article, full: bool) -> dict[str, Any]:

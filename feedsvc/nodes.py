@@ -38,109 +38,157 @@ NodeKeys = Mapping[tuple[Kind, str], tuple[str, ...]]
 def collect_nodes(
     articles: Iterable[Article], config: Config, keep: NodeKeys | None = None
 ) -> tuple[list[FeedNode], list[Problem]]:
-    """The site, category and tag nodes for these articles, plus a warning per slug collision.
+    """The nodes of these articles, computed once (see NodeIndex)."""
+    return NodeIndex(config).update(articles, keep)
 
-    `keep` maps (kind, directory) -> names of nodes that must exist even when empty, so a
-    category whose articles were all deleted still answers with a valid, empty feed.
+
+def newest_first(article: Article) -> tuple[float, str, str, str]:
+    """Sort key: newest published first; ties broken by id, then by where the article
+    lives, so the order is total and never depends on the order articles arrive in."""
+    return (-article.published.timestamp(), article.id, article.source, article.path)
+
+
+# A node's member: its sort key, the article, and every name path through which the
+# article reaches the node (more than one only when names collide on one URL).
+_Member = tuple[tuple[float, str, str, str], Article, tuple[tuple[str, ...], ...]]
+
+
+class NodeIndex:
+    """The site, category and tag nodes, kept between reloads and updated in place.
+
+    A reload usually adds, edits or removes a handful of articles; only the nodes those
+    articles belong to (before or after) are regrouped, and every other node keeps its
+    very FeedNode, so the builder sees at once that it has nothing to render. Work is
+    linear in the articles that changed plus the sizes of the nodes they touch.
+    One index serves one Config; a new config gets a new index.
     """
-    ordered = sorted(articles, key=newest_first)
-    groups = _Groups()
-    paths = _Memberships(config)
-    for article in ordered:
-        for path in article.categories:
-            for directory, names in paths.categories(path):
-                groups.add("category", directory, names, article)
-        for tag in article.tags:
-            groups.add("tag", paths.tag(tag), (tag,), article)
-    for (kind, directory), names in (keep or {}).items():
-        if kind != "site":
-            groups.ensure(kind, directory, names)
-    nodes = [FeedNode("site", "", (), tuple(ordered))]
-    nodes.extend(groups.nodes())
-    return nodes, groups.collisions
+
+    def __init__(self, config: Config) -> None:
+        self._paths = _Memberships(config)
+        self._articles: dict[int, Article] = {}  # by id(): unchanged files give the same objects
+        self._members: dict[_Key, list[_Member]] = {}
+        self._nodes: dict[tuple[Kind, str], FeedNode] = {}
+        self._problems: dict[tuple[Kind, str], list[Problem]] = {}
+
+    def update(
+        self, articles: Iterable[Article], keep: NodeKeys | None = None
+    ) -> tuple[list[FeedNode], list[Problem]]:
+        """Every node (the site first, then by kind and directory) and a warning per slug
+        collision. `keep` maps (kind, directory) -> names of nodes that must exist even
+        when empty, so a category whose articles were all deleted still answers with a
+        valid, empty feed."""
+        given = {id(article): article for article in articles}
+        gone = {key: a for key, a in self._articles.items() if key not in given}
+        added = [a for key, a in given.items() if key not in self._articles]
+        self._articles = given
+        changed: dict[tuple[Kind, str], list[_Member]] = {}
+        for article in gone.values():
+            for key in self._paths.of(article):
+                changed.setdefault(key, [])
+        for article in added:
+            sort_key = newest_first(article)
+            for key, names in self._paths.of(article).items():
+                changed.setdefault(key, []).append((sort_key, article, names))
+        for key, new in changed.items():
+            old = self._members.get(key, [])
+            kept = [m for m in old if id(m[1]) not in gone] if gone else old
+            members = kept + new if new else kept
+            members.sort(key=_sort_key)
+            if members:
+                self._members[key] = members
+            else:
+                self._members.pop(key, None)
+            self._nodes.pop(key, None)
+        for key, kept_names in (keep or {}).items():
+            if key not in self._members and key not in self._nodes:
+                self._nodes[key] = FeedNode(key[0], key[1], kept_names, ())
+        for key in changed:
+            self._node(key)
+        self._nodes.setdefault(("site", ""), FeedNode("site", "", (), ()))
+        order = sorted(self._nodes, key=lambda key: (key[0] != "site", key))
+        problems = [p for key in order for p in self._problems.get(key, ())]
+        return [self._nodes[key] for key in order], problems
+
+    def _node(self, key: tuple[Kind, str]) -> None:
+        members = self._members.get(key)
+        self._problems.pop(key, None)
+        if not members:
+            return  # emptied: gone unless `keep` holds it
+        kind, directory = key
+        first = members[0][2]
+        if any(m[2] != first for m in members) or len(first) > 1:
+            variants = list(dict.fromkeys(names for m in members for names in m[2]))
+            self._problems[key] = [_collision(key, variants[0], names) for names in variants[1:]]
+        self._nodes[key] = FeedNode(kind, directory, first[0], tuple([m[1] for m in members]))
 
 
-def newest_first(article: Article) -> tuple[float, str]:
-    """Sort key: newest published first, ties broken by id so the order is total."""
-    return (-article.published.timestamp(), article.id)
+def _sort_key(member: _Member) -> tuple[float, str, str, str]:
+    return member[0]
+
+
+def _collision(key: tuple[Kind, str], first: tuple[str, ...], names: tuple[str, ...]) -> Problem:
+    kind, directory = key
+    return Problem(
+        "feeds",
+        None,
+        f"{kind} {' / '.join(names)!r} and {' / '.join(first)!r} share the URL "
+        f"/{directory}/; merged into one feed (set feeds.{kind}_map to separate them)",
+        "warning",
+    )
+
+
+_Key = tuple[Kind, str]
+_SITE: tuple[_Key, tuple[tuple[str, ...], ...]] = (("site", ""), ((),))
 
 
 class _Memberships:
-    """Node directories for category paths and tags, computed once per distinct name."""
+    """Node keys for category paths and tags, computed once per distinct name."""
 
     def __init__(self, config: Config) -> None:
         self.category_map = config.feeds.category_map
         self.tag_map = config.feeds.tag_map
         self.hierarchy = config.feeds.category_hierarchy
-        self._categories: dict[tuple[str, ...], list[tuple[str, tuple[str, ...]]]] = {}
-        self._tags: dict[str, str] = {}
+        self._categories: dict[tuple[str, ...], list[tuple[_Key, tuple[str, ...]]]] = {}
+        self._tags: dict[str, _Key] = {}
 
-    def categories(self, path: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
-        """(directory, names) of every node a category path puts an article in (Hexo)."""
-        found = self._categories.get(path)
-        if found is None:
-            slugs = [self.category_map.get(name) or slugize(name) for name in path]
-            depths = range(1, len(path) + 1) if self.hierarchy else [len(path)]
-            found = [("categories/" + "/".join(slugs[:d]), path[:d]) for d in depths]
-            self._categories[path] = found
+    def categories(self, path: tuple[str, ...]) -> list[tuple[_Key, tuple[str, ...]]]:
+        """(key, names) of every node a category path puts an article in (Hexo)."""
+        cached = self._categories.get(path)
+        if cached is not None:
+            return cached
+        slugs = [self.category_map.get(name) or slugize(name) for name in path]
+        depths = range(1, len(path) + 1) if self.hierarchy else [len(path)]
+        found: list[tuple[_Key, tuple[str, ...]]] = [
+            (("category", "categories/" + "/".join(slugs[:d])), path[:d]) for d in depths
+        ]
+        self._categories[path] = found
         return found
 
-    def tag(self, tag: str) -> str:
-        """The directory of a tag's node."""
+    def tag(self, tag: str) -> _Key:
+        """The key of a tag's node."""
         found = self._tags.get(tag)
         if found is None:
-            found = self._tags[tag] = "tags/" + (self.tag_map.get(tag) or slugize(tag))
+            found = self._tags[tag] = ("tag", "tags/" + (self.tag_map.get(tag) or slugize(tag)))
         return found
 
-
-class _Groups:
-    """Articles grouped by (kind, directory); linear in articles × memberships."""
-
-    def __init__(self) -> None:
-        self.members: dict[tuple[Kind, str], list[Article]] = {}
-        self.names: dict[tuple[Kind, str], tuple[str, ...]] = {}
-        self.collisions: list[Problem] = []
-        self._seen_names: dict[tuple[Kind, str], set[tuple[str, ...]]] = {}
-
-    def add(self, kind: Kind, directory: str, names: tuple[str, ...], article: Article) -> None:
-        key = (kind, directory)
-        bucket = self.members.get(key)
-        if bucket is None:
-            self.members[key] = [article]
-            self.names[key] = names
-            return
-        # An article reaches a node once per path through it; keep it once.
-        if bucket[-1] is not article:
-            bucket.append(article)
-        if self.names[key] != names:
-            self._collision(key, names)
-
-    def ensure(self, kind: Kind, directory: str, names: tuple[str, ...]) -> None:
-        key = (kind, directory)
-        self.members.setdefault(key, [])
-        self.names.setdefault(key, names)
-
-    def _collision(self, key: tuple[Kind, str], names: tuple[str, ...]) -> None:
-        first = self.names[key]
-        seen = self._seen_names.setdefault(key, {first})
-        if names not in seen:
-            seen.add(names)
-            self.collisions.append(
-                Problem(
-                    "feeds",
-                    None,
-                    f"{key[0]} {' / '.join(names)!r} and {' / '.join(first)!r} share the URL "
-                    f"/{key[1]}/; merged into one feed (set feeds.{key[0]}_map to separate them)",
-                    "warning",
-                )
-            )
-
-    def nodes(self) -> list[FeedNode]:
-        return [
-            FeedNode(kind, directory, self.names[key], tuple(self.members[key]))
-            for key in sorted(self.members)
-            for kind, directory in [key]
-        ]
+    def of(self, article: Article) -> dict[_Key, tuple[tuple[str, ...], ...]]:
+        """Every node an article belongs to, with the name paths that lead there."""
+        found = dict([_SITE])
+        for path in article.categories:
+            for key, names in self.categories(path):
+                seen = found.get(key)
+                if seen is None:
+                    found[key] = (names,)
+                elif names not in seen:
+                    found[key] = (*seen, names)
+        for tag in article.tags:
+            key = self.tag(tag)
+            seen = found.get(key)
+            if seen is None:
+                found[key] = ((tag,),)
+            elif (tag,) not in seen:
+                found[key] = (*seen, (tag,))
+        return found
 
 
 def node_title(site_title: str, node: FeedNode) -> str:

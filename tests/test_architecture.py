@@ -20,7 +20,7 @@ LAYERS = [
     ["feedsvc.content"],
     ["feedsvc.sources", "feedsvc.sources.post"],
     ["feedsvc.sources.directory", "feedsvc.sources.feed"],
-    ["feedsvc.nodes", "feedsvc.jsonfeed", "feedsvc.pages"],
+    ["feedsvc.nodes", "feedsvc.jsonfeed", "feedsvc.pages", "feedsvc.gzparts"],
     ["feedsvc.builder"],
     ["feedsvc.store"],
     ["feedsvc.metrics"],

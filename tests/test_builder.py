@@ -11,8 +11,9 @@ import pytest
 
 from feedsvc.builder import build_site, feed_title
 from feedsvc.config import Config
+from feedsvc.dates import EPOCH
 from feedsvc.model import Article, Author, Document
-from feedsvc.nodes import collect_nodes
+from feedsvc.nodes import FeedNode, collect_nodes
 
 T0 = datetime(2022, 1, 1, 8, 0, tzinfo=UTC)
 
@@ -267,3 +268,66 @@ def test_only_changed_feeds_are_rendered_again(config: Config) -> None:
     assert builder.rendered == 6  # the site and C2 only
     assert third["categories/C0/feed.rss"] is first["categories/C0/feed.rss"]
     assert third["categories/C2/feed.rss"].etag != first["categories/C2/feed.rss"].etag
+
+
+def _whole_feed(node: FeedNode, fmt: str, config: Config) -> bytes:
+    """What feedgen writes for the whole feed, entries added to one generator."""
+    from feedsvc.builder import _feed_generator, fill_entry
+
+    entries = node.articles[: config.feeds.limit]
+    updated = max((a.updated for a in entries), default=EPOCH)
+    generator = _feed_generator(node, fmt, node.path(f"feed.{fmt}"), updated, config)
+    for entry in entries:
+        fill_entry(generator.add_entry(order="append"), entry, full=config.feeds.content == "full")
+    return bytes(
+        generator.rss_str(pretty=True) if fmt == "rss" else generator.atom_str(pretty=True)
+    )
+
+
+@pytest.mark.parametrize(
+    "feeds", [{}, {"content": "summary", "websub_hub": "https://hub.example.org/"}]
+)
+def test_spliced_feeds_are_what_feedgen_writes_whole(
+    make_config: Callable[..., Config], feeds: dict[str, str]
+) -> None:
+    config = make_config(feeds={**feeds, "limit": 3})
+    many = Author("李明", email="li@example.cn", url="https://example.cn/li")
+    articles = [
+        article(1, (("金融", "财联社"),), tags=("A股",), image="https://img.example.cn/a.png"),
+        article(2, (("金融",),), authors=(many, Author("Desk")), summary="导语 & <lead>"),
+        article(3, (("Tech",),), tags=("A股", "AI"), content_html="<p>x]]>y</p>"),
+        article(4, (("金融", "财联社"),)),
+        article(5, (("金融",),), title="五"),
+    ]
+    build = build_site(articles, config)
+    nodes = {node.path("feed.rss"): node for node in build.nodes}
+    assert len(nodes) == 6  # site, 金融, 金融/财联社, Tech, A股, AI
+    for path, node in nodes.items():
+        for fmt in ("rss", "atom"):
+            spliced = build.documents[path.replace(".rss", f".{fmt}")].body
+            assert spliced == _whole_feed(node, fmt, config), (path, fmt)
+        body = build.documents[path.replace(".rss", ".json")].body
+        assert body == (json.dumps(json.loads(body), ensure_ascii=False, indent=1) + "\n").encode()
+    empty = build_site([], config).documents
+    assert json.loads(empty["feed.json"].body)["items"] == []
+
+
+def test_each_entry_is_rendered_once_for_every_feed_listing_it(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feedsvc import builder as module
+
+    filled: list[str] = []
+    original = module.fill_entry
+    monkeypatch.setattr(
+        module,
+        "fill_entry",
+        lambda entry, a, full: (filled.append(a.path), original(entry, a, full=full)),
+    )
+    site = module.SiteBuilder(config)
+    articles = [article(n, (("A", "B", "C"),), tags=("t1", "t2")) for n in range(4)]
+    site.build(articles)  # each article is in 6 feeds of 3 formats
+    assert sorted(filled) == sorted(a.path for a in articles)
+    filled.clear()
+    site.build([*articles[:3], article(3, (("A", "B", "C"),), tags=("t1", "t2"), title="New")])
+    assert filled == ["post-3.md"]  # only the edited article is rendered again

@@ -7,7 +7,6 @@ processes while a writer adds and edits articles; every reload swaps a whole sna
 from __future__ import annotations
 
 import gzip
-import hashlib
 import re
 import threading
 import time
@@ -27,14 +26,32 @@ CONNECTIONS = 16
 NUMBER = re.compile(rb'Load post (\d+)["<]')
 
 
-def digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()[:32]
+class Bodies:
+    """Every (ETag, body) pair any client saw: a strong ETag must always mean the same bytes,
+    and a gzip body must inflate to the identity body its tag pairs with."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_etag: dict[str, bytes] = {}
+
+    def check(self, etag: str, raw: bytes, packed: bool) -> str | None:
+        with self.lock:
+            seen = self.by_etag.setdefault(etag, raw)
+            if seen != raw:
+                return f"ETag {etag} was sent with two different bodies"
+            twin = self.by_etag.get(etag.removesuffix("-gz") if packed else f"{etag}-gz")
+        if twin is None:
+            return None
+        identity, compressed = (twin, raw) if packed else (raw, twin)
+        if gzip.decompress(compressed) != identity:
+            return f"ETag {etag}: the gzip body is not the identity body compressed"
+        return None
 
 
 class Client(threading.Thread):
-    def __init__(self, base: str, index: int, stop: threading.Event) -> None:
+    def __init__(self, base: str, index: int, stop: threading.Event, bodies: Bodies) -> None:
         super().__init__(daemon=True)
-        self.base, self.index, self.stop = base, index, stop
+        self.base, self.index, self.stop, self.bodies = base, index, stop, bodies
         self.statuses: Counter[int] = Counter()
         self.errors: list[str] = []
         self.newest = -1  # highest post number this connection has seen
@@ -67,8 +84,14 @@ class Client(threading.Thread):
 
     def check(self, path: str, packed: bool, headers: dict, raw: bytes, etags: dict) -> None:
         etag = headers["ETag"].strip('"')
-        if digest(raw) + ("-gz" if packed else "") != etag:
-            self.errors.append(f"{path}: ETag {etag} does not match the body")
+        if etag.endswith("-gz") != packed or headers.get("Content-Encoding") != (
+            "gzip" if packed else None
+        ):
+            self.errors.append(f"{path}: ETag {etag} does not name the coding it came with")
+            return
+        mismatch = self.bodies.check(etag, raw, packed)
+        if mismatch:
+            self.errors.append(f"{path}: {mismatch}")
             return
         etags[(path, packed)] = headers["ETag"]
         body = gzip.decompress(raw) if packed else raw
@@ -104,7 +127,8 @@ def test_load_during_reloads(tmp_path: Path) -> None:
     )
     server = Server(config, port, tmp_path / "serve.log")
     stop = threading.Event()
-    clients = [Client(server.base, i, stop) for i in range(CONNECTIONS)]
+    bodies = Bodies()
+    clients = [Client(server.base, i, stop, bodies) for i in range(CONNECTIONS)]
     try:
         for client in clients:
             client.start()

@@ -103,6 +103,7 @@ class DirectorySource:
         seen = {root}
         pending = [(root, "")]
         include, exclude, backup = self.include.match, self.exclude.match, _BACKUP.search
+        known = self._cache  # paths that passed the filters before need no second look
         while pending:
             directory, prefix = pending.pop()
             try:
@@ -124,7 +125,9 @@ class DirectorySource:
                         pending.append((entry.path, prefix + name + "/"))
                     continue
                 relpath = prefix + name
-                if not include(relpath) or backup(name) or exclude(relpath):
+                if relpath not in known and (
+                    not include(relpath) or backup(name) or exclude(relpath)
+                ):
                     continue
                 try:
                     info = entry.stat()

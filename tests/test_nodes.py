@@ -1,0 +1,88 @@
+"""The node index updated in place agrees with grouping from scratch, whatever the history."""
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from feedsvc.config import Config
+from feedsvc.model import Article
+from feedsvc.nodes import NodeIndex, collect_nodes
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+CATEGORY_PATHS = [
+    ("金融",),
+    ("金融", "财联社"),
+    ("金融", "银行"),
+    ("Tech",),
+    ("tech",),
+    ("Tech", "AI"),
+]
+TAGS = ["A股", "AI", "ai", "央行"]
+
+
+def make_article(n: int, version: int, hours: int, categories: list, tags: list) -> Article:
+    return Article(
+        id=f"urn:post:{n % 7}",  # ids repeat across files: the order must not depend on it
+        source="posts",
+        path=f"p{n}.md",
+        title=f"Post {n} v{version}",
+        link=f"https://news.example.cn/p{n}/",
+        published=T0 + timedelta(hours=hours),
+        updated=T0 + timedelta(hours=hours, minutes=version),
+        content_html="<p>x</p>",
+        categories=tuple(categories),
+        tags=tuple(tags),
+    )
+
+
+posts = st.builds(
+    make_article,
+    st.integers(0, 30),
+    st.integers(0, 3),
+    st.integers(0, 5),  # few distinct times: many ties
+    st.lists(st.sampled_from(CATEGORY_PATHS), max_size=2),
+    st.lists(st.sampled_from(TAGS), max_size=2),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.lists(posts, max_size=12), min_size=1, max_size=6))
+def test_updates_in_place_match_a_fresh_grouping(
+    make_config: Callable[..., Config], history: list[list[Article]]
+) -> None:
+    config = make_config()
+    index = NodeIndex(config)
+    current: dict[str, Article] = {}
+    for step in history:
+        # Each step adds or replaces some files and removes the ones it lists twice.
+        for article in step:
+            if article.path in current and current[article.path].title == article.title:
+                del current[article.path]
+            else:
+                current[article.path] = article
+        articles = list(current.values())
+        keep = {("category", "categories/gone"): ("Gone",)}
+        nodes, problems = index.update(articles, keep)
+        fresh_nodes, fresh_problems = collect_nodes(list(reversed(articles)), config, keep)
+        assert nodes == fresh_nodes
+        assert problems == fresh_problems
+
+
+def test_unchanged_nodes_keep_their_objects(make_config: Callable[..., Config]) -> None:
+    index = NodeIndex(make_config())
+    a = make_article(1, 0, 1, [("金融", "银行")], ["央行"])
+    b = make_article(2, 0, 2, [("Tech",)], [])
+    first = {n.key: n for n in index.update([a, b])[0]}
+    edited = replace(b, title="Edited")
+    second = {n.key: n for n in index.update([a, edited])[0]}
+    assert (
+        second[("category", "categories/金融/银行")] is first[("category", "categories/金融/银行")]
+    )
+    assert second[("tag", "tags/央行")] is first[("tag", "tags/央行")]
+    assert second[("category", "categories/Tech")].articles == (edited,)
+    assert second[("site", "")].articles == (edited, a)
