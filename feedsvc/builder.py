@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.ext.dc import DcEntryExtension
+from feedgen.ext.media import MediaEntryExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -236,8 +238,9 @@ class FeedRenderer:
             rendered["json"] = json_item(article, self.full)
         if "rss" in formats or "atom" in formats:
             entry = FeedEntry()
-            entry.load_extension("dc", atom=False, rss=True)
-            entry.load_extension("media", atom=False, rss=True)
+            # By class: load_extension tries a module import that fails, per entry.
+            entry.register_extension("dc", DcEntryExtension, atom=False, rss=True)
+            entry.register_extension("media", MediaEntryExtension, atom=False, rss=True)
             entry.register_extension("links", _EntryLinksExtension)
             fill_entry(entry, article, full=self.full)
             if "rss" in formats:

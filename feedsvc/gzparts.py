@@ -5,7 +5,7 @@ A feed is a head, its entries and a tail, and the same entry appears in many fee
 on a byte boundary with no reference to earlier data (a full flush), so parts can be
 concatenated in any order into one valid deflate stream (RFC 1951 §3.2.3). The gzip
 trailer needs the CRC-32 of the whole, which is combined from the parts' CRCs
-(zlib's crc32_combine, in Python: the standard library does not expose it).
+(as zlib's crc32_combine does; the standard library does not expose it).
 """
 
 from __future__ import annotations
@@ -22,47 +22,21 @@ HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 _LAST_BLOCK = b"\x03\x00"
 LEVEL = 6  # zlib's default: a third of level 9's CPU here for about 1% more bytes
 
-_POLY = 0xEDB88320  # CRC-32 (reflected), as in zlib and RFC 1952
+_ZEROS = memoryview(bytes(65536))
 
 
-def _multiply(a: int, b: int) -> int:
-    """a(x) * b(x) modulo the CRC polynomial (zlib's multmodp); `a` is never zero."""
-    mask = 1 << 31
-    product = 0
-    while True:
-        if a & mask:
-            product ^= b
-            if a & (mask - 1) == 0:
-                return product
-        mask >>= 1
-        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
+def _after_zeros(crc: int, length: int) -> int:
+    """The CRC-32 `crc` carried on over `length` zero bytes.
 
-
-def _powers() -> list[int]:
-    table = [1 << 30]  # x^1
-    for _ in range(31):
-        table.append(_multiply(table[-1], table[-1]))
-    return table
-
-
-_X2N = _powers()  # x^(2^k) modulo the polynomial
-
-
-def crc_shift(length: int) -> int:
-    """The operator x^(8*length) that moves a CRC past `length` bytes (zlib's x2nmodp)."""
-    product = 1 << 31  # x^0
-    k = 3  # 8 bits a byte: start at x^(2^3)
-    while length:
-        if length & 1:
-            product = _multiply(_X2N[k & 31], product)
-        length >>= 1
-        k += 1
-    return product
-
-
-def crc_combine(first: int, second: int, shift: int) -> int:
-    """CRC-32 of A+B from CRC(A), CRC(B) and crc_shift(len(B))."""
-    return _multiply(shift, first) ^ second
+    This is how parts' CRCs combine (zlib's crc32_combine): a CRC is affine in its
+    starting value, crc32(B, c) = L(c) ^ crc32(B, 0) with L depending only on len(B),
+    and zero bytes of that length have the same L, so
+    crc32(A + B) = _after_zeros(crc32(A), len(B)) ^ _after_zeros(0, len(B)) ^ crc32(B).
+    """
+    while length > len(_ZEROS):
+        crc = zlib.crc32(_ZEROS, crc)
+        length -= len(_ZEROS)
+    return zlib.crc32(_ZEROS[:length], crc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +45,8 @@ class Part:
 
     deflated: bytes  # non-final deflate blocks, ending on a byte boundary
     size: int  # length of the uncompressed bytes
-    crc: int
-    shift: int  # crc_shift(size)
+    crc: int  # CRC-32 of the uncompressed bytes
+    rest: int  # crc ^ _after_zeros(0, size): this part's share of combining CRCs
 
 
 class Compressor:
@@ -86,7 +60,8 @@ class Compressor:
 
     def part(self, data: bytes) -> Part:
         deflated = self._stream.compress(data) + self._stream.flush(zlib.Z_FULL_FLUSH)
-        return Part(deflated, len(data), zlib.crc32(data), crc_shift(len(data)))
+        crc = zlib.crc32(data)
+        return Part(deflated, len(data), crc, crc ^ _after_zeros(0, len(data)))
 
 
 def assemble(parts: Iterable[Part]) -> tuple[bytes, int]:
@@ -95,7 +70,7 @@ def assemble(parts: Iterable[Part]) -> tuple[bytes, int]:
     crc = size = 0
     for part in parts:
         chunks.append(part.deflated)
-        crc = crc_combine(crc, part.crc, part.shift)
+        crc = _after_zeros(crc, part.size) ^ part.rest
         size += part.size
     chunks.append(_LAST_BLOCK)
     chunks.append(struct.pack("<II", crc, size & 0xFFFFFFFF))

@@ -38,7 +38,7 @@ OWNERS = {
     "requests": "feedsvc.transport",
     "granian": "feedsvc.cli",
     "frontmatter": "feedsvc.sources.post",
-    "markdown_it": "feedsvc.content",
+    "markdown_it_pyrs": "feedsvc.content",
     "nh3": "feedsvc.content",
     "lxml": "feedsvc.builder",
     "prometheus_client": "feedsvc.metrics",
