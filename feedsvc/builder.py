@@ -285,9 +285,12 @@ def document(
     The tag is a digest of the gzip bytes, which determine the identity bytes too; the
     identity representation gets the bare tag, gzip the tag plus "-gz".
     """
-    compressed, size = assemble(parts)
-    tag = hashlib.sha256(compressed).hexdigest()[:32]
-    return Document(path, media_type, compressed, size, tag, f"{tag}-gz", last_modified, view)
+    chunks, size = assemble(parts)
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    tag = digest.hexdigest()[:32]
+    return Document(path, media_type, chunks, size, tag, f"{tag}-gz", last_modified, view)
 
 
 def feed_title(config: Config, node: FeedNode) -> str:

@@ -64,8 +64,9 @@ class Compressor:
         return Part(deflated, len(data), crc, crc ^ _after_zeros(0, len(data)))
 
 
-def assemble(parts: Iterable[Part]) -> tuple[bytes, int]:
-    """One gzip member holding the parts in order, and the uncompressed length."""
+def assemble(parts: Iterable[Part]) -> tuple[tuple[bytes, ...], int]:
+    """One gzip member holding the parts in order, as pieces to concatenate (the parts'
+    own bytes, shared, not copied), and the uncompressed length."""
     chunks = [HEADER]
     crc = size = 0
     for part in parts:
@@ -74,4 +75,4 @@ def assemble(parts: Iterable[Part]) -> tuple[bytes, int]:
         size += part.size
     chunks.append(_LAST_BLOCK)
     chunks.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
-    return b"".join(chunks), size
+    return tuple(chunks), size

@@ -66,19 +66,26 @@ class SourceResult:
 class Document:
     """One built document, ready to serve: its bytes (kept gzipped), validators, media type.
 
-    Only the gzip bytes stay in memory — a fifth of the size, and what nearly every
-    client asks for; `body` inflates them again. `etag` (of the identity bytes) and
-    `gzip_etag` are opaque-tags without quotes; `last_modified` is aware UTC.
+    Only the gzip bytes stay in memory, as the pieces they were assembled from: a
+    feed's entries are shared with every other feed listing them, so a document costs
+    little more than its head. `gzip_body` joins them and `body` inflates them again.
+    `etag` (identity) and `gzip_etag` are opaque-tags without quotes; `last_modified`
+    is aware UTC.
     """
 
     path: str
     media_type: str
-    gzip_body: bytes
+    gzip_chunks: tuple[bytes, ...]  # concatenated, one gzip member
     size: int  # length of the identity bytes
     etag: str
     gzip_etag: str
     last_modified: datetime
     view: str | None = None  # for a feed: the path of its HTML view for browsers
+
+    @property
+    def gzip_body(self) -> bytes:
+        """The gzip bytes."""
+        return b"".join(self.gzip_chunks)
 
     @property
     def body(self) -> bytes:
@@ -88,12 +95,12 @@ class Document:
 
 @dataclass(frozen=True, slots=True)
 class Variant:
-    """One ready-to-send representation: body and the exact header lists for 200 and 304.
-
-    `body` is None for the identity coding, which is inflated on demand.
+    """One ready-to-send representation: its document and coding, and the exact header
+    lists for 200 and 304. The body itself is made on first use (serving.Bodies).
     """
 
-    body: bytes | None
+    document: Document
+    gzipped: bool
     etag: str  # quoted, as sent
     last_modified: int  # epoch seconds, for If-Modified-Since
     # Lists, as PEP 3333 start_response wants them; built once, never mutated.

@@ -103,8 +103,8 @@ def _resource(document: Document, view: Document | None, max_age: int) -> Resour
 
 
 def _variant(document: Document, gzipped: bool, cache: str, vary: str, *, cors: bool) -> Variant:
-    body = document.gzip_body if gzipped else None
     etag = quote_etag(document.gzip_etag if gzipped else document.etag)
+    length = sum(map(len, document.gzip_chunks)) if gzipped else document.size
     last_modified = http_date(document.last_modified)
     # RFC 9110 §15.4.5: a 304 carries the validators and caching fields a 200 would.
     validators = [
@@ -115,7 +115,7 @@ def _variant(document: Document, gzipped: bool, cache: str, vary: str, *, cors: 
     ]
     headers = [
         ("Content-Type", document.media_type),
-        ("Content-Length", str(len(body) if body is not None else document.size)),
+        ("Content-Length", str(length)),
         *validators,
         ("X-Content-Type-Options", "nosniff"),
     ]
@@ -129,36 +129,35 @@ def _variant(document: Document, gzipped: bool, cache: str, vary: str, *, cors: 
     if document.media_type.startswith("text/html"):
         headers.append(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
     seconds = int(document.last_modified.timestamp())
-    return Variant(body, etag, seconds, headers, validators)
+    return Variant(document, gzipped, etag, seconds, headers, validators)
 
 
-class Inflated:
-    """Identity bytes inflated from gzip for clients that do not take gzip, recently used first.
+class Bodies:
+    """Response bodies made on first use and kept within a size bound, oldest dropped first.
 
-    Bounded by total size, so a crawler asking for every feed without gzip cannot make
-    the process hold every identity body again.
+    Documents hold only their gzip pieces (shared between feeds); a body is those
+    pieces joined, or inflated for clients that do not take gzip. The bound keeps a
+    crawler asking for every feed in every coding from making the process hold every
+    body; the feeds polled most stay made. A hit is one dict lookup, without the lock.
     """
 
     def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
-        self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._bodies: OrderedDict[str, bytes] = OrderedDict()  # by quoted ETag: one per coding
         self._size = 0
         self._lock = threading.Lock()
 
-    def get(self, resource: Resource, variant: Variant) -> bytes:
-        """The identity body of the document (or HTML view) that `variant` represents."""
-        document = resource.document
-        if variant is resource.browser_identity:
-            document = resource.view_document  # type: ignore[assignment]
+    def get(self, variant: Variant) -> bytes:
+        """The body of one representation."""
+        body = self._bodies.get(variant.etag)
+        if body is not None:
+            return body
+        document = variant.document
+        body = document.gzip_body if variant.gzipped else document.body
         with self._lock:
-            body = self._bodies.get(document.etag)
-            if body is not None:
-                self._bodies.move_to_end(document.etag)
-                return body
-        body = document.body
-        with self._lock:
-            self._bodies[document.etag] = body
-            self._size += len(body)
+            if variant.etag not in self._bodies:
+                self._bodies[variant.etag] = body
+                self._size += len(body)
             while self._size > self.max_bytes and len(self._bodies) > 1:
                 _, dropped = self._bodies.popitem(last=False)
                 self._size -= len(dropped)
@@ -182,7 +181,7 @@ class FastPath:
         self.store = store
         self.app = app
         self.tally = tally
-        self.inflated = Inflated()
+        self.bodies = Bodies()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -239,7 +238,7 @@ class FastPath:
         start_response("200 OK", variant.headers)
         if head:
             return []
-        return [variant.body if variant.body is not None else self.inflated.get(resource, variant)]
+        return [self.bodies.get(variant)]
 
 
 def _has_encoded_slash(environ: dict[str, Any]) -> bool:

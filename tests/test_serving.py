@@ -225,19 +225,20 @@ def test_unchanged_documents_reuse_their_prepared_representations(
     assert after["/feed.atom"] is not before["/feed.atom"]
 
 
-def test_identity_bytes_are_inflated_on_demand_within_a_bound(refresher: Refresher) -> None:
-    from feedsvc.serving import Inflated
+def test_bodies_are_made_on_demand_within_a_bound(refresher: Refresher) -> None:
+    from feedsvc.serving import Bodies
 
     resources = refresher.store.current.resources
     feeds = [resources[p] for p in ("/feed.atom", "/feed.rss", "/feed.json")]
     sizes = [r.document.size for r in feeds]
-    cache = Inflated(max_bytes=max(sizes) + 1)
+    cache = Bodies(max_bytes=max(sizes) + 1)
     for resource in feeds:
-        body = cache.get(resource, resource.identity)
+        body = cache.get(resource.identity)
         assert body == resource.document.body and len(body) == resource.document.size
         assert cache._size <= cache.max_bytes
+        assert gzip.decompress(cache.get(resource.gzip)) == body
     assert len(cache._bodies) == 1  # the older ones were dropped to stay under the bound
-    view = cache.get(feeds[0], feeds[0].browser_identity)
+    view = cache.get(feeds[0].browser_identity)
     assert view.startswith(b"<!doctype html>")
 
 
