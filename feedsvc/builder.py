@@ -358,8 +358,9 @@ def fill_entry(entry: FeedEntry, article: Article, *, full: bool) -> None:
     summary = article.summary or article.title
     entry.description(summary)
     entry.summary(summary)
-    if full and article.content_html:
-        entry.content(article.content_html, type="html")
+    html = article.content_html if full else ""
+    if html:
+        entry.content(html, type="html")
     for name in _category_names(article):
         entry.category(term=name, label=name)
     links = [{"href": article.link, "rel": "alternate", "type": "text/html"}]

@@ -66,8 +66,9 @@ def _item(article: Article, full: bool) -> dict[str, Any]:
         "url": article.link,
         "title": article.title,
     }
-    if full and article.content_html:
-        item["content_html"] = article.content_html
+    html = article.content_html if full else ""
+    if html:
+        item["content_html"] = html
     else:
         # JSON Feed 1.1: an item has content_html or content_text.
         item["content_text"] = article.summary or article.title

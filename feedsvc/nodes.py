@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left, insort
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +35,7 @@ class FeedNode:
 
 
 NodeKeys = Mapping[tuple[Kind, str], tuple[str, ...]]
+_Key = tuple[Kind, str]
 
 
 def collect_nodes(
@@ -48,9 +51,7 @@ def newest_first(article: Article) -> tuple[float, str, str, str]:
     return (-article.published.timestamp(), article.id, article.source, article.path)
 
 
-# A node's member: its sort key, the article, and every name path through which the
-# article reaches the node (more than one only when names collide on one URL).
-_Member = tuple[tuple[float, str, str, str], Article, tuple[tuple[str, ...], ...]]
+_BULK = 64  # more changes than this in one node: merge by sorting, not one by one
 
 
 class NodeIndex:
@@ -58,17 +59,20 @@ class NodeIndex:
 
     A reload usually adds, edits or removes a handful of articles; only the nodes those
     articles belong to (before or after) are regrouped, and every other node keeps its
-    very FeedNode, so the builder sees at once that it has nothing to render. Work is
-    linear in the articles that changed plus the sizes of the nodes they touch.
+    very FeedNode, so the builder sees at once that it has nothing to render. A few
+    changes are placed by binary search; many are merged by one sort. Per membership
+    the index holds one reference, and per node a count of the name paths leading to
+    it (more than one only when names collide on one URL).
     One index serves one Config; a new config gets a new index.
     """
 
     def __init__(self, config: Config) -> None:
         self._paths = _Memberships(config)
         self._articles: dict[int, Article] = {}  # by id(): unchanged files give the same objects
-        self._members: dict[_Key, list[_Member]] = {}
-        self._nodes: dict[tuple[Kind, str], FeedNode] = {}
-        self._problems: dict[tuple[Kind, str], list[Problem]] = {}
+        self._members: dict[_Key, list[Article]] = {}  # newest first
+        self._names: dict[_Key, Counter[tuple[str, ...]]] = {}
+        self._nodes: dict[_Key, FeedNode] = {}
+        self._problems: dict[_Key, list[Problem]] = {}
 
     def update(
         self, articles: Iterable[Article], keep: NodeKeys | None = None
@@ -78,52 +82,57 @@ class NodeIndex:
         when empty, so a category whose articles were all deleted still answers with a
         valid, empty feed."""
         given = {id(article): article for article in articles}
-        gone = {key: a for key, a in self._articles.items() if key not in given}
+        gone = [a for key, a in self._articles.items() if key not in given]
         added = [a for key, a in given.items() if key not in self._articles]
         self._articles = given
-        changed: dict[tuple[Kind, str], list[_Member]] = {}
-        for article in gone.values():
-            for key in self._paths.of(article):
-                changed.setdefault(key, [])
-        for article in added:
-            sort_key = newest_first(article)
-            for key, names in self._paths.of(article).items():
-                changed.setdefault(key, []).append((sort_key, article, names))
-        for key, new in changed.items():
-            old = self._members.get(key, [])
-            kept = [m for m in old if id(m[1]) not in gone] if gone else old
-            members = kept + new if new else kept
-            members.sort(key=_sort_key)
-            if members:
-                self._members[key] = members
-            else:
-                self._members.pop(key, None)
+        leaving: dict[_Key, list[Article]] = {}
+        arriving: dict[_Key, list[Article]] = {}
+        for changes, sign, batch in ((leaving, -1, gone), (arriving, 1, added)):
+            for article in batch:
+                for key, paths in self._paths.of(article).items():
+                    changes.setdefault(key, []).append(article)
+                    self._names.setdefault(key, Counter()).update({n: sign for n in paths})
+        for key in leaving.keys() | arriving.keys():
+            members = self._members.setdefault(key, [])
+            _apply(members, leaving.get(key, ()), arriving.get(key, ()))
+            if not members:
+                del self._members[key], self._names[key]
             self._nodes.pop(key, None)
-        for key, kept_names in (keep or {}).items():
-            if key not in self._members and key not in self._nodes:
-                self._nodes[key] = FeedNode(key[0], key[1], kept_names, ())
-        for key in changed:
             self._node(key)
+        for key, kept_names in (keep or {}).items():
+            self._nodes.setdefault(key, FeedNode(key[0], key[1], kept_names, ()))
         self._nodes.setdefault(("site", ""), FeedNode("site", "", (), ()))
         order = sorted(self._nodes, key=lambda key: (key[0] != "site", key))
         problems = [p for key in order for p in self._problems.get(key, ())]
         return [self._nodes[key] for key in order], problems
 
-    def _node(self, key: tuple[Kind, str]) -> None:
+    def _node(self, key: _Key) -> None:
         members = self._members.get(key)
         self._problems.pop(key, None)
         if not members:
             return  # emptied: gone unless `keep` holds it
         kind, directory = key
-        first = members[0][2]
-        if any(m[2] != first for m in members) or len(first) > 1:
-            variants = list(dict.fromkeys(names for m in members for names in m[2]))
-            self._problems[key] = [_collision(key, variants[0], names) for names in variants[1:]]
-        self._nodes[key] = FeedNode(kind, directory, first[0], tuple([m[1] for m in members]))
+        paths = self._paths.of(members[0])[key]
+        if len(+self._names[key]) > 1:  # names collide: say so in the order they appear
+            seen = dict.fromkeys(n for a in members for n in self._paths.of(a)[key])
+            first, *others = seen
+            self._problems[key] = [_collision(key, first, names) for names in others]
+        self._nodes[key] = FeedNode(kind, directory, paths[0], tuple(members))
 
 
-def _sort_key(member: _Member) -> tuple[float, str, str, str]:
-    return member[0]
+def _apply(members: list[Article], leaving: Sequence[Article], arriving: Sequence[Article]) -> None:
+    """Take `leaving` out of a newest-first list and put `arriving` in its place."""
+    if len(leaving) + len(arriving) > _BULK:
+        drop = {id(a) for a in leaving}
+        members[:] = [a for a in members if id(a) not in drop] if drop else members
+        members.extend(arriving)
+        members.sort(key=newest_first)
+        return
+    for article in leaving:
+        # Keys are unique ((source, path) names one file), so this finds the very article.
+        del members[bisect_left(members, newest_first(article), key=newest_first)]
+    for article in arriving:
+        insort(members, article, key=newest_first)
 
 
 def _collision(key: tuple[Kind, str], first: tuple[str, ...], names: tuple[str, ...]) -> Problem:
@@ -137,7 +146,6 @@ def _collision(key: tuple[Kind, str], first: tuple[str, ...], names: tuple[str, 
     )
 
 
-_Key = tuple[Kind, str]
 _SITE: tuple[_Key, tuple[tuple[str, ...], ...]] = (("site", ""), ((),))
 
 

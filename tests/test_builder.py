@@ -12,7 +12,7 @@ import pytest
 from feedsvc.builder import build_site, feed_title
 from feedsvc.config import Config
 from feedsvc.dates import EPOCH
-from feedsvc.model import Article, Author, Document
+from feedsvc.model import Article, Author, Document, deflate_html
 from feedsvc.nodes import FeedNode, collect_nodes
 
 T0 = datetime(2022, 1, 1, 8, 0, tzinfo=UTC)
@@ -31,7 +31,9 @@ def article(n: int, categories: tuple[tuple[str, ...], ...] = (), **changes: obj
         link=f"http://127.0.0.1:8080/2022/01/01/post-{n}/",
         published=T0 + timedelta(hours=n),
         updated=T0 + timedelta(hours=n),
-        content_html=f"<p>Body of post {n} with <a href='http://x.example/'>a link</a>.</p>",
+        content=deflate_html(
+            f"<p>Body of post {n} with <a href='http://x.example/'>a link</a>.</p>"
+        ),
         authors=(Author("Desk"),),
         categories=categories,
     )
@@ -295,7 +297,7 @@ def test_spliced_feeds_are_what_feedgen_writes_whole(
     articles = [
         article(1, (("金融", "财联社"),), tags=("A股",), image="https://img.example.cn/a.png"),
         article(2, (("金融",),), authors=(many, Author("Desk")), summary="导语 & <lead>"),
-        article(3, (("Tech",),), tags=("A股", "AI"), content_html="<p>x]]>y</p>"),
+        article(3, (("Tech",),), tags=("A股", "AI"), content=deflate_html("<p>x]]>y</p>")),
         article(4, (("金融", "财联社"),)),
         article(5, (("金融",),), title="五"),
     ]

@@ -4,11 +4,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from feedsvc import nodes
 from feedsvc.config import Config
-from feedsvc.model import Article
+from feedsvc.model import Article, deflate_html
 from feedsvc.nodes import NodeIndex, collect_nodes
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -32,7 +34,7 @@ def make_article(n: int, version: int, hours: int, categories: list, tags: list)
         link=f"https://news.example.cn/p{n}/",
         published=T0 + timedelta(hours=hours),
         updated=T0 + timedelta(hours=hours, minutes=version),
-        content_html="<p>x</p>",
+        content=deflate_html("<p>x</p>"),
         categories=tuple(categories),
         tags=tuple(tags),
     )
@@ -51,10 +53,15 @@ posts = st.builds(
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+@pytest.mark.parametrize("bulk", [0, 64], ids=["merged by sorting", "placed one by one"])
 @given(st.lists(st.lists(posts, max_size=12), min_size=1, max_size=6))
 def test_updates_in_place_match_a_fresh_grouping(
-    make_config: Callable[..., Config], history: list[list[Article]]
+    make_config: Callable[..., Config],
+    monkeypatch: pytest.MonkeyPatch,
+    bulk: int,
+    history: list[list[Article]],
 ) -> None:
+    monkeypatch.setattr(nodes, "_BULK", bulk)
     config = make_config()
     index = NodeIndex(config)
     current: dict[str, Article] = {}
@@ -67,9 +74,9 @@ def test_updates_in_place_match_a_fresh_grouping(
                 current[article.path] = article
         articles = list(current.values())
         keep = {("category", "categories/gone"): ("Gone",)}
-        nodes, problems = index.update(articles, keep)
+        built, problems = index.update(articles, keep)
         fresh_nodes, fresh_problems = collect_nodes(list(reversed(articles)), config, keep)
-        assert nodes == fresh_nodes
+        assert built == fresh_nodes
         assert problems == fresh_problems
 
 

@@ -24,7 +24,7 @@ import feedparser  # type: ignore[import-untyped]
 from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import html_to_text, plain_text, sanitize_html, truncate
 from feedsvc.dates import utc_now
-from feedsvc.model import Article, Author, Problem, SourceResult
+from feedsvc.model import Article, Author, Problem, SourceResult, deflate_html
 from feedsvc.sources.post import SUMMARY_LIMIT
 from feedsvc.transport import Fetched, FetchError, fetch, make_session
 from feedsvc.urls import entry_id, is_absolute, to_uri
@@ -161,7 +161,7 @@ class RemoteSource:
             link=item.link or self.url,
             published=published,
             updated=max(item.updated or published, published),
-            content_html=item.html,
+            content=deflate_html(item.html),
             authors=item.authors or (Author(self.site.default_author),),
             categories=tuple(dict.fromkeys(categories)),
             tags=tuple(dict.fromkeys(self.config.tags)),

@@ -24,7 +24,7 @@ from feedsvc.content import (
 )
 from feedsvc.dates import to_utc
 from feedsvc.errors import ArticleError
-from feedsvc.model import Article, Author, Problem
+from feedsvc.model import Article, Author, Problem, deflate_html
 from feedsvc.urls import entry_id, expand_permalink, explicit_id, is_absolute, slugize, to_uri
 
 _EMAIL = re.compile(r"[^@\s<>\"(),;:]+@[^@\s<>\"(),;:]+\.[^@\s<>\"(),;:]+")
@@ -328,7 +328,7 @@ def _assemble(values: dict[str, Any], body: str, ctx: PostContext) -> Article:
         link=link,
         published=published,
         updated=updated,
-        content_html=content,
+        content=deflate_html(content),
         authors=values["authors"] or (Author(ctx.site.default_author),),
         categories=categories,
         tags=values["tags"],
