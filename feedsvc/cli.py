@@ -196,6 +196,9 @@ def _server_class() -> type:
     return FeedsvcServer
 
 
+SWITCH_INTERVAL = 0.0005  # seconds; see worker_app
+
+
 def default_workers() -> int:
     """One server process per core: each answers from its own copy of the snapshot."""
     return os.cpu_count() or 1
@@ -208,6 +211,10 @@ def worker_app() -> object:
     # SIGTERM must end the worker, or a stop during the first build would be lost.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # A reload runs Python in this process's scheduler thread; a request thread waiting
+    # for the GIL gets it after at most this long (CPython's default is 5 ms, which is
+    # what a request would wait during a reload). Requests hold it for microseconds.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     config, from_file = _worker_config()
     store = Store()
     metrics = Metrics()

@@ -45,8 +45,7 @@ class Part:
 
     deflated: bytes  # non-final deflate blocks, ending on a byte boundary
     size: int  # length of the uncompressed bytes
-    crc: int  # CRC-32 of the uncompressed bytes
-    rest: int  # crc ^ _after_zeros(0, size): this part's share of combining CRCs
+    rest: int  # CRC-32 of the bytes ^ _after_zeros(0, size): its share of combining CRCs
 
 
 class Compressor:
@@ -60,8 +59,7 @@ class Compressor:
 
     def part(self, data: bytes) -> Part:
         deflated = self._stream.compress(data) + self._stream.flush(zlib.Z_FULL_FLUSH)
-        crc = zlib.crc32(data)
-        return Part(deflated, len(data), crc, crc ^ _after_zeros(0, len(data)))
+        return Part(deflated, len(data), zlib.crc32(data) ^ _after_zeros(0, len(data)))
 
 
 def assemble(parts: Iterable[Part]) -> tuple[tuple[bytes, ...], int]:

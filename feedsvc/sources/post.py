@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 import frontmatter.default_handlers
@@ -327,11 +327,25 @@ def _assemble(values: dict[str, Any], body: str, ctx: PostContext) -> Article:
         title=values["title"] or stem,
         link=link,
         published=published,
-        updated=updated,
+        updated=published if updated == published else updated,
         content=deflate_html(content),
-        authors=values["authors"] or (Author(ctx.site.default_author),),
-        categories=categories,
-        tags=values["tags"],
+        authors=_shared(values["authors"] or (Author(ctx.site.default_author),)),
+        categories=_shared(categories),
+        tags=_shared(values["tags"]),
         summary=truncate(summary, SUMMARY_LIMIT),
         image=values["image"],
     )
+
+
+_SHARED: dict[Any, Any] = {}
+_T = TypeVar("_T")
+_SHARED_LIMIT = 100_000
+
+
+def _shared(value: _T) -> _T:
+    """One object for equal authors, category paths and tag lists: most articles repeat
+    a few of them, and at 50,000 posts the copies are tens of MB. Bounded: emptied
+    when it grows past _SHARED_LIMIT distinct values."""
+    if len(_SHARED) > _SHARED_LIMIT:
+        _SHARED.clear()
+    return _SHARED.setdefault(value, value)  # type: ignore[no-any-return]
