@@ -6,6 +6,7 @@ import argparse
 import atexit
 import errno
 import fcntl
+import gc
 import logging
 import os
 import shutil
@@ -199,6 +200,20 @@ def _server_class() -> type:
 SWITCH_INTERVAL = 0.0005  # seconds; see worker_app
 
 
+def settle_garbage() -> None:
+    """After a reload: collect its cyclic garbage, then freeze what survived.
+
+    A snapshot is hundreds of thousands of long-lived objects. CPython's full
+    collections traverse all of them while holding the GIL: 50-100 ms pauses at
+    10,000 posts, every few reloads, which is what requests waited on during reloads.
+    Frozen objects are left out of every later collection (and still freed by
+    reference counting when a later snapshot drops them; snapshots hold no cycles), so
+    a collection only traverses what the last reload made: a few ms, once per reload.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def default_workers() -> int:
     """One server process per core: each answers from its own copy of the snapshot."""
     return os.cpu_count() or 1
@@ -237,6 +252,7 @@ def worker_app() -> object:
 
     def tick() -> None:
         refresher.refresh()
+        settle_garbage()
         wanted = refresher.config.reload.interval_seconds
         if wanted != interval[0]:
             interval[0] = wanted
@@ -249,6 +265,7 @@ def worker_app() -> object:
     atexit.register(scheduler.shutdown, wait=False)
     refresher.on_fetched = lambda: run_soon(scheduler)
     refresher.refresh()
+    settle_garbage()
     # SIGHUP reaches the main process, which passes it on to every worker as SIGUSR1.
     signal.signal(signal.SIGUSR1, lambda *_: run_soon(scheduler))
     app = create_app(store, config, refresher, broadcast=_reload_every_worker, metrics=metrics)
