@@ -108,3 +108,39 @@ def test_a_failed_build_leaves_the_previous_output_intact(
     monkeypatch.undo()
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".site")] == []
+
+
+SETTLE = r"""
+import gc, sys
+from pathlib import Path
+from feedsvc.cli import settle_garbage
+from feedsvc.config import load_config
+from feedsvc.refresh import Refresher
+from feedsvc.store import Store
+refresher = Refresher(load_config(Path(sys.argv[1])), Store())
+post = Path(sys.argv[2])
+text = post.read_text(encoding="utf-8")
+for n in range(8):
+    post.write_text(text.replace("Body text.", f"Body text, edit {n}."), encoding="utf-8")
+    refresher.refresh()
+    settle_garbage()
+assert "edit 7" in refresher.store.current.documents["feed.atom"].body.decode()
+gc.unfreeze()
+print(gc.collect())
+"""
+
+
+def test_reloads_leave_no_cyclic_garbage_to_freeze(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    """Workers freeze what survives each reload; cycles frozen there would never be freed."""
+    config = make_config()
+    post = write_article(tmp_path / "articles", "a.md", title="A", date="2024-01-01")
+    write_article(tmp_path / "articles", "b.md", title="B", date="2024-01-02", tags=["x"])
+    done = subprocess.run(
+        [sys.executable, "-c", SETTLE, config.path, str(post)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "0"
