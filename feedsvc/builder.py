@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
-from feedgen.ext.dc import DcEntryExtension
-from feedgen.ext.media import MediaEntryExtension
+from feedgen.ext.dc import DcEntryExtension, DcExtension
+from feedgen.ext.media import MediaEntryExtension, MediaExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -233,16 +233,13 @@ class FeedRenderer:
 
     def _entry_parts(self, article: Article) -> dict[str, Part]:
         formats = self.config.feeds.formats
+        html = article.content_html if self.full else ""  # inflated once for every format
         rendered: dict[str, bytes] = {}
         if "json" in formats:
-            rendered["json"] = json_item(article, self.full)
+            rendered["json"] = json_item(article, html)
         if "rss" in formats or "atom" in formats:
-            entry = FeedEntry()
-            # By class: load_extension tries a module import that fails, per entry.
-            entry.register_extension("dc", DcEntryExtension, atom=False, rss=True)
-            entry.register_extension("media", MediaEntryExtension, atom=False, rss=True)
-            entry.register_extension("links", _EntryLinksExtension)
-            fill_entry(entry, article, full=self.full)
+            entry = _new_entry()
+            fill_entry(entry, article, html)
             if "rss" in formats:
                 rendered["rss"] = _in_context(entry.rss_entry(), "rss")
             if "atom" in formats:
@@ -268,9 +265,7 @@ def _in_context(element: Any, fmt: str) -> bytes:
 @functools.cache
 def _rss_namespaces() -> dict[str | None, str]:
     """The namespaces feedgen declares on <rss> with the extensions the builder loads."""
-    generator = FeedGenerator()
-    generator.load_extension("dc", atom=False, rss=True)
-    generator.load_extension("media", atom=False, rss=True)
+    generator = _new_generator()
     generator.title("t")
     generator.link(href="http://example.invalid/")
     generator.description("d")
@@ -316,10 +311,7 @@ def _feed_generator(
     node: FeedNode, fmt: str, path: str, updated: datetime, config: Config
 ) -> FeedGenerator:
     site = config.site
-    generator = FeedGenerator()
-    generator.load_extension("dc", atom=False, rss=True)
-    generator.load_extension("media", atom=False, rss=True)
-    generator.register_extension("links", _LinksExtension, _EntryLinksExtension)
+    generator = _new_generator()
     self_url = join_url(site.base_url, path)
     home = _home(node, config)
     generator.id(self_url)
@@ -345,8 +337,9 @@ def _feed_generator(
     return generator
 
 
-def fill_entry(entry: FeedEntry, article: Article, *, full: bool) -> None:
-    """Set every field of a feedgen entry from an article (dates from the data, never now)."""
+def fill_entry(entry: FeedEntry, article: Article, html: str) -> None:
+    """Set every field of a feedgen entry from an article (dates from the data, never now);
+    `html` is the full content, or "" for summaries only."""
     entry.id(article.id)
     entry.guid(article.id, permalink=False)
     entry.title(article.title)
@@ -358,7 +351,6 @@ def fill_entry(entry: FeedEntry, article: Article, *, full: bool) -> None:
     summary = article.summary or article.title
     entry.description(summary)
     entry.summary(summary)
-    html = article.content_html if full else ""
     if html:
         entry.content(html, type="html")
     for name in _category_names(article):
@@ -442,3 +434,27 @@ def _category_names(article: Article) -> list[str]:
         names.extend(n for n in path if n not in names)
     names.extend(t for t in article.tags if t not in names)
     return names
+
+
+# The feedgen extensions of every feed and entry: (namespace, feed class, entry class,
+# used in Atom, used in RSS). Registered by class: an entry's load_extension first tries
+# to import a module that does not exist, per entry.
+_EXTENSIONS: tuple[tuple[str, type, type, bool, bool], ...] = (
+    ("dc", DcExtension, DcEntryExtension, False, True),
+    ("media", MediaExtension, MediaEntryExtension, False, True),
+    ("links", _LinksExtension, _EntryLinksExtension, True, True),
+)
+
+
+def _new_generator() -> FeedGenerator:
+    generator = FeedGenerator()
+    for name, feed_class, entry_class, atom, rss in _EXTENSIONS:
+        generator.register_extension(name, feed_class, entry_class, atom=atom, rss=rss)
+    return generator
+
+
+def _new_entry() -> FeedEntry:
+    entry = FeedEntry()
+    for name, _, entry_class, atom, rss in _EXTENSIONS:
+        entry.register_extension(name, entry_class, atom=atom, rss=rss)
+    return entry

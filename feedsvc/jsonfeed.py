@@ -48,9 +48,10 @@ def json_head(
     return (text.removesuffix("\n}") + ',\n "items": [').encode("utf-8")
 
 
-def json_item(article: Article, full: bool) -> bytes:
-    """One item as it appears inside the items array."""
-    text = json.dumps(_item(article, full), ensure_ascii=False, indent=1)
+def json_item(article: Article, html: str) -> bytes:
+    """One item as it appears inside the items array; `html` is the full content, or ""
+    for summaries only."""
+    text = json.dumps(_item(article, html), ensure_ascii=False, indent=1)
     # JSON strings hold no raw newline, so every newline is between tokens.
     return (_ITEM_INDENT + text.replace("\n", _ITEM_INDENT)).encode("utf-8")
 
@@ -60,13 +61,12 @@ def json_tail(empty: bool) -> bytes:
     return b"]\n}\n" if empty else b"\n ]\n}\n"
 
 
-def _item(article: Article, full: bool) -> dict[str, Any]:
+def _item(article: Article, html: str) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": article.id,
         "url": article.link,
         "title": article.title,
     }
-    html = article.content_html if full else ""
     if html:
         item["content_html"] = html
     else:

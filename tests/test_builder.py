@@ -13,7 +13,7 @@ from feedsvc.builder import build_site, feed_title
 from feedsvc.config import Config
 from feedsvc.dates import EPOCH
 from feedsvc.model import Article, Author, Document, deflate_html
-from feedsvc.nodes import FeedNode, collect_nodes
+from feedsvc.nodes import FeedNode, NodeIndex
 
 T0 = datetime(2022, 1, 1, 8, 0, tzinfo=UTC)
 
@@ -70,7 +70,7 @@ def test_formats_not_configured_are_not_built(make_config: Callable[..., Config]
 
 
 def test_list_of_lists_is_several_paths(config: Config) -> None:
-    nodes, _ = collect_nodes([article(1, (("Engineering", "Python"), ("Open Source",)))], config)
+    nodes, _ = NodeIndex(config).update([article(1, (("Engineering", "Python"), ("Open Source",)))])
     assert [n.directory for n in nodes] == [
         "",
         "categories/Engineering",
@@ -81,13 +81,13 @@ def test_list_of_lists_is_several_paths(config: Config) -> None:
 
 def test_without_hierarchy_only_the_leaf_node_exists(make_config: Callable[..., Config]) -> None:
     config = make_config(feeds={"category_hierarchy": False})
-    nodes, _ = collect_nodes([article(1, (("金融", "财联社"),))], config)
+    nodes, _ = NodeIndex(config).update([article(1, (("金融", "财联社"),))])
     assert [n.directory for n in nodes] == ["", "categories/金融/财联社"]
 
 
 def test_category_map_gives_the_slug(make_config: Callable[..., Config]) -> None:
     config = make_config(feeds={"category_map": {"金融": "finance"}})
-    nodes, _ = collect_nodes([article(1, (("金融", "银行"),))], config)
+    nodes, _ = NodeIndex(config).update([article(1, (("金融", "银行"),))])
     assert [n.directory for n in nodes] == ["", "categories/finance", "categories/finance/银行"]
     assert nodes[2].names == ("金融", "银行")
     assert feed_title(config, nodes[2]) == "Test Newsroom — 金融 / 银行"
@@ -95,14 +95,14 @@ def test_category_map_gives_the_slug(make_config: Callable[..., Config]) -> None
 
 def test_tag_feeds_use_tag_map_and_say_what_they_are(make_config: Callable[..., Config]) -> None:
     config = make_config(feeds={"tag_map": {"A股": "a-shares"}})
-    nodes, _ = collect_nodes([article(1, tags=("A股", "央行 政策"))], config)
+    nodes, _ = NodeIndex(config).update([article(1, tags=("A股", "央行 政策"))])
     assert [n.directory for n in nodes] == ["", "tags/a-shares", "tags/央行-政策"]
     assert feed_title(config, nodes[1]) == "Test Newsroom — #A股"
 
 
 def test_names_sharing_a_slug_are_merged_with_a_warning(config: Config) -> None:
-    nodes, problems = collect_nodes(
-        [article(1, (("Open Source",),)), article(2, (("Open-Source",),))], config
+    nodes, problems = NodeIndex(config).update(
+        [article(1, (("Open Source",),)), article(2, (("Open-Source",),))]
     )
     assert [n.directory for n in nodes] == ["", "categories/Open-Source"]
     assert len(nodes[1].articles) == 2
@@ -280,7 +280,8 @@ def _whole_feed(node: FeedNode, fmt: str, config: Config) -> bytes:
     updated = max((a.updated for a in entries), default=EPOCH)
     generator = _feed_generator(node, fmt, node.path(f"feed.{fmt}"), updated, config)
     for entry in entries:
-        fill_entry(generator.add_entry(order="append"), entry, full=config.feeds.content == "full")
+        html = entry.content_html if config.feeds.content == "full" else ""
+        fill_entry(generator.add_entry(order="append"), entry, html)
     return bytes(
         generator.rss_str(pretty=True) if fmt == "rss" else generator.atom_str(pretty=True)
     )
@@ -324,7 +325,7 @@ def test_each_entry_is_rendered_once_for_every_feed_listing_it(
     monkeypatch.setattr(
         module,
         "fill_entry",
-        lambda entry, a, full: (filled.append(a.path), original(entry, a, full=full)),
+        lambda entry, a, html: (filled.append(a.path), original(entry, a, html)),
     )
     site = module.SiteBuilder(config)
     articles = [article(n, (("A", "B", "C"),), tags=("t1", "t2")) for n in range(4)]
