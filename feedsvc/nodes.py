@@ -38,13 +38,6 @@ NodeKeys = Mapping[tuple[Kind, str], tuple[str, ...]]
 _Key = tuple[Kind, str]
 
 
-def collect_nodes(
-    articles: Iterable[Article], config: Config, keep: NodeKeys | None = None
-) -> tuple[list[FeedNode], list[Problem]]:
-    """The nodes of these articles, computed once (see NodeIndex)."""
-    return NodeIndex(config).update(articles, keep)
-
-
 def newest_first(article: Article) -> tuple[float, str, str, str]:
     """Sort key: newest published first; ties broken by id, then by where the article
     lives, so the order is total and never depends on the order articles arrive in."""

@@ -56,10 +56,7 @@ def prepare_resources(
         key = wsgi_path(path)
         old = previous.get(key)
         view = documents.get(document.view) if document.view else None
-        if old is not None and (
-            (old.document is document and old.view_document is view)
-            or (_same(old.document, document) and _same_view(old, view))
-        ):
+        if old is not None and _same(old.document, document) and _same_view(old, view):
             resources[key] = old
         else:
             resources[key] = _resource(document, view, max_age)

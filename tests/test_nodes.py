@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from feedsvc import nodes
 from feedsvc.config import Config
 from feedsvc.model import Article, deflate_html
-from feedsvc.nodes import NodeIndex, collect_nodes
+from feedsvc.nodes import NodeIndex
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 CATEGORY_PATHS = [
@@ -75,7 +75,7 @@ def test_updates_in_place_match_a_fresh_grouping(
         articles = list(current.values())
         keep = {("category", "categories/gone"): ("Gone",)}
         built, problems = index.update(articles, keep)
-        fresh_nodes, fresh_problems = collect_nodes(list(reversed(articles)), config, keep)
+        fresh_nodes, fresh_problems = NodeIndex(config).update(reversed(articles), keep)
         assert built == fresh_nodes
         assert problems == fresh_problems
 
