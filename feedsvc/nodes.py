@@ -90,7 +90,6 @@ class NodeIndex:
             _apply(members, leaving.get(key, ()), arriving.get(key, ()))
             if not members:
                 del self._members[key], self._names[key]
-            self._nodes.pop(key, None)
             self._node(key)
         for key, kept_names in (keep or {}).items():
             self._nodes.setdefault(key, FeedNode(key[0], key[1], kept_names, ()))
@@ -101,6 +100,7 @@ class NodeIndex:
 
     def _node(self, key: _Key) -> None:
         members = self._members.get(key)
+        self._nodes.pop(key, None)
         self._problems.pop(key, None)
         if not members:
             return  # emptied: gone unless `keep` holds it
@@ -116,8 +116,9 @@ class NodeIndex:
 def _apply(members: list[Article], leaving: Sequence[Article], arriving: Sequence[Article]) -> None:
     """Take `leaving` out of a newest-first list and put `arriving` in its place."""
     if len(leaving) + len(arriving) > _BULK:
-        drop = {id(a) for a in leaving}
-        members[:] = [a for a in members if id(a) not in drop] if drop else members
+        if leaving:
+            drop = {id(a) for a in leaving}
+            members[:] = [a for a in members if id(a) not in drop]
         members.extend(arriving)
         members.sort(key=newest_first)
         return
