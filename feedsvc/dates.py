@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import email.utils
+from collections.abc import Callable
 from datetime import UTC, date, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+Clock = Callable[[], datetime]  # what is injected where the time is needed: utc_now or a fixed one
 
 
 def utc_now() -> datetime:

@@ -8,14 +8,13 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
 from feedsvc.builder import SiteBuild, SiteBuilder
 from feedsvc.config import Config, SourceConfig
 from feedsvc.configwatch import ConfigWatcher
-from feedsvc.dates import utc_now
+from feedsvc.dates import Clock, utc_now
 from feedsvc.errors import SourceError
 from feedsvc.metrics import Metrics
 from feedsvc.model import Article, Document, Problem, Resource, Snapshot, SourceResult
@@ -27,8 +26,6 @@ from feedsvc.store import Store
 from feedsvc.urls import join_url
 
 logger = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)

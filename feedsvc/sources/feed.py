@@ -23,7 +23,7 @@ import feedparser  # type: ignore[import-untyped]
 
 from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import html_to_text, plain_text, sanitize_html, truncate
-from feedsvc.dates import utc_now
+from feedsvc.dates import Clock, utc_now
 from feedsvc.model import Article, Author, Problem, SourceResult, deflate_html
 from feedsvc.sources.post import SUMMARY_LIMIT
 from feedsvc.transport import Fetched, FetchError, fetch, make_session
@@ -32,7 +32,6 @@ from feedsvc.urls import entry_id, is_absolute, to_uri
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF = 6 * 3600.0  # seconds; a failing upstream is still tried every six hours
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)
