@@ -29,9 +29,12 @@ def free_port() -> int:
 
 
 class Server:
-    """`feedsvc serve` in a child process; its log goes to a file beside the config."""
+    """`feedsvc serve` in a child process; its log goes to a file beside the config.
 
-    def __init__(self, config: Path, port: int, log: Path, *extra: str) -> None:
+    Waits until /healthz answers, unless `ready=False` (to act while it still builds).
+    """
+
+    def __init__(self, config: Path, port: int, log: Path, *extra: str, ready: bool = True) -> None:
         self.base = f"http://127.0.0.1:{port}"
         self.log = log
         with log.open("wb") as out:
@@ -51,10 +54,14 @@ class Server:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
             )
+        if ready:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(log.read_text(encoding="utf-8", errors="replace"))
+                raise RuntimeError(self.log.read_text(encoding="utf-8", errors="replace"))
             try:
                 if requests.get(self.base + "/healthz", timeout=1).status_code == 200:
                     return

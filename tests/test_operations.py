@@ -169,11 +169,6 @@ def test_two_replicas_serve_identical_documents(tmp_path: Path) -> None:
 
 
 def test_sigterm_during_the_first_build_still_stops_the_server(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    from test_e2e import ROOT
-
     articles = tmp_path / "articles"
     # A first build of several seconds: 1,500 posts in 600 categories and 300 tags.
     for n in range(1500):
@@ -189,26 +184,6 @@ def test_sigterm_during_the_first_build_still_stops_the_server(tmp_path: Path) -
     port = free_port()
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(settings(port)), encoding="utf-8")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "feedsvc.cli",
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = Server(config, port, tmp_path / "serve.log", ready=False)
     time.sleep(1.5)  # the workers are forked and building
-    process.send_signal(signal.SIGTERM)
-    try:
-        assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    assert server.stop() == 0  # SIGTERM, then exit within 10 s
