@@ -226,6 +226,10 @@ def worker_app() -> object:
     # SIGTERM must end the worker, or a stop during the first build would be lost.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # SIGHUP reaches the main process, which passes it on to every worker as SIGUSR1,
+    # whose default action ends the process (and granian then stops the server). Until
+    # the first build starts reading, a reload request has nothing to add: ignore it.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     # A reload runs Python in this process's scheduler thread; a request thread waiting
     # for the GIL gets it after at most this long (CPython's default is 5 ms, which is
     # what a request would wait during a reload). Requests hold it for microseconds.
@@ -264,10 +268,11 @@ def worker_app() -> object:
     scheduler.start()
     atexit.register(scheduler.shutdown, wait=False)
     refresher.on_fetched = lambda: run_soon(scheduler)
+    # From here a reload request, even during the first build, is one more reload, run
+    # by the scheduler as soon as the build in progress lets go of the refresher.
+    signal.signal(signal.SIGUSR1, lambda *_: run_soon(scheduler))
     refresher.refresh()
     settle_garbage()
-    # SIGHUP reaches the main process, which passes it on to every worker as SIGUSR1.
-    signal.signal(signal.SIGUSR1, lambda *_: run_soon(scheduler))
     app = create_app(store, config, refresher, broadcast=_reload_every_worker, metrics=metrics)
     # Serve the app's WSGI callable (FastPath in front of Flask) directly: one frame less
     # on every feed request than going through Flask.__call__.

@@ -168,9 +168,9 @@ def test_two_replicas_serve_identical_documents(tmp_path: Path) -> None:
             replica.stop()
 
 
-def test_sigterm_during_the_first_build_still_stops_the_server(tmp_path: Path) -> None:
+def slow_first_build(tmp_path: Path) -> tuple[Path, int]:
+    """A config whose first build takes seconds: 1,500 posts in 600 categories, 300 tags."""
     articles = tmp_path / "articles"
-    # A first build of several seconds: 1,500 posts in 600 categories and 300 tags.
     for n in range(1500):
         write_article(
             articles,
@@ -184,6 +184,27 @@ def test_sigterm_during_the_first_build_still_stops_the_server(tmp_path: Path) -
     port = free_port()
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(settings(port)), encoding="utf-8")
+    return config, port
+
+
+def test_sigterm_during_the_first_build_still_stops_the_server(tmp_path: Path) -> None:
+    config, port = slow_first_build(tmp_path)
     server = Server(config, port, tmp_path / "serve.log", ready=False)
     time.sleep(1.5)  # the workers are forked and building
     assert server.stop() == 0  # SIGTERM, then exit within 10 s
+
+
+def test_sighup_during_the_first_build_is_a_reload_not_a_crash(tmp_path: Path) -> None:
+    """SIGHUP reaches workers as SIGUSR1, whose default action would end a worker (and
+    granian then stops the whole server) if it came before the worker's handler."""
+    config, port = slow_first_build(tmp_path)
+    server = Server(config, port, tmp_path / "serve.log", ready=False)
+    try:
+        for _ in range(3):
+            time.sleep(0.5)  # the workers are forked and building
+            server.process.send_signal(signal.SIGHUP)
+        server.wait_ready()
+        assert requests.get(server.base + "/feed.atom", timeout=5).status_code == 200
+        assert server.process.poll() is None
+    finally:
+        assert server.stop() == 0
