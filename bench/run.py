@@ -94,12 +94,15 @@ def measure_latency() -> dict[str, object]:
         result = latency.measure(work / "posts", work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    idle, busy = result["idle"], result["during_reloads"]
-    print(
-        f"\nlatency at {posts} posts: idle p50 {idle['p50_ms']:.2f} ms p99 {idle['p99_ms']:.2f} ms "
-        f"{idle['rps']:.0f} req/s; during {result['reloads']} reloads p50 "
-        f"{busy['p50_ms']:.2f} ms p99 {busy['p99_ms']:.2f} ms {busy['rps']:.0f} req/s"
-    )
+    for load, figures in result.items():
+        idle, busy = figures["idle"], figures["during_reloads"]
+        print(
+            f"\nlatency at {posts} posts, {load}: idle p50 {idle['p50_ms']:.2f} ms "
+            f"p99 {idle['p99_ms']:.2f} ms {idle['rps']:.0f} req/s; during reloads "
+            f"({figures['reloads_done']} of {figures['reloads_asked']} asked reached the "
+            f"worker) p50 {busy['p50_ms']:.2f} ms p99 {busy['p99_ms']:.2f} ms "
+            f"{busy['rps']:.0f} req/s"
+        )
     return {"posts": posts, **result}
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import errno
-import fcntl
-import gc
 import logging
 import os
 import shutil
@@ -18,16 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from feedsvc import __version__
-from feedsvc.config import Config, load_config, parse_config
-from feedsvc.configwatch import ConfigWatcher
+from feedsvc.buildproc import BuilderLink, BuilderProcess
+from feedsvc.config import Config, load_config
 from feedsvc.errors import ConfigError
 from feedsvc.logs import configure_logging, server_logging
 from feedsvc.metrics import Metrics, enable_multiprocess, process_exited
 from feedsvc.refresh import Refresher
-from feedsvc.scheduler import make_scheduler, reschedule, run_soon
 from feedsvc.store import Store
 from feedsvc.web import create_app
-from feedsvc.websub import Relay
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +32,7 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 # I/O in Rust, so a few Python threads per process keep a core busy; more only contend
 # for the GIL. Extra threads cover slow requests (healthz, a reload) without stalling.
 DEFAULT_THREADS = 2
-CONFIG_ENV = "FEEDSVC_CONFIG"
-CONFIG_TEXT_ENV = "FEEDSVC_CONFIG_TEXT"
-LOCK_ENV = "FEEDSVC_PUBLISHER_LOCK"
+SOCKET_ENV = "FEEDSVC_BUILDER_SOCKET"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -134,7 +128,8 @@ def _replace_dir(staging: Path, out: Path) -> None:
 
 
 def serve_command(args: argparse.Namespace, config: Config) -> int:
-    """Serve with granian: each worker builds, schedules reloads and serves its own snapshot."""
+    """Serve with granian: one builder process reloads on schedule and sends each snapshot
+    to every worker, which only serves (feedsvc.buildproc)."""
     # The server is imported only when serving: check and build never need it.
     from granian.constants import Interfaces  # noqa: PLC0415
     from granian.http import HTTP1Settings  # noqa: PLC0415
@@ -144,12 +139,13 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
     if not _is_port_free(host, port):
         print(f"feedsvc: cannot listen on {host}:{port}: address already in use", file=sys.stderr)
         return EXIT_CONFIG
-    os.environ[CONFIG_ENV] = config.path
-    lock = tempfile.NamedTemporaryFile(prefix="feedsvc-websub-", suffix=".lock")  # noqa: SIM115
-    os.environ[LOCK_ENV] = lock.name
     metrics_dir = tempfile.TemporaryDirectory(prefix="feedsvc-metrics-")
     enable_multiprocess(metrics_dir.name)
-    os.environ[CONFIG_TEXT_ENV] = Path(config.path).read_text(encoding="utf-8-sig")
+    # The builder's socket lives in a directory only this user can enter (mode 0700).
+    runtime = tempfile.TemporaryDirectory(prefix="feedsvc-")
+    os.environ[SOCKET_ENV] = os.path.join(runtime.name, "builder.sock")
+    builder = BuilderProcess(config, os.environ[SOCKET_ENV])
+    builder.start()
     server = _server_class()(
         "feedsvc.cli:worker_app",
         factory=True,
@@ -173,7 +169,11 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
         # server always exits within 10 s.
         workers_kill_timeout=8,
     )
-    server.serve()
+    server.builder = builder
+    try:
+        server.serve()
+    finally:
+        builder.stop()
     return EXIT_OK
 
 
@@ -181,37 +181,22 @@ def _server_class() -> type:
     """granian's server, with SIGHUP meaning "reload now" instead of "restart workers".
 
     granian answers SIGHUP by starting fresh workers and stopping the old ones a fixed
-    3.5 s later, whether or not the new ones have finished their first build: with a large
-    corpus that is a gap in service. feedsvc workers reload in place instead.
+    3.5 s later. feedsvc's workers hold no sources: the builder process reloads, and
+    every worker follows it.
     """
     from granian import Granian  # noqa: PLC0415
 
     class FeedsvcServer(Granian):  # type: ignore[misc,valid-type]
+        builder: BuilderProcess
+
         def _reload(self, spawn_target: object, target_loader: object) -> None:
             self.reload_signal = False
             self.main_loop_interrupt.clear()
-            logger.info("SIGHUP: asking every worker to reload now")
-            for worker in self.wrks:
-                os.kill(worker.inner.pid, signal.SIGUSR1)
+            logger.info("SIGHUP: asking the builder to reload now")
+            if self.builder.pid is not None:
+                os.kill(self.builder.pid, signal.SIGUSR1)
 
     return FeedsvcServer
-
-
-SWITCH_INTERVAL = 0.0005  # seconds; see worker_app
-
-
-def settle_garbage() -> None:
-    """After a reload: collect its cyclic garbage, then freeze what survived.
-
-    A snapshot is hundreds of thousands of long-lived objects. CPython's full
-    collections traverse all of them while holding the GIL: 50-100 ms pauses at
-    10,000 posts, every few reloads, which is what requests waited on during reloads.
-    Frozen objects are left out of every later collection (and still freed by
-    reference counting when a later snapshot drops them; snapshots hold no cycles), so
-    a collection only traverses what the last reload made: a few ms, once per reload.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def default_workers() -> int:
@@ -220,99 +205,23 @@ def default_workers() -> int:
 
 
 def worker_app() -> object:
-    """Granian worker factory: build once, start the reload schedule, return the WSGI app."""
+    """Granian worker factory: follow the builder (waiting for its first snapshot), then
+    return the WSGI app."""
     # A forked worker inherits the main process's SIGTERM handler, which only sets a flag
     # there; until granian installs the worker's own handlers (after this returns), a
     # SIGTERM must end the worker, or a stop during the first build would be lost.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    # SIGHUP reaches the main process, which passes it on to every worker as SIGUSR1,
-    # whose default action ends the process (and granian then stops the server). Until
-    # the first build starts reading, a reload request has nothing to add: ignore it.
-    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    # A reload runs Python in this process's scheduler thread; a request thread waiting
-    # for the GIL gets it after at most this long (CPython's default is 5 ms, which is
-    # what a request would wait during a reload). Requests hold it for microseconds.
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    config, from_file = _worker_config()
     store = Store()
     metrics = Metrics()
     metrics.start_flushing()
     atexit.register(process_exited, os.getpid())
-    refresher = Refresher(
-        config,
-        store,
-        watcher=ConfigWatcher(config, check_now=not from_file),
-        metrics=metrics,
-        fetch_in_background=True,
-    )
-    refresher.on_change = Relay(
-        lambda: refresher.config.feeds.websub_hub,
-        lambda: refresher.config.site.base_url,
-        may_publish=_is_publisher,
-        on_result=metrics.count_websub,
-    )
-    interval = [config.reload.interval_seconds]
-
-    def tick() -> None:
-        refresher.refresh()
-        settle_garbage()
-        wanted = refresher.config.reload.interval_seconds
-        if wanted != interval[0]:
-            interval[0] = wanted
-            reschedule(scheduler, wanted)
-
-    # The schedule runs before the first build, so that a remote fetch that finishes
-    # during it can already ask for the reload that publishes its items.
-    scheduler = make_scheduler(tick, config.reload.interval_seconds)
-    scheduler.start()
-    atexit.register(scheduler.shutdown, wait=False)
-    refresher.on_fetched = lambda: run_soon(scheduler)
-    # From here a reload request, even during the first build, is one more reload, run
-    # by the scheduler as soon as the build in progress lets go of the refresher.
-    signal.signal(signal.SIGUSR1, lambda *_: run_soon(scheduler))
-    refresher.refresh()
-    settle_garbage()
-    app = create_app(store, config, refresher, broadcast=_reload_every_worker, metrics=metrics)
+    link = BuilderLink(os.environ[SOCKET_ENV], store)
+    link.start()
+    app = create_app(store, link.config, link, metrics=metrics)
     # Serve the app's WSGI callable (FastPath in front of Flask) directly: one frame less
     # on every feed request than going through Flask.__call__.
     return app.wsgi_app
-
-
-def _worker_config() -> tuple[Config, bool]:
-    """The config file as it is now; if it broke since the server started, the one it
-    started with (the watcher reports the file's problems on the first reload)."""
-    path = os.environ[CONFIG_ENV]
-    # Only needed here: granian copies the environment into every request's environ.
-    text = os.environ.pop(CONFIG_TEXT_ENV, "")
-    try:
-        return load_config(path), True
-    except ConfigError:
-        return parse_config(text, Path(path)), False
-
-
-_publisher_lock: list[int] = []
-
-
-def _is_publisher() -> bool:
-    """Whether this worker pings the WebSub hub: the one holding the server's lock file.
-
-    The lock is released when its holder exits, and the next worker to ask takes it over.
-    """
-    if _publisher_lock:
-        return True
-    descriptor = os.open(os.environ[LOCK_ENV], os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(descriptor)
-        return False
-    _publisher_lock.append(descriptor)
-    return True
-
-
-def _reload_every_worker() -> None:
-    os.kill(os.getppid(), signal.SIGHUP)
 
 
 def _is_port_free(host: str, port: int) -> bool:

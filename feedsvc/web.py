@@ -3,40 +3,47 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from dataclasses import asdict
+from typing import Protocol
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
 from feedsvc.config import Config
 from feedsvc.metrics import Metrics
 from feedsvc.model import Snapshot
-from feedsvc.refresh import Refresher
+from feedsvc.refresh import ReloadSummary
 from feedsvc.serving import FastPath
 from feedsvc.store import Store
 
 bp = Blueprint("feeds", __name__)
 
 
+class Reloader(Protocol):
+    """What the reload endpoint drives: a Refresher, or a worker's link to the builder."""
+
+    @property
+    def config(self) -> Config: ...
+
+    def refresh(self) -> ReloadSummary: ...
+
+
 def create_app(
     store: Store,
     config: Config,
-    refresher: Refresher | None = None,
-    broadcast: Callable[[], None] | None = None,
+    refresher: Reloader | None = None,
     metrics: Metrics | None = None,
 ) -> Flask:
     """Wire a Flask app to a Store; nothing is read or started here.
 
     With a `refresher`, `POST /-/reload` runs a reload (when `server.reload_token` is set)
-    and `broadcast` asks the other server processes to reload too; `metrics` is what
-    `/metrics` reports (a private registry when not given).
+    and answers once this process serves its result; `metrics` is what `/metrics` reports
+    (a private registry when not given).
     """
     app = Flask(__name__)
     app.extensions["feedsvc"] = {
         "store": store,
         "config": config,
         "refresher": refresher,
-        "broadcast": broadcast,
         "metrics": metrics or Metrics(),
     }
     app.register_blueprint(bp)
@@ -82,7 +89,7 @@ def metrics() -> Response:
 def reload() -> Response:
     """Reload now; only with `Authorization: Bearer <server.reload_token>`."""
     state = current_app.extensions["feedsvc"]
-    refresher: Refresher | None = state["refresher"]
+    refresher: Reloader | None = state["refresher"]
     config: Config = refresher.config if refresher else state["config"]
     token = config.server.reload_token
     if refresher is None or not token:
@@ -97,9 +104,10 @@ def reload() -> Response:
             401,
             {"WWW-Authenticate": 'Bearer realm="feedsvc"', "Content-Type": "text/plain"},
         )
-    summary = refresher.refresh()
-    if state["broadcast"] is not None:
-        state["broadcast"]()
+    try:
+        summary = refresher.refresh()
+    except OSError as exc:  # the builder process is gone or did not answer
+        return Response(f"reload failed: {exc}\n", 503, {"Content-Type": "text/plain"})
     response = jsonify(asdict(summary))
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -80,27 +80,25 @@ class Publisher:
 class Relay:
     """Hands changed topics to the Publisher of the hub that the current config names.
 
-    `may_publish` lets exactly one of several server processes ping, so a hub hears of
-    each change once however many workers noticed it.
+    Only the builder process reloads, so a hub hears of each change once however many
+    workers serve it.
     """
 
     def __init__(
         self,
         hub: Callable[[], str | None],
         site_url: Callable[[], str],
-        may_publish: Callable[[], bool] = lambda: True,
         on_result: Callable[[str], None] | None = None,
     ) -> None:
         self._on_result = on_result
         self._hub = hub
         self._site_url = site_url
-        self._may_publish = may_publish
         self.publishers: dict[str, Publisher] = {}
 
     def __call__(self, topics: list[str]) -> None:
-        """Queue pings for `topics` when a hub is configured and this process publishes."""
+        """Queue pings for `topics` when a hub is configured."""
         hub = self._hub()
-        if not hub or not topics or not self._may_publish():
+        if not hub or not topics:
             return
         publisher = self.publishers.get(hub)
         if publisher is None:

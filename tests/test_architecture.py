@@ -23,11 +23,13 @@ LAYERS = [
     ["feedsvc.nodes", "feedsvc.jsonfeed", "feedsvc.pages", "feedsvc.gzparts"],
     ["feedsvc.builder"],
     ["feedsvc.store"],
+    ["feedsvc.wire"],
     ["feedsvc.metrics"],
     ["feedsvc.websub"],
     ["feedsvc.serving"],
     ["feedsvc.refresh"],
     ["feedsvc.scheduler"],
+    ["feedsvc.buildproc"],
     ["feedsvc.web"],
     ["feedsvc.cli"],
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -195,8 +196,8 @@ def test_sigterm_during_the_first_build_still_stops_the_server(tmp_path: Path) -
 
 
 def test_sighup_during_the_first_build_is_a_reload_not_a_crash(tmp_path: Path) -> None:
-    """SIGHUP reaches workers as SIGUSR1, whose default action would end a worker (and
-    granian then stops the whole server) if it came before the worker's handler."""
+    """SIGHUP reaches the builder as SIGUSR1, whose default action would end it if it
+    came before the builder's handler."""
     config, port = slow_first_build(tmp_path)
     server = Server(config, port, tmp_path / "serve.log", ready=False)
     try:
@@ -208,3 +209,81 @@ def test_sighup_during_the_first_build_is_a_reload_not_a_crash(tmp_path: Path) -
         assert server.process.poll() is None
     finally:
         assert server.stop() == 0
+
+
+def children(pid: int) -> list[int]:
+    """Process ids whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def builder_of(server: Server) -> int:
+    """The server's one child on SCHED_IDLE: the builder process."""
+    idle = [p for p in children(server.process.pid) if os.sched_getscheduler(p) == os.SCHED_IDLE]
+    assert len(idle) == 1, idle
+    return idle[0]
+
+
+def health(server: Server) -> dict:
+    return requests.get(server.base + "/healthz", headers={"Connection": "close"}).json()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_builder_runs_on_idle_cpu_and_a_crash_of_it_stops_no_request(
+    site: Callable[..., tuple[Server, Path]],
+) -> None:
+    server, config = site()
+    builder = builder_of(server)
+    workers = [p for p in children(server.process.pid) if p != builder]
+    assert len(workers) == 2
+    assert all(os.sched_getscheduler(p) == os.SCHED_OTHER for p in workers)
+    before = requests.get(server.base + "/feed.atom")
+    os.kill(builder, signal.SIGKILL)
+    # Workers keep serving the last snapshot, byte for byte, and say why they are stale.
+    assert wait_for(lambda: health(server)["status"] == "degraded")
+    assert "builder process stopped" in json.dumps(health(server)["problems"])
+    during = requests.get(
+        server.base + "/feed.atom", headers={"If-None-Match": before.headers["ETag"]}
+    )
+    assert during.status_code == 304
+    # The main process starts a new builder; every worker follows it again.
+    assert wait_for(lambda: all(health(server)["status"] == "ok" for _ in range(6)))
+    assert builder_of(server) != builder
+    write_article(
+        config.parent / "articles", "after.md", title="After the crash", date="2022-07-01"
+    )
+    server.process.send_signal(signal.SIGHUP)
+    assert every_worker_sees(server.base, lambda body: b"After the crash" in body)
+
+
+def test_the_builder_does_not_outlive_its_server(site: Callable[..., tuple[Server, Path]]) -> None:
+    server, _ = site()
+    builder = builder_of(server)
+    workers = [p for p in children(server.process.pid) if p != builder]
+    server.process.kill()  # no chance to clean up
+    server.process.wait()
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+    # The builder notices first; then the workers, whose link to it is gone for good.
+    assert wait_for(lambda: all(gone(p) for p in (builder, *workers)), 15)

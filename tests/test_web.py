@@ -245,7 +245,14 @@ def reload_client(make_config: Any, **server: Any) -> Any:
     store = Store()
     refresher = Refresher(config, store)
     calls: list[int] = []
-    app = create_app(store, config, refresher, broadcast=lambda: calls.append(1))
+    real_refresh = refresher.refresh
+
+    def refresh() -> Any:
+        calls.append(1)
+        return real_refresh()
+
+    refresher.refresh = refresh  # type: ignore[method-assign]
+    app = create_app(store, config, refresher)
     return app.test_client(), calls
 
 

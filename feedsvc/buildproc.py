@@ -1,0 +1,397 @@
+"""The builder process, and each worker's link to it.
+
+`feedsvc serve` runs one builder process beside the serving workers. It alone reads the
+sources, builds, watches config.yaml and pings the WebSub hub, at a lower CPU priority
+than the workers, and it streams every snapshot to every worker over a Unix socket as a
+wire frame (feedsvc.wire). A worker only serves: a reload costs it the time to apply one
+frame, whatever the size of the corpus, and every worker serves the very same bytes.
+
+Messages on the socket are a kind byte, a length and that many bytes: the builder sends
+SNAPSHOT frames and RELOADED replies; a worker sends RELOAD (the reload endpoint).
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import struct
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+
+from feedsvc.config import Config
+from feedsvc.configwatch import ConfigWatcher
+from feedsvc.metrics import Metrics, process_exited
+from feedsvc.model import Problem
+from feedsvc.refresh import Refresher, ReloadSummary
+from feedsvc.scheduler import make_scheduler, reschedule, run_soon
+from feedsvc.store import Store
+from feedsvc.websub import Relay
+from feedsvc.wire import Receiver, Sender
+
+logger = logging.getLogger(__name__)
+
+HEADER = struct.Struct(">cQ")  # kind, length
+SNAPSHOT, RELOAD, RELOADED = b"S", b"Q", b"R"
+SEND_TIMEOUT = struct.pack("ll", 30, 0)  # a worker that reads nothing for 30 s is dropped
+RELOAD_TIMEOUT = 600.0  # seconds a reload endpoint request waits for the builder
+PAUSE = 0.0001  # seconds a worker sleeps between batches of a frame
+GONE = Problem(
+    "feedsvc", None, "the builder process stopped; serving the last snapshot until it is back"
+)
+
+
+def settle_garbage() -> None:
+    """After a reload or a frame: collect its cyclic garbage, then freeze what survived.
+
+    A snapshot is hundreds of thousands of long-lived objects. CPython's full
+    collections traverse all of them while holding the GIL: 50-100 ms pauses at
+    10,000 posts, every few reloads. Frozen objects are left out of every later
+    collection (and still freed by reference counting when a later snapshot drops them;
+    snapshots hold no cycles), so a collection only traverses what the last reload made.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def _let_requests_run() -> None:
+    """Between batches of a frame: settle what the batch made, then give up the GIL.
+
+    A request thread waiting for the GIL would otherwise wait for CPython's switch
+    interval (5 ms); sleeping hands it over at once. Collecting per batch keeps each
+    collection to the objects of one batch.
+    """
+    settle_garbage()
+    time.sleep(PAUSE)
+
+
+def send(sock: socket.socket, kind: bytes, data: bytes) -> None:
+    """One message."""
+    sock.sendall(HEADER.pack(kind, len(data)))
+    sock.sendall(data)
+
+
+def receive(sock: socket.socket) -> tuple[bytes, bytes] | None:
+    """One message, or None when the other end closed the socket."""
+    header = _exactly(sock, HEADER.size)
+    if header is None:
+        return None
+    kind, length = HEADER.unpack(header)
+    data = _exactly(sock, length)
+    if data is None:
+        return None
+    return kind, data
+
+
+def _exactly(sock: socket.socket, length: int) -> bytes | None:
+    buffer = bytearray(length)
+    view = memoryview(buffer)
+    got = 0
+    while got < length:
+        count = sock.recv_into(view[got:])
+        if count == 0:
+            return None
+        got += count
+    return bytes(buffer)
+
+
+@dataclass(eq=False)
+class _Worker:
+    sock: socket.socket
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    primed: bool = False  # has had a whole snapshot
+
+
+class BuildServer:
+    """The builder's side: reloads, one at a time, and streams each result to every worker."""
+
+    def __init__(self, refresher: Refresher) -> None:
+        self.refresher = refresher
+        self.sender = Sender()
+        self._lock = threading.Lock()  # one reload and its frames at a time, in order
+        self._workers: list[_Worker] = []
+        self._published = False
+
+    def reload(self) -> ReloadSummary:
+        """Run one reload and send its snapshot to every worker."""
+        with self._lock:
+            summary = self.refresher.refresh()
+            frame = self.sender.advance(self.refresher.store.current, self.refresher.config)
+            self._published = True
+            for worker in list(self._workers):
+                if worker.primed:
+                    self._send(worker, SNAPSHOT, frame)
+                else:
+                    self._send(worker, SNAPSHOT, self.sender.whole())
+                    worker.primed = True
+            settle_garbage()
+            return summary
+
+    def accept(self, listener: socket.socket) -> None:
+        """Take workers as they connect, for as long as the process lives."""
+        while True:
+            sock, _ = listener.accept()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, SEND_TIMEOUT)
+            worker = _Worker(sock)
+            with self._lock:
+                if self._published:
+                    self._send(worker, SNAPSHOT, self.sender.whole())
+                    worker.primed = True
+                self._workers.append(worker)
+            threading.Thread(target=self._serve, args=(worker,), daemon=True).start()
+
+    def _serve(self, worker: _Worker) -> None:
+        """Answer one worker's reload requests until it goes away."""
+        while True:
+            try:
+                message = receive(worker.sock)
+            except OSError:
+                message = None
+            if message is None:
+                self._drop(worker)
+                return
+            kind, data = message
+            if kind == RELOAD:
+                summary = self.reload()
+                reply = json.dumps({"id": data.decode(), "summary": asdict(summary)})
+                self._send(worker, RELOADED, reply.encode())
+
+    def _send(self, worker: _Worker, kind: bytes, data: bytes) -> None:
+        try:
+            with worker.lock:
+                send(worker.sock, kind, data)
+        except OSError as exc:
+            logger.warning("dropping a worker that stopped reading: %s", exc)
+            self._drop(worker)
+
+    def _drop(self, worker: _Worker) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+        worker.sock.close()
+
+
+def run_builder(config: Config, path: str, parent: int, *, check_config: bool) -> None:
+    """The builder process: listen on `path`, build, reload on schedule and on SIGUSR1."""
+    _yield_to_workers()
+    # The main process stops the builder after the workers; Ctrl-C is for the main process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # a reload request before the schedule runs
+    metrics = Metrics()
+    atexit.register(process_exited, os.getpid())
+    refresher = Refresher(
+        config,
+        Store(),
+        watcher=ConfigWatcher(config, check_now=check_config),
+        metrics=metrics,
+        fetch_in_background=True,
+    )
+    refresher.on_change = Relay(
+        lambda: refresher.config.feeds.websub_hub,
+        lambda: refresher.config.site.base_url,
+        on_result=metrics.count_websub,
+    )
+    builder = BuildServer(refresher)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    threading.Thread(target=builder.accept, args=(listener,), daemon=True).start()
+    interval = [config.reload.interval_seconds]
+
+    def tick() -> None:
+        builder.reload()
+        wanted = refresher.config.reload.interval_seconds
+        if wanted != interval[0]:
+            interval[0] = wanted
+            reschedule(scheduler, wanted)
+
+    # The schedule runs before the first build, so that a remote fetch that finishes
+    # during it can already ask for the reload that publishes its items.
+    scheduler = make_scheduler(tick, config.reload.interval_seconds)
+    scheduler.start()
+    refresher.on_fetched = lambda: run_soon(scheduler)
+    # From here a reload request, even during the first build, is one more reload, run
+    # by the scheduler as soon as the build in progress lets go.
+    signal.signal(signal.SIGUSR1, lambda *_: run_soon(scheduler))
+    builder.reload()
+    while os.getppid() == parent:  # the main process is gone: so is its server
+        time.sleep(1.0)
+
+
+def _yield_to_workers() -> None:
+    """Run the builder only on CPU time the workers leave idle (Linux SCHED_IDLE).
+
+    A waking worker preempts it at once, so requests see the latency they see when
+    nothing reloads (measured: bench/latency.py). Even at nice 19 a busy process beside
+    a worker stretched its p99 more than twofold. The cost: while the workers keep
+    every core busy, a reload waits (SCHED_IDLE still gets a sliver, about 0.3%).
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux: the lowest priority is the next best
+        os.nice(19)
+
+
+class BuilderProcess:
+    """The main process's handle on the builder: started before the workers, restarted
+    if it dies, stopped after them."""
+
+    def __init__(self, config: Config, path: str) -> None:
+        self.config = config
+        self.path = path
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def pid(self) -> int | None:
+        """The running builder's process id."""
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        """Start the builder, and a thread that starts it again should it exit."""
+        self._spawn(check_config=False)
+        threading.Thread(target=self._keep_running, name="builder-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop the builder (SIGTERM, then SIGKILL after 5 s)."""
+        self._stopping.set()
+        process = self._process
+        if process is not None and process.is_alive():
+            process.terminate()
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+    def _spawn(self, *, check_config: bool) -> None:
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        context = multiprocessing.get_context("fork")
+        self._process = context.Process(
+            target=run_builder,
+            args=(self.config, self.path, os.getpid()),
+            kwargs={"check_config": check_config},
+            name="feedsvc-builder",
+            daemon=True,
+        )
+        self._process.start()
+
+    def _keep_running(self) -> None:
+        while not self._stopping.is_set():
+            process = self._process
+            assert process is not None
+            process.join()
+            if self._stopping.wait(1.0):
+                return
+            logger.error("the builder process exited (%s); starting it again", process.exitcode)
+            # The config it started with may be old now: read the file on the first reload.
+            self._spawn(check_config=True)
+
+
+class BuilderLink:
+    """A worker's side: applies the builder's snapshots to the store, asks it for reloads."""
+
+    def __init__(self, path: str, store: Store) -> None:
+        self.path = path
+        self.store = store
+        self.receiver = Receiver()
+        self._parent = os.getppid()
+        self._sock: socket.socket | None = None
+        self._send_lock = threading.Lock()
+        self._replies: dict[str, tuple[threading.Event, list[ReloadSummary]]] = {}
+
+    @property
+    def config(self) -> Config:
+        """The config of the snapshot being served."""
+        assert self.receiver.received is not None
+        return self.receiver.received.config
+
+    def start(self) -> None:
+        """Connect, wait for the first snapshot, then follow the builder from a thread."""
+        self._sock = self._connect()
+        while self.receiver.received is None:
+            self._step()
+        threading.Thread(target=self._follow, name="builder-link", daemon=True).start()
+
+    def refresh(self) -> ReloadSummary:
+        """Ask the builder for a reload; returns once this worker serves its result."""
+        request = uuid.uuid4().hex
+        done: tuple[threading.Event, list[ReloadSummary]] = (threading.Event(), [])
+        self._replies[request] = done
+        try:
+            sock = self._sock
+            if sock is None:
+                raise ConnectionError("the builder process is not reachable")
+            with self._send_lock:
+                send(sock, RELOAD, request.encode())
+            if not done[0].wait(RELOAD_TIMEOUT):
+                raise TimeoutError("the builder did not answer the reload request")
+            if not done[1]:
+                raise ConnectionError("the builder process stopped during the reload")
+            return done[1][0]
+        finally:
+            del self._replies[request]
+
+    def _connect(self) -> socket.socket:
+        # The main process starts the builder before the workers, but it may be restarting.
+        stopping = False
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.path)
+                return sock
+            except OSError:
+                sock.close()
+            if os.getppid() != self._parent and not stopping:
+                # The main process was killed without stopping us: the server is gone.
+                logger.error("the main process is gone; this worker stops too")
+                os.kill(os.getpid(), signal.SIGTERM)
+                stopping = True
+            time.sleep(0.2)
+
+    def _handle(self, sock: socket.socket) -> bool:
+        message = receive(sock)
+        if message is None:
+            return False
+        kind, data = message
+        if kind == SNAPSHOT:
+            self.store.swap(self.receiver.apply(data, pause=_let_requests_run).snapshot)
+            settle_garbage()
+        elif kind == RELOADED:
+            reply = json.loads(data)
+            waiting = self._replies.get(reply["id"])
+            if waiting is not None:
+                waiting[1].append(ReloadSummary(**reply["summary"]))
+                waiting[0].set()
+        return True
+
+    def _follow(self) -> None:
+        while True:
+            self._step()
+
+    def _step(self) -> None:
+        """Handle one message; when the builder is gone, say so and connect again."""
+        sock = self._sock
+        assert sock is not None
+        try:
+            if self._handle(sock):
+                return
+        except OSError:
+            pass
+        sock.close()
+        self._sock = None
+        for event, _ in list(self._replies.values()):
+            event.set()  # no summary: the request failed
+        current = self.store.current
+        if self.receiver.received is not None and GONE not in current.problems:
+            logger.error("lost the builder process; serving the last snapshot")
+            self.store.swap(replace(current, problems=(*current.problems, GONE)))
+        self._sock = self._connect()
+        logger.info("connected to the builder process again")
