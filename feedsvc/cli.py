@@ -29,9 +29,10 @@ logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 # Feed requests are answered from memory in microseconds and granian does the network
-# I/O in Rust, so a few Python threads per process keep a core busy; more only contend
-# for the GIL. Extra threads cover slow requests (healthz, a reload) without stalling.
-DEFAULT_THREADS = 2
+# I/O in Rust. Python threads hand requests over faster when one is free for every
+# connection in flight (measured, 304s per second on one core with 32 connections:
+# 1 thread 65k, 2: 82k, 8: 87k, 16: 89k, 32 and 64: 87k); idle threads cost little.
+DEFAULT_THREADS = 16
 SOCKET_ENV = "FEEDSVC_BUILDER_SOCKET"
 
 

@@ -52,21 +52,21 @@ class Metrics:
             "Published articles per source",
             ["source"],
             registry=registry,
-            multiprocess_mode="max",
+            multiprocess_mode="mostrecent",
         )
         self.problems = Gauge(
             "feedsvc_problems",
             "Current problems by severity",
             ["severity"],
             registry=registry,
-            multiprocess_mode="max",
+            multiprocess_mode="mostrecent",
         )
         self.source_failing = Gauge(
             "feedsvc_source_failing",
             "1 while a source cannot be read (its last good articles stay)",
             ["source"],
             registry=registry,
-            multiprocess_mode="max",
+            multiprocess_mode="mostrecent",
         )
         self.reload_seconds = Histogram(
             "feedsvc_reload_duration_seconds",
