@@ -3,11 +3,13 @@
 `feedsvc serve` runs one builder process beside the serving workers. It alone reads the
 sources, builds, watches config.yaml and pings the WebSub hub, at a lower CPU priority
 than the workers, and it streams every snapshot to every worker over a Unix socket as a
-wire frame (feedsvc.wire). A worker only serves: a reload costs it the time to apply one
-frame, whatever the size of the corpus, and every worker serves the very same bytes.
+stream of messages (feedsvc.wire). A worker only serves: a reload costs it the time to
+apply what changed, in steps that let requests run between them, and every worker
+serves the very same bytes.
 
 Messages on the socket are a kind byte, a length and that many bytes: the builder sends
-SNAPSHOT frames and RELOADED replies; a worker sends RELOAD (the reload endpoint).
+snapshots (feedsvc.wire's messages) and RELOADED replies; a worker sends RELOAD (the
+reload endpoint).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import struct
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 
 from feedsvc.config import Config
@@ -34,22 +37,22 @@ from feedsvc.refresh import Refresher, ReloadSummary
 from feedsvc.scheduler import make_scheduler, reschedule, run_soon
 from feedsvc.store import Store
 from feedsvc.websub import Relay
-from feedsvc.wire import Receiver, Sender
+from feedsvc.wire import BATCH, KINDS, Message, Receiver, Sender
 
 logger = logging.getLogger(__name__)
 
 HEADER = struct.Struct(">cQ")  # kind, length
-SNAPSHOT, RELOAD, RELOADED = b"S", b"Q", b"R"
+RELOAD, RELOADED = b"Q", b"R"
 SEND_TIMEOUT = struct.pack("ll", 30, 0)  # a worker that reads nothing for 30 s is dropped
 RELOAD_TIMEOUT = 600.0  # seconds a reload endpoint request waits for the builder
-PAUSE = 0.0001  # seconds a worker sleeps between batches of a frame
+PAUSE = 0.0001  # seconds a worker sleeps after each batch of resources
 GONE = Problem(
     "feedsvc", None, "the builder process stopped; serving the last snapshot until it is back"
 )
 
 
 def settle_garbage() -> None:
-    """After a reload or a frame: collect its cyclic garbage, then freeze what survived.
+    """After a reload or a snapshot's batch: collect its cyclic garbage, then freeze what survived.
 
     A snapshot is hundreds of thousands of long-lived objects. CPython's full
     collections traverse all of them while holding the GIL: 50-100 ms pauses at
@@ -62,7 +65,7 @@ def settle_garbage() -> None:
 
 
 def _let_requests_run() -> None:
-    """Between batches of a frame: settle what the batch made, then give up the GIL.
+    """After each batch of resources: settle what it made, then give up the GIL.
 
     A request thread waiting for the GIL would otherwise wait for CPython's switch
     interval (5 ms); sleeping hands it over at once. Collecting per batch keeps each
@@ -74,8 +77,11 @@ def _let_requests_run() -> None:
 
 def send(sock: socket.socket, kind: bytes, data: bytes) -> None:
     """One message."""
-    sock.sendall(HEADER.pack(kind, len(data)))
-    sock.sendall(data)
+    if len(data) < 65536:
+        sock.sendall(HEADER.pack(kind, len(data)) + data)
+    else:
+        sock.sendall(HEADER.pack(kind, len(data)))
+        sock.sendall(data)
 
 
 def receive(sock: socket.socket) -> tuple[bytes, bytes] | None:
@@ -106,7 +112,7 @@ def _exactly(sock: socket.socket, length: int) -> bytes | None:
 class _Worker:
     sock: socket.socket
     lock: threading.Lock = field(default_factory=threading.Lock)
-    primed: bool = False  # has had a whole snapshot
+    primed: bool = False  # has been sent a whole snapshot
 
 
 class BuildServer:
@@ -115,7 +121,7 @@ class BuildServer:
     def __init__(self, refresher: Refresher) -> None:
         self.refresher = refresher
         self.sender = Sender()
-        self._lock = threading.Lock()  # one reload and its frames at a time, in order
+        self._lock = threading.Lock()  # one reload and its messages at a time, in order
         self._workers: list[_Worker] = []
         self._published = False
 
@@ -123,14 +129,11 @@ class BuildServer:
         """Run one reload and send its snapshot to every worker."""
         with self._lock:
             summary = self.refresher.refresh()
-            frame = self.sender.advance(self.refresher.store.current, self.refresher.config)
+            change = self.sender.advance(self.refresher.store.current, self.refresher.config)
             self._published = True
             for worker in list(self._workers):
-                if worker.primed:
-                    self._send(worker, SNAPSHOT, frame)
-                else:
-                    self._send(worker, SNAPSHOT, self.sender.whole())
-                    worker.primed = True
+                self._send(worker, change if worker.primed else self.sender.whole())
+                worker.primed = True
             settle_garbage()
             return summary
 
@@ -142,7 +145,7 @@ class BuildServer:
             worker = _Worker(sock)
             with self._lock:
                 if self._published:
-                    self._send(worker, SNAPSHOT, self.sender.whole())
+                    self._send(worker, self.sender.whole())
                     worker.primed = True
                 self._workers.append(worker)
             threading.Thread(target=self._serve, args=(worker,), daemon=True).start()
@@ -161,12 +164,13 @@ class BuildServer:
             if kind == RELOAD:
                 summary = self.reload()
                 reply = json.dumps({"id": data.decode(), "summary": asdict(summary)})
-                self._send(worker, RELOADED, reply.encode())
+                self._send(worker, [(RELOADED, reply.encode())])
 
-    def _send(self, worker: _Worker, kind: bytes, data: bytes) -> None:
+    def _send(self, worker: _Worker, messages: Iterable[Message]) -> None:
         try:
             with worker.lock:
-                send(worker.sock, kind, data)
+                for kind, data in messages:
+                    send(worker.sock, kind, data)
         except OSError as exc:
             logger.warning("dropping a worker that stopped reading: %s", exc)
             self._drop(worker)
@@ -361,9 +365,13 @@ class BuilderLink:
         if message is None:
             return False
         kind, data = message
-        if kind == SNAPSHOT:
-            self.store.swap(self.receiver.apply(data, pause=_let_requests_run).snapshot)
-            settle_garbage()
+        if kind in KINDS:
+            received = self.receiver.take(kind, data)
+            if kind == BATCH:
+                _let_requests_run()
+            if received is not None:
+                self.store.swap(received.snapshot)
+                settle_garbage()
         elif kind == RELOADED:
             reply = json.loads(data)
             waiting = self._replies.get(reply["id"])

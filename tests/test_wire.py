@@ -14,7 +14,7 @@ from feedsvc.config import Config
 from feedsvc.model import Snapshot
 from feedsvc.refresh import Refresher
 from feedsvc.store import Store
-from feedsvc.wire import BATCH, Receiver, Sender
+from feedsvc.wire import BATCH, BATCH_SIZE, END, HEAD, PIECES, Receiver, Sender
 
 from conftest import write_article
 
@@ -69,7 +69,7 @@ def test_any_history_of_edits_arrives_whole_with_each_piece_once(
         built = refresher.store.current
         change = sender.advance(built, refresher.config)
         # A worker joins with a whole snapshot and follows the changes from there.
-        received = receiver.apply(change if step else sender.whole())
+        received = receiver.apply(change if step else list(sender.whole()))
         assert served(received.snapshot) == served(built)
         assert dict(received.snapshot.documents).keys() == dict(built.documents).keys()
         assert received.snapshot.generation == built.generation
@@ -81,7 +81,7 @@ def test_any_history_of_edits_arrives_whole_with_each_piece_once(
         assert served(late.snapshot) == served(built)
 
 
-def test_a_change_frame_sends_only_new_pieces(
+def test_a_change_sends_only_new_pieces_in_small_messages(
     make_config: Callable[..., Config], tmp_path: Path
 ) -> None:
     config = make_config()
@@ -92,18 +92,22 @@ def test_a_change_frame_sends_only_new_pieces(
     refresher.refresh()
     sender, receiver = Sender(), Receiver()
     sender.advance(refresher.store.current, refresher.config)
-    whole = sender.whole()
+    whole = list(sender.whole())
     receiver.apply(whole)
     write_article(folder, "p3.md", body="改过的正文。" * 200, title="P3", date="2026-01-01")
     refresher.refresh()
     change = sender.advance(refresher.store.current, refresher.config)
-    head = pickle.loads(change)
+    kinds = [kind for kind, _ in change]
+    assert kinds[0] == HEAD and kinds[-1] == END and set(kinds[1:-1]) <= {PIECES, BATCH}
+    head = pickle.loads(change[0][1])
+    fresh = [piece for kind, data in change if kind == PIECES for piece in pickle.loads(data)]
     # One article changed: its piece in each format, and the heads and tails of the feeds
     # listing it, are new; the pieces they replace are forgotten.
-    assert len(head.fresh) == len(head.dropped) > 0
-    assert len(change) < len(whole) / 5
+    assert len(fresh) == len(head.dropped) > 0
+    assert sum(len(data) for _, data in change) < sum(len(data) for _, data in whole) / 5
     assert head.config is None  # an unchanged config is not sent again
-    assert all(len(peek(batch)) <= BATCH for batch in head.batches)
+    batches = [peek(data) for kind, data in change if kind == BATCH]
+    assert batches and all(len(batch) <= BATCH_SIZE for batch in batches)
     receiver.apply(change)
     assert served(receiver.received.snapshot) == served(refresher.store.current)  # type: ignore[union-attr]
 
@@ -119,9 +123,11 @@ def peek(batch: bytes) -> dict[str, object]:
     return loaded
 
 
-def test_a_change_frame_before_any_whole_one_is_refused() -> None:
+def test_a_change_before_any_whole_snapshot_is_refused() -> None:
     sender = Sender()
     sender.advance(Snapshot(generation=1), None)  # type: ignore[arg-type]
     change = sender.advance(Snapshot(generation=2), None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="before any whole"):
         Receiver().apply(change)
+    with pytest.raises(ValueError, match="outside a snapshot"):
+        Receiver().take(END, b"")
