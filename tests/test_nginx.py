@@ -136,3 +136,18 @@ def test_a_changed_article_reaches_clients_through_the_cache(
         time.sleep(0.3)
     assert b"Second version." in now.content
     assert now.headers["ETag"] != first.headers["ETag"]
+
+
+def test_an_encoded_slash_in_the_path_is_a_404_in_front(stack: tuple[str, Server, Path]) -> None:
+    public, _, articles = stack
+    write_article(
+        articles, "b.md", title="Nested", date="2022-02-01", categories=["Markets", "Asia"]
+    )
+    deadline = time.monotonic() + 15
+    while requests.get(public + "/categories/Markets/Asia/feed.atom").status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert requests.get(public + "/categories/Markets%2FAsia/feed.atom").status_code == 404
+    assert requests.get(public + "/categories/Markets%2fAsia/feed.atom").status_code == 404
+    # Only the path: an encoded slash in the query string is the client's business.
+    assert requests.get(public + "/feed.atom?from=a%2Fb").status_code == 200
