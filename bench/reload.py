@@ -54,7 +54,7 @@ sender = Sender()
 sender.advance(store.current, refresher.config)  # the snapshot before the edit...
 write_messages(Path(sys.argv[5]), sender.whole())  # ...which a worker gets whole
 started = time.perf_counter()
-change = sender.advance(store.current, refresher.config)
+change = list(sender.advance(store.current, refresher.config)())
 result["edit_encode_s"] = time.perf_counter() - started
 write_messages(Path(sys.argv[6]), change)
 del sender, change

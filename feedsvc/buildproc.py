@@ -26,7 +26,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 
 from feedsvc.config import Config
@@ -37,7 +37,7 @@ from feedsvc.refresh import Refresher, ReloadSummary
 from feedsvc.scheduler import make_scheduler, reschedule, run_soon
 from feedsvc.store import Store
 from feedsvc.websub import Relay
-from feedsvc.wire import BATCH, KINDS, Message, Receiver, Sender
+from feedsvc.wire import BATCH, END, KINDS, Message, Receiver, Sender
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ HEADER = struct.Struct(">cQ")  # kind, length
 RELOAD, RELOADED = b"Q", b"R"
 SEND_TIMEOUT = struct.pack("ll", 30, 0)  # a worker that reads nothing for 30 s is dropped
 RELOAD_TIMEOUT = 600.0  # seconds a reload endpoint request waits for the builder
+KEEP_BYTES = 32 << 20  # a change larger than this is made again for each worker
 PAUSE = 0.0001  # seconds a worker sleeps after each batch of resources
 GONE = Problem(
     "feedsvc", None, "the builder process stopped; serving the last snapshot until it is back"
@@ -115,6 +116,18 @@ class _Worker:
     primed: bool = False  # has been sent a whole snapshot
 
 
+def _keeping(messages: Iterable[Message], kept: list[Message]) -> Iterator[Message]:
+    """Pass messages on, keeping a copy of them all unless they total over KEEP_BYTES."""
+    size = 0
+    for message in messages:
+        size += len(message[1])
+        if size <= KEEP_BYTES:
+            kept.append(message)
+        else:
+            kept.clear()
+        yield message
+
+
 class BuildServer:
     """The builder's side: reloads, one at a time, and streams each result to every worker."""
 
@@ -131,11 +144,30 @@ class BuildServer:
             summary = self.refresher.refresh()
             change = self.sender.advance(self.refresher.store.current, self.refresher.config)
             self._published = True
-            for worker in list(self._workers):
-                self._send(worker, change if worker.primed else self.sender.whole())
-                worker.primed = True
+            self._broadcast(change)
             settle_garbage()
             return summary
+
+    def _broadcast(self, change: Callable[[], Iterator[Message]]) -> None:
+        """Send a change to every worker that has a snapshot, a whole one to the others.
+
+        A change is made once and kept for the next worker while it stays small; a large
+        one (the first build, a config edit that touches every feed) is made again for
+        each worker rather than held whole in memory.
+        """
+        kept: list[Message] | None = None
+        made = False
+        for worker in list(self._workers):
+            if not worker.primed:
+                self._send(worker, self.sender.whole())
+                worker.primed = True
+            elif made and kept is not None:
+                self._send(worker, kept)
+            else:
+                made, copy = True, list[Message]()
+                self._send(worker, _keeping(change(), copy))
+                # Whole and within bounds (not cut short by a failed send): keep it.
+                kept = copy if copy and copy[-1][0] == END else None
 
     def accept(self, listener: socket.socket) -> None:
         """Take workers as they connect, for as long as the process lives."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import pickle
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -56,18 +56,22 @@ class Head:
 
 
 class Sender:
-    """The builder's end: turns successive snapshots into messages."""
+    """The builder's end: turns successive snapshots into messages.
+
+    A piece's number is its id(): the sender holds every piece it has numbered, so no
+    two live pieces share one, and a number is forgotten (its piece dropped) only after
+    receivers have been told.
+    """
 
     def __init__(self) -> None:
-        self._numbers: dict[int, int] = {}  # id(piece) -> number
-        self._pieces: dict[int, bytes] = {}  # number -> piece; holding it keeps its id stable
-        self._holders: Counter[int] = Counter()  # number -> documents holding the piece
-        self._next = 0
+        self._pieces: dict[int, bytes] = {}  # id -> piece; holding it keeps its id unique
+        self._holders: Counter[int] = Counter()  # id -> documents holding the piece
         self._snapshot = Snapshot()
         self._config: Config | None = None
 
-    def advance(self, snapshot: Snapshot, config: Config) -> list[Message]:
-        """The messages that take a receiver from the last snapshot to this one."""
+    def advance(self, snapshot: Snapshot, config: Config) -> Callable[[], Iterator[Message]]:
+        """Move on to `snapshot`; returns what makes the messages that take a receiver
+        from the last snapshot to this one (made when called, as they are sent)."""
         old, new = self._snapshot.documents, snapshot.documents
         changed = [path for path, doc in new.items() if old.get(path) is not doc]
         gone_documents = [path for path in old if path not in new]
@@ -89,7 +93,7 @@ class Sender:
         )
         changed_resources = [(k, r) for k, r in resources.items() if old_resources.get(k) is not r]
         self._snapshot, self._config = snapshot, config
-        return list(self._stream(head, fresh, changed_resources))
+        return lambda: self._stream(head, fresh, changed_resources)
 
     def whole(self) -> Iterator[Message]:
         """The messages that give a new receiver the last snapshot, from nothing; made
@@ -123,38 +127,35 @@ class Sender:
         if chunk:
             yield PIECES, _dumps(chunk, {})
         for start in range(0, len(resources), BATCH_SIZE):
-            yield BATCH, _dumps(dict(resources[start : start + BATCH_SIZE]), self._numbers)
+            yield BATCH, _dumps(dict(resources[start : start + BATCH_SIZE]), self._pieces)
         yield END, b""
 
     def _hold(self, document: Document) -> Iterable[tuple[int, bytes]]:
         for piece in document.gzip_chunks:
-            number = self._numbers.get(id(piece))
-            if number is None:
-                number = self._next
-                self._next += 1
-                self._numbers[id(piece)] = number
+            number = id(piece)
+            if number not in self._pieces:
                 self._pieces[number] = piece
                 yield number, piece
             self._holders[number] += 1
 
     def _release(self, document: Document) -> Iterable[int]:
         for piece in document.gzip_chunks:
-            number = self._numbers[id(piece)]
+            number = id(piece)
             self._holders[number] -= 1
             if not self._holders[number]:
-                del self._holders[number], self._numbers[id(piece)], self._pieces[number]
+                del self._holders[number], self._pieces[number]
                 yield number
 
 
 class _Pickler(pickle.Pickler):
-    """Pickles with every gzip piece in `numbers` as its number."""
+    """Pickles with every gzip piece in `numbered` as its number."""
 
-    def __init__(self, out: io.BytesIO, numbers: dict[int, int]) -> None:
+    def __init__(self, out: io.BytesIO, numbered: Mapping[int, bytes]) -> None:
         super().__init__(out, protocol=pickle.HIGHEST_PROTOCOL)
-        self._numbers = numbers
+        self._numbered = numbered
 
     def persistent_id(self, obj: object) -> int | None:
-        return self._numbers.get(id(obj)) if type(obj) is bytes else None
+        return id(obj) if type(obj) is bytes and id(obj) in self._numbered else None
 
     def reducer_override(self, obj: object) -> Any:
         # Config and snapshots hold read-only views of dicts; they cross as such.
@@ -242,10 +243,10 @@ class Receiver:
         return self.received
 
 
-def _dumps(obj: object, numbers: dict[int, int]) -> bytes:
-    """Pickle `obj`, with the pieces in `numbers` as their numbers."""
+def _dumps(obj: object, numbered: Mapping[int, bytes]) -> bytes:
+    """Pickle `obj`, with the pieces in `numbered` as their numbers."""
     out = io.BytesIO()
-    _Pickler(out, numbers).dump(obj)
+    _Pickler(out, numbered).dump(obj)
     return out.getvalue()
 
 

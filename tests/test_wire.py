@@ -67,7 +67,7 @@ def test_any_history_of_edits_arrives_whole_with_each_piece_once(
             )
         refresher.refresh()
         built = refresher.store.current
-        change = sender.advance(built, refresher.config)
+        change = list(sender.advance(built, refresher.config)())
         # A worker joins with a whole snapshot and follows the changes from there.
         received = receiver.apply(change if step else list(sender.whole()))
         assert served(received.snapshot) == served(built)
@@ -96,7 +96,7 @@ def test_a_change_sends_only_new_pieces_in_small_messages(
     receiver.apply(whole)
     write_article(folder, "p3.md", body="改过的正文。" * 200, title="P3", date="2026-01-01")
     refresher.refresh()
-    change = sender.advance(refresher.store.current, refresher.config)
+    change = list(sender.advance(refresher.store.current, refresher.config)())
     kinds = [kind for kind, _ in change]
     assert kinds[0] == HEAD and kinds[-1] == END and set(kinds[1:-1]) <= {PIECES, BATCH}
     head = pickle.loads(change[0][1])
@@ -126,7 +126,7 @@ def peek(batch: bytes) -> dict[str, object]:
 def test_a_change_before_any_whole_snapshot_is_refused() -> None:
     sender = Sender()
     sender.advance(Snapshot(generation=1), None)  # type: ignore[arg-type]
-    change = sender.advance(Snapshot(generation=2), None)  # type: ignore[arg-type]
+    change = sender.advance(Snapshot(generation=2), None)()  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="before any whole"):
         Receiver().apply(change)
     with pytest.raises(ValueError, match="outside a snapshot"):
