@@ -58,14 +58,13 @@ class Head:
 class Sender:
     """The builder's end: turns successive snapshots into messages.
 
-    A piece's number is its id(): the sender holds every piece it has numbered, so no
-    two live pieces share one, and a number is forgotten (its piece dropped) only after
-    receivers have been told.
+    A piece's number is its id(): every numbered piece is held by a document of the
+    last snapshot, which the sender holds, so no two live pieces share a number, and a
+    number is forgotten only when receivers are told to forget it.
     """
 
     def __init__(self) -> None:
-        self._pieces: dict[int, bytes] = {}  # id -> piece; holding it keeps its id unique
-        self._holders: Counter[int] = Counter()  # id -> documents holding the piece
+        self._holders: Counter[int] = Counter()  # id(piece) -> documents holding it
         self._snapshot = Snapshot()
         self._config: Config | None = None
 
@@ -107,7 +106,15 @@ class Sender:
             fields=_fields(self._snapshot),
             config=self._config,
         )
-        return self._stream(head, self._pieces.items(), list(self._snapshot.resources.items()))
+        return self._stream(head, self._every_piece(), list(self._snapshot.resources.items()))
+
+    def _every_piece(self) -> Iterator[tuple[int, bytes]]:
+        seen: set[int] = set()
+        for document in self._snapshot.documents.values():
+            for piece in document.gzip_chunks:
+                if id(piece) not in seen:
+                    seen.add(id(piece))
+                    yield id(piece), piece
 
     def _stream(
         self,
@@ -127,14 +134,13 @@ class Sender:
         if chunk:
             yield PIECES, _dumps(chunk, {})
         for start in range(0, len(resources), BATCH_SIZE):
-            yield BATCH, _dumps(dict(resources[start : start + BATCH_SIZE]), self._pieces)
+            yield BATCH, _dumps(dict(resources[start : start + BATCH_SIZE]), self._holders)
         yield END, b""
 
     def _hold(self, document: Document) -> Iterable[tuple[int, bytes]]:
         for piece in document.gzip_chunks:
             number = id(piece)
-            if number not in self._pieces:
-                self._pieces[number] = piece
+            if number not in self._holders:
                 yield number, piece
             self._holders[number] += 1
 
@@ -143,14 +149,14 @@ class Sender:
             number = id(piece)
             self._holders[number] -= 1
             if not self._holders[number]:
-                del self._holders[number], self._pieces[number]
+                del self._holders[number]
                 yield number
 
 
 class _Pickler(pickle.Pickler):
-    """Pickles with every gzip piece in `numbered` as its number."""
+    """Pickles with every gzip piece whose id is in `numbered` as its number."""
 
-    def __init__(self, out: io.BytesIO, numbered: Mapping[int, bytes]) -> None:
+    def __init__(self, out: io.BytesIO, numbered: Mapping[int, object]) -> None:
         super().__init__(out, protocol=pickle.HIGHEST_PROTOCOL)
         self._numbered = numbered
 
@@ -243,7 +249,7 @@ class Receiver:
         return self.received
 
 
-def _dumps(obj: object, numbered: Mapping[int, bytes]) -> bytes:
+def _dumps(obj: object, numbered: Mapping[int, object]) -> bytes:
     """Pickle `obj`, with the pieces in `numbered` as their numbers."""
     out = io.BytesIO()
     _Pickler(out, numbered).dump(obj)
