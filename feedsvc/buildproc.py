@@ -15,6 +15,7 @@ reload endpoint).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import json
 import logging
@@ -172,7 +173,12 @@ class BuildServer:
     def accept(self, listener: socket.socket) -> None:
         """Take workers as they connect, for as long as the process lives."""
         while True:
-            sock, _ = listener.accept()
+            try:
+                sock, _ = listener.accept()
+            except OSError as exc:  # out of descriptors, say: try again shortly
+                logger.error("cannot take a worker's connection: %s", exc)
+                time.sleep(1.0)
+                continue
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, SEND_TIMEOUT)
             worker = _Worker(sock)
             with self._lock:
@@ -208,7 +214,7 @@ class BuildServer:
             self._drop(worker)
 
     def _drop(self, worker: _Worker) -> None:
-        if worker in self._workers:
+        with contextlib.suppress(ValueError):  # dropped already, by the other thread
             self._workers.remove(worker)
         worker.sock.close()
 
