@@ -147,6 +147,9 @@ def build_site(
 _XML_TAILS = {"rss": b"  </channel>\n</rss>\n", "atom": b"</feed>\n"}
 
 
+FORMAT_ORDER = ("rss", "atom", "json")  # of the cached Parts: a tuple costs less than a dict
+
+
 class FeedRenderer:
     """Renders feeds as a head, entries and a tail, each entry rendered and compressed once.
 
@@ -163,7 +166,8 @@ class FeedRenderer:
         self.limit = config.feeds.limit
         self.full = config.feeds.content == "full"
         self._compressor = Compressor()
-        self._entries: dict[int, tuple[Article, dict[str, Part]]] = {}
+        # id(article) -> (article, its entry's Part per format, in FORMAT_ORDER)
+        self._entries: dict[int, tuple[Article, tuple[Part | None, ...]]] = {}
         self._listed = 0  # entries kept at the last look in forget_unlisted
         self._fixed = {
             data: self._compressor.part(data)
@@ -227,9 +231,12 @@ class FeedRenderer:
     def _entry(self, article: Article, fmt: str) -> Part:
         cached = self._entries.get(id(article))
         if cached is None or cached[0] is not article:
-            cached = (article, self._entry_parts(article))
+            parts = self._entry_parts(article)
+            cached = (article, tuple(parts.get(f) for f in FORMAT_ORDER))
             self._entries[id(article)] = cached
-        return cached[1][fmt]
+        part = cached[1][FORMAT_ORDER.index(fmt)]
+        assert part is not None
+        return part
 
     def _entry_parts(self, article: Article) -> dict[str, Part]:
         formats = self.config.feeds.formats
