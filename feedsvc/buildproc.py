@@ -1,9 +1,9 @@
 """The builder process, and each worker's link to it.
 
 `feedsvc serve` runs one builder process beside the serving workers. It alone reads the
-sources, builds, watches config.yaml and pings the WebSub hub, at a lower CPU priority
-than the workers, and it streams every snapshot to every worker over a Unix socket as a
-stream of messages (feedsvc.wire). A worker only serves: a reload costs it the time to
+sources, builds, watches config.yaml and pings the WebSub hub, only on CPU time the
+workers leave idle, and it streams every snapshot to every worker over a Unix socket as
+a stream of messages (feedsvc.wire). A worker only serves: a reload costs it the time to
 apply what changed, in steps that let requests run between them, and every worker
 serves the very same bytes.
 
