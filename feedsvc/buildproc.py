@@ -14,7 +14,6 @@ reload endpoint).
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import gc
 import json
@@ -32,10 +31,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 from feedsvc.config import Config
 from feedsvc.configwatch import ConfigWatcher
-from feedsvc.metrics import Metrics, process_exited
+from feedsvc.metrics import Metrics
 from feedsvc.model import Problem
 from feedsvc.refresh import Refresher, ReloadSummary
-from feedsvc.scheduler import make_scheduler, reschedule, run_soon
+from feedsvc.scheduler import make_scheduler, reschedule
 from feedsvc.store import Store
 from feedsvc.websub import Relay
 from feedsvc.wire import BATCH, END, KINDS, Message, Receiver, Sender
@@ -49,7 +48,7 @@ RELOAD_TIMEOUT = 600.0  # seconds a reload endpoint request waits for the builde
 KEEP_BYTES = 32 << 20  # a change larger than this is made again for each worker
 PAUSE = 0.0001  # seconds a worker sleeps after each batch of resources
 GONE = Problem(
-    "feedsvc", None, "the builder process stopped; serving the last snapshot until it is back"
+    "feedsvc", None, "lost the builder process; serving the last snapshot until it is back"
 )
 
 
@@ -132,20 +131,40 @@ def _keeping(messages: Iterable[Message], kept: list[Message]) -> Iterator[Messa
 class BuildServer:
     """The builder's side: reloads, one at a time, and streams each result to every worker."""
 
-    def __init__(self, refresher: Refresher) -> None:
+    def __init__(
+        self, refresher: Refresher, on_published: Callable[[list[str]], None] | None = None
+    ) -> None:
         self.refresher = refresher
         self.sender = Sender()
         self._lock = threading.Lock()  # one reload and its messages at a time, in order
         self._workers: list[_Worker] = []
         self._published = False
+        # The URLs of feeds a reload changed, told once the workers have been sent them
+        # (WebSub: a hub fetches the feed as soon as it hears of it).
+        self._changed: list[str] = []
+        refresher.on_change = self._changed.extend
+        self.on_published = on_published
 
     def reload(self) -> ReloadSummary:
         """Run one reload and send its snapshot to every worker."""
         with self._lock:
             summary = self.refresher.refresh()
-            change = self.sender.advance(self.refresher.store.current, self.refresher.config)
+            snapshot, config = self.refresher.store.current, self.refresher.config
+            try:
+                change = self.sender.advance(snapshot, config)
+            except Exception:
+                # The sender's counts may be half updated: start again from nothing,
+                # and send every worker the snapshot whole.
+                logger.exception("encoding a change failed; every worker gets the snapshot whole")
+                self.sender = Sender()
+                change = self.sender.advance(snapshot, config)
+                for worker in self._workers:
+                    worker.primed = False
             self._published = True
             self._broadcast(change)
+            changed, self._changed[:] = list(self._changed), []
+            if changed and self.on_published is not None:
+                self.on_published(changed)
             settle_garbage()
             return summary
 
@@ -160,8 +179,8 @@ class BuildServer:
         made = False
         for worker in list(self._workers):
             if not worker.primed:
-                self._send(worker, self.sender.whole())
-                worker.primed = True
+                if self._send(worker, self.sender.whole()):
+                    worker.primed = True
             elif made and kept is not None:
                 self._send(worker, kept)
             else:
@@ -182,10 +201,9 @@ class BuildServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, SEND_TIMEOUT)
             worker = _Worker(sock)
             with self._lock:
-                if self._published:
-                    self._send(worker, self.sender.whole())
-                    worker.primed = True
                 self._workers.append(worker)
+                if self._published and self._send(worker, self.sender.whole()):
+                    worker.primed = True
             threading.Thread(target=self._serve, args=(worker,), daemon=True).start()
 
     def _serve(self, worker: _Worker) -> None:
@@ -197,6 +215,7 @@ class BuildServer:
                 message = None
             if message is None:
                 self._drop(worker)
+                worker.sock.close()
                 return
             kind, data = message
             if kind == RELOAD:
@@ -204,65 +223,85 @@ class BuildServer:
                 reply = json.dumps({"id": data.decode(), "summary": asdict(summary)})
                 self._send(worker, [(RELOADED, reply.encode())])
 
-    def _send(self, worker: _Worker, messages: Iterable[Message]) -> None:
+    def _send(self, worker: _Worker, messages: Iterable[Message]) -> bool:
+        """Send messages to one worker; a worker that cannot take them is dropped (it
+        connects again and is sent a whole snapshot)."""
         try:
             with worker.lock:
                 for kind, data in messages:
                     send(worker.sock, kind, data)
+            return True
         except OSError as exc:
             logger.warning("dropping a worker that stopped reading: %s", exc)
-            self._drop(worker)
+        except Exception:  # making the messages failed: this worker is mid-stream
+            logger.exception("dropping a worker whose snapshot could not be sent")
+        self._drop(worker)
+        return False
 
     def _drop(self, worker: _Worker) -> None:
         with contextlib.suppress(ValueError):  # dropped already, by the other thread
             self._workers.remove(worker)
-        worker.sock.close()
+        # Shut down rather than close: this wakes the worker's thread blocked in recv,
+        # and the worker sees the end of the stream. That thread closes the socket.
+        with contextlib.suppress(OSError):
+            worker.sock.shutdown(socket.SHUT_RDWR)
 
 
-def run_builder(config: Config, path: str, parent: int, *, check_config: bool) -> None:
+def run_builder(config: Config, path: str, parent: int, *, restarted: bool) -> None:
     """The builder process: listen on `path`, build, reload on schedule and on SIGUSR1."""
     _yield_to_workers()
-    # The main process stops the builder after the workers; Ctrl-C is for the main process.
+    # The main process stops the builder after the workers; Ctrl-C and a terminal's
+    # hang-up are for the main process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # a reload request before the schedule runs
+    wanted = threading.Event()  # a reload was asked for (SIGUSR1, a remote fetch)
+    signal.signal(signal.SIGUSR1, lambda *_: wanted.set())
     metrics = Metrics()
-    atexit.register(process_exited, os.getpid())
     refresher = Refresher(
         config,
         Store(),
-        watcher=ConfigWatcher(config, check_now=check_config),
+        # After a restart the config may have changed since the main process read it.
+        watcher=ConfigWatcher(config, check_now=restarted),
         metrics=metrics,
-        fetch_in_background=True,
+        # A restarted builder replaces snapshots the workers already serve: it fetches
+        # remote sources before its first build rather than publish them empty.
+        fetch_in_background=not restarted,
     )
-    refresher.on_change = Relay(
+    relay = Relay(
         lambda: refresher.config.feeds.websub_hub,
         lambda: refresher.config.site.base_url,
         on_result=metrics.count_websub,
     )
-    builder = BuildServer(refresher)
+    builder = BuildServer(refresher, on_published=relay)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen()
     threading.Thread(target=builder.accept, args=(listener,), daemon=True).start()
     interval = [config.reload.interval_seconds]
 
-    def tick() -> None:
+    def reload() -> None:
         builder.reload()
-        wanted = refresher.config.reload.interval_seconds
-        if wanted != interval[0]:
-            interval[0] = wanted
-            reschedule(scheduler, wanted)
+        refresher.fetch_in_background = True
+        if refresher.config.reload.interval_seconds != interval[0]:
+            interval[0] = refresher.config.reload.interval_seconds
+            reschedule(scheduler, interval[0])
+
+    def on_demand() -> None:
+        # A request that arrives during a reload is one more reload afterwards: none is
+        # lost, and any number of them while one runs make one more.
+        while True:
+            wanted.wait()
+            wanted.clear()
+            reload()
 
     # The schedule runs before the first build, so that a remote fetch that finishes
     # during it can already ask for the reload that publishes its items.
-    scheduler = make_scheduler(tick, config.reload.interval_seconds)
+    scheduler = make_scheduler(reload, config.reload.interval_seconds)
     scheduler.start()
-    refresher.on_fetched = lambda: run_soon(scheduler)
-    # From here a reload request, even during the first build, is one more reload, run
-    # by the scheduler as soon as the build in progress lets go.
-    signal.signal(signal.SIGUSR1, lambda *_: run_soon(scheduler))
-    builder.reload()
+    refresher.on_fetched = wanted.set
+    threading.Thread(target=on_demand, name="reload-on-demand", daemon=True).start()
+    reload()
     while os.getppid() == parent:  # the main process is gone: so is its server
         time.sleep(1.0)
 
@@ -293,12 +332,13 @@ class BuilderProcess:
 
     @property
     def pid(self) -> int | None:
-        """The running builder's process id."""
-        return self._process.pid if self._process is not None else None
+        """The running builder's process id (None while there is none)."""
+        process = self._process
+        return process.pid if process is not None and process.is_alive() else None
 
     def start(self) -> None:
         """Start the builder, and a thread that starts it again should it exit."""
-        self._spawn(check_config=False)
+        self._spawn(restarted=False)
         threading.Thread(target=self._keep_running, name="builder-watch", daemon=True).start()
 
     def stop(self) -> None:
@@ -312,14 +352,14 @@ class BuilderProcess:
                 process.kill()
                 process.join()
 
-    def _spawn(self, *, check_config: bool) -> None:
+    def _spawn(self, *, restarted: bool) -> None:
         if os.path.exists(self.path):
             os.unlink(self.path)
         context = multiprocessing.get_context("fork")
         self._process = context.Process(
             target=run_builder,
             args=(self.config, self.path, os.getpid()),
-            kwargs={"check_config": check_config},
+            kwargs={"restarted": restarted},
             name="feedsvc-builder",
             daemon=True,
         )
@@ -333,8 +373,10 @@ class BuilderProcess:
             if self._stopping.wait(1.0):
                 return
             logger.error("the builder process exited (%s); starting it again", process.exitcode)
-            # The config it started with may be old now: read the file on the first reload.
-            self._spawn(check_config=True)
+            try:
+                self._spawn(restarted=True)
+            except OSError as exc:  # out of processes or memory: try again shortly
+                logger.error("cannot start the builder process: %s", exc)
 
 
 class BuilderLink:
@@ -431,6 +473,8 @@ class BuilderLink:
                 return
         except OSError:
             pass
+        except Exception:  # a message that cannot be applied: start over from a whole one
+            logger.exception("a snapshot from the builder could not be applied")
         sock.close()
         self._sock = None
         for event, _ in list(self._replies.values()):

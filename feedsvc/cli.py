@@ -145,6 +145,9 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
     # The builder's socket lives in a directory only this user can enter (mode 0700).
     runtime = tempfile.TemporaryDirectory(prefix="feedsvc-")
     os.environ[SOCKET_ENV] = os.path.join(runtime.name, "builder.sock")
+    # The builder takes SIGUSR1 as "reload now"; until its handler is in place (and in
+    # every other process) the signal must not end the process.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     builder = BuilderProcess(config, os.environ[SOCKET_ENV])
     builder.start()
     server = _server_class()(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -48,8 +48,3 @@ def reschedule(scheduler: BackgroundScheduler, interval_seconds: int) -> None:
     )
     scheduler.modify_job(JOB_ID, misfire_grace_time=interval_seconds)
     logger.info("reloading every %d s from now on", interval_seconds)
-
-
-def run_soon(scheduler: BackgroundScheduler) -> None:
-    """Run the reload job now (SIGHUP), keeping its schedule; safe from a signal handler."""
-    scheduler.modify_job(JOB_ID, next_run_time=datetime.now(tz=UTC))

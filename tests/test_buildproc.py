@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc import buildproc
+from feedsvc import buildproc, wire
 from feedsvc.buildproc import BuilderLink, BuildServer
 from feedsvc.config import Config
 from feedsvc.model import Snapshot
 from feedsvc.refresh import Refresher
 from feedsvc.store import Store
+from feedsvc.wire import Receiver
 
 from conftest import write_article
 
@@ -94,3 +95,49 @@ def test_a_reload_request_is_answered_after_the_worker_serves_its_result(
     summary = link.refresh()
     assert summary.articles == 2
     assert b"Asked for" in link.store.current.documents["feed.atom"].body
+
+
+def test_a_change_that_fails_on_either_side_ends_in_a_whole_snapshot(
+    make_config: Callable[..., Config], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "articles"
+    for n in range(6):
+        write_article(folder, f"p{n}.md", title=f"P{n}", date=f"2026-01-0{n + 1}", tags=["x"])
+    builder = start_builder(make_config(), tmp_path / "builder.sock")
+    builder.reload()
+    links = [BuilderLink(str(tmp_path / "builder.sock"), Store()) for _ in range(2)]
+    for link in links:
+        link.start()
+
+    def caught_up() -> bool:
+        built = builder.refresher.store.current
+        return all(served(link.store.current) == served(built) for link in links)
+
+    # The builder cannot make one batch: the worker it was sending to is dropped, and
+    # connects again for a whole snapshot; the other is sent the change made again.
+    real_dumps, failures = wire._dumps, [1]
+
+    def dumps_failing_once(obj: object, numbered: object) -> bytes:
+        if numbered and failures:
+            failures.pop()
+            raise RuntimeError("cannot pickle")
+        return real_dumps(obj, numbered)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(wire, "_dumps", dumps_failing_once)
+    write_article(folder, "p1.md", body="改稿", title="P1", date="2026-01-02", tags=["x"])
+    builder.reload()
+    wait_until(caught_up)
+    # A worker cannot apply a message: it connects again for a whole snapshot.
+    real_take, breaks = Receiver.take, [1]
+
+    def take_failing_once(self: Receiver, kind: bytes, data: bytes) -> object:
+        if kind == wire.BATCH and breaks:
+            breaks.pop()
+            raise KeyError("no such piece")
+        return real_take(self, kind, data)
+
+    monkeypatch.setattr(Receiver, "take", take_failing_once)
+    write_article(folder, "p2.md", body="再改", title="P2", date="2026-01-03", tags=["x"])
+    builder.reload()
+    wait_until(caught_up)
+    assert not failures and not breaks

@@ -40,18 +40,15 @@ def test_a_raising_job_does_not_stop_the_schedule() -> None:
         scheduler.shutdown(wait=True)
 
 
-def test_reschedule_changes_the_interval_and_run_soon_runs_now() -> None:
-    from feedsvc.scheduler import reschedule, run_soon
+def test_reschedule_changes_the_interval() -> None:
+    from feedsvc.scheduler import reschedule
 
-    ran = threading.Semaphore(0)
-    scheduler = make_scheduler(ran.release, 3600)
+    scheduler = make_scheduler(lambda: None, 3600)
     scheduler.start()
     try:
         reschedule(scheduler, 120)
         job = scheduler.get_job(JOB_ID)
         assert job.trigger.interval.total_seconds() == 120
         assert job.misfire_grace_time == 120
-        run_soon(scheduler)
-        assert ran.acquire(timeout=5)
     finally:
         scheduler.shutdown(wait=True)
