@@ -116,5 +116,6 @@ def reload() -> Response:
 @bp.route("/", methods=["GET"], provide_automatic_options=False)
 @bp.route("/<path:path>", methods=["GET"], provide_automatic_options=False)
 def not_found(path: str = "") -> Response:
-    """Built documents are answered by FastPath before Flask; anything else does not exist."""
+    """Never reached by GET or HEAD: FastPath answers built documents and unknown paths
+    alike. The route is what makes every other method on them a 405 with `Allow`."""
     abort(404)

@@ -247,3 +247,22 @@ def test_304_of_a_feed_allows_cross_origin_readers(client: Any) -> None:
     response = client.get(URL, headers={"If-None-Match": etag, "Origin": "https://reader.example"})
     assert response.status_code == 304
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_a_flood_of_probes_for_unknown_paths_leaves_no_garbage(app: Any) -> None:
+    """Workers freeze what survives a snapshot's batches; cycles from requests in flight
+    would be frozen too. Unknown paths never reach Flask, whose 404 makes cycles."""
+    import gc
+
+    wsgi = app.wsgi_app
+    answers: list[str] = []
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/wp-login.php", "QUERY_STRING": ""}
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(200):
+            body = wsgi(dict(environ), lambda status, headers: answers.append(status))
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert set(answers) == {"404 Not Found"} and body == [b"Not Found\n"]
