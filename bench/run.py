@@ -86,8 +86,10 @@ def compare(base: str, paths: list[str]) -> dict[str, float]:
 
 
 def measure_latency() -> dict[str, object]:
-    """p50/p99 of one feed, idle and while reloads re-render 100 changed posts (10k corpus)."""
-    posts = int(os.environ.get("BENCH_LATENCY_POSTS", "10000"))
+    """p50/p99 of one feed, idle and while reloads re-render 100 changed posts (largest corpus)."""
+    # The largest corpus of the run (the issue asks for a reload at 50,000 posts).
+    sizes = os.environ.get("BENCH_SIZES", "1000,10000").split(",")
+    posts = int(os.environ.get("BENCH_LATENCY_POSTS", max(int(n) for n in sizes)))
     work = Path(tempfile.mkdtemp(prefix="feedsvc-latency-"))
     try:
         write_corpus(posts, work / "posts")
