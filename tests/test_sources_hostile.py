@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from feedsvc.config import Config
 from feedsvc.dates import load_timezone
 from feedsvc.refresh import Refresher
+from feedsvc.sources import directory
 from feedsvc.sources.directory import DirectorySource, parse_post_bytes
 from feedsvc.sources.post import PostContext
 from feedsvc.store import Store
@@ -213,3 +214,39 @@ def test_check_prints_every_hostile_file_with_its_line(
     out = capsys.readouterr().out
     for name, (_, line, _) in HOSTILE.items():
         assert f"articles/{name}:{line}: " in out
+
+
+# markdown-it.rs panics on this text (found by the hypothesis test above).
+PANICS_MARKDOWN = "\nÛ[n\U000c086e\U000cf7e9\x94\xad}`îñ\x81\U000b27f1"
+
+
+def test_a_body_the_markdown_renderer_fails_on_is_published_as_plain_text() -> None:
+    text = f"---\ntitle: 渲染失败\ndate: 2024-01-01\n---\n{PANICS_MARKDOWN}\n\nSecond <b>para</b>."
+    article, problems = parse_post_bytes(text.encode("utf-8"), ctx("p.md"))
+    assert article is not None and article.title == "渲染失败"
+    assert "<p>Second &lt;b&gt;para&lt;/b&gt;.</p>" in article.content_html
+    assert [(p.line, p.severity) for p in problems] == [(5, "warning")]
+    assert "published as plain text" in problems[0].message
+
+
+def test_a_panic_in_a_rust_extension_is_one_file_s_problem(
+    make_config: Callable[..., Config], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class PanicException(BaseException):  # what pyo3 raises for a Rust panic
+        pass
+
+    write_article(tmp_path / "articles", "good.md", title="Good", date="2024-01-01")
+    write_article(tmp_path / "articles", "bad.md", title="Bad", date="2024-01-02")
+    real = directory.parse_post_bytes
+
+    def panicking(data: bytes, ctx: PostContext) -> object:
+        if ctx.relpath == "bad.md":
+            raise PanicException("index out of bounds")
+        return real(data, ctx)
+
+    monkeypatch.setattr(directory, "parse_post_bytes", panicking)
+    refresher = Refresher(make_config(), Store())
+    summary = refresher.refresh()
+    assert summary.articles == 1
+    [problem] = refresher.store.current.problems
+    assert problem.path.endswith("bad.md") and "index out of bounds" in problem.message

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from feedsvc.config import SiteConfig, SourceConfig
+from feedsvc.content import is_rust_panic
 from feedsvc.dates import load_timezone
 from feedsvc.errors import ArticleError, SourceError
 from feedsvc.model import Article, Problem, SourceResult
@@ -169,7 +170,15 @@ class DirectorySource:
             problems: tuple[Problem, ...] = (Problem(exc.path, exc.line, exc.reason),)
             article = None
         else:
-            article, problems = parse_post_bytes(data, ctx)
+            try:
+                article, problems = parse_post_bytes(data, ctx)
+            except BaseException as exc:
+                # A panic in a Rust extension (markdown, sanitizer) on this file's text:
+                # one bad file must not stop the reload, nor the builder process.
+                if not is_rust_panic(exc):
+                    raise
+                problems = (Problem(display, 1, f"could not be parsed: {exc}"),)
+                article = None
         for problem in problems:
             logger.warning("%s", problem)
         return _Cached(key, article, problems)

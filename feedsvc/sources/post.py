@@ -15,9 +15,11 @@ import yaml
 
 from feedsvc.config import SiteConfig
 from feedsvc.content import (
+    MarkdownFailed,
     excerpt_html,
     html_to_text,
     plain_text,
+    plain_text_html,
     render_body,
     sanitize_html,
     truncate,
@@ -143,7 +145,14 @@ def read_post(text: str, ctx: PostContext) -> tuple[Article | None, tuple[Proble
     if values["published"] is None:
         line = offset + 1
         warnings = (Problem(ctx.display_path, line, "no date: using the file's mtime", "warning"),)
-    return _assemble(values, body, ctx), warnings
+    try:
+        html = render_body(body, PurePosixPath(ctx.relpath).suffix)
+    except MarkdownFailed as exc:
+        body_line = offset + header.count("\n") + 2  # the line after the closing ---
+        reason = f"{exc}; published as plain text"
+        warnings = (*warnings, Problem(ctx.display_path, body_line, reason, "warning"))
+        html = plain_text_html(body)
+    return _assemble(values, html, ctx), warnings
 
 
 def _load_header(header: str, ctx: PostContext, offset: int) -> tuple[dict[str, Any], yaml.Node]:
@@ -292,9 +301,8 @@ def _read_fields(
     return values
 
 
-def _assemble(values: dict[str, Any], body: str, ctx: PostContext) -> Article:
+def _assemble(values: dict[str, Any], html: str, ctx: PostContext) -> Article:
     stem = PurePosixPath(ctx.relpath).stem
-    suffix = PurePosixPath(ctx.relpath).suffix
     published = values["published"] or ctx.fallback_date
     updated = max(values["updated"] or published, published)
     categories = values["categories"]
@@ -318,7 +326,7 @@ def _assemble(values: dict[str, Any], body: str, ctx: PostContext) -> Article:
             category=category,
             ident=ident,
         )
-    content = sanitize_html(render_body(body, suffix), link)
+    content = sanitize_html(html, link)
     summary = values["summary"] or html_to_text(excerpt_html(content))
     return Article(
         id=ident,
