@@ -56,7 +56,7 @@ def measure(corpus: Path, work: Path) -> dict[str, object]:
         return {
             load: {
                 "idle": wrk_latency(url, 10, headers, paced=load == "paced"),
-                **during_reloads(process, base, corpus, paced=load == "paced"),
+                **during_reloads(process, base, url, headers, corpus, paced=load == "paced"),
             }
             for load in ("paced", "saturated")
         }
@@ -66,7 +66,13 @@ def measure(corpus: Path, work: Path) -> dict[str, object]:
 
 
 def during_reloads(
-    process: subprocess.Popen[bytes], base: str, corpus: Path, *, paced: bool
+    process: subprocess.Popen[bytes],
+    base: str,
+    url: str,
+    headers: list[str],
+    corpus: Path,
+    *,
+    paced: bool,
 ) -> dict[str, object]:
     stop = threading.Event()
     asked = [0]
@@ -85,7 +91,7 @@ def during_reloads(
     thread = threading.Thread(target=keep_reloading, daemon=True)
     first = generation(base)
     thread.start()
-    figures = wrk_latency(base + "/feed.atom", 10, ["Accept-Encoding: gzip"], paced=paced)
+    figures = wrk_latency(url, 10, headers, paced=paced)
     # Reloads whose snapshot reached the worker while wrk was measuring.
     completed = generation(base) - first
     stop.set()

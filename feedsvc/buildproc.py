@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
 
 from feedsvc.config import Config
@@ -162,7 +163,8 @@ class BuildServer:
                     worker.primed = False
             self._published = True
             self._broadcast(change)
-            changed, self._changed[:] = list(self._changed), []
+            changed = self._changed.copy()
+            self._changed.clear()
             if changed and self.on_published is not None:
                 self.on_published(changed)
             settle_garbage()
@@ -389,7 +391,7 @@ class BuilderLink:
         self._parent = os.getppid()
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
-        self._replies: dict[str, tuple[threading.Event, list[ReloadSummary]]] = {}
+        self._replies: dict[str, Future[ReloadSummary]] = {}
 
     @property
     def config(self) -> Config:
@@ -407,19 +409,15 @@ class BuilderLink:
     def refresh(self) -> ReloadSummary:
         """Ask the builder for a reload; returns once this worker serves its result."""
         request = uuid.uuid4().hex
-        done: tuple[threading.Event, list[ReloadSummary]] = (threading.Event(), [])
-        self._replies[request] = done
+        reply: Future[ReloadSummary] = Future()
+        self._replies[request] = reply
         try:
             sock = self._sock
             if sock is None:
                 raise ConnectionError("the builder process is not reachable")
             with self._send_lock:
                 send(sock, RELOAD, request.encode())
-            if not done[0].wait(RELOAD_TIMEOUT):
-                raise TimeoutError("the builder did not answer the reload request")
-            if not done[1]:
-                raise ConnectionError("the builder process stopped during the reload")
-            return done[1][0]
+            return reply.result(RELOAD_TIMEOUT)  # TimeoutError when the builder is silent
         finally:
             del self._replies[request]
 
@@ -455,9 +453,8 @@ class BuilderLink:
         elif kind == RELOADED:
             reply = json.loads(data)
             waiting = self._replies.get(reply["id"])
-            if waiting is not None:
-                waiting[1].append(ReloadSummary(**reply["summary"]))
-                waiting[0].set()
+            if waiting is not None and not waiting.done():
+                waiting.set_result(ReloadSummary(**reply["summary"]))
         return True
 
     def _follow(self) -> None:
@@ -477,8 +474,9 @@ class BuilderLink:
             logger.exception("a snapshot from the builder could not be applied")
         sock.close()
         self._sock = None
-        for event, _ in list(self._replies.values()):
-            event.set()  # no summary: the request failed
+        for waiting in list(self._replies.values()):
+            if not waiting.done():  # answered already, but not yet taken
+                waiting.set_exception(ConnectionError("lost the builder process during the reload"))
         current = self.store.current
         if self.receiver.received is not None and GONE not in current.problems:
             logger.error("lost the builder process; serving the last snapshot")
