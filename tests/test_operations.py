@@ -191,7 +191,7 @@ def slow_first_build(tmp_path: Path) -> tuple[Path, int]:
 def test_sigterm_during_the_first_build_still_stops_the_server(tmp_path: Path) -> None:
     config, port = slow_first_build(tmp_path)
     server = Server(config, port, tmp_path / "serve.log", ready=False)
-    time.sleep(1.5)  # the workers are forked and building
+    wait_for_processes(server)  # the workers are forked, the builder is building
     assert server.stop() == 0  # SIGTERM, then exit within 10 s
 
 
@@ -201,14 +201,22 @@ def test_sighup_during_the_first_build_is_a_reload_not_a_crash(tmp_path: Path) -
     config, port = slow_first_build(tmp_path)
     server = Server(config, port, tmp_path / "serve.log", ready=False)
     try:
+        wait_for_processes(server)  # the workers are forked, the builder is building
         for _ in range(3):
-            time.sleep(0.5)  # the workers are forked and building
             server.process.send_signal(signal.SIGHUP)
+            time.sleep(0.3)
         server.wait_ready()
         assert requests.get(server.base + "/feed.atom", timeout=5).status_code == 200
         assert server.process.poll() is None
     finally:
         assert server.stop() == 0
+
+
+def wait_for_processes(server: Server) -> None:
+    """Until the builder and both workers exist: from then on the main process is
+    granian's serve loop, with its own signal handlers. (A fixed sleep was not always
+    long enough on a busy machine; a signal before that ends the process.)"""
+    assert wait_for(lambda: len(children(server.process.pid)) >= 3, 20)
 
 
 def children(pid: int) -> list[int]:
