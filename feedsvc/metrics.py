@@ -7,6 +7,7 @@ With several server processes, multiprocess mode aggregates what each one record
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 from collections import Counter as Tally
@@ -38,6 +39,29 @@ def process_exited(pid: int) -> None:
     """Drop a finished process's live gauges (multiprocess mode)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+class _ProcessFiles(MultiProcessCollector):
+    """The multiprocess collector, safe against a process that is creating its file.
+
+    prometheus_client opens a new metrics file and only then sizes it, so a scrape (or a
+    registration, which collects once) at that moment finds an empty file and fails to
+    unpack its header. An empty file holds no samples yet, so it is left out.
+    """
+
+    def describe(self) -> list[object]:
+        # Registration would otherwise collect to learn the names, racing the same way.
+        return []
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        files = []
+        for path in glob.glob(os.path.join(self._path, "*.db")):
+            try:
+                if os.stat(path).st_size > 0:
+                    files.append(path)
+            except FileNotFoundError:  # a dead process's live gauges, just removed
+                continue
+        return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
 
 
 class Metrics:
@@ -101,7 +125,7 @@ class Metrics:
         self.pending: Tally[tuple[str, str]] = Tally()
         self._lock = threading.Lock()
         if self.multiprocess:
-            MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+            _ProcessFiles(self.registry)  # type: ignore[no-untyped-call]
 
     def observe_reload(
         self,

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -92,3 +94,24 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
         server.stop()
     assert sample(text, "feedsvc_http_responses_total", route="feed", status="304") == 40
     assert sample(text, "feedsvc_articles", source="articles") == 1
+
+
+def test_a_metrics_file_being_created_does_not_break_start_or_scrape(tmp_path: Path) -> None:
+    # prometheus_client creates a process's file and sizes it a moment later; a worker
+    # starting (or a scrape) in that moment must read the others and skip the empty one.
+    script = f"""
+import sys
+from prometheus_client import generate_latest
+from feedsvc.metrics import Metrics, enable_multiprocess
+enable_multiprocess({str(tmp_path)!r})
+first = Metrics()
+first.articles.labels("articles").set(7)
+open({str(tmp_path / "gauge_mostrecent_4242.db")!r}, "wb").close()
+second = Metrics()
+sys.stdout.write(generate_latest(second.registry).decode())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert sample(done.stdout, "feedsvc_articles", source="articles") == 7
