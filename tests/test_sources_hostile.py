@@ -55,6 +55,7 @@ HOSTILE: dict[str, tuple[bytes, int, str]] = {
     ),
     "custom-tag.md": (b"---\ntitle: !vault secret\n---\nx\n", 2, "invalid YAML front matter"),
     "laughs.md": (LAUGHS.encode(), 1, "expands (YAML aliases) beyond the limit"),
+    "wide.md": (b"---\ntags: [" + b"t," * 110_000 + b"t]\n---\nx\n", 1, "beyond the limit"),
     "deep.md": (b"---\ntitle: " + b"[" * 5000 + b"]" * 5000 + b"\n---\nx\n", 2, "nesting depth"),
     "title-list.md": (b"---\ntitle: [a, b]\ndate: 2022-01-01\n---\nx\n", 2, "title: expected text"),
     "bad-date.md": (b"---\ntitle: t\ndate: 2021-13-45\n---\nx\n", 3, "month must be in 1..12"),

@@ -58,7 +58,10 @@ class _Handler(frontmatter.default_handlers.YAMLHandler):
             node = loader.get_single_node()
             if node is None:
                 return None, None
-            if _expanded_size(node) > MAX_EXPANDED_NODES:
+            # Without an alias (`*name`) the nodes are what the text spells out, at most
+            # two per character, so only text with aliases or of that size is counted.
+            could_expand = "*" in fm or 2 * len(fm) > MAX_EXPANDED_NODES
+            if could_expand and _expanded_size(node) > MAX_EXPANDED_NODES:
                 raise _TooLarge
             try:
                 return loader.construct_document(node), node
