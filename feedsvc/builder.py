@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import mimetypes
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feedsvc.config import Config
+from feedsvc.cores import Cores
 from feedsvc.dates import EPOCH, load_timezone
 from feedsvc.gzparts import Compressor, Part, assemble
 from feedsvc.jsonfeed import ITEM_SEPARATOR, json_head, json_item, json_tail
@@ -57,14 +58,14 @@ class SiteBuilder:
     One builder serves one Config; a new config gets a new builder.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, cores: Cores | None = None) -> None:
         self.config = config
         self.tz = load_timezone(config.site.timezone)
         self._nodes: dict[tuple[str, str], tuple[object, list[Document], FeedLinks]] = {}
         self._pages: tuple[object, list[Document]] | None = None
         self._last: tuple[tuple[Article, ...], dict[Any, Any], SiteBuild] | None = None
         self._index = NodeIndex(config)
-        self._feeds = FeedRenderer(config)
+        self._feeds = FeedRenderer(config, cores)
         self.rendered = 0  # nodes rendered since creation: reloads that change little keep it low
 
     def build(self, articles: Iterable[Article], keep: NodeKeys | None = None) -> SiteBuild:
@@ -83,18 +84,19 @@ class SiteBuilder:
 
     def _build(self, articles: tuple[Article, ...], keep: NodeKeys | None) -> SiteBuild:
         nodes, problems = self._index.update(articles, keep)
+        limit = self.config.feeds.limit
+        signatures = {node.key: (node.names, node.articles[:limit]) for node in nodes}
+        kept = self._nodes
+        stale = [n for n in nodes if n.key not in kept or kept[n.key][0] != signatures[n.key]]
+        self._feeds.render_entries(stale)  # all at once: a cold start's go on every core
+        renewed = {n.key: (signatures[n.key], *self._render_node(n)) for n in stale}
+        self._nodes = {n.key: renewed.get(n.key) or kept[n.key] for n in nodes}
         documents: dict[str, Document] = {}
         links: list[FeedLinks] = []
-        fresh: dict[tuple[str, str], tuple[object, list[Document], FeedLinks]] = {}
         for node in nodes:
-            signature = (node.names, node.articles[: self.config.feeds.limit])
-            cached = self._nodes.get(node.key)
-            if cached is None or cached[0] != signature:
-                cached = (signature, *self._render_node(node))
-            fresh[node.key] = cached
-            documents.update((doc.path, doc) for doc in cached[1])
-            links.append(cached[2])
-        self._nodes = fresh
+            _, node_documents, link = self._nodes[node.key]
+            documents.update((doc.path, doc) for doc in node_documents)
+            links.append(link)
         self._feeds.forget_unlisted(nodes)
         documents.update((doc.path, doc) for doc in self._render_pages(links))
         return SiteBuild(documents, nodes, problems)
@@ -161,10 +163,11 @@ class FeedRenderer:
     an unchanged file gives the very same Article between reloads.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, cores: Cores | None = None) -> None:
         self.config = config
         self.limit = config.feeds.limit
         self.full = config.feeds.content == "full"
+        self.cores = cores or Cores(processes=1)
         self._compressor = Compressor()
         # id(article) -> (article, its entry's Part per format, in FORMAT_ORDER)
         self._entries: dict[int, tuple[Article, tuple[Part | None, ...]]] = {}
@@ -196,6 +199,24 @@ class FeedRenderer:
     ) -> Document:
         """A document made of one piece (pages and the OPML)."""
         return document(path, media_type, [self._compressor.part(body)], last_modified)
+
+    def render_entries(self, nodes: Iterable[FeedNode]) -> None:
+        """Render now the entries these nodes list that are not rendered yet.
+
+        All at once, so that a big batch (a cold start: every listed article) runs on
+        every core; the parts are the same as rendering each entry when first met.
+        """
+        missing: dict[int, Article] = {}
+        for node in nodes:
+            for article in node.articles[: self.limit]:
+                cached = self._entries.get(id(article))
+                if cached is None or cached[0] is not article:
+                    missing[id(article)] = article
+        articles = list(missing.values())
+        for article, parts in zip(
+            articles, self.cores.map(_render_entries, self.config, articles), strict=True
+        ):
+            self._entries[id(article)] = (article, parts)
 
     def forget_unlisted(self, nodes: list[FeedNode]) -> None:
         """Forget the entries of articles no feed lists any more.
@@ -231,14 +252,14 @@ class FeedRenderer:
     def _entry(self, article: Article, fmt: str) -> Part:
         cached = self._entries.get(id(article))
         if cached is None or cached[0] is not article:
-            parts = self._entry_parts(article)
-            cached = (article, tuple(parts.get(f) for f in FORMAT_ORDER))
+            cached = (article, self.entry_parts(article))
             self._entries[id(article)] = cached
         part = cached[1][FORMAT_ORDER.index(fmt)]
         assert part is not None
         return part
 
-    def _entry_parts(self, article: Article) -> dict[str, Part]:
+    def entry_parts(self, article: Article) -> tuple[Part | None, ...]:
+        """An article's entry in each format of FORMAT_ORDER (None for formats not served)."""
         formats = self.config.feeds.formats
         html = article.content_html if self.full else ""  # inflated once for every format
         rendered: dict[str, bytes] = {}
@@ -251,7 +272,16 @@ class FeedRenderer:
                 rendered["rss"] = _in_context(entry.rss_entry(), "rss")
             if "atom" in formats:
                 rendered["atom"] = _in_context(entry.atom_entry(), "atom")
-        return {fmt: self._compressor.part(data) for fmt, data in rendered.items()}
+        return tuple(
+            self._compressor.part(rendered[fmt]) if fmt in rendered else None
+            for fmt in FORMAT_ORDER
+        )
+
+
+def _render_entries(config: Config, articles: Sequence[Article]) -> list[tuple[Part | None, ...]]:
+    """Entries of a batch of articles (run by feedsvc.cores, possibly in another process)."""
+    renderer = FeedRenderer(config)
+    return [renderer.entry_parts(article) for article in articles]
 
 
 def _in_context(element: Any, fmt: str) -> bytes:

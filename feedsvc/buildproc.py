@@ -259,6 +259,10 @@ def run_builder(config: Config, path: str, parent: int, *, restarted: bool) -> N
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     wanted = threading.Event()  # a reload was asked for (SIGUSR1, a remote fetch)
     signal.signal(signal.SIGUSR1, lambda *_: wanted.set())
+    # A big reload runs on every core in processes of the builder's own (feedsvc.cores),
+    # which multiprocessing refuses to a daemon. They take their work from pipes and
+    # end when the builder ends, however it ends (a test kills it during a cold start).
+    multiprocessing.current_process().daemon = False
     metrics = Metrics()
     refresher = Refresher(
         config,
@@ -342,6 +346,11 @@ class BuilderProcess:
         """Start the builder, and a thread that starts it again should it exit."""
         self._spawn(restarted=False)
         threading.Thread(target=self._keep_running, name="builder-watch", daemon=True).start()
+
+    def stopping(self) -> None:
+        """The server is shutting down: a builder that exits now is not started again
+        (under systemd's default KillMode every process gets the SIGTERM at once)."""
+        self._stopping.set()
 
     def stop(self) -> None:
         """Stop the builder (SIGTERM, then SIGKILL after 5 s)."""

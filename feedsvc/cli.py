@@ -182,7 +182,8 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
 
 
 def _server_class() -> type:
-    """granian's server, with SIGHUP meaning "reload now" instead of "restart workers".
+    """granian's server, with SIGHUP meaning "reload now" instead of "restart workers",
+    and a SIGTERM or SIGINT that keeps a dying builder from being started again.
 
     granian answers SIGHUP by starting fresh workers and stopping the old ones a fixed
     3.5 s later. feedsvc's workers hold no sources: the builder process reloads, and
@@ -192,6 +193,10 @@ def _server_class() -> type:
 
     class FeedsvcServer(Granian):  # type: ignore[misc,valid-type]
         builder: BuilderProcess
+
+        def signal_handler_interrupt(self, *args: object, **kwargs: object) -> None:
+            self.builder.stopping()
+            super().signal_handler_interrupt(*args, **kwargs)
 
         def _reload(self, spawn_target: object, target_loader: object) -> None:
             self.reload_signal = False

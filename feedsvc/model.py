@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
 
@@ -134,6 +134,11 @@ class Resource:
     view_document: Document | None = None  # a feed's HTML view, for browsers
     browser_identity: Variant | None = None
     browser_gzip: Variant | None = None
+
+
+def read_only(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
+    """A read-only view of `mapping`: how views cross a pickle (feedsvc.wire, feedsvc.cores)."""
+    return MappingProxyType(mapping)
 
 
 def _frozen_documents() -> Mapping[str, Document]:

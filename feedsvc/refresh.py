@@ -14,6 +14,7 @@ from types import MappingProxyType
 from feedsvc.builder import SiteBuild, SiteBuilder
 from feedsvc.config import Config, SourceConfig
 from feedsvc.configwatch import ConfigWatcher
+from feedsvc.cores import Cores
 from feedsvc.dates import Clock, utc_now
 from feedsvc.errors import SourceError
 from feedsvc.metrics import Metrics
@@ -55,6 +56,7 @@ class Refresher:
         on_change: Callable[[list[str]], None] | None = None,
         metrics: Metrics | None = None,
         fetch_in_background: bool = False,
+        cores: Cores | None = None,
     ) -> None:
         self.metrics = metrics
         self.store = store
@@ -74,6 +76,8 @@ class Refresher:
         self._last_good: dict[str, SourceResult] = {}
         self._failing: set[str] = set()
         self._last_problems: tuple[Problem, ...] = ()
+        # A cold start parses and renders on every core; the processes last one reload.
+        self.cores = cores or Cores()
         self._apply(config)
 
     def _apply(self, config: Config) -> None:
@@ -81,7 +85,7 @@ class Refresher:
         base_dir = Path(config.path).parent
         self.sources = [self._source_for(s, config, base_dir) for s in config.sources]
         self.config = config
-        self.builder = SiteBuilder(config)
+        self.builder = SiteBuilder(config, self.cores)
         # Every feed node served so far: one whose articles all go away stays as an
         # empty, valid feed rather than turning into a 404 for its subscribers.
         self._known_nodes: dict[tuple[Kind, str], tuple[str, ...]] = {}
@@ -100,7 +104,7 @@ class Refresher:
             if self.metrics is not None:
                 remote.on_failure = self.metrics.count_fetch_failure
             return remote
-        return DirectorySource(settings, config.site, base_dir)
+        return DirectorySource(settings, config.site, base_dir, self.cores)
 
     def refresh(self) -> ReloadSummary:
         """Run one reload; never raises: failures are logged and reported as problems."""
@@ -111,6 +115,8 @@ class Refresher:
             except Exception as exc:
                 logger.exception("reload failed; the previous snapshot keeps serving")
                 return self._keep_serving(exc, started)
+            finally:
+                self.cores.release()
 
     def _refresh(self, started: float) -> ReloadSummary:
         now = self.now()

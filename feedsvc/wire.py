@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Any
 
 from feedsvc.config import Config
-from feedsvc.model import Document, Resource, Snapshot
+from feedsvc.model import Document, Resource, Snapshot, read_only
 
 HEAD, PIECES, BATCH, END = b"H", b"P", b"B", b"E"
 KINDS = frozenset((HEAD, PIECES, BATCH, END))
@@ -166,7 +166,7 @@ class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: object) -> Any:
         # Config and snapshots hold read-only views of dicts; they cross as such.
         if type(obj) is MappingProxyType:
-            return _read_only, (dict(obj),)
+            return read_only, (dict(obj),)
         return NotImplemented
 
 
@@ -254,10 +254,6 @@ def _dumps(obj: object, numbered: Mapping[int, object]) -> bytes:
     out = io.BytesIO()
     _Pickler(out, numbered).dump(obj)
     return out.getvalue()
-
-
-def _read_only(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
-    return MappingProxyType(mapping)
 
 
 def _fields(snapshot: Snapshot) -> tuple[Any, ...]:

@@ -12,6 +12,7 @@ LAYERS = [
     ["feedsvc", "feedsvc.logs"],
     ["feedsvc.transport"],
     ["feedsvc.model"],
+    ["feedsvc.cores"],
     ["feedsvc.errors"],
     ["feedsvc.dates"],
     ["feedsvc.urls"],

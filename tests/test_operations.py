@@ -14,6 +14,8 @@ import pytest
 import requests
 import yaml
 
+from feedsvc.cores import MIN_BATCH
+
 from conftest import SAMPLE_SHAPED, write_article
 from test_e2e import Server, free_port
 
@@ -286,15 +288,57 @@ def test_the_builder_does_not_outlive_its_server(site: Callable[..., tuple[Serve
     server.process.kill()  # no chance to clean up
     server.process.wait()
 
-    def gone(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-
     # The builder notices first; then the workers, whose link to it is gone for good.
-    assert wait_for(lambda: all(gone(p) for p in (builder, *workers)), 15)
+    assert wait_for(lambda: not any(map(running, (builder, *workers))), 15)
+
+
+def test_a_builder_killed_during_a_cold_start_on_every_core_takes_its_processes(
+    tmp_path: Path,
+) -> None:
+    """Over feedsvc.cores.MIN_BATCH posts, the builder parses and renders them in
+    processes of its own; killed meanwhile, it leaves none of them behind, and the next
+    builder publishes every post."""
+    count = MIN_BATCH + 100
+    articles = tmp_path / "articles"
+    for n in range(count):
+        write_article(articles, f"p{n}.md", f"第 {n} 篇。", title=f"Post {n}", date="2022-03-01")
+    port = free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(settings(port)), encoding="utf-8")
+    server = Server(config, port, tmp_path / "serve.log", ready=False)
+    try:
+        wait_for_processes(server)
+        builder = builder_of(server)
+        assert wait_for(lambda: len(pool_of(builder)) == 2, 20)
+        pool = pool_of(builder)
+        assert all(os.sched_getscheduler(p) == os.SCHED_IDLE for p in pool)
+        os.kill(builder, signal.SIGKILL)
+        assert wait_for(lambda: not any(map(running, pool)), 10)
+        server.wait_ready()
+        assert wait_for(lambda: health(server)["articles"] == count, 60)
+    finally:
+        assert server.stop() == 0
+
+
+def pool_of(builder: int) -> list[int]:
+    """The builder's worker processes (feedsvc.cores), not multiprocessing's tracker."""
+    found = []
+    for pid in children(builder):
+        try:
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def test_a_reload_asked_for_during_a_reload_still_happens(tmp_path: Path) -> None:

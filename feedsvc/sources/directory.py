@@ -6,13 +6,14 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import is_rust_panic
+from feedsvc.cores import Cores
 from feedsvc.dates import load_timezone
 from feedsvc.errors import ArticleError, SourceError
 from feedsvc.model import Article, Problem, SourceResult
@@ -60,15 +61,17 @@ def compile_globs(patterns: tuple[str, ...]) -> re.Pattern[str]:
 class DirectorySource:
     """Reads a folder of posts; re-reads only files whose (size, mtime_ns, inode) changed."""
 
-    def __init__(self, config: SourceConfig, site: SiteConfig, base_dir: Path) -> None:
+    def __init__(
+        self, config: SourceConfig, site: SiteConfig, base_dir: Path, cores: Cores | None = None
+    ) -> None:
         self.config = config
         self.site = site
         assert config.path is not None  # config validation requires it for directories
         self.root = Path(config.path)
-        self.base_dir = base_dir
-        self.tz = load_timezone(site.timezone)
         self.include = compile_globs(config.include)
         self.exclude = compile_globs(config.exclude)
+        self.reader = FileReader(config, site, self.root, base_dir, load_timezone(site.timezone))
+        self.cores = cores or Cores(processes=1)
         self._cache: dict[str, _Cached] = {}
         self._reading = 0  # reads so far: what _Cached.seen is compared with
         self.reads = 0  # files parsed since creation: incremental reloads keep this low
@@ -83,6 +86,7 @@ class DirectorySource:
         # new dict of 50,000 paths per tick was most of a tick's peak memory).
         cache = self._cache
         self._reading += 1
+        changed: list[tuple[str, os.stat_result, _Cached | None]] = []
         for relpath, info in self._walk():
             cached = cache.get(relpath)
             if (
@@ -91,7 +95,15 @@ class DirectorySource:
                 or cached.key[1] != info.st_mtime_ns
                 or cached.key[2] != info.st_ino
             ):
-                cached = cache[relpath] = self._parse(relpath, info, cached)
+                changed.append((relpath, info, cached))
+            else:
+                cached.seen = self._reading
+        self.reads += len(changed)
+        parsed = self.cores.map(_read_files, self.reader, changed)
+        for (relpath, _, _), cached in zip(changed, parsed, strict=True):
+            for problem in cached.problems:
+                logger.warning("%s", problem)
+            cache[relpath] = cached
             cached.seen = self._reading
         for gone in [path for path, cached in cache.items() if cached.seen != self._reading]:
             del cache[gone]
@@ -150,9 +162,20 @@ class DirectorySource:
         logger.warning("%s: symlink leads outside the source folder; not read", path)
         return False
 
-    def _parse(self, relpath: str, info: os.stat_result, previous: _Cached | None) -> _Cached:
+
+@dataclass(frozen=True, slots=True)
+class FileReader:
+    """Reads and parses one file of a source; what it needs pickles, so that a cold start
+    can parse on every core (feedsvc.cores). Logs nothing: the source logs the problems."""
+
+    config: SourceConfig
+    site: SiteConfig
+    root: Path
+    base_dir: Path
+    tz: tzinfo
+
+    def read(self, relpath: str, info: os.stat_result, previous: _Cached | None) -> _Cached:
         key = (info.st_size, info.st_mtime_ns, info.st_ino)
-        self.reads += 1
         display = self._display(relpath)
         mtime = datetime.fromtimestamp(info.st_mtime, tz=UTC).replace(microsecond=0)
         ctx = PostContext(self.config.name, relpath, display, self.site, self.tz, mtime)
@@ -162,7 +185,6 @@ class DirectorySource:
             # A read error (permission, disk) says nothing about the article: keep the last
             # good one, and keep the old key so that the next reload tries again.
             problem = Problem(exc.path, exc.line, exc.reason)
-            logger.warning("%s", problem)
             if previous is not None and previous.article is not None:
                 return _Cached(previous.key, previous.article, (problem,))
             return _Cached(key, None, (problem,))
@@ -179,8 +201,6 @@ class DirectorySource:
                     raise
                 problems = (Problem(display, 1, f"could not be parsed: {exc}"),)
                 article = None
-        for problem in problems:
-            logger.warning("%s", problem)
         return _Cached(key, article, problems)
 
     def _read_bytes(self, relpath: str, info: os.stat_result, display: str) -> bytes:
@@ -200,6 +220,12 @@ class DirectorySource:
         full = os.path.join(self.root, relpath)
         shown = os.path.relpath(full, self.base_dir)
         return full if shown.startswith("..") else shown
+
+
+def _read_files(
+    reader: FileReader, batch: Sequence[tuple[str, os.stat_result, _Cached | None]]
+) -> list[_Cached]:
+    return [reader.read(relpath, info, previous) for relpath, info, previous in batch]
 
 
 def _is_within(path: str, root: str) -> bool:

@@ -1,0 +1,146 @@
+"""feedsvc.cores: big batches on every core give what running them here gives."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from test_builder import article
+from test_operations import running
+from test_sources_hostile import HOSTILE
+
+from feedsvc.builder import SiteBuilder, build_site
+from feedsvc.config import Config
+from feedsvc.cores import Cores
+from feedsvc.refresh import Refresher
+from feedsvc.sources.directory import DirectorySource
+from feedsvc.store import Store
+
+from conftest import SAMPLE_SHAPED, write_article
+
+
+def double_with_pid(_: None, chunk: Sequence[int]) -> list[tuple[int, int]]:
+    return [(n * 2, os.getpid()) for n in chunk]
+
+
+def die_in_a_child(_: None, chunk: Sequence[int]) -> list[int]:
+    if multiprocessing.parent_process() is not None:
+        os._exit(3)  # as a crash in an extension would
+    return [n * 2 for n in chunk]
+
+
+def test_a_big_batch_runs_in_other_processes_in_order() -> None:
+    cores = Cores(min_batch=10, processes=2)
+    results = list(cores.map(double_with_pid, None, range(1000)))
+    assert [value for value, _ in results] == [n * 2 for n in range(1000)]
+    assert os.getpid() not in {pid for _, pid in results}
+    cores.release()
+    assert multiprocessing.active_children() == []
+
+
+def test_a_small_batch_runs_here() -> None:
+    cores = Cores(min_batch=10, processes=2)
+    results = list(cores.map(double_with_pid, None, range(9)))
+    assert {pid for _, pid in results} == {os.getpid()}
+    assert multiprocessing.active_children() == []
+
+
+def test_one_core_runs_everything_here() -> None:
+    results = list(Cores(min_batch=1, processes=1).map(double_with_pid, None, range(500)))
+    assert {pid for _, pid in results} == {os.getpid()}
+
+
+def test_work_of_a_process_that_died_is_done_here(caplog: pytest.LogCaptureFixture) -> None:
+    cores = Cores(min_batch=1, processes=2)
+    with caplog.at_level(logging.ERROR):
+        assert list(cores.map(die_in_a_child, None, range(700))) == [n * 2 for n in range(700)]
+    assert "died" in caplog.text
+    cores.release()
+
+
+def test_the_processes_end_with_a_killed_parent(tmp_path: Path) -> None:
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from feedsvc.cores import Cores
+from test_cores import double_with_pid
+if __name__ == "__main__":
+    cores = Cores(min_batch=1, processes=2)
+    list(cores.map(double_with_pid, None, range(1000)))
+    print(*cores._pool._processes, flush=True)
+    time.sleep(60)
+"""
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as parent:
+        assert parent.stdout is not None
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) == 2
+        parent.send_signal(signal.SIGKILL)  # no chance to stop them
+
+    deadline = time.monotonic() + 5
+    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(running(pid) for pid in pids)
+
+
+def test_a_folder_read_on_every_core_is_the_same_as_here(
+    config: Config, articles_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (articles_dir / "sample.txt").write_text(SAMPLE_SHAPED, encoding="utf-8")
+    for n in range(40):
+        write_article(
+            articles_dir / f"y{n % 3}",
+            f"post-{n}.md",
+            f"第 {n} 篇。Post **{n}**.",
+            title=f"Post {n}",
+            date=f"2022-01-{n % 28 + 1:02d}",
+            tags=[f"t{n % 4}"],
+        )
+    for name, (data, _, _) in HOSTILE.items():
+        (articles_dir / name).write_bytes(data)
+    root = Path(config.path).parent
+
+    def read(cores: Cores) -> tuple[object, ...]:
+        result = DirectorySource(config.sources[0], config.site, root, cores).read()
+        return sorted(result.articles, key=lambda a: a.path), result.problems
+
+    here = read(Cores(processes=1))
+    with caplog.at_level(logging.WARNING):
+        parallel = read(Cores(min_batch=1, processes=2))
+    assert parallel == here
+    assert len(here[0]) == 41
+    assert len(here[1]) >= len(HOSTILE)
+    # The problems are logged by this process, not lost in the others.
+    assert "laughs.md:1" in caplog.text
+
+
+def test_entries_rendered_on_every_core_are_the_same_bytes(
+    make_config: Callable[..., Config],
+) -> None:
+    config = make_config(feeds={"limit": 5})
+    articles = [
+        article(n, ((f"Desk{n % 3}", f"Beat{n % 5}"),), tags=(f"t{n % 7}",)) for n in range(60)
+    ]
+    parallel = SiteBuilder(config, Cores(min_batch=1, processes=2)).build(articles)
+    here = build_site(articles, config)
+    assert {p: d.etag for p, d in parallel.documents.items()} == {
+        p: d.etag for p, d in here.documents.items()
+    }
+
+
+def test_a_reload_stops_the_processes_it_started(config: Config, articles_dir: Path) -> None:
+    for n in range(30):
+        write_article(articles_dir, f"p{n}.md", title=f"P{n}", date="2022-02-02")
+    refresher = Refresher(config, Store(), cores=Cores(min_batch=1, processes=2))
+    summary = refresher.refresh()
+    assert summary.articles == 30
+    assert multiprocessing.active_children() == []
