@@ -15,12 +15,16 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from isal import isal_zlib
+
 # RFC 1952 §2.3: deflate, no flags, mtime 0 (no clock in the bytes), no extra flags,
 # OS "unknown" (so the bytes do not depend on where they were built).
 HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 # An empty final block (fixed Huffman, end-of-block): closes the stream after the parts.
 _LAST_BLOCK = b"\x03\x00"
-LEVEL = 6  # zlib's default: a third of level 9's CPU here for about 1% more bytes
+# ISA-L (Intel's deflate, as python-isal) at its best level: measured on entries of this
+# project's benchmark corpus, a quarter of zlib level 6's CPU for 2% more bytes.
+LEVEL = isal_zlib.ISAL_BEST_COMPRESSION
 
 _ZEROS = memoryview(bytes(65536))
 
@@ -55,10 +59,10 @@ class Compressor:
     """
 
     def __init__(self, level: int = LEVEL) -> None:
-        self._stream = zlib.compressobj(level, zlib.DEFLATED, -15)
+        self._stream = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
 
     def part(self, data: bytes) -> Part:
-        deflated = self._stream.compress(data) + self._stream.flush(zlib.Z_FULL_FLUSH)
+        deflated = self._stream.compress(data) + self._stream.flush(isal_zlib.Z_FULL_FLUSH)
         return Part(deflated, len(data), zlib.crc32(data) ^ _after_zeros(0, len(data)))
 
 

@@ -46,6 +46,7 @@ OWNERS = {
     "lxml": "feedsvc.builder",
     "prometheus_client": "feedsvc.metrics",
     "feedparser": "feedsvc.sources.feed",
+    "isal": "feedsvc.gzparts",
 }
 
 
