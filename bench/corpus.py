@@ -79,6 +79,8 @@ WORDS_EN = [
     "engineering",
 ]
 START = datetime(2015, 1, 1, tzinfo=UTC)
+# The corpus sizes `make bench` measures; BENCH_SIZES=1000,10000 for a quicker run.
+DEFAULT_SIZES = "1000,10000,50000"
 
 
 def sentence(rng: random.Random, chinese: bool) -> str:
