@@ -56,8 +56,11 @@ def available_cores() -> int:
 class Cores:
     """Runs `function(shared, chunk)` over chunks of a batch, on every core when it pays."""
 
-    def __init__(self, min_batch: int = MIN_BATCH, processes: int | None = None) -> None:
+    def __init__(
+        self, min_batch: int = MIN_BATCH, processes: int | None = None, chunk: int = CHUNK
+    ) -> None:
         self.min_batch = min_batch
+        self.chunk = chunk
         self.processes = processes if processes is not None else available_cores()
         self._pool: ProcessPoolExecutor | None = None
 
@@ -75,18 +78,23 @@ class Cores:
         if not self.worth_it(len(items)):
             yield from function(shared, items)
             return
-        chunks = [items[start : start + CHUNK] for start in range(0, len(items), CHUNK)]
+        size = self.chunk
+        chunks = [items[start : start + size] for start in range(0, len(items), size)]
         pool = self._start()
         futures = [pool.submit(function, shared, chunk) for chunk in chunks]
+        broken = False
         for chunk, future in zip(chunks, futures, strict=True):
-            try:
-                results = future.result()
-            except BrokenProcessPool:
-                # A process died (killed, or crashed in an extension): the rest runs here.
-                logger.error("a worker process of the reload died; finishing its work here")
-                self.release()
-                results = function(shared, chunk)
-            yield from results
+            if not broken:
+                try:
+                    yield from future.result()
+                    continue
+                except BrokenProcessPool:
+                    # A process died (killed, or crashed in an extension): the rest of
+                    # the batch runs here.
+                    logger.error("a process of the reload died; finishing its work here")
+                    self.release()
+                    broken = True
+            yield from function(shared, chunk)
 
     def release(self) -> None:
         """Stop the processes, if any were started; the next big batch starts new ones."""

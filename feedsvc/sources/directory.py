@@ -17,7 +17,7 @@ from feedsvc.cores import Cores
 from feedsvc.dates import load_timezone
 from feedsvc.errors import ArticleError, SourceError
 from feedsvc.model import Article, Problem, SourceResult
-from feedsvc.sources.post import PostContext, read_post
+from feedsvc.sources.post import PostContext, read_post, with_shared_values
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,8 @@ class DirectorySource:
         for (relpath, _, _), cached in zip(changed, parsed, strict=True):
             for problem in cached.problems:
                 logger.warning("%s", problem)
+            if cached.article is not None:
+                cached.article = with_shared_values(cached.article)
             cache[relpath] = cached
             cached.seen = self._reading
         for gone in [path for path, cached in cache.items() if cached.seen != self._reading]:

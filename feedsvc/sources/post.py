@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
@@ -360,3 +360,13 @@ def _shared(value: _T) -> _T:
     if len(_SHARED) > _SHARED_LIMIT:
         _SHARED.clear()
     return _SHARED.setdefault(value, value)  # type: ignore[no-any-return]
+
+
+def with_shared_values(article: Article) -> Article:
+    """`article` holding the very authors, categories and tags objects equal ones of
+    other articles hold: what a parse in this process gives, for a parse in another."""
+    authors, categories = _shared(article.authors), _shared(article.categories)
+    tags = _shared(article.tags)
+    if authors is article.authors and categories is article.categories and tags is article.tags:
+        return article
+    return replace(article, authors=authors, categories=categories, tags=tags)
