@@ -80,8 +80,14 @@ class Cores:
             return
         size = self.chunk
         chunks = [items[start : start + size] for start in range(0, len(items), size)]
-        pool = self._start()
-        futures = [pool.submit(function, shared, chunk) for chunk in chunks]
+        try:
+            pool = self._start()
+            futures = [pool.submit(function, shared, chunk) for chunk in chunks]
+        except OSError as exc:  # out of processes or memory: slower, but the reload runs
+            logger.error("cannot start processes for the reload (%s); running it here", exc)
+            self.release()
+            yield from function(shared, items)
+            return
         broken = False
         for chunk, future in zip(chunks, futures, strict=True):
             if not broken:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,19 @@ def test_work_of_a_process_that_died_is_done_here(caplog: pytest.LogCaptureFixtu
         assert list(cores.map(die_in_a_child, None, range(700))) == [n * 2 for n in range(700)]
     assert caplog.text.count("died") == 1  # once for the batch, not once per chunk
     cores.release()
+
+
+class NoProcesses(Cores):
+    def _start(self) -> ProcessPoolExecutor:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+
+def test_a_batch_runs_here_when_no_process_can_start(caplog: pytest.LogCaptureFixture) -> None:
+    cores = NoProcesses(min_batch=1, processes=2)
+    with caplog.at_level(logging.ERROR):
+        results = list(cores.map(double_with_pid, None, range(500)))
+    assert results == [(n * 2, os.getpid()) for n in range(500)]
+    assert "cannot start processes" in caplog.text
 
 
 def test_the_processes_end_with_a_killed_parent(tmp_path: Path) -> None:
