@@ -37,6 +37,7 @@ from feedsvc.model import Problem
 from feedsvc.refresh import Refresher, ReloadSummary
 from feedsvc.scheduler import make_scheduler, reschedule
 from feedsvc.store import Store
+from feedsvc.watch import FolderWatch
 from feedsvc.websub import Relay
 from feedsvc.wire import BATCH, END, KINDS, Message, Receiver, Sender
 
@@ -250,7 +251,8 @@ class BuildServer:
 
 
 def run_builder(config: Config, path: str, parent: int, *, restarted: bool) -> None:
-    """The builder process: listen on `path`, build, reload on schedule and on SIGUSR1."""
+    """The builder process: listen on `path`, build, and reload on schedule, on SIGUSR1
+    and when a file in a source folder changes."""
     _yield_to_workers()
     # The main process stops the builder after the workers; Ctrl-C and a terminal's
     # hang-up are for the main process.
@@ -286,9 +288,13 @@ def run_builder(config: Config, path: str, parent: int, *, restarted: bool) -> N
     threading.Thread(target=builder.accept, args=(listener,), daemon=True).start()
     interval = [config.reload.interval_seconds]
 
+    # A change in a source folder asks for a reload as SIGUSR1 does (reload.watch).
+    watch = FolderWatch(wanted.set)
+
     def reload() -> None:
         builder.reload()
         refresher.fetch_in_background = True
+        watch.follow(refresher.config)  # the folders may have changed with the config
         if refresher.config.reload.interval_seconds != interval[0]:
             interval[0] = refresher.config.reload.interval_seconds
             reschedule(scheduler, interval[0])
@@ -307,6 +313,7 @@ def run_builder(config: Config, path: str, parent: int, *, restarted: bool) -> N
     scheduler.start()
     refresher.on_fetched = wanted.set
     threading.Thread(target=on_demand, name="reload-on-demand", daemon=True).start()
+    watch.follow(config)  # already during the first build: a file saved meanwhile counts
     reload()
     while os.getppid() == parent:  # the main process is gone: so is its server
         time.sleep(1.0)

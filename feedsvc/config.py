@@ -163,6 +163,7 @@ class ReloadConfig:
     """The `reload` section: how often sources are read again."""
 
     interval_seconds: int = _checked(60, _positive, "seconds between reloads")
+    watch: bool = _doc(True, "serve: reload as soon as a file in a directory source changes")
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ LAYERS = [
     ["feedsvc.websub"],
     ["feedsvc.serving"],
     ["feedsvc.refresh"],
-    ["feedsvc.scheduler"],
+    ["feedsvc.scheduler", "feedsvc.watch"],
     ["feedsvc.buildproc"],
     ["feedsvc.web"],
     ["feedsvc.cli"],
@@ -47,6 +47,7 @@ OWNERS = {
     "prometheus_client": "feedsvc.metrics",
     "feedparser": "feedsvc.sources.feed",
     "isal": "feedsvc.gzparts",
+    "watchdog": "feedsvc.watch",
 }
 
 

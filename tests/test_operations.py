@@ -69,7 +69,7 @@ def every_worker_sees(base: str, check: Callable[[bytes], bool], seconds: float 
 
 
 def test_sighup_reloads_every_worker_now(site: Callable[..., tuple[Server, Path]]) -> None:
-    server, config = site()
+    server, config = site(reload={"watch": False})  # else the new file is a reload itself
     write_article(
         config.parent / "articles",
         "new.md",
@@ -339,6 +339,27 @@ def running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_post_saved_into_a_source_folder_is_served_without_a_signal(
+    site: Callable[..., tuple[Server, Path]],
+) -> None:
+    server, config = site()  # the scheduled reload is an hour away
+    write_article(
+        config.parent / "articles", "2022/watched.md", title="Seen by inotify", date="2022-08-01"
+    )
+    assert every_worker_sees(server.base, lambda body: b"Seen by inotify" in body, 10)
+
+
+def test_with_reload_watch_off_a_saved_post_waits_for_a_reload(
+    site: Callable[..., tuple[Server, Path]],
+) -> None:
+    server, config = site(reload={"watch": False})
+    write_article(config.parent / "articles", "unseen.md", title="Not yet", date="2022-08-01")
+    time.sleep(1.5)
+    assert b"Not yet" not in requests.get(server.base + "/feed.atom", timeout=5).content
+    server.process.send_signal(signal.SIGHUP)
+    assert every_worker_sees(server.base, lambda body: b"Not yet" in body)
 
 
 def test_a_reload_asked_for_during_a_reload_still_happens(tmp_path: Path) -> None:

@@ -1,0 +1,91 @@
+"""feedsvc.watch: a change in a source folder asks for one reload per burst."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from feedsvc.config import Config
+from feedsvc.watch import FolderWatch
+
+from conftest import write_article
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.count = 0
+        self.event = threading.Event()
+
+    def __call__(self) -> None:
+        self.count += 1
+        self.event.set()
+
+    def wait(self, seconds: float = 5) -> bool:
+        found = self.event.wait(seconds)
+        self.event.clear()
+        return found
+
+
+@pytest.fixture
+def watching(config: Config) -> Iterator[tuple[FolderWatch, Calls]]:
+    calls = Calls()
+    watch = FolderWatch(calls, settle_seconds=0.2)
+    watch.follow(config)
+    yield watch, calls
+    watch.stop()
+
+
+def test_a_new_edited_or_deleted_post_asks_for_a_reload(
+    watching: tuple[FolderWatch, Calls], articles_dir: Path
+) -> None:
+    _, calls = watching
+    post = write_article(articles_dir / "2026" / "11", "new.md", title="New", date="2026-11-25")
+    assert calls.wait()
+    post.write_text(post.read_text(encoding="utf-8") + "\nMore.\n", encoding="utf-8")
+    assert calls.wait()
+    post.unlink()
+    assert calls.wait()
+
+
+def test_a_burst_of_writes_is_one_reload(
+    watching: tuple[FolderWatch, Calls], articles_dir: Path
+) -> None:
+    _, calls = watching
+    for n in range(30):  # as a git pull or an rsync would
+        write_article(articles_dir, f"p{n}.md", title=f"P{n}", date="2026-11-25")
+    assert calls.wait()
+    time.sleep(0.5)
+    assert calls.count == 1
+
+
+def test_reading_the_posts_asks_for_nothing(
+    watching: tuple[FolderWatch, Calls], articles_dir: Path
+) -> None:
+    _, calls = watching
+    post = write_article(articles_dir, "p.md", title="P", date="2026-11-25")
+    assert calls.wait()
+    post.read_bytes()  # what a reload does: it must not start another one
+    assert not calls.wait(0.6)
+
+
+def test_watch_off_or_no_folder_watches_nothing(
+    make_config: Callable[..., Config], articles_dir: Path
+) -> None:
+    calls = Calls()
+    watch = FolderWatch(calls, settle_seconds=0.05)
+    try:
+        watch.follow(make_config(reload={"watch": False}))
+        assert watch.folders == set()
+        write_article(articles_dir, "p.md", title="P", date="2026-11-25")
+        assert not calls.wait(0.5)
+        # A config edit that turns it on, and one that points at a missing folder.
+        watch.follow(make_config())
+        assert watch.folders == {str(articles_dir.resolve())}
+        watch.follow(make_config(sources=[{"name": "gone", "path": "nowhere"}]))
+        assert watch.folders == set()
+    finally:
+        watch.stop()
