@@ -1,4 +1,5 @@
-"""Reload soon after a file changes in a directory source: inotify, through watchdog.
+"""Reload soon after a file changes in a directory source, or config.yaml changes:
+inotify, through watchdog.
 
 The scheduled reload stays the safety net: file systems without change events (NFS,
 some container mounts) and dropped events (a full inotify queue) are still caught on
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Callable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -30,39 +32,45 @@ SETTLE_SECONDS = 0.05
 
 
 class FolderWatch:
-    """Calls `on_change` (once per burst) when a file under a watched folder changes."""
+    """Calls `on_change` (once per burst) when a file under a watched folder, or the
+    config file, changes."""
 
     def __init__(self, on_change: Callable[[], None], settle_seconds: float = SETTLE_SECONDS):
         self.on_change = on_change
         self.settle_seconds = settle_seconds
         self._observer: BaseObserver | None = None
-        self._watches: dict[str, ObservedWatch] = {}
+        # (folder, the one file in it that counts, or None for the whole tree)
+        self._watches: dict[tuple[str, str | None], ObservedWatch] = {}
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
-        self._handler = _Handler(self._changed)
 
     @property
     def folders(self) -> set[str]:
-        """The folders being watched."""
-        return set(self._watches)
+        """The source folders being watched (the config file's folder aside)."""
+        return {folder for folder, only in self._watches if only is None}
 
     def follow(self, config: Config) -> None:
-        """Watch the folders of `config`'s directory sources (none with `reload.watch`
-        off); called after every reload, since a config edit may change them."""
-        wanted = set()
+        """Watch the folders of `config`'s directory sources and its file (nothing with
+        `reload.watch` off); called after every reload, since a config edit may change
+        them."""
+        wanted: set[tuple[str, str | None]] = set()
         if config.reload.watch:
-            base = os.path.dirname(config.path)
+            path = os.path.realpath(config.path)
+            wanted.add((os.path.dirname(path), path))
             for source in config.sources:
                 if source.type == "directory" and source.path is not None:
-                    wanted.add(os.path.realpath(os.path.join(base, source.path)))
+                    folder = os.path.join(os.path.dirname(config.path), source.path)
+                    wanted.add((os.path.realpath(folder), None))
         if wanted == set(self._watches):
             return
         observer = self._started()
-        for folder in set(self._watches) - wanted:
-            observer.unschedule(self._watches.pop(folder))
-        for folder in wanted - set(self._watches):
+        for key in set(self._watches) - wanted:
+            observer.unschedule(self._watches.pop(key))
+        for key in wanted - set(self._watches):
+            folder, only = key
+            handler = _Handler(self._changed, only)
             try:
-                self._watches[folder] = observer.schedule(self._handler, folder, recursive=True)
+                self._watches[key] = observer.schedule(handler, folder, recursive=only is None)
             except OSError as exc:  # missing, unreadable, or out of inotify watches
                 logger.warning(
                     "%s: cannot watch for changes (%s); the scheduled reload picks them up",
@@ -83,6 +91,11 @@ class FolderWatch:
 
     def _started(self) -> BaseObserver:
         if self._observer is None:
+            # watchdog 7 warns when a folder made in a burst gets its watch twice (it
+            # keeps one): bookkeeping, not a lost event, and not an operator's concern.
+            warnings.filterwarnings(
+                "ignore", "Callback with id .* already exists for watch", RuntimeWarning
+            )
             self._observer = Observer()
             self._observer.daemon = True
             self._observer.start()
@@ -103,11 +116,15 @@ class FolderWatch:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, changed: Callable[[], None]) -> None:
+    def __init__(self, changed: Callable[[], None], only: str | None) -> None:
         self._changed = changed
+        self._only = only  # None: any file; else this file (an editor may save by rename)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in _CHANGES and not (
-            event.is_directory and event.event_type == "modified"
-        ):
+        if event.event_type not in _CHANGES:
+            return
+        if self._only is None:
+            if not (event.is_directory and event.event_type == "modified"):
+                self._changed()
+        elif self._only in (event.src_path, event.dest_path):
             self._changed()

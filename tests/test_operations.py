@@ -351,6 +351,14 @@ def test_a_post_saved_into_a_source_folder_is_served_without_a_signal(
     assert every_worker_sees(server.base, lambda body: b"Seen by inotify" in body, 10)
 
 
+def test_a_config_edit_applies_without_a_signal(site: Callable[..., tuple[Server, Path]]) -> None:
+    server, config = site()
+    port = int(server.base.rsplit(":", 1)[1])
+    edited = settings(port, site={"title": "Renamed by inotify"})
+    config.write_text(yaml.safe_dump(edited, allow_unicode=True), encoding="utf-8")
+    assert every_worker_sees(server.base, lambda body: b"Renamed by inotify" in body, 10)
+
+
 def test_with_reload_watch_off_a_saved_post_waits_for_a_reload(
     site: Callable[..., tuple[Server, Path]],
 ) -> None:

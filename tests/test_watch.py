@@ -89,3 +89,19 @@ def test_watch_off_or_no_folder_watches_nothing(
         assert watch.folders == set()
     finally:
         watch.stop()
+
+
+def test_the_config_file_counts_and_its_neighbours_do_not(
+    watching: tuple[FolderWatch, Calls], config: Config
+) -> None:
+    _, calls = watching
+    folder = Path(config.path).parent
+    (folder / "notes.txt").write_text("not a source, not the config", encoding="utf-8")
+    assert not calls.wait(0.6)
+    # Saved in place, and saved the way many editors do: a new file renamed over it.
+    Path(config.path).write_text(Path(config.path).read_text(encoding="utf-8"), "utf-8")
+    assert calls.wait()
+    (folder / "config.yaml.new").write_text(Path(config.path).read_text(encoding="utf-8"))
+    calls.wait(0.6)  # the new file is a neighbour; only the rename below must count
+    (folder / "config.yaml.new").replace(config.path)
+    assert calls.wait()
