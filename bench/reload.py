@@ -93,6 +93,32 @@ print(json.dumps({
 }))
 """
 
+# A wide taxonomy, to show that reload work does not grow with tags times categories:
+# the same steps at two corpus sizes, with 2,000 tags and every category path in use.
+WIDE = r"""
+import json, logging, sys, time
+from pathlib import Path
+logging.disable(logging.WARNING)
+from feedsvc.config import load_config
+from feedsvc.refresh import Refresher
+from feedsvc.store import Store
+config_path, root = Path(sys.argv[1]), Path(sys.argv[2])
+refresher = Refresher(load_config(config_path), Store())
+def timed():
+    started = time.perf_counter(); refresher.refresh(); return time.perf_counter() - started
+result = {"cold_s": timed()}
+timed()
+result["tick_s"] = min(timed() for _ in range(5))
+newest = max(root.rglob("post-*"), key=lambda p: p.name)
+newest.write_text(newest.read_text(encoding="utf-8") + "\nEdited.\n", encoding="utf-8")
+result["edit_newest_s"] = timed()
+feeds = [p for p in refresher.store.current.documents if p.endswith("/feed.atom")]
+result["tag_feeds"] = sum(p.startswith("tags/") for p in feeds)
+result["category_feeds"] = sum(p.startswith("categories/") for p in feeds)
+print(json.dumps(result))
+"""
+WIDE_SIZES = (5000, 10000)
+
 HUGO_CONFIG = """baseURL = "http://127.0.0.1/"
 title = "Bench"
 disableKinds = ["page", "sitemap", "robotsTXT", "404"]
@@ -139,6 +165,28 @@ def measure_feedsvc(count: int, work: Path) -> dict[str, float]:
     whole.unlink()
     change.unlink()
     return result
+
+
+def measure_wide(work: Path) -> dict[str, dict[str, float]]:
+    """The WIDE steps at WIDE_SIZES posts with 2,000 tags; each size in a fresh process."""
+    figures = {}
+    for count in WIDE_SIZES:
+        root = work / f"wide-{count}"
+        write_corpus(count, root, tag_count=2000)
+        config = work / f"wide-{count}.yaml"
+        config.write_text(
+            "site:\n  title: Bench\n  base_url: http://127.0.0.1:8080\n"
+            f"sources:\n  - name: posts\n    path: {root}\n",
+            encoding="utf-8",
+        )
+        output = subprocess.run(
+            [sys.executable, "-c", WIDE, str(config), str(root)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        figures[str(count)] = json.loads(output.stdout)
+    return figures
 
 
 def hugo_tree(count: int, site: Path) -> None:
@@ -202,6 +250,7 @@ def main() -> dict[str, object]:
     try:
         feedsvc = {str(n): measure_feedsvc(n, work) for n in sizes}
         hugo = {str(n): measure_hugo(n, work) for n in sizes}
+        wide = measure_wide(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(
@@ -226,8 +275,18 @@ def main() -> dict[str, object]:
             f"edit {mine['edit_newest_s'] / theirs['touch_one_s']:.3f} "
             f"(to a worker: {to_worker(mine) / theirs['touch_one_s']:.3f})"
         )
+    small, large = (wide[str(n)] for n in WIDE_SIZES)
+    print(
+        f"wide taxonomy ({large['tag_feeds']} tag and {large['category_feeds']} category feeds), "
+        f"{WIDE_SIZES[0]} -> {WIDE_SIZES[1]} posts: "
+        + ", ".join(
+            f"{step} {small[key] * 1e3:.1f} -> {large[key] * 1e3:.1f} ms "
+            f"(x{large[key] / small[key]:.2f})"
+            for step, key in (("cold", "cold_s"), ("tick", "tick_s"), ("edit", "edit_newest_s"))
+        )
+    )
     plot(feedsvc, hugo, HERE.parent / "docs" / "performance.png")
-    return {"feedsvc": feedsvc, "hugo": hugo, "cpus": os.cpu_count()}
+    return {"feedsvc": feedsvc, "hugo": hugo, "wide_taxonomy": wide, "cpus": os.cpu_count()}
 
 
 def to_worker(result: dict[str, float]) -> float:
