@@ -309,7 +309,7 @@ def test_a_builder_killed_during_a_cold_start_on_every_core_takes_its_processes(
     try:
         wait_for_processes(server)
         builder = builder_of(server)
-        assert wait_for(lambda: len(pool_of(builder)) == 2, 20)
+        assert wait_for(lambda: len(pool_of(builder)) >= 2, 20)  # one per core
         pool = pool_of(builder)
         assert all(os.sched_getscheduler(p) == os.SCHED_IDLE for p in pool)
         os.kill(builder, signal.SIGKILL)
