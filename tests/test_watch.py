@@ -36,12 +36,27 @@ class Calls:
 
 
 @pytest.fixture
-def watching(config: Config) -> Iterator[tuple[FolderWatch, Calls]]:
-    calls = Calls()
-    watch = FolderWatch(calls, settle_seconds=0.2)
+def start_watch() -> Iterator[Callable[[float], tuple[FolderWatch, Calls]]]:
+    """Makes watches (with their settle time) that are stopped after the test."""
+    started: list[FolderWatch] = []
+
+    def start(settle_seconds: float) -> tuple[FolderWatch, Calls]:
+        calls = Calls()
+        started.append(FolderWatch(calls, settle_seconds))
+        return started[-1], calls
+
+    yield start
+    for watch in started:
+        watch.stop()
+
+
+@pytest.fixture
+def watching(
+    start_watch: Callable[[float], tuple[FolderWatch, Calls]], config: Config
+) -> tuple[FolderWatch, Calls]:
+    watch, calls = start_watch(0.2)
     watch.follow(config)
-    yield watch, calls
-    watch.stop()
+    return watch, calls
 
 
 def test_a_new_edited_or_deleted_post_asks_for_a_reload(
@@ -58,18 +73,16 @@ def test_a_new_edited_or_deleted_post_asks_for_a_reload(
     assert calls.wait()
 
 
-def test_a_burst_of_writes_is_one_reload(config: Config, articles_dir: Path) -> None:
-    calls = Calls()
-    watch = FolderWatch(calls, settle_seconds=1.0)  # wide enough for a slow disk
-    try:
-        watch.follow(config)
-        for n in range(30):  # as a git pull or an rsync would
-            write_article(articles_dir, f"p{n}.md", title=f"P{n}", date="2026-11-25")
-        assert calls.wait()
-        time.sleep(1.5)
-        assert calls.count == 1
-    finally:
-        watch.stop()
+def test_a_burst_of_writes_is_one_reload(
+    start_watch: Callable[[float], tuple[FolderWatch, Calls]], config: Config, articles_dir: Path
+) -> None:
+    watch, calls = start_watch(1.0)  # wide enough for a slow disk
+    watch.follow(config)
+    for n in range(30):  # as a git pull or an rsync would
+        write_article(articles_dir, f"p{n}.md", title=f"P{n}", date="2026-11-25")
+    assert calls.wait()
+    time.sleep(1.5)
+    assert calls.count == 1
 
 
 def test_reading_the_posts_asks_for_nothing(
@@ -84,22 +97,20 @@ def test_reading_the_posts_asks_for_nothing(
 
 
 def test_watch_off_or_no_folder_watches_nothing(
-    make_config: Callable[..., Config], articles_dir: Path
+    start_watch: Callable[[float], tuple[FolderWatch, Calls]],
+    make_config: Callable[..., Config],
+    articles_dir: Path,
 ) -> None:
-    calls = Calls()
-    watch = FolderWatch(calls, settle_seconds=0.05)
-    try:
-        watch.follow(make_config(reload={"watch": False}))
-        assert watch.folders == set()
-        write_article(articles_dir, "p.md", title="P", date="2026-11-25")
-        assert not calls.wait(0.5)
-        # A config edit that turns it on, and one that points at a missing folder.
-        watch.follow(make_config())
-        assert watch.folders == {str(articles_dir.resolve())}
-        watch.follow(make_config(sources=[{"name": "gone", "path": "nowhere"}]))
-        assert watch.folders == set()
-    finally:
-        watch.stop()
+    watch, calls = start_watch(0.05)
+    watch.follow(make_config(reload={"watch": False}))
+    assert watch.folders == set()
+    write_article(articles_dir, "p.md", title="P", date="2026-11-25")
+    assert not calls.wait(0.5)
+    # A config edit that turns it on, and one that points at a missing folder.
+    watch.follow(make_config())
+    assert watch.folders == {str(articles_dir.resolve())}
+    watch.follow(make_config(sources=[{"name": "gone", "path": "nowhere"}]))
+    assert watch.folders == set()
 
 
 def test_the_config_file_counts_and_its_neighbours_do_not(
