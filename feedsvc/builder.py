@@ -21,7 +21,7 @@ from lxml import etree
 from feedsvc.config import Config
 from feedsvc.cores import Cores
 from feedsvc.dates import EPOCH, load_timezone
-from feedsvc.gzparts import Compressor, Part, assemble
+from feedsvc.gzparts import FRAME_BYTES, Compressor, Part, trailer
 from feedsvc.jsonfeed import ITEM_SEPARATOR, json_head, json_item, json_tail
 from feedsvc.model import Article, Author, Document, Problem
 from feedsvc.nodes import FeedNode, NodeIndex, NodeKeys, node_title
@@ -53,8 +53,9 @@ class SiteBuilder:
     """Builds every document, re-rendering only the feeds whose entries changed.
 
     A feed node's documents depend on its names and its first `feeds.limit` articles, so
-    they are kept with that signature and reused while it is equal. Unchanged files give
-    the very same Article objects between reloads, so comparing signatures is cheap.
+    they are kept with that signature and reused while it is equal. The signature holds
+    the articles' revisions (`Article.revision`), so an equal article made anew (a
+    re-parse, a copy from another process) renders nothing.
     One builder serves one Config; a new config gets a new builder.
     """
 
@@ -63,7 +64,7 @@ class SiteBuilder:
         self.tz = load_timezone(config.site.timezone)
         self._nodes: dict[tuple[str, str], tuple[object, list[Document], FeedLinks]] = {}
         self._pages: tuple[object, list[Document]] | None = None
-        self._last: tuple[tuple[Article, ...], dict[Any, Any], SiteBuild] | None = None
+        self._last: tuple[tuple[str, ...], dict[Any, Any], SiteBuild] | None = None
         self._index = NodeIndex(config)
         self._feeds = FeedRenderer(config, cores)
         self.rendered = 0  # nodes rendered since creation: reloads that change little keep it low
@@ -71,21 +72,25 @@ class SiteBuilder:
     def build(self, articles: Iterable[Article], keep: NodeKeys | None = None) -> SiteBuild:
         """Every feed in every format, each feed's HTML view, the index and the OPML.
 
-        The very same articles (unchanged files give the same objects) return the very
-        same SiteBuild, so a reload that finds nothing new does no work here.
+        Articles of the very same revisions return the very same SiteBuild, so a reload
+        that finds nothing new does no work here.
         """
         given = tuple(articles)
+        revisions = tuple(article.revision for article in given)
         kept = dict(keep or {})
-        if self._last is not None and self._last[0] == given and self._last[1] == kept:
+        if self._last is not None and self._last[0] == revisions and self._last[1] == kept:
             return self._last[2]
         build = self._build(given, keep)
-        self._last = (given, kept, build)
+        self._last = (revisions, kept, build)
         return build
 
     def _build(self, articles: tuple[Article, ...], keep: NodeKeys | None) -> SiteBuild:
         nodes, problems = self._index.update(articles, keep)
         limit = self.config.feeds.limit
-        signatures = {node.key: (node.names, node.articles[:limit]) for node in nodes}
+        signatures = {
+            node.key: (node.names, tuple(a.revision for a in node.articles[:limit]))
+            for node in nodes
+        }
         kept = self._nodes
         stale = [n for n in nodes if n.key not in kept or kept[n.key][0] != signatures[n.key]]
         self._feeds.render_entries(stale)  # all at once: a cold start's go on every core
@@ -159,8 +164,8 @@ class FeedRenderer:
     otherwise be serialized and deflated seven times per format. Its entry is rendered
     by feedgen in the context it has in a whole feed (same depth, same namespace
     declarations), so the spliced document is byte for byte what feedgen writes for
-    the whole feed (a test compares them). Entries are cached by article identity:
-    an unchanged file gives the very same Article between reloads.
+    the whole feed (a test compares them). Entries are cached by `Article.revision`,
+    so an equal article made anew reuses its entry.
     """
 
     def __init__(self, config: Config, cores: Cores | None = None) -> None:
@@ -169,8 +174,8 @@ class FeedRenderer:
         self.full = config.feeds.content == "full"
         self.cores = cores or Cores(processes=1)
         self._compressor = Compressor()
-        # id(article) -> (article, its entry's Part per format, in FORMAT_ORDER)
-        self._entries: dict[int, tuple[Article, tuple[Part | None, ...]]] = {}
+        # article revision -> its entry's Part per format, in FORMAT_ORDER
+        self._entries: dict[str, tuple[Part | None, ...]] = {}
         self._listed = 0  # entries kept at the last look in forget_unlisted
         self._fixed = {
             data: self._compressor.part(data)
@@ -206,17 +211,16 @@ class FeedRenderer:
         All at once, so that a big batch (a cold start: every listed article) runs on
         every core; the parts are the same as rendering each entry when first met.
         """
-        missing: dict[int, Article] = {}
+        missing: dict[str, Article] = {}
         for node in nodes:
             for article in node.articles[: self.limit]:
-                cached = self._entries.get(id(article))
-                if cached is None or cached[0] is not article:
-                    missing[id(article)] = article
+                if article.revision not in self._entries:
+                    missing[article.revision] = article
         articles = list(missing.values())
         for article, parts in zip(
             articles, self.cores.map(_render_entries, self.config, articles), strict=True
         ):
-            self._entries[id(article)] = (article, parts)
+            self._entries[article.revision] = parts
 
     def forget_unlisted(self, nodes: list[FeedNode]) -> None:
         """Forget the entries of articles no feed lists any more.
@@ -227,7 +231,7 @@ class FeedRenderer:
         """
         if len(self._entries) <= self._listed * 5 // 4:
             return
-        live = {id(a) for node in nodes for a in node.articles[: self.limit]}
+        live = {a.revision for node in nodes for a in node.articles[: self.limit]}
         self._entries = {key: value for key, value in self._entries.items() if key in live}
         self._listed = len(self._entries)
 
@@ -250,11 +254,10 @@ class FeedRenderer:
         return bytes(whole).removesuffix(_XML_TAILS[fmt])
 
     def _entry(self, article: Article, fmt: str) -> Part:
-        cached = self._entries.get(id(article))
-        if cached is None or cached[0] is not article:
-            cached = (article, self.entry_parts(article))
-            self._entries[id(article)] = cached
-        part = cached[1][FORMAT_ORDER.index(fmt)]
+        parts = self._entries.get(article.revision)
+        if parts is None:
+            parts = self._entries[article.revision] = self.entry_parts(article)
+        part = parts[FORMAT_ORDER.index(fmt)]
         assert part is not None
         return part
 
@@ -314,15 +317,28 @@ def document(
 ) -> Document:
     """Wrap built parts as a gzip document with a strong validator per coding (RFC 9110 §8.8.3).
 
-    The tag is a digest of the gzip bytes, which determine the identity bytes too; the
-    identity representation gets the bare tag, gzip the tag plus "-gz".
+    The tag is a digest of the pieces' digests and the trailer, which determine the gzip
+    bytes and so the identity bytes too; the identity representation gets the bare tag,
+    gzip the tag plus "-gz".
     """
-    chunks, size = assemble(parts)
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(chunk)
-    tag = digest.hexdigest()[:32]
-    return Document(path, media_type, chunks, size, tag, f"{tag}-gz", last_modified, view)
+    tail, size = trailer(parts)
+    digests = tuple(part.digest for part in parts)
+    tag = hashlib.sha256(b"".join(digests) + tail).hexdigest()[:32]
+    pieces = tuple(part.deflated for part in parts)
+    gzip_size = FRAME_BYTES + sum(map(len, pieces))
+    return Document(
+        path,
+        media_type,
+        pieces,
+        tail,
+        size,
+        gzip_size,
+        tag,
+        f"{tag}-gz",
+        last_modified,
+        view,
+        digests,
+    )
 
 
 def feed_title(config: Config, node: FeedNode) -> str:

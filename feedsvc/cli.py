@@ -16,13 +16,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from feedsvc import __version__
-from feedsvc.buildproc import BuilderLink, BuilderProcess
 from feedsvc.config import Config, load_config
 from feedsvc.errors import ConfigError
+from feedsvc.follower import Follower
 from feedsvc.logs import configure_logging, server_logging
 from feedsvc.metrics import Metrics, enable_multiprocess, process_exited
 from feedsvc.refresh import Refresher
+from feedsvc.state.files import StateError, StateLock, prepare_folder
+from feedsvc.state.snapshots import discard, validate
 from feedsvc.store import Store
+from feedsvc.supervisor import BuilderProcess
 from feedsvc.web import create_app
 
 logger = logging.getLogger(__name__)
@@ -34,6 +37,8 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 # 1 thread 65k, 2: 82k, 8: 87k, 16: 89k, 32 and 64: 87k); idle threads cost little.
 DEFAULT_THREADS = 16
 SOCKET_ENV = "FEEDSVC_BUILDER_SOCKET"
+SNAPSHOTS_ENV = "FEEDSVC_SNAPSHOTS"
+GENERATION_ENV = "FEEDSVC_GENERATION"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,8 +134,8 @@ def _replace_dir(staging: Path, out: Path) -> None:
 
 
 def serve_command(args: argparse.Namespace, config: Config) -> int:
-    """Serve with granian: one builder process reloads on schedule and sends each snapshot
-    to every worker, which only serves (feedsvc.buildproc)."""
+    """Serve with granian: one builder process reloads on schedule and writes each
+    snapshot into the state directory; every worker maps it and only serves."""
     # The server is imported only when serving: check and build never need it.
     from granian.constants import Interfaces  # noqa: PLC0415
     from granian.http import HTTP1Settings  # noqa: PLC0415
@@ -140,15 +145,26 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
     if not _is_port_free(host, port):
         print(f"feedsvc: cannot listen on {host}:{port}: address already in use", file=sys.stderr)
         return EXIT_CONFIG
+    runtime = tempfile.TemporaryDirectory(prefix="feedsvc-")
+    try:
+        snapshots = _open_state(Path(config.state.path), Path(runtime.name))
+    except StateError as exc:
+        print(f"feedsvc: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    # A complete generation from before the stop is served from the first request.
+    generation = validate(snapshots)
+    if generation is None:
+        discard(snapshots)
+    os.environ[SNAPSHOTS_ENV] = str(snapshots)
+    os.environ[GENERATION_ENV] = str(generation or "")
     metrics_dir = tempfile.TemporaryDirectory(prefix="feedsvc-metrics-")
     enable_multiprocess(metrics_dir.name)
     # The builder's socket lives in a directory only this user can enter (mode 0700).
-    runtime = tempfile.TemporaryDirectory(prefix="feedsvc-")
     os.environ[SOCKET_ENV] = os.path.join(runtime.name, "builder.sock")
     # The builder takes SIGUSR1 as "reload now"; until its handler is in place (and in
     # every other process) the signal must not end the process.
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    builder = BuilderProcess(config, os.environ[SOCKET_ENV])
+    builder = BuilderProcess(config, os.environ[SOCKET_ENV], snapshots)
     builder.start()
     server = _server_class()(
         "feedsvc.cli:worker_app",
@@ -181,6 +197,27 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def _open_state(folder: Path, runtime: Path) -> Path:
+    """The snapshots folder of the state directory, locked for this server.
+
+    An unwritable state directory is not fatal: the server runs with a private one that
+    goes with it (state off, warned). Another server holding it is (StateError).
+    """
+    try:
+        prepare_folder(folder)
+    except StateError as exc:
+        logger.warning("%s; running without saved state (a restart builds from scratch)", exc)
+        folder = runtime / "state"
+        prepare_folder(folder)
+    lock = StateLock(folder)
+    lock.acquire()
+    _LOCKS.append(lock)  # held until the process ends
+    return folder / "snapshots"
+
+
+_LOCKS: list[StateLock] = []
+
+
 def _server_class() -> type:
     """granian's server, with SIGHUP meaning "reload now" instead of "restart workers",
     and a SIGTERM or SIGINT that keeps a dying builder from being started again.
@@ -209,13 +246,13 @@ def _server_class() -> type:
 
 
 def default_workers() -> int:
-    """One server process per core: each answers from its own copy of the snapshot."""
+    """One server process per core: each maps the same snapshot files."""
     return os.cpu_count() or 1
 
 
 def worker_app() -> object:
-    """Granian worker factory: follow the builder (waiting for its first snapshot), then
-    return the WSGI app."""
+    """Granian worker factory: serve the saved generation, or wait for the builder's first;
+    then return the WSGI app."""
     # A forked worker inherits the main process's SIGTERM handler, which only sets a flag
     # there; until granian installs the worker's own handlers (after this returns), a
     # SIGTERM must end the worker, or a stop during the first build would be lost.
@@ -225,9 +262,10 @@ def worker_app() -> object:
     metrics = Metrics()
     metrics.start_flushing()
     atexit.register(process_exited, os.getpid())
-    link = BuilderLink(os.environ[SOCKET_ENV], store)
-    link.start()
-    app = create_app(store, link.config, link, metrics=metrics)
+    follower = Follower(os.environ[SOCKET_ENV], Path(os.environ[SNAPSHOTS_ENV]), store)
+    generation = os.environ.get(GENERATION_ENV)
+    follower.start(int(generation) if generation else None)
+    app = create_app(store, None, follower, metrics=metrics)
     # Serve the app's WSGI callable (FastPath in front of Flask) directly: one frame less
     # on every feed request than going through Flask.__call__.
     return app.wsgi_app

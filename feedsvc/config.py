@@ -180,6 +180,13 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StateConfig:
+    """The `state` section: what outlives a process."""
+
+    path: str = _doc(".feedsvc", "the state directory (snapshots, parse cache)")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration; paths are absolute."""
 
@@ -188,6 +195,7 @@ class Config:
     feeds: FeedsConfig = FeedsConfig()
     reload: ReloadConfig = ReloadConfig()
     server: ServerConfig = ServerConfig()
+    state: StateConfig = StateConfig()
     path: str = ""
 
 
@@ -196,6 +204,7 @@ SECTIONS: dict[str, type] = {
     "feeds": FeedsConfig,
     "reload": ReloadConfig,
     "server": ServerConfig,
+    "state": StateConfig,
 }
 FORMATS = ("rss", "atom", "json")
 
@@ -273,6 +282,10 @@ class _Builder:
         sources = self.sources(data.get("sources"))
         if self.problems:
             return None
+        state = sections["state"]
+        sections["state"] = replace(
+            state, path=str((self.config_path.parent / state.path).resolve())
+        )
         return Config(sources=sources, path=str(self.config_path), **sections)
 
     def section(self, cls: type, data: object, where: str) -> Any:

@@ -10,6 +10,7 @@ trailer needs the CRC-32 of the whole, which is combined from the parts' CRCs
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 from collections.abc import Iterable
@@ -47,9 +48,10 @@ def _after_zeros(crc: int, length: int) -> int:
 class Part:
     """One piece of a document: its deflated bytes and what the gzip trailer needs."""
 
-    deflated: bytes  # non-final deflate blocks, ending on a byte boundary
+    deflated: bytes | memoryview  # non-final deflate blocks, ending on a byte boundary
     size: int  # length of the uncompressed bytes
     rest: int  # CRC-32 of the bytes ^ _after_zeros(0, size): its share of combining CRCs
+    digest: bytes  # of `deflated`: the piece's name in the state directory, and in ETags
 
 
 class Compressor:
@@ -63,18 +65,34 @@ class Compressor:
 
     def part(self, data: bytes) -> Part:
         deflated = self._stream.compress(data) + self._stream.flush(isal_zlib.Z_FULL_FLUSH)
-        return Part(deflated, len(data), zlib.crc32(data) ^ _after_zeros(0, len(data)))
+        rest = zlib.crc32(data) ^ _after_zeros(0, len(data))
+        return Part(deflated, len(data), rest, piece_digest(deflated))
 
 
-def assemble(parts: Iterable[Part]) -> tuple[tuple[bytes, ...], int]:
-    """One gzip member holding the parts in order, as pieces to concatenate (the parts'
-    own bytes, shared, not copied), and the uncompressed length."""
-    chunks = [HEADER]
+def piece_digest(deflated: bytes | memoryview) -> bytes:
+    """The content address of a piece (16 bytes of SHA-256)."""
+    return hashlib.sha256(deflated).digest()[:16]
+
+
+def trailer(parts: Iterable[Part]) -> tuple[bytes, int]:
+    """The gzip trailer of a member holding the parts in order (CRC-32 combined from
+    the parts', RFC 1952 §2.3.1), and the uncompressed length."""
     crc = size = 0
     for part in parts:
-        chunks.append(part.deflated)
         crc = _after_zeros(crc, part.size) ^ part.rest
         size += part.size
-    chunks.append(_LAST_BLOCK)
-    chunks.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
-    return tuple(chunks), size
+    return struct.pack("<II", crc, size & 0xFFFFFFFF), size
+
+
+def gzip_chunks(
+    pieces: Iterable[bytes | memoryview], trailer_bytes: bytes
+) -> Iterable[bytes | memoryview]:
+    """One gzip member: the header, the pieces (shared, not copied), the last block, the trailer."""
+    yield HEADER
+    yield from pieces
+    yield _LAST_BLOCK
+    yield trailer_bytes
+
+
+# Bytes a member adds around its pieces: header, last block, trailer.
+FRAME_BYTES = len(HEADER) + len(_LAST_BLOCK) + 8

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
+
+from feedsvc.gzparts import gzip_chunks
 
 Severity = Literal["error", "warning"]
 
@@ -43,6 +46,11 @@ class Article:
     The body is held deflated (`deflate_html`): it is most of an article's memory
     (at 50,000 posts, 180 MB as str against 60 MB deflated), and it is read only when
     the article's entry is rendered, once per format.
+
+    `revision` is a digest of every other field, the same in every process and run:
+    incremental work (the node index, the entry cache, "nothing changed") is keyed by
+    it, so an equal article made anew (a re-parse, a pickle from another process)
+    counts as unchanged. It is never passed in: `dataclasses.replace` recomputes it.
     """
 
     id: str
@@ -58,11 +66,37 @@ class Article:
     tags: tuple[str, ...] = ()
     summary: str = ""
     image: str | None = None
+    revision: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "revision", _revision(self))
 
     @property
     def content_html(self) -> str:
         """The body's HTML."""
         return zlib.decompress(self.content).decode("utf-8")
+
+
+def _revision(article: Article) -> str:
+    """sha256 (first 32 hex digits) of an article's fields. The repr of a tuple of str,
+    None and tuples is unambiguous and, unlike hash(), the same in every process."""
+    fields = (
+        article.id,
+        article.source,
+        article.path,
+        article.title,
+        article.link,
+        article.published.isoformat(),
+        article.updated.isoformat(),
+        tuple((a.name, a.email, a.url) for a in article.authors),
+        article.categories,
+        article.tags,
+        article.summary,
+        article.image,
+    )
+    digest = hashlib.sha256(repr(fields).encode("utf-8"))
+    digest.update(article.content)  # last, so no separator is needed
+    return digest.hexdigest()[:32]
 
 
 def deflate_html(html: str) -> bytes:
@@ -82,26 +116,31 @@ class SourceResult:
 class Document:
     """One built document, ready to serve: its bytes (kept gzipped), validators, media type.
 
-    Only the gzip bytes stay in memory, as the pieces they were assembled from: a
-    feed's entries are shared with every other feed listing them, so a document costs
-    little more than its head. `gzip_body` joins them and `body` inflates them again.
+    Only the gzip bytes are kept, as the deflated pieces they are assembled from
+    (feedsvc.gzparts): a feed's entries are shared with every other feed listing them,
+    so a document costs little more than its head. In the builder the pieces are
+    bytes; in a serving worker they are views of the snapshot files it maps
+    (feedsvc.state.snapshots). `gzip_body` joins them, `body` inflates them again.
     `etag` (identity) and `gzip_etag` are opaque-tags without quotes; `last_modified`
     is aware UTC.
     """
 
     path: str
     media_type: str
-    gzip_chunks: tuple[bytes, ...]  # concatenated, one gzip member
+    pieces: Sequence[bytes | memoryview]  # deflated parts, in order
+    trailer: bytes  # the gzip trailer: CRC-32 and length of the identity bytes
     size: int  # length of the identity bytes
+    gzip_size: int  # length of the gzip bytes
     etag: str
     gzip_etag: str
     last_modified: datetime
     view: str | None = None  # for a feed: the path of its HTML view for browsers
+    digests: tuple[bytes, ...] = ()  # the pieces' content addresses (builder side)
 
     @property
     def gzip_body(self) -> bytes:
         """The gzip bytes."""
-        return b"".join(self.gzip_chunks)
+        return b"".join(gzip_chunks(self.pieces, self.trailer))
 
     @property
     def body(self) -> bytes:

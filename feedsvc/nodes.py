@@ -52,7 +52,9 @@ class NodeIndex:
 
     A reload usually adds, edits or removes a handful of articles; only the nodes those
     articles belong to (before or after) are regrouped, and every other node keeps its
-    very FeedNode, so the builder sees at once that it has nothing to render. A few
+    very FeedNode, so the builder sees at once that it has nothing to render. Articles
+    are told apart by `Article.revision`, never by object identity: an equal article
+    made anew (a re-parse, a copy from another process) is no change. A few
     changes are placed by binary search; many are merged by one sort. Per membership
     the index holds one reference, and per node a count of the name paths leading to
     it (more than one only when names collide on one URL).
@@ -61,7 +63,7 @@ class NodeIndex:
 
     def __init__(self, config: Config) -> None:
         self._paths = _Memberships(config)
-        self._articles: dict[int, Article] = {}  # by id(): unchanged files give the same objects
+        self._articles: dict[str, Article] = {}  # by revision: the objects the nodes hold
         self._members: dict[_Key, list[Article]] = {}  # newest first
         self._names: dict[_Key, Counter[tuple[str, ...]]] = {}
         self._nodes: dict[_Key, FeedNode] = {}
@@ -74,9 +76,19 @@ class NodeIndex:
         collision. `keep` maps (kind, directory) -> names of nodes that must exist even
         when empty, so a category whose articles were all deleted still answers with a
         valid, empty feed."""
-        given = {id(article): article for article in articles}
-        gone = [a for key, a in self._articles.items() if key not in given]
-        added = [a for key, a in given.items() if key not in self._articles]
+        previous = self._articles
+        given: dict[str, Article] = {}
+        added: list[Article] = []
+        for article in articles:
+            revision = article.revision
+            if revision in given:
+                continue
+            kept = previous.get(revision)
+            if kept is None:
+                added.append(article)
+            # Unchanged: keep the object the nodes already hold, so one copy stays alive.
+            given[revision] = article if kept is None else kept
+        gone = [a for revision, a in previous.items() if revision not in given]
         self._articles = given
         leaving: dict[_Key, list[Article]] = {}
         arriving: dict[_Key, list[Article]] = {}
@@ -117,14 +129,17 @@ def _apply(members: list[Article], leaving: Sequence[Article], arriving: Sequenc
     """Take `leaving` out of a newest-first list and put `arriving` in its place."""
     if len(leaving) + len(arriving) > _BULK:
         if leaving:
-            drop = {id(a) for a in leaving}
-            members[:] = [a for a in members if id(a) not in drop]
+            drop = {a.revision for a in leaving}
+            members[:] = [a for a in members if a.revision not in drop]
         members.extend(arriving)
         members.sort(key=newest_first)
         return
     for article in leaving:
-        # Keys are unique ((source, path) names one file), so this finds the very article.
-        del members[bisect_left(members, newest_first(article), key=newest_first)]
+        at = bisect_left(members, newest_first(article), key=newest_first)
+        # Equal sort keys sit together; they differ only when a remote feed repeats a guid.
+        while members[at].revision != article.revision:
+            at += 1
+        del members[at]
     for article in arriving:
         insort(members, article, key=newest_first)
 

@@ -57,6 +57,7 @@ class Refresher:
         metrics: Metrics | None = None,
         fetch_in_background: bool = False,
         cores: Cores | None = None,
+        prepare: bool = True,
     ) -> None:
         self.metrics = metrics
         self.store = store
@@ -78,7 +79,19 @@ class Refresher:
         self._last_problems: tuple[Problem, ...] = ()
         # A cold start parses and renders on every core; the processes last one reload.
         self.cores = cores or Cores()
+        # Whether snapshots carry served resources (in-process serving; the builder
+        # process leaves that to the workers).
+        self.prepare = prepare
+        # Every feed node served so far: one whose articles all go away stays as an
+        # empty, valid feed rather than turning into a 404 for its subscribers. Kept
+        # through config edits too.
+        self._known_nodes: dict[tuple[Kind, str], tuple[str, ...]] = {}
         self._apply(config)
+
+    @property
+    def reload_token(self) -> str | None:
+        """The token `POST /-/reload` wants (server.reload_token)."""
+        return self.config.server.reload_token
 
     def _apply(self, config: Config) -> None:
         """Bind everything derived from a config; sources whose settings stay keep their cache."""
@@ -86,9 +99,6 @@ class Refresher:
         self.sources = [self._source_for(s, config, base_dir) for s in config.sources]
         self.config = config
         self.builder = SiteBuilder(config, self.cores)
-        # Every feed node served so far: one whose articles all go away stays as an
-        # empty, valid feed rather than turning into a 404 for its subscribers.
-        self._known_nodes: dict[tuple[Kind, str], tuple[str, ...]] = {}
         self._last_build: SiteBuild | None = None
         self._fresh_resources = True  # headers depend on the config: prepare them anew
 
@@ -182,7 +192,11 @@ class Refresher:
         # The hot path reads resources on every request; nothing writes to them after the swap.
         reuse = {} if self._fresh_resources else previous.resources
         self._fresh_resources = False
-        resources = prepare_resources(documents, self.config.server.cache_max_age, reuse)
+        resources = (
+            prepare_resources(documents, self.config.server.cache_max_age, reuse)
+            if self.prepare
+            else {}
+        )
         return MappingProxyType(documents), resources, changed
 
     def _keep_serving(self, exc: Exception, started: float) -> ReloadSummary:

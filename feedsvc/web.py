@@ -19,17 +19,17 @@ bp = Blueprint("feeds", __name__)
 
 
 class Reloader(Protocol):
-    """What the reload endpoint drives: a Refresher, or a worker's link to the builder."""
+    """What the reload endpoint drives: a Refresher, or a worker's Follower."""
 
     @property
-    def config(self) -> Config: ...
+    def reload_token(self) -> str | None: ...
 
     def refresh(self) -> ReloadSummary: ...
 
 
 def create_app(
     store: Store,
-    config: Config,
+    config: Config | None = None,
     refresher: Reloader | None = None,
     metrics: Metrics | None = None,
 ) -> Flask:
@@ -90,8 +90,7 @@ def reload() -> Response:
     """Reload now; only with `Authorization: Bearer <server.reload_token>`."""
     state = current_app.extensions["feedsvc"]
     refresher: Reloader | None = state["refresher"]
-    config: Config = refresher.config if refresher else state["config"]
-    token = config.server.reload_token
+    token = refresher.reload_token if refresher else None
     if refresher is None or not token:
         abort(404)
     if request.method != "POST":

@@ -1,4 +1,6 @@
+import copy
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,8 +14,13 @@ import pytest
 from feedsvc.builder import build_site, feed_title
 from feedsvc.config import Config
 from feedsvc.dates import EPOCH
-from feedsvc.model import Article, Author, Document, deflate_html
+from feedsvc.model import Article, Author, Document, SourceResult, deflate_html
 from feedsvc.nodes import FeedNode, NodeIndex
+from feedsvc.refresh import Refresher
+from feedsvc.sources.directory import DirectorySource
+from feedsvc.store import Store
+
+from conftest import write_article
 
 T0 = datetime(2022, 1, 1, 8, 0, tzinfo=UTC)
 
@@ -334,3 +341,78 @@ def test_each_entry_is_rendered_once_for_every_feed_listing_it(
     filled.clear()
     site.build([*articles[:3], article(3, (("A", "B", "C"),), tags=("t1", "t2"), title="New")])
     assert filled == ["post-3.md"]  # only the edited article is rendered again
+
+
+@pytest.fixture
+def filled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the articles whose entries are rendered, in order."""
+    from feedsvc import builder as module
+
+    paths: list[str] = []
+    original = module.fill_entry
+    monkeypatch.setattr(
+        module,
+        "fill_entry",
+        lambda entry, a, html: (paths.append(a.path), original(entry, a, html)),
+    )
+    return paths
+
+
+def _three_posts(articles_dir: Path) -> None:
+    for n, category in enumerate(["A", "B", "C"]):
+        write_article(
+            articles_dir,
+            f"{n}.md",
+            title=f"Post {n}",
+            date=f"2022-01-0{n + 1}",
+            categories=[category],
+        )
+
+
+def test_equal_but_new_articles_from_a_source_are_rendered_once(
+    config: Config,
+    store: Store,
+    now: Callable[[], datetime],
+    articles_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    filled: list[str],
+) -> None:
+    # Every read gives copies, as a source in another process would.
+    original = DirectorySource.read
+
+    def read_copies(source: DirectorySource) -> SourceResult:
+        result = original(source)
+        return SourceResult(tuple(copy.deepcopy(a) for a in result.articles), result.problems)
+
+    monkeypatch.setattr(DirectorySource, "read", read_copies)
+    _three_posts(articles_dir)
+    refresher = Refresher(config, store, now=now)
+    refresher.refresh()
+    rendered = refresher.builder.rendered
+    assert rendered == 4 and sorted(filled) == ["0.md", "1.md", "2.md"]
+    filled.clear()
+    assert refresher.refresh().changed == 0
+    assert refresher.builder.rendered == rendered and filled == []
+    edited = write_article(
+        articles_dir, "2.md", title="Edited", date="2022-01-03", categories=["C"]
+    )
+    os.utime(edited, ns=(1, 1_800_000_000_000_000_000))
+    refresher.refresh()
+    assert refresher.builder.rendered == rendered + 2  # the site and C
+    assert filled == ["2.md"]
+
+
+def test_a_file_touched_but_unchanged_is_parsed_again_and_rendered_once(
+    refresher: Refresher, articles_dir: Path, filled: list[str]
+) -> None:
+    _three_posts(articles_dir)
+    refresher.refresh()
+    filled.clear()
+    rendered = refresher.builder.rendered
+    os.utime(articles_dir / "0.md", ns=(1, 1_800_000_000_000_000_000))  # a checkout, a copy
+    write_article(articles_dir, "1.md", title="Edited", date="2022-01-02", categories=["B"])
+    os.utime(articles_dir / "1.md", ns=(1, 1_800_000_000_000_000_001))
+    refresher.refresh()
+    assert refresher.sources[0].reads == 5  # type: ignore[union-attr]
+    assert refresher.builder.rendered == rendered + 2  # the site and B
+    assert filled == ["1.md"]

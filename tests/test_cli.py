@@ -113,7 +113,7 @@ def test_a_failed_build_leaves_the_previous_output_intact(
 SETTLE = r"""
 import gc, sys
 from pathlib import Path
-from feedsvc.buildproc import settle_garbage
+from feedsvc.follower import settle_garbage
 from feedsvc.config import load_config
 from feedsvc.refresh import Refresher
 from feedsvc.store import Store

@@ -4,7 +4,12 @@ import zlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedsvc.gzparts import Compressor, assemble
+from feedsvc.gzparts import Compressor, Part, gzip_chunks, trailer
+
+
+def assemble(parts: list[Part]) -> tuple[list[bytes | memoryview], int]:
+    tail, size = trailer(parts)
+    return list(gzip_chunks([p.deflated for p in parts], tail)), size
 
 # Text, random bytes, and now and then a part longer than the 64 KiB of zeros the CRC uses.
 chunks = st.lists(

@@ -93,3 +93,29 @@ def test_unchanged_nodes_keep_their_objects(make_config: Callable[..., Config]) 
     assert second[("tag", "tags/央行")] is first[("tag", "tags/央行")]
     assert second[("category", "categories/Tech")].articles == (edited,)
     assert second[("site", "")].articles == (edited, a)
+
+
+def test_equal_but_new_articles_keep_every_node(make_config: Callable[..., Config]) -> None:
+    index = NodeIndex(make_config())
+    articles = [make_article(n, 0, n, [CATEGORY_PATHS[n]], [TAGS[n % 4]]) for n in range(6)]
+    first = index.update(articles)[0]
+    copies = [replace(a) for a in articles]  # what a re-parse or another process gives
+    assert copies == articles and all(c is not a for c, a in zip(copies, articles, strict=True))
+    second = index.update(copies)[0]
+    assert len(second) == len(first)
+    assert all(new is old for new, old in zip(second, first, strict=True))
+
+
+@pytest.mark.parametrize("bulk", [0, 64], ids=["merged by sorting", "placed one by one"])
+def test_a_repeated_guid_loses_the_right_copy(
+    make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch, bulk: int
+) -> None:
+    monkeypatch.setattr(nodes, "_BULK", bulk)
+    config = make_config()
+    index = NodeIndex(config)
+    # A remote feed may list one guid twice: same source, path, id and date, other text.
+    first, second = (make_article(1, 0, 1, [], []), make_article(1, 1, 1, [], []))
+    second = replace(second, updated=first.updated)
+    index.update([first, second])  # ties keep their order: first, then second
+    site = index.update([first])[0][0]
+    assert [a.title for a in site.articles] == ["Post 1 v0"]

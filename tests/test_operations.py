@@ -139,10 +139,14 @@ def test_two_replicas_serve_identical_documents(tmp_path: Path) -> None:
     articles.mkdir()
     (articles / "sample.txt").write_text(SAMPLE_SHAPED, encoding="utf-8")
     write_article(articles, "en.md", title="Replicated", date="2022-01-02", tags=["ops"])
-    config = tmp_path / "config.yaml"
-    # Both replicas sit behind one public address, as behind a load balancer.
-    config.write_text(yaml.safe_dump(settings(8080), allow_unicode=True), encoding="utf-8")
-    replicas = [Server(config, free_port(), tmp_path / f"r{n}.log") for n in range(2)]
+    replicas = []
+    for n in range(2):
+        # Both replicas sit behind one public address, as behind a load balancer; each
+        # has a state directory of its own.
+        config = tmp_path / f"config-{n}.yaml"
+        data = settings(8080, state={"path": f"state-{n}"})
+        config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        replicas.append(Server(config, free_port(), tmp_path / f"r{n}.log"))
     try:
         opml = requests.get(replicas[0].base + "/feeds.opml").text
         paths = [

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -24,6 +25,10 @@ logger = logging.getLogger(__name__)
 # Editor leftovers and unpublished folders that Hexo and Jekyll never publish.
 _BACKUP = re.compile(r"(~|\.swp|\.swo|\.bak|\.tmp)$|^#.*#$")
 _SKIPPED_DIRS = frozenset({"_drafts", "node_modules"})
+CachedFile = tuple[tuple[int, int, int], Article | None, tuple[Problem, ...]]
+"""One file as a source remembers it: (size, mtime_ns, inode), its article or None, problems."""
+ExportedCache = dict[str, CachedFile]
+"""A source's files by path relative to its folder (DirectorySource.export_cache)."""
 
 
 @dataclass(slots=True)
@@ -155,6 +160,25 @@ class DirectorySource:
                     continue
                 if stat.S_ISREG(info.st_mode):
                     yield relpath, info
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of the settings a parse depends on: the source's, the site's and the
+        folder paths in problems are relative to. The parser's code and libraries are
+        stamped on the whole file instead (feedsvc.state.parsecache)."""
+        settings = repr((self.config, self.site, str(self.reader.base_dir)))
+        return hashlib.sha256(settings.encode("utf-8")).hexdigest()
+
+    def export_cache(self) -> ExportedCache:
+        """Every file read so far, for a later process (feedsvc.state.parsecache)."""
+        return {path: (c.key, c.article, c.problems) for path, c in self._cache.items()}
+
+    def import_cache(self, files: Mapping[str, CachedFile]) -> None:
+        """Take files exported by a source of the same `fingerprint` as read already: the
+        next read parses only those whose (size, mtime_ns, inode) changed since."""
+        for relpath, (key, article, problems) in files.items():
+            shared = None if article is None else with_shared_values(article)
+            self._cache[relpath] = _Cached(key, shared, problems)
 
     @staticmethod
     def _is_safe_link(path: str, root: str) -> bool:

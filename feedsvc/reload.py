@@ -1,0 +1,82 @@
+"""The one reload loop: every trigger asks it, one thread runs reloads, the same steps follow.
+
+The schedule, SIGHUP, `POST /-/reload`, a file watch, a config save and a remote fetch
+that brought news all call `ask`. Asks that arrive while a reload runs are answered by
+one more reload after it (none is lost, none runs twice for nothing). After every reload
+`after` runs once, in one place (apply the config, publish the generation, ping the
+hub), and only then is every asker answered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from feedsvc.refresh import Refresher, ReloadSummary
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    """What an asker is told: the reload's summary and the generation that serves it."""
+
+    summary: ReloadSummary
+    generation: int
+
+
+class ReloadLoop:
+    """Runs `refresher.refresh()` then `after(summary)` (which returns the generation)."""
+
+    def __init__(self, refresher: Refresher, after: Callable[[ReloadSummary], int]) -> None:
+        self.refresher = refresher
+        self.after = after
+        self._waiting: list[Future[Reloaded]] = []
+        self._lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def ask(self) -> Future[Reloaded]:
+        """Ask for a reload that starts after this call; the future is its result."""
+        future: Future[Reloaded] = Future()
+        with self._lock:
+            self._waiting.append(future)
+        self._wanted.set()
+        return future
+
+    def poke(self) -> None:
+        """Ask for a reload without waiting for it (schedule, signals, watches)."""
+        self.ask()
+
+    def start(self) -> None:
+        """Run reloads on a thread of their own, for as long as the process lives."""
+        self._thread = threading.Thread(target=self._run, name="reload-loop", daemon=True)
+        self._thread.start()
+
+    def run_once(self) -> Reloaded:
+        """One reload and its follow-up steps, on the calling thread (the first build)."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+            self._wanted.clear()
+        return self._reload(waiting)
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self.run_once()
+
+    def _reload(self, waiting: list[Future[Reloaded]]) -> Reloaded:
+        summary = self.refresher.refresh()  # never raises
+        try:
+            result = Reloaded(summary, self.after(summary))
+        except Exception as exc:
+            logger.exception("publishing a reload failed")
+            for future in waiting:
+                future.set_exception(exc)
+            raise
+        for future in waiting:
+            future.set_result(result)
+        return result

@@ -1,0 +1,100 @@
+"""The state directory's files: written whole or not at all, and held by one server."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from feedsvc.errors import FeedsvcError
+
+
+class StateError(FeedsvcError):
+    """The state directory cannot be used (unwritable, or held by another server)."""
+
+
+def write_atomically(path: Path, chunks: Iterable[bytes | memoryview]) -> int:
+    """Write `path` so that it is either whole or absent: a temporary file, fsync, rename,
+    fsync of the folder. Returns the bytes written."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    written = 0
+    try:
+        with open(temporary, "wb") as handle:
+            for chunk in chunks:
+                written += handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    sync_folder(path.parent)
+    return written
+
+
+def sync_folder(folder: Path) -> None:
+    """Make renames and unlinks in `folder` durable."""
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Remove temporary files a killed writer left behind (`.*.tmp`)."""
+    for leftover in folder.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+
+
+class StateLock:
+    """An exclusive lock on the state directory for as long as a server runs.
+
+    flock(2) is released by the kernel when the holder dies however it dies, so a
+    killed server leaves no stale lock; the pid in the file is only for the message.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._descriptor: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock; StateError names the holder when another server has it."""
+        path = self.folder / "lock"
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(descriptor)
+            raise StateError(
+                f"state directory {self.folder} is in use by another feedsvc serve (pid "
+                f"{holder}); give each server its own state.path"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        # Kept open across fork: the builder process holds it too, and it ends with them.
+        os.set_inheritable(descriptor, True)
+        self._descriptor = descriptor
+
+    def release(self) -> None:
+        """Let the lock go (the kernel does it too when the process ends)."""
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+
+
+def prepare_folder(folder: Path) -> None:
+    """Create the state directory (private to this user) and check it is writable."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe = folder / f".probe.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise StateError(f"state directory {folder} is not writable: {reason}") from exc

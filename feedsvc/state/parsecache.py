@@ -1,0 +1,267 @@
+"""The parse cache: what each folder source parsed, kept so a restart parses only the
+files changed since.
+
+    header   magic, version, stamp (the model's shape, the parser's code and libraries)
+    payload  a run of pickles: the sources (name, fingerprint, number of files), then
+             each source's files in batches of (relpath, key, article, problems)
+    trailer  the payload's length and its SHA-256
+
+Written whole under a temporary name, fsynced and renamed (feedsvc.state.files). The
+file only saves time: one that is missing, truncated, garbled or of another version is
+ignored (with a warning unless missing) and every file is parsed again. Unpickling
+admits the model's classes and datetime's only, so even a stray file runs no code.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import logging
+import os
+import pickle
+import struct
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import IO, Any
+
+import feedsvc
+from feedsvc.errors import FeedsvcError
+from feedsvc.model import Article, Author, Problem
+from feedsvc.sources.directory import CachedFile, ExportedCache
+from feedsvc.state.files import write_atomically
+
+logger = logging.getLogger(__name__)
+
+ParseCache = dict[str, tuple[str, ExportedCache]]
+"""Source name -> (its fingerprint, its files), as DirectorySource exports them."""
+
+VERSION = 1
+MAGIC = b"FSVCPRS\n"
+HEADER = struct.Struct("<8sI16s")  # magic, version, stamp
+TRAILER = struct.Struct("<Q32s")  # payload length, SHA-256 of the payload
+PROTOCOL = 5
+BATCH = 512  # files per pickle: the file is written and read without a whole copy in memory
+_READ = 1 << 20
+# What a parse runs besides the settings: a change to any of it makes the file stale.
+_PARSER_MODULES = (
+    "feedsvc.model",
+    "feedsvc.dates",
+    "feedsvc.urls",
+    "feedsvc.content",
+    "feedsvc.sources.post",
+    "feedsvc.sources.directory",
+)
+_PARSER_LIBRARIES = ("PyYAML", "python-frontmatter", "markdown-it-pyrs", "nh3", "tzdata")
+_ALLOWED = frozenset(
+    {
+        ("feedsvc.model", "Article"),
+        ("feedsvc.model", "Author"),
+        ("feedsvc.model", "Problem"),
+        ("datetime", "datetime"),
+        ("datetime", "timezone"),
+        ("datetime", "timedelta"),
+    }
+)
+
+
+# What unpickling raises on bytes it cannot make sense of (pickle names the first five).
+_UNPICKLING_ERRORS = (
+    pickle.UnpicklingError,
+    AttributeError,
+    EOFError,
+    ImportError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ValueError,
+)
+
+
+class _BadFileError(FeedsvcError):
+    """Why a parse cache file cannot be used (internal: load turns it into a warning)."""
+
+
+def save_parse_cache(path: Path, cache: Mapping[str, tuple[str, Mapping[str, CachedFile]]]) -> None:
+    """Write every source's fingerprint and files to `path`, whole or not at all; OSError
+    when it cannot be written."""
+    write_atomically(path, _chunks(cache))
+
+
+def load_parse_cache(path: Path) -> ParseCache:
+    """The cache saved at `path`, or {} when there is none or it cannot be used. Never
+    raises: a bad file is logged as a warning with the reason."""
+    try:
+        with open(path, "rb") as handle:
+            return _read(handle, os.fstat(handle.fileno()).st_size)
+    except FileNotFoundError:
+        logger.debug("parse cache %s: none yet", path)
+        return {}
+    except OSError as exc:
+        reason = f"cannot read: {exc.strerror or exc}"
+    except _BadFileError as exc:
+        reason = str(exc)
+    logger.warning("parse cache %s: %s; every file will be parsed", path, reason)
+    return {}
+
+
+def matching_files(cache: ParseCache, name: str, fingerprint: str) -> ExportedCache:
+    """The files saved for source `name`, if its settings are still `fingerprint`, else {}."""
+    saved = cache.get(name)
+    if saved is None:
+        return {}
+    if saved[0] != fingerprint:
+        logger.info("parse cache: source %s has other settings now; parsing every file", name)
+        return {}
+    return saved[1]
+
+
+@functools.cache
+def stamp() -> bytes:
+    """What decides a parse besides the settings and the file: the model's shape, the
+    parser's code, the versions of its libraries."""
+    digest = hashlib.sha256(feedsvc.__version__.encode("utf-8"))
+    for cls in (Article, Author, Problem):
+        digest.update(repr([(f.name, str(f.type)) for f in fields(cls)]).encode("utf-8"))
+    for name in _PARSER_MODULES:
+        source = sys.modules[name].__file__
+        try:
+            digest.update(Path(source).read_bytes() if source else name.encode("utf-8"))
+        except OSError:  # no source beside the code: the version has to do
+            digest.update(name.encode("utf-8"))
+    for library in _PARSER_LIBRARIES:
+        try:
+            digest.update(f"{library} {importlib.metadata.version(library)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            digest.update(f"{library} absent".encode())
+    return digest.digest()[:16]
+
+
+def _chunks(cache: Mapping[str, tuple[str, Mapping[str, CachedFile]]]) -> Iterator[bytes]:
+    yield HEADER.pack(MAGIC, VERSION, stamp())
+    digest = hashlib.sha256()
+    length = 0
+    sources = [(name, fingerprint, len(files)) for name, (fingerprint, files) in cache.items()]
+    for value in _payload(sources, cache):
+        data = pickle.dumps(value, protocol=PROTOCOL)
+        digest.update(data)
+        length += len(data)
+        yield data
+    yield TRAILER.pack(length, digest.digest())
+
+
+def _payload(
+    sources: list[tuple[str, str, int]], cache: Mapping[str, tuple[str, Mapping[str, CachedFile]]]
+) -> Iterator[object]:
+    yield sources
+    for name, _, _ in sources:
+        batch: list[tuple[str, tuple[int, int, int], Article | None, tuple[Problem, ...]]] = []
+        for relpath, (key, article, problems) in cache[name][1].items():
+            batch.append((relpath, key, article, problems))
+            if len(batch) == BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def _read(handle: IO[bytes], size: int) -> ParseCache:
+    _check_header(handle.read(HEADER.size))
+    length = size - HEADER.size - TRAILER.size
+    _check_payload(handle, length)
+    handle.seek(HEADER.size)
+    try:
+        cache = _unpickle(handle)
+    except _UNPICKLING_ERRORS as exc:
+        raise _BadFileError(f"garbled ({exc.__class__.__name__}: {exc})") from None
+    if handle.tell() != HEADER.size + length:
+        raise _BadFileError("garbled (payload longer than its contents)")
+    return cache
+
+
+def _check_header(header: bytes) -> None:
+    if len(header) < HEADER.size:
+        raise _BadFileError("truncated (no complete header)")
+    magic, version, file_stamp = HEADER.unpack(header)
+    if magic != MAGIC:
+        raise _BadFileError("not a parse cache file")
+    if version != VERSION or file_stamp != stamp():
+        raise _BadFileError(
+            f"written by another version of feedsvc or its parser (format {version})"
+        )
+
+
+def _check_payload(handle: IO[bytes], length: int) -> None:
+    """Compare the payload with the trailer: the length first, so truncation says so."""
+    if length < 0:
+        raise _BadFileError("truncated (no trailer)")
+    digest = hashlib.sha256()
+    remaining = length
+    while remaining:
+        chunk = handle.read(min(remaining, _READ))
+        if not chunk:
+            raise _BadFileError("truncated while reading")
+        digest.update(chunk)
+        remaining -= len(chunk)
+    recorded, checksum = TRAILER.unpack(handle.read(TRAILER.size))
+    if recorded != length:
+        raise _BadFileError("truncated (its length is not the one written)")
+    if checksum != digest.digest():
+        raise _BadFileError("garbled (checksum mismatch)")
+
+
+def _unpickle(handle: IO[bytes]) -> ParseCache:
+    # One unpickler per pickle: each was written with a memo of its own.
+    sources = _Unpickler(handle).load()
+    if not isinstance(sources, list) or not all(_is_source(s) for s in sources):
+        raise _BadFileError("unexpected contents (list of sources)")
+    cache: ParseCache = {}
+    for name, fingerprint, count in sources:
+        files: ExportedCache = {}
+        while len(files) < count:
+            batch = _Unpickler(handle).load()
+            if not isinstance(batch, list) or not batch or not all(map(_is_file, batch)):
+                raise _BadFileError(f"unexpected contents (files of source {name})")
+            files.update(
+                (relpath, (key, article, problems)) for relpath, key, article, problems in batch
+            )
+        if len(files) != count:
+            raise _BadFileError(f"unexpected contents (files of source {name})")
+        cache[name] = (fingerprint, files)
+    return cache
+
+
+def _is_source(value: object) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) == 3
+        and isinstance(value[0], str)
+        and isinstance(value[1], str)
+        and isinstance(value[2], int)
+    )
+
+
+def _is_file(value: object) -> bool:
+    if not isinstance(value, tuple) or len(value) != 4:
+        return False
+    relpath, key, article, problems = value
+    return (
+        isinstance(relpath, str)
+        and isinstance(key, tuple)
+        and len(key) == 3
+        and all(isinstance(n, int) for n in key)
+        and (article is None or isinstance(article, Article))
+        and isinstance(problems, tuple)
+        and all(isinstance(p, Problem) for p in problems)
+    )
+
+
+class _Unpickler(pickle.Unpickler):
+    """Admits only the classes a parse cache holds: a stray file cannot run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} has no place in a parse cache")
+        return super().find_class(module, name)

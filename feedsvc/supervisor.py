@@ -1,0 +1,79 @@
+"""The main process's handle on the builder process: started before the workers,
+started again if it dies, stopped after them."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+
+from feedsvc.buildproc import run_builder
+from feedsvc.config import Config
+
+logger = logging.getLogger(__name__)
+
+
+class BuilderProcess:
+    """Runs feedsvc.buildproc.run_builder in a child process, for as long as the server runs."""
+
+    def __init__(self, config: Config, socket_path: str, folder: Path) -> None:
+        self.config = config
+        self.socket_path = socket_path
+        self.folder = folder
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def pid(self) -> int | None:
+        """The running builder's process id (None while there is none)."""
+        process = self._process
+        return process.pid if process is not None and process.is_alive() else None
+
+    def start(self) -> None:
+        """Start the builder, and a thread that starts it again should it exit."""
+        self._spawn(restarted=False)
+        threading.Thread(target=self._keep_running, name="builder-watch", daemon=True).start()
+
+    def stopping(self) -> None:
+        """The server is shutting down: a builder that exits now is not started again
+        (under systemd's default KillMode every process gets the SIGTERM at once)."""
+        self._stopping.set()
+
+    def stop(self) -> None:
+        """Stop the builder (SIGTERM, then SIGKILL after 5 s)."""
+        self._stopping.set()
+        process = self._process
+        if process is not None and process.is_alive():
+            process.terminate()
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+    def _spawn(self, *, restarted: bool) -> None:
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
+        context = multiprocessing.get_context("fork")
+        self._process = context.Process(
+            target=run_builder,
+            args=(self.config, self.socket_path, self.folder, os.getpid()),
+            kwargs={"restarted": restarted},
+            name="feedsvc-builder",
+            daemon=True,
+        )
+        self._process.start()
+
+    def _keep_running(self) -> None:
+        while not self._stopping.is_set():
+            process = self._process
+            assert process is not None
+            process.join()
+            if self._stopping.wait(1.0):
+                return
+            logger.error("the builder process exited (%s); starting it again", process.exitcode)
+            try:
+                self._spawn(restarted=True)
+            except OSError as exc:  # out of processes or memory: try again shortly
+                logger.error("cannot start the builder process: %s", exc)

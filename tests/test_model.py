@@ -1,0 +1,87 @@
+"""Article.revision: a digest of every field, the same for equal articles in any process."""
+
+import copy
+import pickle
+import subprocess
+import sys
+from dataclasses import fields, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from feedsvc.model import Article, Author, deflate_html
+
+T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def make_article() -> Article:
+    return Article(
+        id="urn:post:1",
+        source="posts",
+        path="2024/钱塘.md",
+        title="钱塘证券 & <friends>",
+        link="https://news.example.cn/2024/03/01/qiantang/",
+        published=T0,
+        updated=T0 + timedelta(hours=1),
+        content=deflate_html("<p>正文</p>"),
+        authors=(Author("财联社", email="desk@example.cn"),),
+        categories=(("金融", "财联社"),),
+        tags=("A股",),
+        summary="导语",
+        image="https://img.example.cn/a.png",
+    )
+
+
+CHANGES: dict[str, object] = {
+    "id": "urn:post:2",
+    "source": "other",
+    "path": "2024/other.md",
+    "title": "钱塘证券",
+    "link": "https://news.example.cn/other/",
+    "published": T0 - timedelta(seconds=1),
+    "updated": T0 + timedelta(hours=2),
+    "content": deflate_html("<p>正文.</p>"),
+    "authors": (Author("财联社"),),
+    "categories": (("金融",), ("财联社",)),
+    "tags": ("A股", "AI"),
+    "summary": "导语.",
+    "image": None,
+}
+
+
+def test_every_field_is_covered() -> None:
+    assert set(CHANGES) == {f.name for f in fields(Article) if f.init}
+
+
+@pytest.mark.parametrize("name", sorted(CHANGES))
+def test_a_change_to_any_field_changes_the_revision(name: str) -> None:
+    article = make_article()
+    changed = replace(article, **{name: CHANGES[name]})  # type: ignore[arg-type]
+    assert changed.revision != article.revision
+
+
+def test_equal_articles_made_anew_have_the_same_revision() -> None:
+    article = make_article()
+    copies = [
+        make_article(),
+        replace(article),
+        copy.deepcopy(article),
+        pickle.loads(pickle.dumps(article)),
+    ]
+    assert all(c == article and c.revision == article.revision for c in copies)
+    assert len(article.revision) == 32
+
+
+def test_the_revision_is_the_same_in_another_process() -> None:
+    script = (
+        "import sys; sys.path.insert(0, 'tests');"
+        "from test_model import make_article;"
+        "print(make_article().revision)"
+    )
+    root = Path(__file__).parent.parent
+    env = {"PYTHONHASHSEED": "12345", "TZ": "America/New_York", "PATH": "/usr/bin:/bin"}
+    other = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, check=True
+    )
+    assert other.stdout.decode().strip() == make_article().revision
