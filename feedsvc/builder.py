@@ -62,8 +62,10 @@ class SiteBuilder:
     def __init__(self, config: Config, cores: Cores | None = None) -> None:
         self.config = config
         self.tz = load_timezone(config.site.timezone)
-        self._nodes: dict[tuple[str, str], tuple[object, list[Document], FeedLinks]] = {}
-        self._pages: tuple[object, list[Document]] | None = None
+        # node key -> (signature, documents, links; None for nodes seeded from disk)
+        self._nodes: dict[tuple[str, str], tuple[str, list[Document], FeedLinks | None]] = {}
+        self._pages: tuple[str, list[Document]] | None = None
+        self.config_digest = _digest((config.site, config.sources, config.feeds))
         self._last: tuple[tuple[str, ...], dict[Any, Any], SiteBuild] | None = None
         self._index = NodeIndex(config)
         self._feeds = FeedRenderer(config, cores)
@@ -88,7 +90,7 @@ class SiteBuilder:
         nodes, problems = self._index.update(articles, keep)
         limit = self.config.feeds.limit
         signatures = {
-            node.key: (node.names, tuple(a.revision for a in node.articles[:limit]))
+            node.key: _digest((node.names, [a.revision for a in node.articles[:limit]]))
             for node in nodes
         }
         kept = self._nodes
@@ -99,7 +101,10 @@ class SiteBuilder:
         documents: dict[str, Document] = {}
         links: list[FeedLinks] = []
         for node in nodes:
-            _, node_documents, link = self._nodes[node.key]
+            signature, node_documents, link = self._nodes[node.key]
+            if link is None:  # seeded from the last run: the links cost no rendering
+                link = _feed_links(node, self.config)
+                self._nodes[node.key] = (signature, node_documents, link)
             documents.update((doc.path, doc) for doc in node_documents)
             links.append(link)
         self._feeds.forget_unlisted(nodes)
@@ -122,7 +127,7 @@ class SiteBuilder:
         return [*feeds, page], link
 
     def _render_pages(self, links: list[FeedLinks]) -> list[Document]:
-        signature = tuple((link.title, len(link.articles), link.updated) for link in links)
+        signature = _digest([(k.title, len(k.articles), str(k.updated)) for k in links])
         if self._pages is not None and self._pages[0] == signature:
             return self._pages[1]
         config = self.config
@@ -142,6 +147,34 @@ class SiteBuilder:
         ]
         self._pages = (signature, pages)
         return pages
+
+
+    def export(self) -> dict[str, Any]:
+        """What a restarted builder needs to reuse this one's documents (JSON-ready)."""
+        nodes = {
+            f"{kind}:{directory}": [signature, [doc.path for doc in documents]]
+            for (kind, directory), (signature, documents, _) in self._nodes.items()
+        }
+        pages = [self._pages[0], [d.path for d in self._pages[1]]] if self._pages else None
+        return {"config": self.config_digest, "nodes": nodes, "pages": pages}
+
+    def seed(self, exported: Mapping[str, Any], documents: Mapping[str, Document]) -> None:
+        """Start from what `export` said of `documents` (a restart): nodes whose signature
+        is unchanged are not rendered again. Ignored when the config differs."""
+        if exported.get("config") != self.config_digest:
+            return
+        for name, (signature, paths) in exported["nodes"].items():
+            kind, directory = name.split(":", 1)
+            if all(path in documents for path in paths):
+                self._nodes[(kind, directory)] = (signature, [documents[p] for p in paths], None)
+        pages = exported.get("pages")
+        if pages and all(path in documents for path in pages[1]):
+            self._pages = (pages[0], [documents[p] for p in pages[1]])
+
+
+def _digest(value: object) -> str:
+    """A signature of reprs of strings, tuples and lists: the same in every process."""
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:32]
 
 
 def build_site(

@@ -86,7 +86,6 @@ class Follower:
                 logger.warning(
                     "cannot serve generation %d (%s); waiting for the builder", generation, exc
                 )
-        self._sock = self._connect()
         threading.Thread(target=self._follow, name="follower", daemon=True).start()
         self._serving.wait()
 
@@ -141,6 +140,7 @@ class Follower:
             time.sleep(0.2)
 
     def _follow(self) -> None:
+        self._sock = self._connect()
         while True:
             self._step()
 

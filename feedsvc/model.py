@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -163,16 +163,53 @@ class Variant:
     not_modified: list[tuple[str, str]]
 
 
-@dataclass(frozen=True, slots=True)
 class Resource:
-    """Every representation of one URL: identity and gzip, and for a feed its browser page."""
+    """Every representation of one URL: identity and gzip, and for a feed its browser page.
 
-    document: Document
-    identity: Variant
-    gzip: Variant | None
-    view_document: Document | None = None  # a feed's HTML view, for browsers
-    browser_identity: Variant | None = None
-    browser_gzip: Variant | None = None
+    Each is made on first use by `make(resource, gzipped, browser)` and kept: a worker that
+    loads a generation of 10,000 documents can answer at once, and pays for the header
+    lists of a document only when it is first asked for.
+    """
+
+    __slots__ = ("_make", "_variants", "document", "view_document")
+
+    def __init__(
+        self,
+        document: Document,
+        view_document: Document | None,
+        make: Callable[[Resource, bool, bool], Variant],
+    ) -> None:
+        self.document = document
+        self.view_document = view_document  # a feed's HTML view, for browsers
+        self._make = make
+        self._variants: list[Variant | None] = [None, None, None, None]
+
+    def _variant(self, slot: int, gzipped: bool, browser: bool) -> Variant:
+        # Two threads may make the same variant at once; both make equal ones.
+        variant = self._variants[slot]
+        if variant is None:
+            variant = self._variants[slot] = self._make(self, gzipped, browser)
+        return variant
+
+    @property
+    def identity(self) -> Variant:
+        """The document, uncompressed."""
+        return self._variant(0, False, False)
+
+    @property
+    def gzip(self) -> Variant:
+        """The document, gzipped."""
+        return self._variant(1, True, False)
+
+    @property
+    def browser_identity(self) -> Variant | None:
+        """A feed's HTML view, uncompressed (None for other documents)."""
+        return None if self.view_document is None else self._variant(2, False, True)
+
+    @property
+    def browser_gzip(self) -> Variant | None:
+        """A feed's HTML view, gzipped (None for other documents)."""
+        return None if self.view_document is None else self._variant(3, True, True)
 
 
 def read_only(mapping: dict[Any, Any]) -> Mapping[Any, Any]:

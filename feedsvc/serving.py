@@ -81,22 +81,26 @@ def _same_view(old: Resource, view: Document | None) -> bool:
 
 
 def _resource(document: Document, view: Document | None, max_age: int) -> Resource:
-    is_feed = view is not None
-    cache = f"public, max-age={max_age}, {STALE}" if is_feed else f"public, max-age={max_age}"
-    vary = FEED_VARY if is_feed else "Accept-Encoding"
-    identity = _variant(document, False, cache, vary, cors=is_feed)
-    compressed = _variant(document, True, cache, vary, cors=is_feed)
-    if view is None:
-        return Resource(document, identity, compressed)
+    return Resource(document, view, _variants(max_age))
+
+
+@lru_cache(maxsize=16)
+def _variants(max_age: int) -> Callable[[Resource, bool, bool], Variant]:
+    """What makes a resource's representations, for one max-age."""
+    feed_cache = f"public, max-age={max_age}, {STALE}"
+    page_cache = f"public, max-age={max_age}"
     private = f"private, max-age={max_age}"
-    return Resource(
-        document,
-        identity,
-        compressed,
-        view,
-        _variant(view, False, private, BROWSER_VARY, cors=False),
-        _variant(view, True, private, BROWSER_VARY, cors=False),
-    )
+
+    def make(resource: Resource, gzipped: bool, browser: bool) -> Variant:
+        is_feed = resource.view_document is not None
+        if browser:
+            assert resource.view_document is not None
+            return _variant(resource.view_document, gzipped, private, BROWSER_VARY, cors=False)
+        cache = feed_cache if is_feed else page_cache
+        vary = FEED_VARY if is_feed else "Accept-Encoding"
+        return _variant(resource.document, gzipped, cache, vary, cors=is_feed)
+
+    return make
 
 
 def _variant(document: Document, gzipped: bool, cache: str, vary: str, *, cors: bool) -> Variant:
@@ -230,14 +234,14 @@ class FastPath:
         maybe_browser = dest is not None or (accept is not None and "html" in accept)
         if (
             maybe_browser
-            and resource.browser_identity is not None
+            and resource.view_document is not None
             and is_browser_navigation(dest, accept)
         ):
             variant = resource.browser_gzip if gzipped else resource.browser_identity
         else:
             variant = resource.gzip if gzipped else resource.identity
         assert variant is not None
-        route = "feed" if resource.browser_identity is not None else "page"
+        route = "feed" if resource.view_document is not None else "page"
         if is_not_modified(variant, environ):
             if self.tally is not None:
                 self.tally.pending[(route, "304")] += 1

@@ -233,8 +233,8 @@ class SnapshotWriter:
             for line in index.records.splitlines():
                 record = json.loads(line)
                 ref = (record[9], record[10], record[11])
-                segments = {ref[0], *(s for s, _, _ in _listing(maps, ref))}
-                self._records[record[0]] = _Record(record[6], line, frozenset(segments))
+                segments = _segments_of(maps[ref[0]][ref[1] : ref[1] + ref[2]]) | {ref[0]}
+                self._records[record[0]] = _Record(record[6], line, segments)
         finally:
             for mapping in maps.values():
                 mapping.close()
@@ -299,7 +299,7 @@ class SnapshotWriter:
         where = self._pieces.get(list_digest)
         if where is None:
             where = self._pieces[list_digest] = new.add(list_digest, bytes(refs))
-        segments = frozenset(REF.unpack_from(refs, i)[0] for i in range(0, len(refs), REF.size))
+        segments = _segments_of(refs)
         line = json.dumps(
             [
                 document.path,
@@ -402,6 +402,11 @@ def _write_index(
 Ref = tuple[int, int, int]  # segment, offset, length
 
 
+def _segments_of(listing: bytes | bytearray) -> frozenset[int]:
+    """The segments a list of pieces refers to: the first of every REF's four words."""
+    return frozenset(memoryview(listing).cast("I")[:: REF.size // 4])
+
+
 def _listing(maps: Mapping[int, mmap.mmap], ref: Ref) -> list[Ref]:
     """The refs a document's list of pieces holds."""
     segment, offset, length = ref
@@ -458,10 +463,14 @@ class SnapshotReader:
         self._maps = maps
         documents: dict[str, Document] = {}
         known, seen = self._documents, {}
-        for count, line in enumerate(index.records.splitlines(), 1):
+        lines = index.records.splitlines()
+        # New records are parsed in one go: one JSON call, not one per line.
+        new = [line for line in lines if line not in known]
+        parsed = iter(json.loads(b"[" + b",".join(new) + b"]") if new else ())
+        for count, line in enumerate(lines, 1):
             document = known.get(line)
             if document is None:
-                document = _document(json.loads(line), maps)
+                document = _document(next(parsed), maps)
             seen[line] = document
             documents[document.path] = document
             if pause is not None and not count % 256:
