@@ -24,7 +24,7 @@ from feedsvc.dates import EPOCH, load_timezone
 from feedsvc.gzparts import FRAME_BYTES, Compressor, Part, trailer
 from feedsvc.jsonfeed import ITEM_SEPARATOR, json_head, json_item, json_tail
 from feedsvc.model import Article, Author, Document, Problem
-from feedsvc.nodes import FeedNode, NodeIndex, NodeKeys, node_title
+from feedsvc.nodes import FeedNode, NodeIndex, NodeKeys, digest, node_title
 from feedsvc.pages import FeedLinks, render_feed_view, render_index, render_opml
 from feedsvc.urls import join_url
 
@@ -65,7 +65,7 @@ class SiteBuilder:
         # node key -> (signature, documents, links; None for nodes seeded from disk)
         self._nodes: dict[tuple[str, str], tuple[str, list[Document], FeedLinks | None]] = {}
         self._pages: tuple[str, list[Document]] | None = None
-        self.config_digest = _digest((config.site, config.sources, config.feeds))
+        self.config_digest = digest((config.site, config.sources, config.feeds))
         self._last: tuple[tuple[str, ...], dict[Any, Any], SiteBuild] | None = None
         self._index = NodeIndex(config)
         self._feeds = FeedRenderer(config, cores)
@@ -88,15 +88,10 @@ class SiteBuilder:
 
     def _build(self, articles: tuple[Article, ...], keep: NodeKeys | None) -> SiteBuild:
         nodes, problems = self._index.update(articles, keep)
-        limit = self.config.feeds.limit
-        signatures = {
-            node.key: _digest((node.names, [a.revision for a in node.articles[:limit]]))
-            for node in nodes
-        }
         kept = self._nodes
-        stale = [n for n in nodes if n.key not in kept or kept[n.key][0] != signatures[n.key]]
+        stale = [n for n in nodes if n.key not in kept or kept[n.key][0] != n.signature]
         self._feeds.render_entries(stale)  # all at once: a cold start's go on every core
-        renewed = {n.key: (signatures[n.key], *self._render_node(n)) for n in stale}
+        renewed = {n.key: (n.signature, *self._render_node(n)) for n in stale}
         self._nodes = {n.key: renewed.get(n.key) or kept[n.key] for n in nodes}
         documents: dict[str, Document] = {}
         links: list[FeedLinks] = []
@@ -127,7 +122,7 @@ class SiteBuilder:
         return [*feeds, page], link
 
     def _render_pages(self, links: list[FeedLinks]) -> list[Document]:
-        signature = _digest([(k.title, len(k.articles), str(k.updated)) for k in links])
+        signature = digest([(k.title, len(k.articles), str(k.updated)) for k in links])
         if self._pages is not None and self._pages[0] == signature:
             return self._pages[1]
         config = self.config
@@ -170,11 +165,6 @@ class SiteBuilder:
         pages = exported.get("pages")
         if pages and all(path in documents for path in pages[1]):
             self._pages = (pages[0], [documents[p] for p in pages[1]])
-
-
-def _digest(value: object) -> str:
-    """A signature of reprs of strings, tuples and lists: the same in every process."""
-    return hashlib.sha256(repr(value).encode()).hexdigest()[:32]
 
 
 def build_site(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +24,9 @@ class FeedNode:
     directory: str
     names: tuple[str, ...]
     articles: tuple[Article, ...]
+    # What its documents depend on: a digest of its names and its first `limit` entries'
+    # revisions (the builder renders a node again only when this changes).
+    signature: str = ""
 
     def path(self, name: str) -> str:
         """The URL path (no leading slash) of one of this node's documents, e.g. `feed.atom`."""
@@ -63,6 +67,7 @@ class NodeIndex:
 
     def __init__(self, config: Config) -> None:
         self._paths = _Memberships(config)
+        self._limit = config.feeds.limit
         self._articles: dict[str, Article] = {}  # by revision: the objects the nodes hold
         self._members: dict[_Key, list[Article]] = {}  # newest first
         self._names: dict[_Key, Counter[tuple[str, ...]]] = {}
@@ -104,8 +109,10 @@ class NodeIndex:
                 del self._members[key], self._names[key]
             self._node(key)
         for key, kept_names in (keep or {}).items():
-            self._nodes.setdefault(key, FeedNode(key[0], key[1], kept_names, ()))
-        self._nodes.setdefault(("site", ""), FeedNode("site", "", (), ()))
+            if key not in self._nodes:
+                self._nodes[key] = self._feed_node(key, kept_names, ())
+        if ("site", "") not in self._nodes:
+            self._nodes[("site", "")] = self._feed_node(("site", ""), (), ())
         order = sorted(self._nodes, key=lambda key: (key[0] != "site", key))
         problems = [p for key in order for p in self._problems.get(key, ())]
         return [self._nodes[key] for key in order], problems
@@ -116,13 +123,18 @@ class NodeIndex:
         self._problems.pop(key, None)
         if not members:
             return  # emptied: gone unless `keep` holds it
-        kind, directory = key
         paths = self._paths.of(members[0])[key]
         if len(+self._names[key]) > 1:  # names collide: say so in the order they appear
             seen = dict.fromkeys(n for a in members for n in self._paths.of(a)[key])
             first, *others = seen
             self._problems[key] = [_collision(key, first, names) for names in others]
-        self._nodes[key] = FeedNode(kind, directory, paths[0], tuple(members))
+        self._nodes[key] = self._feed_node(key, paths[0], tuple(members))
+
+    def _feed_node(
+        self, key: _Key, names: tuple[str, ...], members: tuple[Article, ...]
+    ) -> FeedNode:
+        listed = [a.revision for a in members[: self._limit]]
+        return FeedNode(key[0], key[1], names, members, digest((names, listed)))
 
 
 def _apply(members: list[Article], leaving: Sequence[Article], arriving: Sequence[Article]) -> None:
@@ -206,6 +218,12 @@ class _Memberships:
             elif (tag,) not in seen:
                 found[key] = (*seen, (tag,))
         return found
+
+
+def digest(value: object) -> str:
+    """A signature of a value made of strings, numbers, tuples and lists: its repr's
+    SHA-256, the same in every process and run."""
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:32]
 
 
 def node_title(site_title: str, node: FeedNode) -> str:

@@ -27,13 +27,16 @@ logger = logging.getLogger(__name__)
 # Events that say a file's bytes or presence changed. Opening and closing a file without
 # writing are left out: they are what a reload's own reads cause.
 _CHANGES = frozenset({"created", "modified", "closed", "deleted", "moved"})
-# An editor's save or a `git pull` is a burst of events: one reload after it settles.
+# Events after which a file is whole: a reload may start at once.
+_COMPLETE = frozenset({"closed", "deleted", "moved"})
+# An editor's save or a `git pull` is a burst of events: a reload at its first completed
+# write, and one more once it settles if anything changed after that.
 SETTLE_SECONDS = 0.05
 
 
 class FolderWatch:
-    """Calls `on_change` (once per burst) when a file under a watched folder, or the
-    config file, changes."""
+    """Calls `on_change` when a file under a watched folder, or the config file, changes:
+    at once for a completed write, and at most once more per burst."""
 
     def __init__(self, on_change: Callable[[], None], settle_seconds: float = SETTLE_SECONDS):
         self.on_change = on_change
@@ -42,6 +45,8 @@ class FolderWatch:
         # (folder, the one file in it that counts, or None for the whole tree)
         self._watches: dict[tuple[str, str | None], ObservedWatch] = {}
         self._timer: threading.Timer | None = None
+        self._fired = False  # the burst's first completed write was reported at once
+        self._pending = False  # something changed since then: report when it settles
         self._lock = threading.Lock()
 
     @property
@@ -101,30 +106,41 @@ class FolderWatch:
             self._observer.start()
         return self._observer
 
-    def _changed(self) -> None:
+    def _changed(self, complete: bool) -> None:
+        """A file changed; `complete`: its writer is done with it (closed, renamed or
+        deleted), so the reload may start at once rather than when the burst settles."""
         with self._lock:
-            if self._timer is not None:  # this burst already has its reload coming
-                return
-            self._timer = threading.Timer(self.settle_seconds, self._settled)
-            self._timer.daemon = True
-            self._timer.start()
+            now = complete and not self._fired
+            if now:
+                self._fired = True
+            else:
+                self._pending = True
+            if self._timer is None:
+                self._timer = threading.Timer(self.settle_seconds, self._settled)
+                self._timer.daemon = True
+                self._timer.start()
+        if now:
+            self.on_change()
 
     def _settled(self) -> None:
         with self._lock:
             self._timer = None
-        self.on_change()
+            pending, self._pending, self._fired = self._pending, False, False
+        if pending:  # what changed after the first call, or without a completed write
+            self.on_change()
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, changed: Callable[[], None], only: str | None) -> None:
+    def __init__(self, changed: Callable[[bool], None], only: str | None) -> None:
         self._changed = changed
         self._only = only  # None: any file; else this file (an editor may save by rename)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type not in _CHANGES:
             return
+        complete = event.event_type in _COMPLETE
         if self._only is None:
             if not (event.is_directory and event.event_type == "modified"):
-                self._changed()
+                self._changed(complete)
         elif self._only in (event.src_path, event.dest_path):
-            self._changed()
+            self._changed(complete)
