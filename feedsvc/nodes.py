@@ -99,9 +99,7 @@ class NodeIndex:
         arriving: dict[_Key, list[Article]] = {}
         for changes, sign, batch in ((leaving, -1, gone), (arriving, 1, added)):
             for article in batch:
-                for key, paths in self._paths.of(article).items():
-                    changes.setdefault(key, []).append(article)
-                    self._names.setdefault(key, Counter()).update({n: sign for n in paths})
+                self._count(article, sign, changes)
         for key in leaving.keys() | arriving.keys():
             members = self._members.setdefault(key, [])
             _apply(members, leaving.get(key, ()), arriving.get(key, ()))
@@ -116,6 +114,16 @@ class NodeIndex:
         order = sorted(self._nodes, key=lambda key: (key[0] != "site", key))
         problems = [p for key in order for p in self._problems.get(key, ())]
         return [self._nodes[key] for key in order], problems
+
+    def _count(self, article: Article, sign: int, changes: dict[_Key, list[Article]]) -> None:
+        """Note an article leaving (-1) or arriving (+1) in every node it belongs to."""
+        for key, paths in self._paths.of(article).items():
+            changes.setdefault(key, []).append(article)
+            counts = self._names.get(key)
+            if counts is None:
+                counts = self._names[key] = Counter()
+            for names in paths:
+                counts[names] += sign
 
     def _node(self, key: _Key) -> None:
         members = self._members.get(key)
@@ -139,7 +147,7 @@ class NodeIndex:
 
 def _apply(members: list[Article], leaving: Sequence[Article], arriving: Sequence[Article]) -> None:
     """Take `leaving` out of a newest-first list and put `arriving` in its place."""
-    if len(leaving) + len(arriving) > _BULK:
+    if not members or len(leaving) + len(arriving) > _BULK:
         if leaving:
             drop = {a.revision for a in leaving}
             members[:] = [a for a in members if a.revision not in drop]

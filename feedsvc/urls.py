@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import uuid
@@ -67,6 +68,11 @@ def expand_permalink(
     return join_url(home, path)
 
 
+# An http(s) URL of unreserved and sub-delim characters only, without query or fragment.
+_PLAIN = re.compile(r"https?://[A-Za-z0-9.:\-\[\]]+(/[A-Za-z0-9/:@!$&'()*+,;=\-._~]*)?")
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def join_url(base: str, path: str) -> str:
     """Put `path` under the `base` URL (which may itself have a path) and make it a URI."""
     return to_uri(base.rstrip("/") + "/" + path.lstrip("/"))
@@ -74,6 +80,8 @@ def join_url(base: str, path: str) -> str:
 
 def to_uri(iri: str) -> str:
     """Percent-encode what a URI may not hold (RFC 3987 §3.1), leaving valid URIs unchanged."""
+    if _PLAIN.fullmatch(iri):  # nothing to encode, nothing to split: most feed URLs
+        return iri
     parts = urlsplit(iri)
     netloc = parts.netloc
     try:
