@@ -129,3 +129,30 @@ def test_files_no_worker_serves_are_removed(builder: Builder, tmp_path: Path) ->
     assert segments == set(read_index(builder.folder, generation).segments)
     assert len(segments) < generation
     assert served(follower.store.current) == served(builder.refresher.store.current)
+
+
+def test_many_edits_leave_few_segments(
+    builder: Builder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("feedsvc.state.snapshots.MAX_SEGMENTS", 4)
+    folder = tmp_path / "articles"
+    for n in range(6):
+        write_article(folder, f"p{n}.md", title=f"P{n}", date=f"2026-01-0{n + 1}", tags=[f"t{n}"])
+    builder.reload()
+    follower = builder.follower()
+    follower.start(None)
+    for n in range(12):
+        # Each edit leaves a segment in which the edited entry stays listed.
+        write_article(
+            folder,
+            f"p{n % 6}.md",
+            title=f"P{n % 6} v{n}",
+            date=f"2026-01-0{n % 6 + 1}",
+            tags=[f"t{n % 6}"],
+        )
+        generation = builder.reload()
+        wait_until(lambda g=generation: follower.store.current.generation == g)
+    builder.reload()
+    segments = [n for n in os.listdir(builder.folder) if n.startswith("seg-")]
+    assert len(segments) <= 4 + 2
+    assert served(follower.store.current) == served(builder.refresher.store.current)

@@ -47,6 +47,7 @@ ROW = struct.Struct("<16sQI")  # a segment's table: digest, offset, length
 REF = struct.Struct("<IQI")  # a document's list of pieces: segment, offset, length
 HEADER = struct.Struct("<8sIIQQQ")  # magic, version, generation, section lengths (3)
 CHECKSUM = 32  # SHA-256 at the end of an index
+MAX_SEGMENTS = 32  # more, and the small ones are merged into the next (SnapshotWriter._compact)
 _INDEX_NAME = re.compile(r"gen-(\d{8})\.idx")
 _SEGMENT_NAME = re.compile(r"seg-(\d{8})\.bin")
 
@@ -257,6 +258,7 @@ class SnapshotWriter:
     ) -> int:
         """Write the documents as the next generation (or nothing, when every document is
         the one on disk); returns the generation that holds them."""
+        self._compact()
         new = _Segment(self._next_segment)
         records: dict[str, _Record] = {}
         for path, document in documents.items():
@@ -288,9 +290,25 @@ class SnapshotWriter:
         self._builder_meta = dict(builder)
         return self.generation
 
+    def _compact(self) -> None:
+        """Keep the segments few: past MAX_SEGMENTS, the live pieces of all but the largest
+        are written again into the next one (each edit leaves a segment of which a few
+        entries may stay listed for long), and the old ones go once no worker maps them."""
+        if len(self._segments) <= MAX_SEGMENTS:
+            return
+        largest = max(self._segments, key=lambda number: self._segments[number][0])
+        moved = frozenset(self._segments) - {largest}
+        for number in moved:
+            for digest in self._contents[number]:
+                if self._pieces.get(digest, (0,))[0] == number:
+                    del self._pieces[digest]
+        self._records = {p: r for p, r in self._records.items() if not r.segments & moved}
+
     def _record(self, document: Document, new: _Segment) -> _Record:
         refs = bytearray()
-        for digest, piece in zip(document.digests, document.pieces, strict=True):
+        # A document read back from disk (a restart) names its pieces by their bytes.
+        digests = document.digests or tuple(map(piece_digest, document.pieces))
+        for digest, piece in zip(digests, document.pieces, strict=True):
             ref = self._pieces.get(digest)
             if ref is None:
                 ref = self._pieces[digest] = new.add(digest, piece)
