@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from feedsvc.errors import FeedsvcError
 from feedsvc.gzparts import piece_digest
 from feedsvc.model import Document
 from feedsvc.state.files import remove_leftovers, sync_folder, write_atomically
@@ -48,11 +49,12 @@ REF = struct.Struct("<IQI")  # a document's list of pieces: segment, offset, len
 HEADER = struct.Struct("<8sIIQQQ")  # magic, version, generation, section lengths (3)
 CHECKSUM = 32  # SHA-256 at the end of an index
 MAX_SEGMENTS = 32  # more, and the small ones are merged into the next (SnapshotWriter._compact)
+Ref = tuple[int, int, int]  # segment, offset, length
 _INDEX_NAME = re.compile(r"gen-(\d{8})\.idx")
 _SEGMENT_NAME = re.compile(r"seg-(\d{8})\.bin")
 
 
-class BadStateError(Exception):
+class BadStateError(FeedsvcError):
     """A snapshot file is truncated, garbled, missing or of another version."""
 
 
@@ -123,18 +125,18 @@ def read_index(folder: Path, generation: int) -> Index:
 def check_segment(folder: Path, number: int, size: int, crc: int) -> None:
     """Check a segment is whole and unchanged (BadStateError otherwise)."""
     path = segment_path(folder, number)
+    data = _map(path)  # mapped, not read: the page cache it fills is what workers map next
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise BadStateError(f"{path.name}: cannot read: {exc.strerror or exc}") from exc
-    if len(data) != size or len(data) < FOOTER.size:
-        raise BadStateError(f"{path.name}: truncated ({len(data)} of {size} bytes)")
-    magic, version, _, _, stored = FOOTER.unpack_from(data, len(data) - FOOTER.size)
-    if magic != SEGMENT_MAGIC or version != VERSION:
-        raise BadStateError(f"{path.name}: not a feedsvc segment of this version")
-    if zlib.crc32(memoryview(data)[:-4]) != crc or stored != crc:
-        raise BadStateError(f"{path.name}: checksum mismatch")
+        if len(data) != size or len(data) < FOOTER.size:
+            raise BadStateError(f"{path.name}: truncated ({len(data)} of {size} bytes)")
+        magic, version, _, _, stored = FOOTER.unpack_from(data, len(data) - FOOTER.size)
+        if magic != SEGMENT_MAGIC or version != VERSION:
+            raise BadStateError(f"{path.name}: not a feedsvc segment of this version")
+        with memoryview(data) as view:
+            if zlib.crc32(view[:-4]) != crc or stored != crc:
+                raise BadStateError(f"{path.name}: checksum mismatch")
+    finally:
+        data.close()
 
 
 def validate(folder: Path) -> int | None:
@@ -209,7 +211,7 @@ class SnapshotWriter:
 
     folder: Path
     generation: int = 0
-    _pieces: dict[bytes, tuple[int, int, int]] = field(default_factory=dict)  # digest -> ref
+    _pieces: dict[bytes, Ref] = field(default_factory=dict)  # digest -> where on disk
     _segments: dict[int, tuple[int, int]] = field(default_factory=dict)  # number -> size, crc
     _contents: dict[int, list[bytes]] = field(default_factory=dict)  # number -> digests
     _records: dict[str, _Record] = field(default_factory=dict)  # by document path
@@ -275,20 +277,26 @@ class SnapshotWriter:
         if new.digests:
             self._segments[new.number] = new.save(self.folder)
             self._contents[new.number] = new.digests
+            self._pieces.update(new.refs)  # only now: a failed write leaves no trace
             self._next_segment += 1
         used = frozenset(s for record in records.values() for s in record.segments)
-        self.generation += 1
+        generation = self.generation + 1
         meta = {
-            "generation": self.generation,
+            "generation": generation,
             "segments": {str(n): list(self._segments[n]) for n in sorted(used)},
             "status": status.to_json(),
         }
         lines = b"".join(record.line + b"\n" for record in records.values())
-        _write_index(self.folder, self.generation, meta, lines, builder)
+        _write_index(self.folder, generation, meta, lines, builder)
+        self.generation = generation
         self._records = records
         self._kept[self.generation] = used
         self._builder_meta = dict(builder)
         return self.generation
+
+    def _where(self, digest: bytes, piece: bytes | memoryview, new: _Segment) -> Ref:
+        """Where a piece is on disk, or will be once `new` is written."""
+        return self._pieces.get(digest) or new.refs.get(digest) or new.add(digest, piece)
 
     def _compact(self) -> None:
         """Keep the segments few: past MAX_SEGMENTS, the live pieces of all but the largest
@@ -309,14 +317,9 @@ class SnapshotWriter:
         # A document read back from disk (a restart) names its pieces by their bytes.
         digests = document.digests or tuple(map(piece_digest, document.pieces))
         for digest, piece in zip(digests, document.pieces, strict=True):
-            ref = self._pieces.get(digest)
-            if ref is None:
-                ref = self._pieces[digest] = new.add(digest, piece)
-            refs += REF.pack(*ref)
-        list_digest = piece_digest(bytes(refs))
-        where = self._pieces.get(list_digest)
-        if where is None:
-            where = self._pieces[list_digest] = new.add(list_digest, bytes(refs))
+            refs += REF.pack(*self._where(digest, piece, new))
+        listing = bytes(refs)
+        where = self._where(piece_digest(listing), listing, new)
         segments = _segments_of(refs)
         line = json.dumps(
             [
@@ -374,11 +377,12 @@ class _Segment:
         self.number = number
         self.chunks: list[bytes | memoryview] = []
         self.digests: list[bytes] = []
+        self.refs: dict[bytes, Ref] = {}
         self.rows = bytearray()
         self.size = 0
 
-    def add(self, digest: bytes, piece: bytes | memoryview) -> tuple[int, int, int]:
-        ref = (self.number, self.size, len(piece))
+    def add(self, digest: bytes, piece: bytes | memoryview) -> Ref:
+        ref = self.refs[digest] = (self.number, self.size, len(piece))
         self.chunks.append(piece)
         self.digests.append(digest)
         self.rows += ROW.pack(digest, self.size, len(piece))
@@ -415,9 +419,6 @@ def _write_index(
         [header, meta_bytes, records, builder_bytes, checksum.digest()],
     )
     sync_folder(folder)
-
-
-Ref = tuple[int, int, int]  # segment, offset, length
 
 
 def _segments_of(listing: bytes | bytearray) -> frozenset[int]:
@@ -502,7 +503,7 @@ def _map(path: Path) -> mmap.mmap:
         with open(path, "rb") as handle:
             return mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ)
     except (OSError, ValueError) as exc:
-        raise BadStateError(f"{path.name}: cannot map: {exc}") from exc
+        raise BadStateError(f"{path.name}: cannot read: {exc}") from exc
 
 
 def _document(record: list[Any], maps: Mapping[int, mmap.mmap]) -> Document:
