@@ -179,6 +179,7 @@ class AfterReload:
         refresher.on_change = self._changed.extend
 
     def __call__(self, summary: ReloadSummary) -> int:
+        started = time.perf_counter()
         config = self.refresher.config
         self.on_config(config)
         snapshot = self.refresher.store.current
@@ -200,6 +201,9 @@ class AfterReload:
             status = status_of(snapshot, config)
         if self.announcer is not None and generation:
             self.announcer.announce(generation, status)
+        logger.debug(
+            "generation %d announced after %.3fs", generation, time.perf_counter() - started
+        )
         changed = self._changed.copy()
         self._changed.clear()
         if changed:

@@ -112,6 +112,7 @@ class Follower:
             documents, resources = current.documents, current.resources
             read_status = self.status
         else:
+            started = time.perf_counter()
             found, read_status = self.reader.read(generation, _let_requests_run)
             documents = found
             resources = prepare_resources(
@@ -120,6 +121,10 @@ class Follower:
         self.status = status or read_status
         self.store.swap(_snapshot(documents, resources, self.status, generation))
         self._serving.set()
+        if generation != current.generation:
+            logger.debug(
+                "serving generation %d after %.3fs", generation, time.perf_counter() - started
+            )
         settle_garbage()
 
     def _connect(self) -> socket.socket:

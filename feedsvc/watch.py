@@ -111,8 +111,8 @@ class FolderWatch:
         deleted), so the reload may start at once rather than when the burst settles."""
         with self._lock:
             now = complete and not self._fired
-            if now:
-                self._fired = True
+            if now:  # the reload this starts reads whatever the burst changed so far
+                self._fired, self._pending = True, False
             else:
                 self._pending = True
             if self._timer is None:

@@ -139,3 +139,16 @@ def test_a_completed_write_asks_at_once_not_when_the_burst_settles(
     watch.follow(config)
     write_article(articles_dir, "p.md", title="P", date="2026-11-25")  # written and closed
     assert calls.wait(5)
+
+
+def test_one_saved_file_is_one_reload(
+    start_watch: Callable[[float], tuple[FolderWatch, Calls]], config: Config, articles_dir: Path
+) -> None:
+    watch, calls = start_watch(0.2)
+    watch.follow(config)
+    write_article(articles_dir, "a.md", title="A", date="2026-11-25")  # created, modified, closed
+    assert calls.wait()
+    time.sleep(0.6)  # past the settle time: a second call for the same save would be in
+    write_article(articles_dir, "b.md", title="B", date="2026-11-25")
+    assert calls.wait()
+    assert calls.count == 2
