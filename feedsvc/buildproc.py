@@ -285,7 +285,15 @@ def run_builder(
     signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=loop.poke).start())
     # The schedule runs before the first build, so that a remote fetch that finishes
     # during it can already ask for the reload that publishes its items.
-    scheduler = make_scheduler(loop.poke, config.reload.interval_seconds)
+    # Between scheduled reloads, only the files the watch saw change are looked at; the
+    # schedule looks at every file, the safety net for changes no event reported.
+    refresher.changed_files = watch.drain
+
+    def scheduled() -> None:
+        watch.forget()
+        loop.poke()
+
+    scheduler = make_scheduler(scheduled, config.reload.interval_seconds)
     scheduler.start()
     refresher.on_fetched = loop.poke
     watch.follow(config)  # already during the first build: a file saved meanwhile counts

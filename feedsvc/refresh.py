@@ -72,6 +72,8 @@ class Refresher:
         # delays nobody. on_fetched is told when new items arrived (to reload soon).
         self.fetch_in_background = fetch_in_background
         self.on_fetched: Callable[[], None] | None = None
+        # What a watch saw change since the last reload (None: look at every file).
+        self.changed_files: Callable[[], set[str] | None] = lambda: None
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight: set[str] = set()
         self._last_good: dict[str, SourceResult] = {}
@@ -139,8 +141,9 @@ class Refresher:
             problems.extend(self.watcher.problems)
         per_source: dict[str, int] = {}
         self._fetch_due()
+        files = self.changed_files()
         for source in self.sources:
-            result, source_problems = self._read_source(source)
+            result, source_problems = self._read_source(source, files)
             published = [a for a in result.articles if a.published <= now]
             per_source[source.config.name] = len(published)
             articles.extend(published)
@@ -237,10 +240,12 @@ class Refresher:
         if changed and self.on_fetched is not None:
             self.on_fetched()
 
-    def _read_source(self, source: Source) -> tuple[SourceResult, list[Problem]]:
+    def _read_source(
+        self, source: Source, changed: set[str] | None
+    ) -> tuple[SourceResult, list[Problem]]:
         name = source.config.name
         try:
-            result = source.read()
+            result = source.read(changed) if isinstance(source, DirectorySource) else source.read()
         except SourceError as exc:
             self._failing.add(name)
             # Invariant 5: a source that fails keeps its last good articles.

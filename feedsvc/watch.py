@@ -32,6 +32,7 @@ _COMPLETE = frozenset({"closed", "deleted", "moved"})
 # An editor's save or a `git pull` is a burst of events: a reload at its first completed
 # write, and one more once it settles if anything changed after that.
 SETTLE_SECONDS = 0.05
+MAX_DIRTY = 10_000  # changed files remembered between reloads; past it, look at all
 
 
 class FolderWatch:
@@ -47,7 +48,24 @@ class FolderWatch:
         self._timer: threading.Timer | None = None
         self._fired = False  # the burst's first completed write was reported at once
         self._pending = False  # something changed since then: report when it settles
+        # Files changed since the last `drain`; None: unknown (a folder changed, a watch
+        # could not be set, too many), so the next reload looks at every file.
+        self._dirty: set[str] | None = None
+        self._wanted = 1 << 30  # watches `follow` wants: fewer set, and drain says None
         self._lock = threading.Lock()
+
+    def drain(self) -> set[str] | None:
+        """The files that changed since the last call (None: look at every file)."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            if len(self._watches) < self._wanted:  # a folder is not watched
+                return None
+        return dirty
+
+    def forget(self) -> None:
+        """Make the next `drain` say "every file" (the scheduled safety-net reload)."""
+        with self._lock:
+            self._dirty = None
 
     @property
     def folders(self) -> set[str]:
@@ -66,7 +84,12 @@ class FolderWatch:
                 if source.type == "directory" and source.path is not None:
                     folder = os.path.join(os.path.dirname(config.path), source.path)
                     wanted.add((os.path.realpath(folder), None))
-        if wanted == set(self._watches):
+        count = len(wanted) if config.reload.watch else 1 << 30
+        if wanted == set(self._watches) and count == self._wanted:
+            return
+        self.forget()  # files in folders newly watched are not known yet
+        self._wanted = count
+        if not wanted and not self._watches:
             return
         observer = self._started()
         for key in set(self._watches) - wanted:
@@ -106,10 +129,15 @@ class FolderWatch:
             self._observer.start()
         return self._observer
 
-    def _changed(self, complete: bool) -> None:
-        """A file changed; `complete`: its writer is done with it (closed, renamed or
-        deleted), so the reload may start at once rather than when the burst settles."""
+    def _changed(self, complete: bool, paths: tuple[str, ...] | None) -> None:
+        """Files changed (`paths`; None: a folder, so any file may have); `complete`: the
+        writer is done (closed, renamed or deleted), so the reload may start at once
+        rather than when the burst settles."""
         with self._lock:
+            if paths is None or self._dirty is None or len(self._dirty) > MAX_DIRTY:
+                self._dirty = None
+            else:
+                self._dirty.update(paths)
             now = complete and not self._fired
             if now:  # the reload this starts reads whatever the burst changed so far
                 self._fired, self._pending = True, False
@@ -131,7 +159,9 @@ class FolderWatch:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, changed: Callable[[bool], None], only: str | None) -> None:
+    def __init__(
+        self, changed: Callable[[bool, tuple[str, ...] | None], None], only: str | None
+    ) -> None:
         self._changed = changed
         self._only = only  # None: any file; else this file (an editor may save by rename)
 
@@ -140,7 +170,10 @@ class _Handler(FileSystemEventHandler):
             return
         complete = event.event_type in _COMPLETE
         if self._only is None:
-            if not (event.is_directory and event.event_type == "modified"):
-                self._changed(complete)
+            if not event.is_directory:
+                paths = tuple(os.fsdecode(p) for p in (event.src_path, event.dest_path) if p)
+                self._changed(complete, paths)
+            elif event.event_type != "modified":  # a folder made, moved or removed
+                self._changed(complete, None)
         elif self._only in (event.src_path, event.dest_path):
-            self._changed(complete)
+            self._changed(complete, ())

@@ -209,3 +209,30 @@ def test_unreadable_file_keeps_its_last_good_article(
     monkeypatch.undo()
     result = source.read()  # retried, and clean again
     assert [a.title for a in result.articles] == ["Kept"] and result.problems == ()
+
+
+def test_given_the_changed_files_a_read_looks_at_those_alone(
+    config: Config, articles_dir: Path
+) -> None:
+    source = source_for(config)
+    kept = write_article(articles_dir, "kept.md", title="Kept", date="2022-01-01")
+    edited = write_article(articles_dir, "a/edited.md", title="Before", date="2022-01-02")
+    gone = write_article(articles_dir, "gone.md", title="Gone", date="2022-01-03")
+    assert len(source.read(set()).articles) == 3  # the first read scans, whatever it is told
+    real = Path(os.path.realpath(articles_dir))
+    write_article(articles_dir, "a/edited.md", title="After", date="2022-01-02")
+    gone.unlink()
+    added = write_article(articles_dir, "new.md", title="New", date="2022-01-04")
+    hidden = write_article(articles_dir, ".hidden.md", title="Hidden", date="2022-01-05")
+    backup = write_article(articles_dir, "new.md~", title="Backup", date="2022-01-05")
+    unseen = write_article(articles_dir, "unseen.md", title="Unseen", date="2022-01-06")
+    kept.write_text(kept.read_text(encoding="utf-8").replace("Kept", "Kept, edited unseen"))
+    told = {str(real / p.relative_to(articles_dir)) for p in (edited, gone, added, hidden, backup)}
+    told.add("/elsewhere/outside.md")  # not under the folder: ignored
+    reads = source.reads
+    titles = sorted(a.title for a in source.read(told).articles)
+    # What it was told of is read; what no watch reported waits for the next scan.
+    assert titles == ["After", "Kept", "New"]
+    assert source.reads == reads + 2
+    assert "Unseen" in {a.title for a in source.read(None).articles}
+    assert unseen.exists()

@@ -3,6 +3,7 @@ most one more."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -153,3 +154,20 @@ def test_one_saved_file_is_one_reload(
     write_article(articles_dir, "b.md", title="B", date="2026-11-25")
     assert calls.wait()
     assert calls.count == 2
+
+
+def test_the_watch_remembers_which_files_changed(
+    watching: tuple[FolderWatch, Calls], articles_dir: Path
+) -> None:
+    watch, calls = watching
+    assert watch.drain() is None  # files of a folder just watched are not known
+    post = write_article(articles_dir, "p.md", title="P", date="2026-11-25")
+    assert calls.wait()
+    assert watch.drain() == {os.path.realpath(post)}
+    assert watch.drain() == set()
+    (articles_dir / "2027").mkdir()  # a folder: any file under it may be new
+    write_article(articles_dir / "2027", "q.md", title="Q", date="2026-11-25")
+    assert calls.wait()
+    assert watch.drain() is None
+    watch.forget()  # the scheduled reload: look at everything
+    assert watch.drain() is None

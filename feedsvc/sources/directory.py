@@ -7,7 +7,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -79,10 +79,13 @@ class DirectorySource:
         self.cores = cores or Cores(processes=1)
         self._cache: dict[str, _Cached] = {}
         self._reading = 0  # reads so far: what _Cached.seen is compared with
+        self._walked = False  # whether a read has scanned the whole folder
         self.reads = 0  # files parsed since creation: incremental reloads keep this low
 
-    def read(self) -> SourceResult:
-        """Scan the folder; SourceError when the folder itself cannot be read."""
+    def read(self, changed: Collection[str] | None = None) -> SourceResult:
+        """Scan the folder, or, given `changed` (the absolute paths a watch saw change since
+        the last read), look at those files alone; SourceError when the folder itself
+        cannot be read. The first read always scans."""
         if not self.root.is_dir():
             raise SourceError("folder is missing or not a folder")
         if not os.access(self.root, os.R_OK | os.X_OK):
@@ -91,8 +94,10 @@ class DirectorySource:
         # new dict of 50,000 paths per tick was most of a tick's peak memory).
         cache = self._cache
         self._reading += 1
-        changed: list[tuple[str, os.stat_result, _Cached | None]] = []
-        for relpath, info in self._walk():
+        looked: list[str] | None = None if changed is None or not self._walked else []
+        found = self._walk() if looked is None else self._look_at(changed or (), looked)
+        stale: list[tuple[str, os.stat_result, _Cached | None]] = []
+        for relpath, info in found:
             cached = cache.get(relpath)
             if (
                 cached is None
@@ -100,24 +105,55 @@ class DirectorySource:
                 or cached.key[1] != info.st_mtime_ns
                 or cached.key[2] != info.st_ino
             ):
-                changed.append((relpath, info, cached))
+                stale.append((relpath, info, cached))
             else:
                 cached.seen = self._reading
-        self.reads += len(changed)
-        parsed = self.cores.map(_read_files, self.reader, changed)
-        for (relpath, _, _), cached in zip(changed, parsed, strict=True):
+        self.reads += len(stale)
+        parsed = self.cores.map(_read_files, self.reader, stale)
+        for (relpath, _, _), cached in zip(stale, parsed, strict=True):
             for problem in cached.problems:
                 logger.warning("%s", problem)
             if cached.article is not None:
                 cached.article = with_shared_values(cached.article)
             cache[relpath] = cached
             cached.seen = self._reading
-        for gone in [path for path, cached in cache.items() if cached.seen != self._reading]:
+        candidates = cache if looked is None else [p for p in looked if p in cache]
+        for gone in [path for path in candidates if cache[path].seen != self._reading]:
             del cache[gone]
+        self._walked = True
         articles = tuple(c.article for c in cache.values() if c.article is not None)
         failing = sorted(path for path, cached in cache.items() if cached.problems)
         problems = tuple(p for path in failing for p in cache[path].problems)
         return SourceResult(articles, problems)
+
+    def _look_at(
+        self, paths: Collection[str], looked: list[str]
+    ) -> Iterator[tuple[str, os.stat_result]]:
+        """(relative path, stat) of those of `paths` that are files to read, by the rules
+        of `_walk`; every path under the folder is added to `looked`."""
+        root = os.path.realpath(self.root)
+        for path in paths:
+            if not _is_within(path, root) or path == root:
+                continue
+            relpath = os.path.relpath(path, root).replace(os.sep, "/")
+            looked.append(relpath)
+            *folders, name = relpath.split("/")
+            if name[0] == "." or any(f[0] == "." or f in _SKIPPED_DIRS for f in folders):
+                continue
+            if relpath not in self._cache and (
+                not self.include.match(relpath)
+                or _BACKUP.search(name)
+                or self.exclude.match(relpath)
+            ):
+                continue
+            if os.path.islink(path) and not self._is_safe_link(path, root):
+                continue
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue  # gone: dropped from the cache by the caller
+            if stat.S_ISREG(info.st_mode):
+                yield relpath, info
 
     def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
         """(relative path, stat) of every file to read; one stat per file.
