@@ -65,6 +65,8 @@ class SiteBuilder:
         # node key -> (signature, documents, links; None for nodes seeded from disk)
         self._nodes: dict[tuple[str, str], tuple[str, list[Document], FeedLinks | None]] = {}
         self._pages: tuple[str, list[Document]] | None = None
+        self._documents: dict[str, Document] = {}  # of the last build
+        self._page_lines: tuple[object, ...] = ()
         self.config_digest = digest((config.site, config.sources, config.feeds))
         self._last: tuple[tuple[str, ...], dict[Any, Any], SiteBuild] | None = None
         self._index = NodeIndex(config)
@@ -91,19 +93,22 @@ class SiteBuilder:
         kept = self._nodes
         stale = [n for n in nodes if n.key not in kept or kept[n.key][0] != n.signature]
         self._feeds.render_entries(stale)  # all at once: a cold start's go on every core
-        renewed = {n.key: (n.signature, *self._render_node(n)) for n in stale}
-        self._nodes = {n.key: renewed.get(n.key) or kept[n.key] for n in nodes}
-        documents: dict[str, Document] = {}
-        links: list[FeedLinks] = []
-        for node in nodes:
-            signature, node_documents, link = self._nodes[node.key]
-            if link is None:  # seeded from the last run: the links cost no rendering
-                link = _feed_links(node, self.config)
-                self._nodes[node.key] = (signature, node_documents, link)
-            documents.update((doc.path, doc) for doc in node_documents)
-            links.append(link)
+        # The last build's documents, with those of re-rendered and vanished nodes replaced.
+        documents = dict(self._documents)
+        listed = {node.key for node in nodes}
+        for key in [key for key in kept if key not in listed]:
+            for doc in kept.pop(key)[1]:
+                del documents[doc.path]
+        for node in stale:
+            if node.key in kept:
+                for doc in kept[node.key][1]:
+                    del documents[doc.path]
+            kept[node.key] = (node.signature, *self._render_node(node))
+            documents.update((doc.path, doc) for doc in kept[node.key][1])
         self._feeds.forget_unlisted(nodes)
-        documents.update((doc.path, doc) for doc in self._render_pages(links))
+        for doc in self._render_pages(nodes):
+            documents[doc.path] = doc
+        self._documents = documents
         return SiteBuild(documents, nodes, problems)
 
     def _render_node(self, node: FeedNode) -> tuple[list[Document], FeedLinks]:
@@ -121,9 +126,15 @@ class SiteBuilder:
         page = self._feeds.document(node.path(VIEW_NAME), HTML, view, feeds[0].last_modified)
         return [*feeds, page], link
 
-    def _render_pages(self, links: list[FeedLinks]) -> list[Document]:
-        signature = digest([(k.title, len(k.articles), str(k.updated)) for k in links])
-        if self._pages is not None and self._pages[0] == signature:
+    def _render_pages(self, nodes: list[FeedNode]) -> list[Document]:
+        links = [self._links(node) for node in nodes]
+        # What the index and the OPML say of each feed.
+        lines = tuple((link.title, len(link.articles), link.updated) for link in links)
+        if self._pages is not None and lines == self._page_lines:
+            return self._pages[1]
+        signature = digest(lines)
+        self._page_lines = lines
+        if self._pages is not None and self._pages[0] == signature:  # seeded from disk
             return self._pages[1]
         config = self.config
         newest = max((link.updated for link in links if link.updated), default=EPOCH)
@@ -144,6 +155,13 @@ class SiteBuilder:
         return pages
 
 
+    def _links(self, node: FeedNode) -> FeedLinks:
+        signature, documents, links = self._nodes[node.key]
+        if links is None:  # seeded from the last run: the links cost no rendering
+            links = _feed_links(node, self.config)
+            self._nodes[node.key] = (signature, documents, links)
+        return links
+
     def export(self) -> dict[str, Any]:
         """What a restarted builder needs to reuse this one's documents (JSON-ready)."""
         nodes = {
@@ -162,9 +180,11 @@ class SiteBuilder:
             kind, directory = name.split(":", 1)
             if all(path in documents for path in paths):
                 self._nodes[(kind, directory)] = (signature, [documents[p] for p in paths], None)
+                self._documents.update((path, documents[path]) for path in paths)
         pages = exported.get("pages")
         if pages and all(path in documents for path in pages[1]):
             self._pages = (pages[0], [documents[p] for p in pages[1]])
+            self._documents.update((path, documents[path]) for path in pages[1])
 
 
 def build_site(

@@ -321,7 +321,7 @@ def warm_start(refresher: Refresher, writer: SnapshotWriter, folder: Path) -> No
     try:
         index = read_index(folder, generation)
         writer.resume(index)
-        documents, _ = SnapshotReader(folder).read(generation)
+        documents, _, _ = SnapshotReader(folder).read(generation)
     except (BadStateError, OSError, ValueError) as exc:
         logger.warning("cannot resume from generation %d (%s); building anew", generation, exc)
         return

@@ -68,6 +68,7 @@ class NodeIndex:
     def __init__(self, config: Config) -> None:
         self._paths = _Memberships(config)
         self._limit = config.feeds.limit
+        self._order: list[_Key] = []  # node keys, the site first: sorted when keys come or go
         self._articles: dict[str, Article] = {}  # by revision: the objects the nodes hold
         self._members: dict[_Key, list[Article]] = {}  # newest first
         self._names: dict[_Key, Counter[tuple[str, ...]]] = {}
@@ -111,7 +112,9 @@ class NodeIndex:
                 self._nodes[key] = self._feed_node(key, kept_names, ())
         if ("site", "") not in self._nodes:
             self._nodes[("site", "")] = self._feed_node(("site", ""), (), ())
-        order = sorted(self._nodes, key=lambda key: (key[0] != "site", key))
+        if len(self._order) != len(self._nodes) or any(k not in self._nodes for k in leaving):
+            self._order = sorted(self._nodes, key=lambda key: (key[0] != "site", key))
+        order = self._order
         problems = [p for key in order for p in self._problems.get(key, ())]
         return [self._nodes[key] for key in order], problems
 

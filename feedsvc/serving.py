@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Protocol
 
 from werkzeug.datastructures import Accept, ETags, MIMEAccept
 from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags, quote_etag
 
+from feedsvc.builder import MEDIA_TYPES, VIEW_NAME
 from feedsvc.model import Document, Resource, Variant
 from feedsvc.pages import CONTENT_SECURITY_POLICY
 from feedsvc.store import Store
@@ -48,9 +49,18 @@ def wsgi_path(path: str) -> str:
 
 
 def prepare_resources(
-    documents: Mapping[str, Document], max_age: int, previous: Mapping[str, Resource]
+    documents: Mapping[str, Document],
+    max_age: int,
+    previous: Mapping[str, Resource],
+    changed: Collection[str] | None = None,
 ) -> dict[str, Resource]:
-    """Resources by PATH_INFO; unchanged documents reuse what the last reload prepared."""
+    """Resources by PATH_INFO; unchanged documents reuse what the last reload prepared.
+
+    With `changed` (the paths of documents new, gone or different since `previous`),
+    only those are looked at, and the feeds beside a changed HTML view.
+    """
+    if changed is not None and "index.html" in documents:
+        return _update_resources(documents, max_age, previous, changed)
     resources: dict[str, Resource] = {}
     for path, document in documents.items():
         key = wsgi_path(path)
@@ -62,6 +72,29 @@ def prepare_resources(
             resources[key] = _resource(document, view, max_age)
     if "index.html" in documents:
         resources["/"] = resources[wsgi_path("index.html")]
+    return resources
+
+
+def _update_resources(
+    documents: Mapping[str, Document],
+    max_age: int,
+    previous: Mapping[str, Resource],
+    changed: Collection[str],
+) -> dict[str, Resource]:
+    resources = dict(previous)
+    paths = set(changed)
+    for path in changed:  # a feed's resource holds its view: a new view, a new resource
+        if path.endswith(VIEW_NAME):
+            folder = path[: -len(VIEW_NAME)]
+            paths.update(f"{folder}feed.{fmt}" for fmt in MEDIA_TYPES)
+    for path in paths:
+        document = documents.get(path)
+        if document is None:
+            resources.pop(wsgi_path(path), None)
+        else:
+            view = documents.get(document.view) if document.view else None
+            resources[wsgi_path(path)] = _resource(document, view, max_age)
+    resources["/"] = resources[wsgi_path("index.html")]
     return resources
 
 

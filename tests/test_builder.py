@@ -380,8 +380,8 @@ def test_equal_but_new_articles_from_a_source_are_rendered_once(
     # Every read gives copies, as a source in another process would.
     original = DirectorySource.read
 
-    def read_copies(source: DirectorySource) -> SourceResult:
-        result = original(source)
+    def read_copies(source: DirectorySource, changed: set[str] | None = None) -> SourceResult:
+        result = original(source, changed)
         return SourceResult(tuple(copy.deepcopy(a) for a in result.articles), result.problems)
 
     monkeypatch.setattr(DirectorySource, "read", read_copies)

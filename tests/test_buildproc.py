@@ -18,6 +18,7 @@ from feedsvc.follower import Follower
 from feedsvc.model import Snapshot
 from feedsvc.refresh import Refresher
 from feedsvc.reload import ReloadLoop
+from feedsvc.serving import wsgi_path
 from feedsvc.state.snapshots import SnapshotWriter, read_index
 from feedsvc.store import Store
 
@@ -25,6 +26,21 @@ from conftest import write_article
 
 
 def served(snapshot: Snapshot) -> dict[str, tuple[bytes, str]]:
+    """Every document's bytes and tag, after checking the resources serve those documents."""
+    documents, resources = snapshot.documents, snapshot.resources
+    assert resources.keys() == {wsgi_path(p) for p in documents} | {"/"}
+    for path, document in documents.items():
+        resource = resources[wsgi_path(path)]
+        assert resource.document.gzip_etag == document.gzip_etag, path
+        view = documents.get(document.view) if document.view else None
+        assert (resource.view_document and resource.view_document.gzip_etag) == (
+            view and view.gzip_etag
+        ), path
+    return {p: (d.gzip_body, d.gzip_etag) for p, d in documents.items()}
+
+
+def served_bytes(snapshot: Snapshot) -> dict[str, tuple[bytes, str]]:
+    """What the builder made (it prepares no resources)."""
     return {p: (d.gzip_body, d.gzip_etag) for p, d in snapshot.documents.items()}
 
 
@@ -76,7 +92,7 @@ def test_every_worker_follows_every_reload_byte_for_byte(builder: Builder, tmp_p
     starting.start()
     builder.reload()
     starting.join(10)
-    assert served(early.store.current) == served(builder.refresher.store.current)
+    assert served(early.store.current) == served_bytes(builder.refresher.store.current)
     # ...and one that starts later serves the newest generation at once.
     late = builder.follower()
     late.start(builder.writer.generation)
@@ -89,7 +105,7 @@ def test_every_worker_follows_every_reload_byte_for_byte(builder: Builder, tmp_p
         built = builder.refresher.store.current
         for follower in (early, late):
             wait_until(lambda f=follower, g=generation: f.store.current.generation == g)
-            assert served(follower.store.current) == served(built)
+            assert served(follower.store.current) == served_bytes(built)
 
 
 def test_a_reload_request_is_answered_after_the_worker_serves_its_result(
@@ -128,7 +144,7 @@ def test_files_no_worker_serves_are_removed(builder: Builder, tmp_path: Path) ->
     segments = {int(n[4:12]) for n in names if n.startswith("seg-")}
     assert segments == set(read_index(builder.folder, generation).segments)
     assert len(segments) < generation
-    assert served(follower.store.current) == served(builder.refresher.store.current)
+    assert served(follower.store.current) == served_bytes(builder.refresher.store.current)
 
 
 def test_many_edits_leave_few_segments(
@@ -155,4 +171,4 @@ def test_many_edits_leave_few_segments(
     builder.reload()
     segments = [n for n in os.listdir(builder.folder) if n.startswith("seg-")]
     assert len(segments) <= 4 + 2
-    assert served(follower.store.current) == served(builder.refresher.store.current)
+    assert served(follower.store.current) == served_bytes(builder.refresher.store.current)

@@ -36,7 +36,7 @@ from typing import Any
 from feedsvc.errors import FeedsvcError
 from feedsvc.gzparts import piece_digest
 from feedsvc.model import Document
-from feedsvc.state.files import remove_leftovers, sync_folder, write_atomically
+from feedsvc.state.files import remove_leftovers, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -418,7 +418,6 @@ def _write_index(
         index_path(folder, generation),
         [header, meta_bytes, records, builder_bytes, checksum.digest()],
     )
-    sync_folder(folder)
 
 
 def _segments_of(listing: bytes | bytearray) -> frozenset[int]:
@@ -470,8 +469,9 @@ class SnapshotReader:
 
     def read(
         self, generation: int, pause: Callable[[], None] | None = None
-    ) -> tuple[dict[str, Document], Status]:
-        """The documents and status of one generation (BadStateError when unreadable)."""
+    ) -> tuple[dict[str, Document], Status, set[str]]:
+        """The documents and status of one generation, and the paths of documents new,
+        gone or different since the last read (BadStateError when unreadable)."""
         index = read_index(self.folder, generation)
         wanted = index.segments
         maps = {n: m for n, m in self._maps.items() if n in wanted}
@@ -492,10 +492,12 @@ class SnapshotReader:
                 document = _document(next(parsed), maps)
             seen[line] = document
             documents[document.path] = document
-            if pause is not None and not count % 256:
+            if pause is not None and not count % 2048:
                 pause()
+        changed = {known[line].path for line in known.keys() - seen.keys()}
+        changed.update(document.path for document in map(seen.get, new) if document)
         self._documents = seen
-        return documents, Status.from_json(index.meta["status"])
+        return documents, Status.from_json(index.meta["status"]), changed
 
 
 def _map(path: Path) -> mmap.mmap:
