@@ -3,10 +3,9 @@
 For each corpus size (1,000, 10,000 and 50,000 posts; BENCH_SIZES=1000,10000 for a
 quicker run) a fresh process measures: cold start to the first snapshot, a no-change reload, a
 reload after editing the newest post, after adding 100 posts, after deleting one, and its
-peak RSS. That process is what `feedsvc serve`'s builder process does; it also times
-encoding the edit for the workers (feedsvc.wire), and a second process plays a worker:
-it applies the whole snapshot and then the edit, and reports the time the edit took to
-apply and its own peak RSS. The same 10,000-post corpus is built by Hugo (Debian's
+peak RSS. That process is what `feedsvc serve`'s builder process does (without writing
+the snapshot files; bench/state.py measures the server as a whole, through HTTP). The
+same corpora are built by Hugo (Debian's
 `hugo`, RSS only for home, sections and taxonomies), cold and after touching one file.
 The same measurement on 5,000 and 10,000 posts with 2,000 tags shows whether reload
 work grows with tags times categories.
@@ -34,10 +33,8 @@ logging.disable(logging.WARNING)
 from feedsvc.config import load_config
 from feedsvc.refresh import Refresher
 from feedsvc.store import Store
-from feedsvc.wire import Sender
 sys.path.insert(0, sys.argv[2])
 from corpus import post
-from wirefile import write_messages
 config_path, root = Path(sys.argv[1]), Path(sys.argv[3])
 config = load_config(config_path)
 store = Store()
@@ -52,14 +49,6 @@ text = newest.read_text(encoding="utf-8")
 newest.write_text(text.replace("\n\n", "\n\nEdited for the benchmark. ", 1), encoding="utf-8")
 os.utime(newest, ns=(1, time.time_ns()))
 result["edit_newest_s"] = timed()
-sender = Sender()
-sender.advance(store.current, refresher.config)  # the snapshot before the edit...
-write_messages(Path(sys.argv[5]), sender.whole())  # ...which a worker gets whole
-started = time.perf_counter()
-change = list(sender.advance(store.current, refresher.config)())
-result["edit_encode_s"] = time.perf_counter() - started
-write_messages(Path(sys.argv[6]), change)
-del sender, change
 count = int(sys.argv[4]); tags = [f"tag{n:04d}" for n in range(200)]
 for index in range(count, count + 100):
     relpath, body = post(index, tags)
@@ -76,26 +65,6 @@ result["category_feeds"] = sum(p.startswith("categories/") for p in feeds)
 result["pool_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 result["documents"] = len(store.current.documents)
 print(json.dumps(result))
-"""
-
-WORKER = r"""
-import json, resource, sys, time
-from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-from feedsvc.buildproc import settle_garbage
-from feedsvc.wire import Receiver
-from wirefile import read_messages
-receiver = Receiver()
-receiver.apply(read_messages(Path(sys.argv[2])))
-settle_garbage()
-started = time.perf_counter()
-for kind, data in read_messages(Path(sys.argv[3])):
-    receiver.take(kind, data)  # (without the worker's pauses between batches)
-applied = time.perf_counter() - started
-print(json.dumps({
-    "edit_apply_s": applied,
-    "worker_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-}))
 """
 
 # A wide taxonomy, to show that reload work does not grow with tags times categories:
@@ -127,28 +96,13 @@ def measure_feedsvc(count: int, work: Path, tag_count: int = 200) -> dict[str, f
         f"sources:\n  - name: posts\n    path: {root}\n",
         encoding="utf-8",
     )
-    whole, change = work / f"whole-{name}.bin", work / f"change-{name}.bin"
     output = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            MEASURE,
-            *map(str, (config, HERE, root, count, whole, change)),
-        ],
+        [sys.executable, "-c", MEASURE, *map(str, (config, HERE, root, count))],
         capture_output=True,
         text=True,
         check=True,
     )
     result: dict[str, float] = json.loads(output.stdout)
-    worker = subprocess.run(
-        [sys.executable, "-c", WORKER, str(HERE), str(whole), str(change)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result.update(json.loads(worker.stdout))
-    whole.unlink()
-    change.unlink()
     return result
 
 
@@ -223,8 +177,7 @@ def main() -> dict[str, object]:
         shutil.rmtree(work, ignore_errors=True)
     print(
         f"\n{'posts':>7} {'cold s':>8} {'tick ms':>8} {'edit ms':>8} {'+100 ms':>8} "
-        f"{'-1 ms':>8} {'RSS MB':>7} {'pool MB':>7} {'edit→worker ms':>14} {'worker MB':>9} "
-        f"{'hugo s':>7} {'hugo touch s':>12}"
+        f"{'-1 ms':>8} {'RSS MB':>7} {'pool MB':>7} {'hugo s':>7} {'hugo touch s':>12}"
     )
     for n, r in feedsvc.items():
         h = hugo[n]
@@ -232,16 +185,13 @@ def main() -> dict[str, object]:
         print(
             f"{n:>7} {r['cold_s']:8.2f} {r['tick_s'] * 1e3:8.1f} {r['edit_newest_s'] * 1e3:8.1f} "
             f"{r['add_100_s'] * 1e3:8.1f} {r['delete_one_s'] * 1e3:8.1f} "
-            f"{r['peak_rss_mb']:7.0f} {r['pool_rss_mb']:7.0f} {to_worker(r) * 1e3:14.1f} "
-            f"{r['worker_rss_mb']:9.0f} "
-            f"{cold:7.2f} {touch:12.2f}"
+            f"{r['peak_rss_mb']:7.0f} {r['pool_rss_mb']:7.0f} {cold:7.2f} {touch:12.2f}"
         )
     if "10000" in feedsvc and isinstance(hugo.get("10000"), dict):
         mine, theirs = feedsvc["10000"], hugo["10000"]
         print(
             f"ratios at 10000 (feedsvc/hugo): cold {mine['cold_s'] / theirs['cold_s']:.2f}, "
-            f"edit {mine['edit_newest_s'] / theirs['touch_one_s']:.3f} "
-            f"(to a worker: {to_worker(mine) / theirs['touch_one_s']:.3f})"
+            f"edit {mine['edit_newest_s'] / theirs['touch_one_s']:.3f}"
         )
     small, large = (wide[str(n)] for n in WIDE_SIZES)
     print(
@@ -255,11 +205,6 @@ def main() -> dict[str, object]:
     )
     plot(feedsvc, hugo, HERE.parent / "docs" / "performance.png")
     return {"feedsvc": feedsvc, "hugo": hugo, "wide_taxonomy": wide, "cpus": os.cpu_count()}
-
-
-def to_worker(result: dict[str, float]) -> float:
-    """One edited post from disk to a worker's store: reload, encode, apply."""
-    return result["edit_newest_s"] + result["edit_encode_s"] + result["edit_apply_s"]
 
 
 def plot(feedsvc: dict[str, dict], hugo: dict[str, object], target: Path) -> None:

@@ -3,8 +3,11 @@
 Generates a deterministic Hexo-style corpus, starts `feedsvc serve` pinned to CPU 1 with
 the settings `serve` uses (one worker, as nginx gets one), and runs
 ../shared/tools/bench-vs-nginx (wrk on CPU 0, nginx on CPU 1) for (a) the 50-entry site
-feed with full content and (b) a round-robin mix of 20 category and tag feeds. Prints a
-table and writes it as JSON under bench/results/.
+feed with full content and (b) a round-robin mix of 20 category and tag feeds. Then
+latency during reloads (bench/latency.py), reload times against Hugo (bench/reload.py)
+and the server across restarts, through HTTP (bench/state.py: cold and warm starts,
+save -> served, memory; BENCH_OLD_FEEDSVC=<another version's feedsvc> adds its figures).
+Prints tables and writes them as JSON under bench/results/.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ sys.path.insert(0, str(HERE))
 import latency
 from service import start_service
 import reload
+import state
 from corpus import DEFAULT_SIZES, write_corpus
 
 BENCH_VS_NGINX = Path(os.environ.get("SHARED", ROOT.parent / "shared")) / "tools/bench-vs-nginx"
@@ -134,6 +138,7 @@ def main() -> None:
         )
     latencies = measure_latency()
     reloads = reload.main()
+    states = state.main()
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -146,6 +151,7 @@ def main() -> None:
                 "serving": results,
                 "reload": reloads,
                 "latency_during_reloads": latencies,
+                "state": states,
             },
             indent=2,
         )
