@@ -27,7 +27,7 @@ from typing import Any
 
 from feedsvc.config import Config
 from feedsvc.configwatch import ConfigWatcher
-from feedsvc.follower import send_line
+from feedsvc.follower import send_line, settle_garbage
 from feedsvc.metrics import Metrics
 from feedsvc.model import Problem, Snapshot
 from feedsvc.refresh import Refresher, ReloadSummary
@@ -184,9 +184,10 @@ class AfterReload:
         self.on_config(config)
         snapshot = self.refresher.store.current
         try:
-            generation = self.writer.write(
-                snapshot.documents, status_of(snapshot, config), self.refresher.builder.export()
-            )
+            meta = self.refresher.builder.export()
+            # The feeds served so far, so a new builder keeps emptied ones (Refresher).
+            meta["known"] = [[k, d, list(n)] for (k, d), n in self.refresher.known_nodes.items()]
+            generation = self.writer.write(snapshot.documents, status_of(snapshot, config), meta)
         except OSError as exc:
             # A full disk or a state directory gone read-only: a failed reload like any
             # other; the last generation keeps serving.
@@ -196,21 +197,27 @@ class AfterReload:
             failure = Problem(str(self.writer.folder), None, f"cannot write the snapshot: {exc}")
             generation = self.writer.generation
             status = status_of(snapshot, config, (failure,))
-            self._changed.clear()
+            published = False
         else:
             status = status_of(snapshot, config)
+            published = True
         if self.announcer is not None and generation:
             self.announcer.announce(generation, status)
         logger.debug(
             "generation %d announced after %.3fs", generation, time.perf_counter() - started
         )
-        changed = self._changed.copy()
-        self._changed.clear()
+        # URLs a failed write changed are pinged once a generation holds them.
+        changed = self._changed.copy() if published else []
+        if published:
+            self._changed.clear()
         if changed:
             self.relay(changed)
         floor = self.announcer.floor(generation) if self.announcer else generation
         self.writer.collect(floor)
         self._save_parse_cache()
+        # Freeze what the reload left alive: full collections would otherwise traverse
+        # every article and piece the builder holds, in the middle of the next reload.
+        settle_garbage()
         return generation
 
     def _save_parse_cache(self) -> None:
@@ -326,6 +333,8 @@ def warm_start(refresher: Refresher, writer: SnapshotWriter, folder: Path) -> No
         logger.warning("cannot resume from generation %d (%s); building anew", generation, exc)
         return
     refresher.builder.seed(index.builder, documents)
+    for kind, directory, names in index.builder.get("known", []):
+        refresher.known_nodes.setdefault((kind, directory), tuple(names))
     logger.info(
         "resumed from generation %d and %d parsed files in %.3fs",
         generation,

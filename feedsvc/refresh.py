@@ -87,7 +87,7 @@ class Refresher:
         # Every feed node served so far: one whose articles all go away stays as an
         # empty, valid feed rather than turning into a 404 for its subscribers. Kept
         # through config edits too.
-        self._known_nodes: dict[tuple[Kind, str], tuple[str, ...]] = {}
+        self.known_nodes: dict[tuple[Kind, str], tuple[str, ...]] = {}
         self._apply(config)
 
     @property
@@ -148,8 +148,8 @@ class Refresher:
             per_source[source.config.name] = len(published)
             articles.extend(published)
             problems.extend(source_problems)
-        build = self.builder.build(articles, self._known_nodes)
-        self._known_nodes.update(node_keys(build.nodes))
+        build = self.builder.build(articles, self.known_nodes)
+        self.known_nodes.update(node_keys(build.nodes))
         problems.extend(build.problems)
         previous = self.store.current
         documents, resources, changed = self._documents(build, previous)

@@ -9,6 +9,7 @@ hub), and only then is every asker answered.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -66,7 +67,9 @@ class ReloadLoop:
     def _run(self) -> None:
         while True:
             self._wanted.wait()
-            self.run_once()
+            # A failure is logged and every asker has it; the loop goes on.
+            with contextlib.suppress(Exception):
+                self.run_once()
 
     def _reload(self, waiting: list[Future[Reloaded]]) -> Reloaded:
         summary = self.refresher.refresh()  # never raises

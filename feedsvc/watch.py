@@ -53,6 +53,8 @@ class FolderWatch:
         self._dirty: set[str] | None = None
         self._wanted = 1 << 30  # watches `follow` wants: fewer set, and drain says None
         self._lock = threading.Lock()
+        self._awaiting: list[ObservedWatch] = []  # ancestors of missing source folders
+        self._followed = False
 
     def drain(self) -> set[str] | None:
         """The files that changed since the last call (None: look at every file)."""
@@ -92,6 +94,10 @@ class FolderWatch:
         if not wanted and not self._watches:
             return
         observer = self._started()
+        for awaiting in self._awaiting:
+            observer.unschedule(awaiting)
+        self._awaiting.clear()
+        added = False
         for key in set(self._watches) - wanted:
             observer.unschedule(self._watches.pop(key))
         for key in wanted - set(self._watches):
@@ -99,12 +105,30 @@ class FolderWatch:
             handler = _Handler(self._changed, only)
             try:
                 self._watches[key] = observer.schedule(handler, folder, recursive=only is None)
+                added = True
+            except FileNotFoundError:
+                self._await(observer, folder)
             except OSError as exc:  # missing, unreadable, or out of inotify watches
                 logger.warning(
                     "%s: cannot watch for changes (%s); the scheduled reload picks them up",
                     folder,
                     exc.strerror or exc,
                 )
+        if added and self._followed:
+            # A file saved between the last reload's scan and this watch: reload once more.
+            self._changed(True, None)
+        self._followed = True
+
+    def _await(self, observer: BaseObserver, folder: str) -> None:
+        """Watch the nearest existing ancestor of a missing folder for it to appear."""
+        parent = os.path.dirname(folder)
+        while not os.path.isdir(parent) and parent != os.path.dirname(parent):
+            parent = os.path.dirname(parent)
+        appears = _Appears(lambda: self._changed(True, None), folder)
+        try:
+            self._awaiting.append(observer.schedule(appears, parent, recursive=False))
+        except OSError:
+            logger.warning("%s: missing; the scheduled reload picks it up", folder)
 
     def stop(self) -> None:
         """Stop watching."""
@@ -177,3 +201,18 @@ class _Handler(FileSystemEventHandler):
                 self._changed(complete, None)
         elif self._only in (event.src_path, event.dest_path):
             self._changed(complete, ())
+
+
+class _Appears(FileSystemEventHandler):
+    """Calls `appeared` when a missing folder, or a folder on its way, is made."""
+
+    def __init__(self, appeared: Callable[[], None], folder: str) -> None:
+        self._appeared = appeared
+        self._folder = folder
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for raw in (event.src_path, event.dest_path):
+            path = os.fsdecode(raw) if raw else ""
+            if path and (self._folder == path or self._folder.startswith(path + os.sep)):
+                self._appeared()
+                return
