@@ -154,7 +154,6 @@ class SiteBuilder:
         self._pages = (signature, pages)
         return pages
 
-
     def _links(self, node: FeedNode) -> FeedLinks:
         signature, documents, links = self._nodes[node.key]
         if links is None:  # seeded from the last run: the links cost no rendering

@@ -237,9 +237,16 @@ class AfterReload:
 
 
 def run_builder(
-    config: Config, socket_path: str, folder: Path, parent: int, *, restarted: bool
+    config: Config,
+    socket_path: str,
+    folder: Path,
+    parent: int,
+    *,
+    restarted: bool,
+    checked: int | None = None,
 ) -> None:
-    """The builder process: listen on `socket_path`, build into `folder`, and reload on
+    """The builder process: listen on `socket_path`, build into `folder` (carrying on from
+    generation `checked` when the main process has validated one), and reload on
     schedule, on SIGUSR1 and when a file in a source folder changes."""
     _yield_to_workers()
     # The main process stops the builder after the workers; Ctrl-C and a terminal's
@@ -267,7 +274,7 @@ def run_builder(
     listener.bind(socket_path)
     listener.listen()
     writer = SnapshotWriter(folder)
-    warm_start(refresher, writer, folder)
+    warm_start(refresher, writer, folder, checked)
     relay = Relay(
         lambda: refresher.config.feeds.websub_hub,
         lambda: refresher.config.site.base_url,
@@ -310,7 +317,9 @@ def run_builder(
         time.sleep(1.0)
 
 
-def warm_start(refresher: Refresher, writer: SnapshotWriter, folder: Path) -> None:
+def warm_start(
+    refresher: Refresher, writer: SnapshotWriter, folder: Path, checked: int | None = None
+) -> None:
     """Carry on from the state on disk: the last generation (its documents are reused
     while their feeds' signatures hold) and the parse cache (files unchanged since are
     not parsed), so the first reload after a restart costs about a no-change one."""
@@ -322,7 +331,8 @@ def warm_start(refresher: Refresher, writer: SnapshotWriter, folder: Path) -> No
             files = matching_files(cache, source.config.name, source.fingerprint)
             source.import_cache(files)
             parsed += len(files)
-    generation = validate(folder)
+    # `checked`: the generation the main process has just validated.
+    generation = checked if checked is not None else validate(folder)
     if generation is None:
         return
     try:

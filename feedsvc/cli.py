@@ -164,7 +164,7 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
     # The builder takes SIGUSR1 as "reload now"; until its handler is in place (and in
     # every other process) the signal must not end the process.
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    builder = BuilderProcess(config, os.environ[SOCKET_ENV], snapshots)
+    builder = BuilderProcess(config, os.environ[SOCKET_ENV], snapshots, generation)
     builder.start()
     server = _server_class()(
         "feedsvc.cli:worker_app",

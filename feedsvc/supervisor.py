@@ -18,8 +18,11 @@ logger = logging.getLogger(__name__)
 class BuilderProcess:
     """Runs feedsvc.buildproc.run_builder in a child process, for as long as the server runs."""
 
-    def __init__(self, config: Config, socket_path: str, folder: Path) -> None:
+    def __init__(
+        self, config: Config, socket_path: str, folder: Path, checked: int | None = None
+    ) -> None:
         self.config = config
+        self.checked = checked  # the generation the main process validated at start
         self.socket_path = socket_path
         self.folder = folder
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -59,7 +62,8 @@ class BuilderProcess:
         self._process = context.Process(
             target=run_builder,
             args=(self.config, self.socket_path, self.folder, os.getpid()),
-            kwargs={"restarted": restarted},
+            # A restarted builder checks the state itself: the old one may have died mid-write.
+            kwargs={"restarted": restarted, "checked": None if restarted else self.checked},
             name="feedsvc-builder",
             daemon=True,
         )
