@@ -20,22 +20,31 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def bench_config(port: int, corpus: Path, **sections: dict[str, object]) -> dict[str, object]:
+    """The config every bench server runs with, plus `sections`."""
+    return {
+        "site": {
+            "title": "Bench newsroom",
+            "base_url": f"http://127.0.0.1:{port}",
+            "timezone": "Asia/Shanghai",
+        },
+        "sources": [{"name": "posts", "path": str(corpus)}],
+        **sections,
+    }
+
+
 def start_service(corpus: Path, work: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     config = work / "config.yaml"
     config.write_text(
         yaml.safe_dump(
-            {
-                "site": {
-                    "title": "Bench newsroom",
-                    "base_url": f"http://127.0.0.1:{port}",
-                    "timezone": "Asia/Shanghai",
-                },
-                "sources": [{"name": "posts", "path": str(corpus)}],
-                # Reloads come from the bench's SIGHUPs alone, so it can count them.
-                "reload": {"interval_seconds": 3600, "watch": False},
-                "server": {"workers": 1},
-            },
+            # Reloads come from the bench's SIGHUPs alone, so it can count them.
+            bench_config(
+                port,
+                corpus,
+                reload={"interval_seconds": 3600, "watch": False},
+                server={"workers": 1},
+            ),
             allow_unicode=True,
         ),
         encoding="utf-8",

@@ -59,7 +59,7 @@ import yaml
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from corpus import post, write_corpus
-from service import free_port
+from service import bench_config, free_port
 
 # The version under test: this venv's (BENCH_NEW_FEEDSVC: another checkout's executable).
 NEW_FEEDSVC = Path(os.environ.get("BENCH_NEW_FEEDSVC", Path(sys.executable).parent / "feedsvc"))
@@ -375,18 +375,7 @@ def write_config(folder: Path, corpus: Path, port: int, *, token: bool = False) 
         server["reload_token"] = TOKEN
     config = folder / "config.yaml"
     config.write_text(
-        yaml.safe_dump(
-            {
-                "site": {
-                    "title": "Bench newsroom",
-                    "base_url": f"http://127.0.0.1:{port}",
-                    "timezone": "Asia/Shanghai",
-                },
-                "sources": [{"name": "posts", "path": str(corpus)}],
-                "server": server,
-            },
-            allow_unicode=True,
-        ),
+        yaml.safe_dump(bench_config(port, corpus, server=server), allow_unicode=True),
         encoding="utf-8",
     )
     return config

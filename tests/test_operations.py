@@ -16,7 +16,7 @@ import yaml
 
 from feedsvc.cores import MIN_BATCH
 
-from conftest import SAMPLE_SHAPED, write_article
+from conftest import SAMPLE_SHAPED, eventually, write_article
 from test_e2e import Server, free_port
 
 pytestmark = pytest.mark.e2e
@@ -222,7 +222,7 @@ def wait_for_processes(server: Server) -> None:
     """Until the builder and both workers exist: from then on the main process is
     granian's serve loop, with its own signal handlers. (A fixed sleep was not always
     long enough on a busy machine; a signal before that ends the process.)"""
-    assert wait_for(lambda: len(children(server.process.pid)) >= 3, 20)
+    assert eventually(lambda: len(children(server.process.pid)) >= 3, 20)
 
 
 def children(pid: int) -> list[int]:
@@ -249,15 +249,6 @@ def health(server: Server) -> dict:
     return requests.get(server.base + "/healthz", headers={"Connection": "close"}).json()
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 15) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_the_builder_runs_on_idle_cpu_and_a_crash_of_it_stops_no_request(
     site: Callable[..., tuple[Server, Path]],
 ) -> None:
@@ -269,14 +260,14 @@ def test_the_builder_runs_on_idle_cpu_and_a_crash_of_it_stops_no_request(
     before = requests.get(server.base + "/feed.atom")
     os.kill(builder, signal.SIGKILL)
     # Workers keep serving the last snapshot, byte for byte, and say why they are stale.
-    assert wait_for(lambda: health(server)["status"] == "degraded")
+    assert eventually(lambda: health(server)["status"] == "degraded")
     assert "lost the builder process" in json.dumps(health(server)["problems"])
     during = requests.get(
         server.base + "/feed.atom", headers={"If-None-Match": before.headers["ETag"]}
     )
     assert during.status_code == 304
     # The main process starts a new builder; every worker follows it again.
-    assert wait_for(lambda: all(health(server)["status"] == "ok" for _ in range(6)))
+    assert eventually(lambda: all(health(server)["status"] == "ok" for _ in range(6)))
     assert builder_of(server) != builder
     write_article(
         config.parent / "articles", "after.md", title="After the crash", date="2022-07-01"
@@ -293,7 +284,7 @@ def test_the_builder_does_not_outlive_its_server(site: Callable[..., tuple[Serve
     server.process.wait()
 
     # The builder notices first; then the workers, whose link to it is gone for good.
-    assert wait_for(lambda: not any(map(running, (builder, *workers))), 15)
+    assert eventually(lambda: not any(map(running, (builder, *workers))), 15)
 
 
 def test_a_builder_killed_during_a_cold_start_on_every_core_takes_its_processes(
@@ -313,13 +304,13 @@ def test_a_builder_killed_during_a_cold_start_on_every_core_takes_its_processes(
     try:
         wait_for_processes(server)
         builder = builder_of(server)
-        assert wait_for(lambda: len(pool_of(builder)) >= 2, 20)  # one per core
+        assert eventually(lambda: len(pool_of(builder)) >= 2, 20)  # one per core
         pool = pool_of(builder)
         assert all(os.sched_getscheduler(p) == os.SCHED_IDLE for p in pool)
         os.kill(builder, signal.SIGKILL)
-        assert wait_for(lambda: not any(map(running, pool)), 10)
+        assert eventually(lambda: not any(map(running, pool)), 10)
         server.wait_ready()
-        assert wait_for(lambda: health(server)["articles"] == count, 60)
+        assert eventually(lambda: health(server)["articles"] == count, 60)
     finally:
         assert server.stop() == 0
 

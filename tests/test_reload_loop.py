@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
 from pathlib import Path
@@ -31,7 +30,7 @@ from feedsvc.state.snapshots import SnapshotReader, SnapshotWriter, validate
 from feedsvc.store import Store
 from feedsvc.web import create_app
 
-from conftest import write_article
+from conftest import eventually, write_article
 from test_e2e import Server, free_port
 
 SUMMARY = ReloadSummary(1, 1, 0, 0, 0.0)
@@ -320,15 +319,6 @@ def reload_now(server: Server) -> dict[str, Any]:
 
 def get(server: Server, path: str) -> requests.Response:
     return requests.get(server.base + path, headers={"Connection": "close"}, timeout=5)
-
-
-def eventually(condition: Callable[[], bool], seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.e2e

@@ -28,7 +28,7 @@ from test_operations import children, running, settings, slow_first_build
 
 from feedsvc.state.snapshots import validate
 
-from conftest import SAMPLE_SHAPED, write_article
+from conftest import SAMPLE_SHAPED, eventually, write_article
 from test_e2e import ROOT, Server, free_port
 
 pytestmark = pytest.mark.e2e
@@ -89,15 +89,6 @@ def titles(server: Server, path: str = "/feed.atom") -> set[str]:
     feed = feedparser.parse(get(server.base, path).content)
     assert not feed.bozo, feed.get("bozo_exception")
     return {entry.title for entry in feed.entries}
-
-
-def eventually(condition: Callable[[], bool], seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def log_of(server: Server) -> str:
