@@ -296,18 +296,16 @@ def run_builder(
     publisher.announcer = Announcer(listener, loop)
     publisher.announcer.start()
     watch = FolderWatch(loop.poke)
-    signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=loop.poke).start())
+    loop.scan = watch.forget
+    signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=loop.ask).start())
     # The schedule runs before the first build, so that a remote fetch that finishes
     # during it can already ask for the reload that publishes its items.
-    # Between scheduled reloads, only the files the watch saw change are looked at; the
-    # schedule looks at every file, the safety net for changes no event reported.
+    # A reload the watch asks for looks only at the files it saw change; the schedule
+    # and an operator's request look at every file (the safety net for changes no event
+    # reported, and for a file saved just before the request).
     refresher.changed_files = watch.drain
 
-    def scheduled() -> None:
-        watch.forget()
-        loop.poke()
-
-    scheduler = make_scheduler(scheduled, config.reload.interval_seconds)
+    scheduler = make_scheduler(loop.ask, config.reload.interval_seconds)
     scheduler.start()
     refresher.on_fetched = loop.poke
     watch.follow(config)  # already during the first build: a file saved meanwhile counts

@@ -34,6 +34,7 @@ from feedsvc.store import Store
 logger = logging.getLogger(__name__)
 
 RELOAD_TIMEOUT = 600.0  # seconds a reload endpoint request waits for the builder
+CONNECT_TIMEOUT = 10.0  # seconds it waits for the link to the builder to come up
 PAUSE = 0.0001  # seconds a worker sleeps every few hundred documents it loads
 GONE = Problem(
     "feedsvc", None, "lost the builder process; serving the last snapshot until it is back"
@@ -95,6 +96,10 @@ class Follower:
         reply: Future[ReloadSummary] = Future()
         self._replies[request] = reply
         try:
+            # Just after a start (or while the builder restarts) the link may be coming up.
+            deadline = time.monotonic() + CONNECT_TIMEOUT
+            while self._sock is None and time.monotonic() < deadline:
+                time.sleep(0.05)
             sock = self._sock
             if sock is None:
                 raise ConnectionError("the builder process is not reachable")

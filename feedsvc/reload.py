@@ -32,25 +32,39 @@ class Reloaded:
 class ReloadLoop:
     """Runs `refresher.refresh()` then `after(summary)` (which returns the generation)."""
 
-    def __init__(self, refresher: Refresher, after: Callable[[ReloadSummary], int]) -> None:
+    def __init__(
+        self,
+        refresher: Refresher,
+        after: Callable[[ReloadSummary], int],
+        scan: Callable[[], None] = lambda: None,
+    ) -> None:
         self.refresher = refresher
         self.after = after
+        # Called before a reload that must look at every file (FolderWatch.forget).
+        self.scan = scan
+        self._everything = False
         self._waiting: list[Future[Reloaded]] = []
         self._lock = threading.Lock()
         self._wanted = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def ask(self) -> Future[Reloaded]:
-        """Ask for a reload that starts after this call; the future is its result."""
+    def ask(self, everything: bool = True) -> Future[Reloaded]:
+        """Ask for a reload that starts after this call; the future is its result.
+
+        An operator's request (SIGHUP, `POST /-/reload`) and the schedule look at every
+        file (`everything`): a file saved just before the request must be in its result,
+        whether or not the watch has seen it yet.
+        """
         future: Future[Reloaded] = Future()
         with self._lock:
             self._waiting.append(future)
+            self._everything |= everything
         self._wanted.set()
         return future
 
     def poke(self) -> None:
-        """Ask for a reload without waiting for it (schedule, signals, watches)."""
-        self.ask()
+        """Ask for a reload of what changed, without waiting (a watch, a remote fetch)."""
+        self.ask(everything=False)
 
     def start(self) -> None:
         """Run reloads on a thread of their own, for as long as the process lives."""
@@ -61,7 +75,10 @@ class ReloadLoop:
         """One reload and its follow-up steps, on the calling thread (the first build)."""
         with self._lock:
             waiting, self._waiting = self._waiting, []
+            everything, self._everything = self._everything, False
             self._wanted.clear()
+        if everything:
+            self.scan()
         return self._reload(waiting)
 
     def _run(self) -> None:

@@ -151,6 +151,25 @@ def test_every_asker_gets_a_generation_holding_what_was_saved_before_its_ask(
     assert refresher.reloads == 2
 
 
+def test_an_operators_request_looks_at_every_file_and_a_watch_at_what_it_saw() -> None:
+    refresher = GatedRefresher()
+    refresher.gate.set()
+    scans: list[str] = []
+    loop = ReloadLoop(
+        refresher,  # type: ignore[arg-type]
+        lambda summary: summary.articles,
+        scan=lambda: scans.append(refresher.world),
+    )
+    loop.start()
+    loop.poke()  # a watch or a remote fetch: what changed
+    refresher.world = "watched"
+    assert eventually(lambda: len(refresher.seen) == 1)
+    assert scans == []
+    refresher.world = "asked"
+    loop.ask().result(10)  # SIGHUP, POST /-/reload, the schedule: every file
+    assert scans == ["asked"]
+
+
 def test_a_failed_publish_does_not_end_the_loop() -> None:
     """Defect (feedsvc/reload.py, ReloadLoop._reload/_run): when `after` raises, the
     askers get the exception, but `_reload` re-raises it and `_run` has no handler, so
