@@ -40,7 +40,7 @@ from feedsvc.state.files import remove_leftovers, write_atomically
 
 logger = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2  # 2: records list the segments they use
 SEGMENT_MAGIC = b"FSVCSEG\n"
 INDEX_MAGIC = b"FSVCIDX\n"
 FOOTER = struct.Struct("<8sIIQI")  # magic, version, piece count, table offset, CRC-32 before
@@ -231,26 +231,20 @@ class SnapshotWriter:
             self._segments[number] = index.segments[number]
             self._contents[number] = self._read_table(number)
         self._next_segment = max(self._segments, default=0) + 1
-        maps = {n: _map(segment_path(self.folder, n)) for n in self._segments}
-        try:
-            for line in index.records.splitlines():
-                record = json.loads(line)
-                ref = (record[9], record[10], record[11])
-                segments = _segments_of(maps[ref[0]][ref[1] : ref[1] + ref[2]]) | {ref[0]}
-                self._records[record[0]] = _Record(record[6], line, segments)
-        finally:
-            for mapping in maps.values():
-                mapping.close()
+        lines = index.records.splitlines()
+        for line, record in zip(lines, json.loads(b"[" + b",".join(lines) + b"]"), strict=True):
+            self._records[record[0]] = _Record(record[6], line, frozenset(record[12]))
         self._kept[index.generation] = frozenset(self._segments)
         self._builder_meta = dict(index.builder)
 
     def _read_table(self, number: int) -> list[bytes]:
         with open(segment_path(self.folder, number), "rb") as handle:
-            data = handle.read()
-        _, _, count, table, _ = FOOTER.unpack_from(data, len(data) - FOOTER.size)
+            handle.seek(-FOOTER.size, os.SEEK_END)
+            _, _, count, table, _ = FOOTER.unpack(handle.read(FOOTER.size))
+            handle.seek(table)
+            rows = handle.read(count * ROW.size)
         digests = []
-        for row in range(count):
-            digest, offset, length = ROW.unpack_from(data, table + row * ROW.size)
+        for digest, offset, length in ROW.iter_unpack(rows):
             self._pieces.setdefault(digest, (number, offset, length))
             digests.append(digest)
         return digests
@@ -333,6 +327,7 @@ class SnapshotWriter:
                 document.last_modified.isoformat(),
                 document.view,
                 *where,
+                sorted(segments | {where[0]}),  # for a restarted writer (resume)
             ],
             ensure_ascii=False,
             separators=(",", ":"),
