@@ -340,8 +340,9 @@ def warm_start(
     except (BadStateError, OSError, ValueError) as exc:
         logger.warning("cannot resume from generation %d (%s); building anew", generation, exc)
         return
-    refresher.builder.seed(index.builder, documents)
-    for kind, directory, names in index.builder.get("known", []):
+    exported = index.builder
+    refresher.builder.seed(exported, documents)
+    for kind, directory, names in exported.get("known", []):
         refresher.known_nodes.setdefault((kind, directory), tuple(names))
     logger.info(
         "resumed from generation %d and %d parsed files in %.3fs",

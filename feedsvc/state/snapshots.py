@@ -88,7 +88,13 @@ class Index:
     generation: int
     meta: dict[str, Any]  # segments, status, served settings
     records: bytes  # one JSON array per line, one line per document
-    builder: dict[str, Any]  # what a restarted builder reuses (node signatures)
+    builder_json: bytes  # what a restarted builder reuses (node signatures); workers skip it
+
+    @property
+    def builder(self) -> dict[str, Any]:
+        """The builder's section, parsed."""
+        parsed: dict[str, Any] = json.loads(self.builder_json)
+        return parsed
 
     @property
     def segments(self) -> dict[int, tuple[int, int]]:
@@ -118,8 +124,7 @@ def read_index(folder: Path, generation: int) -> Index:
     start = HEADER.size
     meta = json.loads(body[start : start + meta_len])
     records = body[start + meta_len : start + meta_len + records_len]
-    builder = json.loads(body[start + meta_len + records_len :])
-    return Index(generation, meta, records, builder)
+    return Index(generation, meta, records, body[start + meta_len + records_len :])
 
 
 def check_segment(folder: Path, number: int, size: int, crc: int) -> None:
