@@ -162,28 +162,33 @@ class SiteBuilder:
         return links
 
     def export(self) -> dict[str, Any]:
-        """What a restarted builder needs to reuse this one's documents (JSON-ready)."""
+        """What a restarted builder needs to reuse this one's documents (JSON-ready): each
+        node's signature (its documents' paths follow from its directory)."""
         nodes = {
-            f"{kind}:{directory}": [signature, [doc.path for doc in documents]]
-            for (kind, directory), (signature, documents, _) in self._nodes.items()
+            f"{kind}:{directory}": entry[0] for (kind, directory), entry in self._nodes.items()
         }
-        pages = [self._pages[0], [d.path for d in self._pages[1]]] if self._pages else None
-        return {"config": self.config_digest, "nodes": nodes, "pages": pages}
+        return {
+            "config": self.config_digest,
+            "nodes": nodes,
+            "pages": self._pages[0] if self._pages else None,
+        }
 
     def seed(self, exported: Mapping[str, Any], documents: Mapping[str, Document]) -> None:
         """Start from what `export` said of `documents` (a restart): nodes whose signature
         is unchanged are not rendered again. Ignored when the config differs."""
         if exported.get("config") != self.config_digest:
             return
-        for name, (signature, paths) in exported["nodes"].items():
+        names = [f"feed.{fmt}" for fmt in self.config.feeds.formats] + [VIEW_NAME]
+        for name, signature in exported["nodes"].items():
             kind, directory = name.split(":", 1)
+            paths = [f"{directory}/{n}".lstrip("/") for n in names]
             if all(path in documents for path in paths):
                 self._nodes[(kind, directory)] = (signature, [documents[p] for p in paths], None)
                 self._documents.update((path, documents[path]) for path in paths)
-        pages = exported.get("pages")
-        if pages and all(path in documents for path in pages[1]):
-            self._pages = (pages[0], [documents[p] for p in pages[1]])
-            self._documents.update((path, documents[path]) for path in pages[1])
+        pages = ["index.html", "feeds.opml"]
+        if exported.get("pages") and all(path in documents for path in pages):
+            self._pages = (exported["pages"], [documents[p] for p in pages])
+            self._documents.update((path, documents[path]) for path in pages)
 
 
 def build_site(
