@@ -191,7 +191,11 @@ class Refresher:
         self._last_build = build
         documents = build.documents
         old = previous.documents
-        changed = [path for path, doc in documents.items() if _etag(old, path) != doc.etag]
+        changed = [
+            path
+            for path, doc in documents.items()
+            if (was := old.get(path)) is None or was.etag != doc.etag
+        ]
         # The hot path reads resources on every request; nothing writes to them after the swap.
         reuse = {} if self._fresh_resources else previous.resources
         self._fresh_resources = False
@@ -260,8 +264,3 @@ class Refresher:
             self._failing.discard(name)
         self._last_good[name] = result
         return result, list(result.problems)
-
-
-def _etag(documents: Mapping[str, Document], path: str) -> str | None:
-    found = documents.get(path)
-    return found.etag if found is not None else None

@@ -262,15 +262,15 @@ class SnapshotWriter:
         self._compact()
         new = _Segment(self._next_segment)
         records: dict[str, _Record] = {}
+        known, made = self._records, 0
         for path, document in documents.items():
-            kept = self._records.get(path)
+            kept = known.get(path)
             if kept is not None and kept.etag == document.gzip_etag:
                 records[path] = kept
             else:
                 records[path] = self._record(document, new)
-        unchanged = records.keys() == self._records.keys() and all(
-            records[p] is self._records[p] for p in records
-        )
+                made += 1
+        unchanged = not made and len(records) == len(known)
         if unchanged and self.generation and self._builder_meta == builder:
             return self.generation
         if new.digests:
@@ -285,7 +285,7 @@ class SnapshotWriter:
             "segments": {str(n): list(self._segments[n]) for n in sorted(used)},
             "status": status.to_json(),
         }
-        lines = b"".join(record.line + b"\n" for record in records.values())
+        lines = b"".join([record.line + b"\n" for record in records.values()])
         _write_index(self.folder, generation, meta, lines, builder)
         self.generation = generation
         self._records = records
