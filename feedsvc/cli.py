@@ -147,7 +147,7 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
         return EXIT_CONFIG
     runtime = tempfile.TemporaryDirectory(prefix="feedsvc-")
     try:
-        snapshots = _open_state(Path(config.state.path), Path(runtime.name))
+        snapshots, lock = _open_state(Path(config.state.path), Path(runtime.name))
     except StateError as exc:
         print(f"feedsvc: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -194,11 +194,12 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
         server.serve()
     finally:
         builder.stop()
+        lock.release()
     return EXIT_OK
 
 
-def _open_state(folder: Path, runtime: Path) -> Path:
-    """The snapshots folder of the state directory, locked for this server.
+def _open_state(folder: Path, runtime: Path) -> tuple[Path, StateLock]:
+    """The snapshots folder of the state directory, and its lock, held for this server.
 
     An unwritable state directory is not fatal: the server runs with a private one that
     goes with it (state off, warned). Another server holding it is (StateError).
@@ -211,11 +212,7 @@ def _open_state(folder: Path, runtime: Path) -> Path:
         prepare_folder(folder)
     lock = StateLock(folder)
     lock.acquire()
-    _LOCKS.append(lock)  # held until the process ends
-    return folder / "snapshots"
-
-
-_LOCKS: list[StateLock] = []
+    return folder / "snapshots", lock
 
 
 def _server_class() -> type:

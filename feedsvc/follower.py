@@ -113,11 +113,11 @@ class Follower:
         current = self.store.current
         if generation < current.generation:
             return  # never backwards
+        started = time.perf_counter()
         if generation == current.generation:
             documents, resources = current.documents, current.resources
             read_status = self.status
         else:
-            started = time.perf_counter()
             found, read_status, changed = self.reader.read(generation, _let_requests_run)
             documents = found
             max_age = (status or read_status).cache_max_age

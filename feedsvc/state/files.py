@@ -77,8 +77,8 @@ class StateLock:
             ) from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
-        # Kept open across fork: the builder process holds it too, and it ends with them.
-        os.set_inheritable(descriptor, True)
+        # Forked processes (the builder, the workers) share it; close-on-exec keeps it out
+        # of the processes a cold start spawns.
         self._descriptor = descriptor
 
     def release(self) -> None:

@@ -232,8 +232,8 @@ class SnapshotWriter:
         """Carry on from a generation on disk (a restart): its pieces and records are
         known, so an unchanged rebuild writes nothing."""
         self.generation = index.generation
-        for number in index.segments:
-            self._segments[number] = index.segments[number]
+        self._segments.update(index.segments)
+        for number in self._segments:
             self._contents[number] = self._read_table(number)
         self._next_segment = max(self._segments, default=0) + 1
         lines = index.records.splitlines()
