@@ -263,7 +263,6 @@ def test_json_feed_honours_summary_mode(make_config: Callable[..., Config]) -> N
 
 
 def test_only_changed_feeds_are_rendered_again(config: Config) -> None:
-
     builder = SiteBuilder(config)
     articles = [article(n, ((f"C{n % 3}",),)) for n in range(9)]
     first = builder.build(articles).documents
