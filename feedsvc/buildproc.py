@@ -336,7 +336,7 @@ def warm_start(
     try:
         index = read_index(folder, generation)
         writer.resume(index)
-        documents, _, _ = SnapshotReader(folder).read(generation)
+        documents, _, _ = SnapshotReader(folder).load(index)
     except (BadStateError, OSError, ValueError) as exc:
         logger.warning("cannot resume from generation %d (%s); building anew", generation, exc)
         return

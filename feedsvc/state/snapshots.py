@@ -472,7 +472,12 @@ class SnapshotReader:
     ) -> tuple[dict[str, Document], Status, set[str]]:
         """The documents and status of one generation, and the paths of documents new,
         gone or different since the last read (BadStateError when unreadable)."""
-        index = read_index(self.folder, generation)
+        return self.load(read_index(self.folder, generation), pause)
+
+    def load(
+        self, index: Index, pause: Callable[[], None] | None = None
+    ) -> tuple[dict[str, Document], Status, set[str]]:
+        """`read`, of an index read already."""
         wanted = index.segments
         maps = {n: m for n, m in self._maps.items() if n in wanted}
         for number in wanted:
