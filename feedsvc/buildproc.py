@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from feedsvc.config import Config
@@ -342,6 +343,9 @@ def warm_start(
         return
     exported = index.builder
     refresher.builder.seed(exported, documents)
+    # What the catch-up compares with: only what changed since counts as changed (for the
+    # log, the summary and the hub's pings).
+    refresher.store.swap(Snapshot(documents=MappingProxyType(documents), generation=generation))
     for kind, directory, names in exported.get("known", []):
         refresher.known_nodes.setdefault((kind, directory), tuple(names))
     logger.info(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.buildproc import AfterReload, Announcer
+from feedsvc.buildproc import AfterReload, Announcer, warm_start
 from feedsvc.config import Config
 from feedsvc.follower import Follower
 from feedsvc.model import Snapshot
@@ -172,3 +172,35 @@ def test_many_edits_leave_few_segments(
     segments = [n for n in os.listdir(builder.folder) if n.startswith("seg-")]
     assert len(segments) <= 4 + 2
     assert served(follower.store.current) == served_bytes(builder.refresher.store.current)
+
+
+def test_a_restarted_builder_counts_and_pings_only_what_changed_while_it_was_down(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    folder = tmp_path / "articles"
+    for n in range(4):
+        write_article(folder, f"p{n}.md", title=f"P{n}", date=f"2022-01-0{n + 1}", tags=[f"t{n}"])
+    config = make_config()
+    snapshots = tmp_path / "state" / "snapshots"
+
+    def builder() -> tuple[Refresher, AfterReload, list[str]]:
+        pinged: list[str] = []
+        refresher = Refresher(config, Store(), prepare=False)
+        writer = SnapshotWriter(snapshots)
+        return refresher, AfterReload(refresher, writer, lambda _: None, pinged.extend), pinged
+
+    refresher, after, _ = builder()
+    after(refresher.refresh())
+    write_article(folder, "p3.md", title="P3, edited", date="2022-01-04", tags=["t3"])
+    refresher, after, pinged = builder()
+    warm_start(refresher, after.writer, snapshots)
+    summary = refresher.refresh()
+    after(summary)
+    # The site and t3 in three formats and their two views (the index and the OPML list
+    # no entry titles, so they stay).
+    assert summary.changed == 8
+    assert sorted(pinged) == sorted(
+        f"http://127.0.0.1:8080/{feed}.{fmt}"
+        for feed in ("feed", "tags/t3/feed")
+        for fmt in ("rss", "atom", "json")
+    )
