@@ -35,6 +35,7 @@ from feedsvc.refresh import Refresher, ReloadSummary
 from feedsvc.reload import Reloaded, ReloadLoop
 from feedsvc.scheduler import make_scheduler, reschedule
 from feedsvc.sources.directory import DirectorySource
+from feedsvc.state.ledger import open_ledger
 from feedsvc.state.parsecache import load_parse_cache, matching_files, save_parse_cache
 from feedsvc.state.snapshots import (
     BadStateError,
@@ -186,8 +187,6 @@ class AfterReload:
         snapshot = self.refresher.store.current
         try:
             meta = self.refresher.builder.export()
-            # The feeds served so far, so a new builder keeps emptied ones (Refresher).
-            meta["known"] = [[k, d, list(n)] for (k, d), n in self.refresher.known_nodes.items()]
             generation = self.writer.write(snapshot.documents, status_of(snapshot, config), meta)
         except OSError as exc:
             # A full disk or a state directory gone read-only: a failed reload like any
@@ -259,6 +258,7 @@ def run_builder(
     # which multiprocessing refuses to a daemon.
     multiprocessing.current_process().daemon = False
     metrics = Metrics()
+    ledger, damaged = open_ledger(folder.parent)
     refresher = Refresher(
         config,
         Store(),
@@ -269,7 +269,9 @@ def run_builder(
         # remote sources before its first build rather than publish them empty.
         fetch_in_background=not restarted,
         prepare=False,
+        ledger=ledger,
     )
+    refresher.state_problems = (damaged,) if damaged else ()
     # Workers connect from their start; they serve the saved generation meanwhile.
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
@@ -346,8 +348,6 @@ def warm_start(
     # What the catch-up compares with: only what changed since counts as changed (for the
     # log, the summary and the hub's pings).
     refresher.store.swap(Snapshot(documents=MappingProxyType(documents), generation=generation))
-    for kind, directory, names in exported.get("known", []):
-        refresher.known_nodes.setdefault((kind, directory), tuple(names))
     logger.info(
         "resumed from generation %d and %d parsed files in %.3fs",
         generation,

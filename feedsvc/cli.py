@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import errno
 import logging
 import os
@@ -12,8 +13,9 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from feedsvc import __version__
 from feedsvc.config import Config, load_config
@@ -23,6 +25,8 @@ from feedsvc.logs import configure_logging, server_logging
 from feedsvc.metrics import Metrics, enable_multiprocess, process_exited
 from feedsvc.refresh import Refresher
 from feedsvc.state.files import StateError, StateLock, prepare_folder
+from feedsvc.state.ledger import FILE as LEDGER_FILE
+from feedsvc.state.ledger import Ledger, open_ledger
 from feedsvc.state.snapshots import discard, validate
 from feedsvc.store import Store
 from feedsvc.supervisor import BuilderProcess
@@ -68,7 +72,17 @@ def _parser() -> argparse.ArgumentParser:
     build.set_defaults(run=build_command)
     check = commands.add_parser("check", help="validate the config and every source")
     check.set_defaults(run=check_command)
-    for sub in (serve, build, check):
+    forget = commands.add_parser(
+        "forget", help="stop serving emptied feeds the state directory keeps (README: Ids)"
+    )
+    forget.add_argument(
+        "feeds",
+        nargs="+",
+        metavar="FEED",
+        help="a feed's directory (categories/旧栏目, tags/x; a trailing /** takes what is below)",
+    )
+    forget.set_defaults(run=forget_command)
+    for sub in (serve, build, check, forget):
         sub.add_argument("--config", default="config.yaml", help="default: ./config.yaml")
         sub.add_argument(
             "--log-level", default="info", choices=["debug", "info", "warning", "error"]
@@ -78,12 +92,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def check_command(args: argparse.Namespace, config: Config) -> int:
-    """Read every source without serving; print each problem and a summary line."""
-    refresher = Refresher(config, Store())
-    summary = refresher.refresh()
+    """Read every source without serving; print each problem, what the next reload would
+    do to ids (when a ledger exists; nothing is written to it), and a summary line."""
+    with _ledger(config, create=False) as (ledger, _):
+        refresher = Refresher(config, Store(), ledger=ledger, record=False)
+        summary = refresher.refresh()
     problems = refresher.store.current.problems
     for problem in problems:
         print(problem)
+    for change in refresher.id_changes:
+        print(change)
     errors = sum(1 for p in problems if p.severity == "error")
     print(
         f"{summary.articles} articles, {summary.documents} documents, "
@@ -93,9 +111,12 @@ def check_command(args: argparse.Namespace, config: Config) -> int:
 
 
 def build_command(args: argparse.Namespace, config: Config) -> int:
-    """Write every document under --out, replacing the folder only once all is written."""
-    refresher = Refresher(config, Store())
-    refresher.refresh()
+    """Write every document under --out, replacing the folder only once all is written.
+    Ids come from the state directory's ledger, which the build keeps up to date unless
+    a server holds it."""
+    with _ledger(config, create=True) as (ledger, record):
+        refresher = Refresher(config, Store(), ledger=ledger, record=record)
+        refresher.refresh()
     snapshot = refresher.store.current
     out: Path = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +139,66 @@ def build_command(args: argparse.Namespace, config: Config) -> int:
         print(problem)
     errors = any(p.severity == "error" for p in snapshot.problems)
     return EXIT_PROBLEMS if errors else EXIT_OK
+
+
+def forget_command(args: argparse.Namespace, config: Config) -> int:
+    """Forget emptied feeds the ledger keeps serving; a running server reloads to drop them."""
+    wanted = [_feed_directory(feed) for feed in args.feeds]
+    with _ledger(config, create=False) as (ledger, _):
+        if ledger is None:
+            print(
+                f"feedsvc: no id ledger in {config.state.path}: nothing to forget", file=sys.stderr
+            )
+            return EXIT_PROBLEMS
+        forgotten = ledger.forget_nodes(wanted)
+    for directory in forgotten:
+        print(f"forgot {directory or 'site'}")
+    missed = [d for d in wanted if not d.endswith("/**") and d not in forgotten]
+    for directory in missed:
+        print(f"feedsvc: {directory} is not a feed the ledger keeps", file=sys.stderr)
+    server = StateLock(Path(config.state.path)).holder()
+    if forgotten and server is not None:
+        os.kill(server, signal.SIGHUP)  # the server reloads: a forgotten empty feed goes
+        print(f"asked the server (pid {server}) to reload")
+    return EXIT_PROBLEMS if missed else EXIT_OK
+
+
+def _feed_directory(feed: str) -> str:
+    """`categories/旧栏目` from that, a URL path (`/categories/%E6%97%A7.../feed.atom`) or a URL."""
+    path = unquote(urlsplit(feed).path if "://" in feed else feed).strip("/")
+    head, _, last = path.rpartition("/")
+    if last.startswith("feed.") or last == "index.html":
+        path = head
+    return "" if path == "site" else path
+
+
+@contextlib.contextmanager
+def _ledger(config: Config, *, create: bool) -> Iterator[tuple[Ledger | None, bool]]:
+    """The id ledger of the config's state directory for a command run by hand, and whether
+    the command may write it: not while a server holds the state directory."""
+    folder = Path(config.state.path)
+    if not create and not (folder / LEDGER_FILE).exists():
+        yield None, False
+        return
+    try:
+        prepare_folder(folder)
+    except StateError as exc:
+        logger.warning("%s; ids are the ones derived from source and path", exc)
+        yield None, False
+        return
+    lock = StateLock(folder)
+    try:
+        lock.acquire()
+        held = True
+    except StateError:
+        held = False  # a server runs: read the ledger, leave writing to it
+    ledger, _ = open_ledger(folder)
+    try:
+        yield ledger, ledger is not None and held
+    finally:
+        if ledger is not None:
+            ledger.close()
+        lock.release()
 
 
 def _replace_dir(staging: Path, out: Path) -> None:

@@ -40,6 +40,30 @@ class Author:
 
 
 @dataclass(frozen=True, slots=True)
+class Identity:
+    """How the id ledger (feedsvc.state.ledger) recognises an article at a new path and
+    names it again: what the parser knew of the article beyond its fields.
+
+    `content` digests the identity fields (title and front-matter date) and the body as
+    written; `fields` the identity fields alone, so a rename is followed with or without
+    an edit. Either is None where it cannot tell articles apart (a remote item, a post
+    without a title or a date). The rest re-expands a link made from a permalink pattern.
+    """
+
+    content: str | None = None
+    fields: str | None = None
+    explicit: bool = False  # the id came from front matter (`id` / `guid`)
+    dated: bool = True  # `published` came from the article, not from a file's mtime
+    pattern: str | None = None  # the permalink pattern the link came from; None: a set link
+    slug: str = ""  # the `:slug` it used
+    own_slug: bool = False  # that slug is the file's name (no front-matter slug/permalink)
+    category: str = ""  # the `:category` it used
+
+
+_REMOTE = Identity()
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """One publishable article; every datetime is aware UTC.
 
@@ -66,6 +90,7 @@ class Article:
     tags: tuple[str, ...] = ()
     summary: str = ""
     image: str | None = None
+    identity: Identity = _REMOTE
     revision: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +118,7 @@ def _revision(article: Article) -> str:
         article.tags,
         article.summary,
         article.image,
+        article.identity,
     )
     digest = hashlib.sha256(repr(fields).encode("utf-8"))
     digest.update(article.content)  # last, so no separator is needed

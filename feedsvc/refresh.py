@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
@@ -16,13 +17,15 @@ from feedsvc.config import Config, SourceConfig
 from feedsvc.configwatch import ConfigWatcher
 from feedsvc.cores import Cores
 from feedsvc.dates import Clock, utc_now
-from feedsvc.errors import SourceError
+from feedsvc.errors import FeedsvcError, SourceError
 from feedsvc.metrics import Metrics
 from feedsvc.model import Article, Document, Problem, Resource, Snapshot, SourceResult
-from feedsvc.nodes import Kind, node_keys
+from feedsvc.nodes import Kind, NodeKeys, node_keys
 from feedsvc.serving import prepare_resources
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.sources.feed import RemoteSource
+from feedsvc.state.ledger import Ledger
+from feedsvc.state.placing import Placer
 from feedsvc.store import Store
 from feedsvc.urls import join_url
 
@@ -58,6 +61,8 @@ class Refresher:
         fetch_in_background: bool = False,
         cores: Cores | None = None,
         prepare: bool = True,
+        ledger: Ledger | None = None,
+        record: bool = True,
     ) -> None:
         self.metrics = metrics
         self.store = store
@@ -84,10 +89,18 @@ class Refresher:
         # Whether snapshots carry served resources (in-process serving; the builder
         # process leaves that to the workers).
         self.prepare = prepare
+        # The id ledger gives articles the ids readers know them by; without `record`
+        # (`feedsvc check`) it is only read.
+        self.ledger, self.record = ledger, record
+        self.placer: Placer | None = None
+        self.id_changes: list[str] = []  # what the last reload did to ids (check prints it)
+        self.state_problems: tuple[Problem, ...] = ()  # a damaged ledger, say: every reload says it
         # Every feed node served so far: one whose articles all go away stays as an
         # empty, valid feed rather than turning into a 404 for its subscribers. Kept
-        # through config edits too.
+        # through config edits and, in the ledger, through restarts.
         self.known_nodes: dict[tuple[Kind, str], tuple[str, ...]] = {}
+        if ledger is not None:
+            self.known_nodes.update(ledger.nodes())
         self._apply(config)
 
     @property
@@ -101,6 +114,8 @@ class Refresher:
         self.sources = [self._source_for(s, config, base_dir) for s in config.sources]
         self.config = config
         self.builder = SiteBuilder(config, self.cores)
+        if self.ledger is not None:
+            self.placer = Placer(self.ledger, config.site)
         self._last_build: SiteBuild | None = None
         self._fresh_resources = True  # headers depend on the config: prepare them anew
 
@@ -110,8 +125,9 @@ class Refresher:
             if source.config == settings and source.site == config.site:
                 return source
         if settings.type == "feed":
+            memory = self.ledger if self.record else None
             remote = RemoteSource(
-                settings, config.site, config.reload.interval_seconds, now=self.now
+                settings, config.site, config.reload.interval_seconds, now=self.now, memory=memory
             )
             if self.metrics is not None:
                 remote.on_failure = self.metrics.count_fetch_failure
@@ -133,7 +149,7 @@ class Refresher:
     def _refresh(self, started: float) -> ReloadSummary:
         now = self.now()
         articles: list[Article] = []
-        problems: list[Problem] = []
+        problems: list[Problem] = list(self.state_problems)
         if self.watcher is not None:
             changed_config = self.watcher.check()
             if changed_config is not None:
@@ -148,8 +164,9 @@ class Refresher:
             per_source[source.config.name] = len(published)
             articles.extend(published)
             problems.extend(source_problems)
+        articles = self._place(articles, now, problems)
         build = self.builder.build(articles, self.known_nodes)
-        self.known_nodes.update(node_keys(build.nodes))
+        self._remember_nodes(node_keys(build.nodes))
         problems.extend(build.problems)
         previous = self.store.current
         documents, resources, changed = self._documents(build, previous)
@@ -181,6 +198,26 @@ class Refresher:
         )
         return ReloadSummary(len(articles), len(documents), len(changed), len(problems), seconds)
 
+    def _place(
+        self, articles: list[Article], now: datetime, problems: list[Problem]
+    ) -> list[Article]:
+        """The articles with the ids readers know them by (feedsvc.state.placing)."""
+        if self.placer is None or self.ledger is None:
+            return articles
+        if self.ledger.changed_elsewhere():  # `feedsvc forget` took nodes away
+            self.known_nodes = self.ledger.nodes()
+        placed = self.placer.place(articles, now, keep=self.record)
+        problems.extend(placed.problems)
+        self.id_changes = placed.changes
+        return placed.articles
+
+    def _remember_nodes(self, nodes: NodeKeys) -> None:
+        """Keep every node served, in memory and in the ledger (only the new ones)."""
+        new = {key: names for key, names in nodes.items() if self.known_nodes.get(key) != names}
+        if new and self.ledger is not None and self.record:
+            self.ledger.remember_nodes(new)
+        self.known_nodes.update(new)
+
     def _documents(
         self, build: SiteBuild, previous: Snapshot
     ) -> tuple[Mapping[str, Document], dict[str, Resource], list[str]]:
@@ -209,7 +246,8 @@ class Refresher:
     def _keep_serving(self, exc: Exception, started: float) -> ReloadSummary:
         """Keep the last good documents, with the failure listed among the problems."""
         current = self.store.current
-        failure = Problem("feedsvc", None, f"reload failed: {exc!r}")
+        reason = str(exc) if isinstance(exc, FeedsvcError) else repr(exc)
+        failure = Problem("feedsvc", None, f"reload failed: {reason}")
         self.store.swap(replace(current, problems=(*self._last_problems, failure)))
         seconds = time.perf_counter() - started
         return ReloadSummary(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.model import Article, Author, deflate_html
+from feedsvc.model import Article, Author, Identity, deflate_html
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -47,6 +47,7 @@ CHANGES: dict[str, object] = {
     "tags": ("A股", "AI"),
     "summary": "导语.",
     "image": None,
+    "identity": Identity(content="a digest of the post as written"),
 }
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin
 
 import feedparser  # type: ignore[import-untyped]
@@ -24,7 +24,7 @@ import feedparser  # type: ignore[import-untyped]
 from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import html_to_text, plain_text, sanitize_html, truncate
 from feedsvc.dates import Clock, utc_now
-from feedsvc.model import Article, Author, Problem, SourceResult, deflate_html
+from feedsvc.model import Article, Author, Identity, Problem, SourceResult, deflate_html
 from feedsvc.sources.post import SUMMARY_LIMIT
 from feedsvc.transport import Fetched, FetchError, fetch, make_session
 from feedsvc.urls import entry_id, is_absolute, to_uri
@@ -50,8 +50,39 @@ class Item:
     image: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class SavedFetch:
+    """A remote source's last good response and schedule, kept across restarts."""
+
+    url: str
+    etag: str | None
+    last_modified: str | None
+    content_type: str
+    body: bytes | None  # the last good body; None: none yet
+    failures: int
+    next_attempt: float  # epoch seconds
+
+
+class FetchMemory(Protocol):
+    """Where a remote source keeps its fetches across restarts (the id ledger). Saving
+    never raises: a memory that cannot write logs it, and fetching goes on."""
+
+    def fetch_state(self, source: str) -> SavedFetch | None:
+        """What was kept of `source`."""
+
+    def save_fetch(self, source: str, saved: SavedFetch) -> None:
+        """Keep a good response (its body and validators) and the schedule."""
+
+    def save_schedule(self, source: str, url: str, failures: int, next_attempt: float) -> None:
+        """Keep the schedule only (a 304, a failure)."""
+
+
+_DATED, _UNDATED = Identity(), Identity(dated=False)
+
+
 class RemoteSource:
-    """Republishes one upstream feed; keeps its last good items through every failure."""
+    """Republishes one upstream feed; keeps its last good items through every failure
+    and, with a memory, through restarts: the first fetch after one is conditional."""
 
     def __init__(
         self,
@@ -60,6 +91,8 @@ class RemoteSource:
         default_interval: int,
         now: Clock = utc_now,
         fetcher: Callable[..., Fetched] = fetch,
+        *,
+        memory: FetchMemory | None = None,
     ) -> None:
         assert config.url is not None  # config validation requires it for feeds
         self.config, self.site, self.url = config, site, config.url
@@ -77,6 +110,39 @@ class RemoteSource:
         self._failures = 0
         self.fetches = 0
         self.on_failure: Callable[[str, str], None] | None = None  # (source, kind)
+        self.memory = memory
+        if memory is not None:
+            self._restore(memory.fetch_state(config.name))
+
+    def _restore(self, saved: SavedFetch | None) -> None:
+        """Carry on from a fetch before the restart: its items, validators and schedule."""
+        if saved is None or saved.url != self.url:
+            return
+        if saved.body is not None:
+            try:
+                items = parse_feed(saved.body, saved.content_type)
+            except FetchError:
+                items = []
+            self._articles = tuple(self._article(item) for item in items)
+            self._validators = (saved.etag, saved.last_modified)
+            self._problems = ()
+        self._failures = saved.failures
+        self._next_fetch = time.monotonic() + max(0.0, saved.next_attempt - time.time())
+
+    def _remember(self, fetched: Fetched | None) -> None:
+        """Keep this fetch's outcome (a good body, or only the schedule) in the memory."""
+        if self.memory is None:
+            return
+        next_attempt = time.time() + max(0.0, self._next_fetch - time.monotonic())
+        name = self.config.name
+        if fetched is not None and fetched.status != 304:
+            etag, last_modified = fetched.etag, fetched.last_modified
+            kept = SavedFetch(
+                self.url, etag, last_modified, fetched.content_type, fetched.body, 0, next_attempt
+            )
+            self.memory.save_fetch(name, kept)
+        else:
+            self.memory.save_schedule(name, self.url, self._failures, next_attempt)
 
     def read(self) -> SourceResult:
         """The last good articles and the current problems; never touches the network."""
@@ -108,8 +174,10 @@ class RemoteSource:
             self._failed(exc.reason, exc.retry_after)
             if self.on_failure is not None:
                 self.on_failure(self.config.name, exc.kind)
+            self._remember(None)
             return False
         self._succeeded(fetched, items)
+        self._remember(fetched)
         return items is not None
 
     def _succeeded(self, fetched: Fetched, items: list[Item] | None) -> None:
@@ -160,6 +228,7 @@ class RemoteSource:
             link=item.link or self.url,
             published=published,
             updated=max(item.updated or published, published),
+            identity=_DATED if item.published or item.updated else _UNDATED,
             content=deflate_html(item.html),
             authors=item.authors or (Author(self.site.default_author),),
             categories=tuple(dict.fromkeys(categories)),

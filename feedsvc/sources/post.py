@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from feedsvc.content import (
 )
 from feedsvc.dates import to_utc
 from feedsvc.errors import ArticleError
-from feedsvc.model import Article, Author, Problem, deflate_html
+from feedsvc.model import Article, Author, Identity, Problem, deflate_html
 from feedsvc.urls import entry_id, expand_permalink, explicit_id, is_absolute, slugize, to_uri
 
 _EMAIL = re.compile(r"[^@\s<>\"(),;:]+@[^@\s<>\"(),;:]+\.[^@\s<>\"(),;:]+")
@@ -155,7 +156,7 @@ def read_post(text: str, ctx: PostContext) -> tuple[Article | None, tuple[Proble
         reason = f"{exc}; published as plain text"
         warnings = (*warnings, Problem(ctx.display_path, body_line, reason, "warning"))
         html = plain_text_html(body)
-    return _assemble(values, html, ctx), warnings
+    return _assemble(values, html, ctx, body), warnings
 
 
 def _load_header(header: str, ctx: PostContext, offset: int) -> tuple[dict[str, Any], yaml.Node]:
@@ -304,7 +305,7 @@ def _read_fields(
     return values
 
 
-def _assemble(values: dict[str, Any], html: str, ctx: PostContext) -> Article:
+def _assemble(values: dict[str, Any], html: str, ctx: PostContext, body: str) -> Article:
     stem = PurePosixPath(ctx.relpath).stem
     published = values["published"] or ctx.fallback_date
     updated = max(values["updated"] or published, published)
@@ -315,11 +316,12 @@ def _assemble(values: dict[str, Any], html: str, ctx: PostContext) -> Article:
         else entry_id(ctx.site.base_url, ctx.source, ctx.relpath)
     )
     slug = slugize(values["slug"] or stem)
+    pattern: str | None = None
+    category = slugize(categories[0][-1]) if categories else "uncategorized"
     if values["link"] or (values["permalink"] and is_absolute(values["permalink"])):
         link = to_uri(values["link"] or values["permalink"])
     else:
         pattern = values["permalink"] or ctx.site.permalink
-        category = slugize(categories[0][-1]) if categories else "uncategorized"
         link = expand_permalink(
             pattern,
             ctx.site.home,
@@ -345,7 +347,32 @@ def _assemble(values: dict[str, Any], html: str, ctx: PostContext) -> Article:
         tags=_shared(values["tags"]),
         summary=truncate(summary, SUMMARY_LIMIT),
         image=values["image"],
+        identity=_identity(values, body, pattern, slug, category),
     )
+
+
+def _identity(
+    values: dict[str, Any], body: str, pattern: str | None, slug: str, category: str
+) -> Identity:
+    """What the id ledger recognises this post by after a rename (README: "Ids")."""
+    date = values["published"].isoformat() if values["published"] else None
+    fields = repr((values["title"], date))
+    content = hashlib.sha256(fields.encode("utf-8"))
+    content.update(body.strip().encode("utf-8"))
+    return Identity(
+        content=content.hexdigest()[:32],
+        fields=_digest(fields) if values["title"] and date else None,
+        explicit=bool(values["id"]),
+        dated=date is not None,
+        pattern=_shared(pattern),
+        slug=slug,
+        own_slug=not (values["slug"] or values["permalink"]),
+        category=_shared(category),
+    )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 _SHARED: dict[Any, Any] = {}

@@ -72,7 +72,7 @@ class StateLock:
             holder = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip() or "?"
             os.close(descriptor)
             raise StateError(
-                f"state directory {self.folder} is in use by another feedsvc serve (pid "
+                f"state directory {self.folder} is in use by another feedsvc process (pid "
                 f"{holder}); give each server its own state.path"
             ) from None
         os.ftruncate(descriptor, 0)
@@ -80,6 +80,18 @@ class StateLock:
         # Forked processes (the builder, the workers) share it; close-on-exec keeps it out
         # of the processes a cold start spawns.
         self._descriptor = descriptor
+
+    def holder(self) -> int | None:
+        """The pid of the process holding the lock, or None when no one does."""
+        try:
+            self.acquire()
+        except StateError:
+            text = (self.folder / "lock").read_text("ascii", "replace").strip()
+            return int(text) if text.isdigit() else None
+        except OSError:
+            return None
+        self.release()
+        return None
 
     def release(self) -> None:
         """Let the lock go (the kernel does it too when the process ends)."""

@@ -59,6 +59,7 @@ _ALLOWED = frozenset(
     {
         ("feedsvc.model", "Article"),
         ("feedsvc.model", "Author"),
+        ("feedsvc.model", "Identity"),
         ("feedsvc.model", "Problem"),
         ("datetime", "datetime"),
         ("datetime", "timezone"),

@@ -1,0 +1,330 @@
+"""The id ledger: what must outlive a rename, a move, a new base_url and a restart.
+
+An SQLite database in the state directory (`ledger.sqlite3`, WAL). The builder is its one
+writer, one transaction per reload, and it writes only what changed. It remembers
+
+- every article ever published (`articles`): its id, source, current path, what it is
+  recognised by after a rename (feedsvc.model.Identity), the slug and date it was first
+  published with, when it was last seen changed or going, and whether it is present;
+- every feed node ever served (`nodes`), so an emptied feed stays until `feedsvc forget`;
+- each remote source's last good response and validators, and its backoff (`fetches`).
+
+How ids are given (feedsvc.state.placing) is README's "Ids"; a fresh ledger gives every
+article the id derived from source and path, so fresh replicas agree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+
+from feedsvc.model import Problem
+from feedsvc.nodes import Kind, NodeKeys
+from feedsvc.sources.feed import SavedFetch
+from feedsvc.state.files import StateError
+
+logger = logging.getLogger(__name__)
+
+FILE = "ledger.sqlite3"
+VERSION = 1  # PRAGMA user_version of the schema below
+
+_SCHEMA = """
+CREATE TABLE articles (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    path TEXT NOT NULL,
+    content TEXT,
+    fields TEXT,
+    slug TEXT,
+    first_published TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    present INTEGER NOT NULL,
+    UNIQUE (source, path)
+);
+CREATE INDEX gone_by_content ON articles (source, content) WHERE present = 0;
+CREATE INDEX gone_by_fields ON articles (source, fields) WHERE present = 0;
+CREATE TABLE nodes (
+    kind TEXT NOT NULL,
+    directory TEXT NOT NULL,
+    names TEXT NOT NULL,
+    PRIMARY KEY (kind, directory)
+);
+CREATE TABLE fetches (
+    source TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    content_type TEXT NOT NULL,
+    body BLOB,
+    failures INTEGER NOT NULL,
+    next_attempt REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """What the ledger holds of one article."""
+
+    id: str
+    source: str
+    path: str
+    content: str | None
+    fields: str | None
+    slug: str | None
+    first_published: datetime
+    present: bool
+
+
+class DamagedLedgerError(Exception):
+    """The database cannot be trusted (not SQLite, fails its check, a foreign version)."""
+
+
+_SELECT = "SELECT id, source, path, content, fields, slug, first_published, present FROM articles"
+_BY_KEY = _SELECT + " WHERE source = ? AND path = ?"
+_BY_ID = _SELECT + " WHERE id = ?"
+_GONE = {
+    "content": _SELECT + " WHERE present = 0 AND source = ? AND content = ?",
+    "fields": _SELECT + " WHERE present = 0 AND source = ? AND fields = ?",
+}
+
+
+class Ledger:
+    """One connection to the ledger, shared by the reload and the remote fetches."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+        self._lock = threading.RLock()
+        self._version = self._data_version()
+
+    @classmethod
+    def open(cls, folder: Path) -> tuple[Ledger, Problem | None]:
+        """Open (or create) the ledger in `folder`. A damaged one is moved aside and a new
+        one started, with a warning saying so; OSError/sqlite3.Error when it cannot be."""
+        path = folder / FILE
+        try:
+            return cls(path, _connect(path)), None
+        except DamagedLedgerError as exc:
+            aside = path.with_name(f"{FILE}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+            for suffix in ("", "-wal", "-shm"):
+                damaged = Path(f"{path}{suffix}")
+                if damaged.exists():
+                    damaged.rename(f"{aside}{suffix}")
+            message = (
+                f"id ledger damaged ({exc}); moved to {aside.name} and started anew: ids fall "
+                "back to the ones derived from source and path, so articles renamed before "
+                "may reach readers again"
+            )
+            logger.warning("%s: %s", path, message)
+            return cls(path, _connect(path)), Problem(str(path), None, message, "warning")
+
+    @property
+    def total_changes(self) -> int:
+        """Rows this connection has written since it opened."""
+        return self._db.total_changes
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self, *, keep: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed when `keep` and nothing raised, else rolled back."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.rollback()
+                    raise
+                if keep:
+                    self._db.commit()
+                else:
+                    self._db.rollback()
+                self._version = self._data_version()
+            except sqlite3.Error as exc:  # a full disk, say: the reload fails, named
+                raise StateError(f"cannot write the id ledger {self.path}: {exc}") from exc
+
+    # ---- articles ----
+
+    def rows(self, keys: Iterable[tuple[str, str]] | None = None) -> dict[tuple[str, str], Row]:
+        """Rows by (source, path): of `keys`, or every row."""
+        with self._lock:
+            if keys is None:
+                found = self._db.execute(_SELECT).fetchall()
+            else:
+                found = [r for key in keys for r in self._db.execute(_BY_KEY, key).fetchall()]
+        return {(r[1], r[2]): _row(r) for r in found}
+
+    def present(self) -> dict[tuple[str, str], str]:
+        """(source, path) -> id of every article present when last placed."""
+        with self._lock:
+            found = self._db.execute("SELECT source, path, id FROM articles WHERE present = 1")
+            return {(source, path): ident for source, path, ident in found}
+
+    def gone(self, source: str, column: str, digest: str) -> list[Row]:
+        """Rows of `source` no longer present whose `column` (content/fields) is `digest`."""
+        with self._lock:
+            return [_row(r) for r in self._db.execute(_GONE[column], (source, digest))]
+
+    def holder(self, ident: str) -> Row | None:
+        """The row holding id `ident`."""
+        with self._lock:
+            row = self._db.execute(_BY_ID, (ident,)).fetchone()
+        return None if row is None else _row(row)
+
+    # ---- feed nodes ----
+
+    def nodes(self) -> dict[tuple[Kind, str], tuple[str, ...]]:
+        """Every feed node ever served: (kind, directory) -> names."""
+        with self._lock:
+            found = self._db.execute("SELECT kind, directory, names FROM nodes").fetchall()
+        return {
+            (cast(Kind, kind), directory): tuple(json.loads(names))
+            for kind, directory, names in found
+        }
+
+    def remember_nodes(self, nodes: NodeKeys) -> None:
+        """Add nodes served for the first time."""
+        if not nodes:
+            return
+        values = [(k, d, json.dumps(n, ensure_ascii=False)) for (k, d), n in nodes.items()]
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?)", values)
+
+    def forget_nodes(self, directories: Iterable[str]) -> list[str]:
+        """Forget the nodes at `directories` (a trailing `/**`: and every node below); the
+        directories forgotten."""
+        wanted = set(directories)
+        subtrees = tuple(d[:-2] for d in wanted if d.endswith("/**"))
+        with self.transaction() as db:
+            gone = [
+                (kind, directory)
+                for kind, directory in db.execute("SELECT kind, directory FROM nodes")
+                if directory in wanted
+                or directory.startswith(subtrees)
+                or f"{directory}/" in subtrees
+            ]
+            db.executemany("DELETE FROM nodes WHERE kind = ? AND directory = ?", gone)
+        return sorted(directory for _, directory in gone)
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another connection (`feedsvc forget`) committed since this one last
+        looked; looking resets it."""
+        with self._lock:
+            version = self._data_version()
+            changed, self._version = version != self._version, version
+        return changed
+
+    # ---- remote sources ----
+
+    def fetch_state(self, source: str) -> SavedFetch | None:
+        """What the ledger keeps of a remote source's last fetch."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT url, etag, last_modified, content_type, body, failures, next_attempt "
+                "FROM fetches WHERE source = ?",
+                (source,),
+            ).fetchone()
+        if found is None:
+            return None
+        url, etag, last_modified, content_type, body, failures, next_attempt = found
+        body = zlib.decompress(body) if body is not None else None
+        return SavedFetch(url, etag, last_modified, content_type, body, failures, next_attempt)
+
+    def save_fetch(self, source: str, saved: SavedFetch) -> None:
+        """Keep a good response with its validators and the schedule."""
+        body = None if saved.body is None else zlib.compress(saved.body)
+        values = (source, saved.url, saved.etag, saved.last_modified, saved.content_type, body)
+        self._keep_fetch(
+            "INSERT OR REPLACE INTO fetches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (*values, saved.failures, saved.next_attempt),
+        )
+
+    def save_schedule(self, source: str, url: str, failures: int, next_attempt: float) -> None:
+        """Keep a source's schedule (after a 304 or a failure); its last body stays."""
+        self._keep_fetch(
+            "INSERT INTO fetches (source, url, content_type, failures, next_attempt) "
+            "VALUES (?, ?, '', ?, ?) ON CONFLICT (source) DO UPDATE SET url = excluded.url, "
+            "failures = excluded.failures, next_attempt = excluded.next_attempt",
+            (source, url, failures, next_attempt),
+        )
+
+    def _keep_fetch(self, statement: str, values: tuple[object, ...]) -> None:
+        try:
+            with self.transaction() as db:
+                db.execute(statement, values)
+        except (StateError, OSError) as exc:  # fetching goes on; a restart forgets more
+            logger.warning("cannot keep a fetch in the id ledger: %s", exc)
+
+    def _data_version(self) -> int:
+        version: int = self._db.execute("PRAGMA data_version").fetchone()[0]
+        return version
+
+
+def open_ledger(folder: Path) -> tuple[Ledger | None, Problem | None]:
+    """The ledger in `folder`, or None (with a warning) when it cannot be opened at all."""
+    try:
+        return Ledger.open(folder)
+    except (OSError, sqlite3.Error) as exc:
+        path = folder / FILE
+        message = (
+            f"cannot open the id ledger ({exc}); ids are the ones derived from source and path"
+        )
+        logger.warning("%s: %s", path, message)
+        return None, Problem(str(path), None, message, "warning")
+
+
+def _row(values: tuple[object, ...]) -> Row:
+    ident, source, path, content, fields, slug, first, present = values
+    return Row(
+        str(ident),
+        str(source),
+        str(path),
+        content if isinstance(content, str) else None,
+        fields if isinstance(fields, str) else None,
+        slug if isinstance(slug, str) else None,
+        datetime.fromisoformat(str(first)).astimezone(UTC),
+        bool(present),
+    )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection to a ledger that passed its checks; DamagedLedgerError when it fails."""
+    fresh = not path.exists() or path.stat().st_size == 0
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash loses no committed reload
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if fresh:
+            db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {VERSION}; COMMIT;")
+        elif version != VERSION:
+            raise DamagedLedgerError(f"schema version {version}, this feedsvc reads {VERSION}")
+        else:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise DamagedLedgerError(f"quick_check: {verdict}")
+    except sqlite3.OperationalError:  # locked, a full disk: not damage, nothing moved
+        db.close()
+        raise
+    except sqlite3.DatabaseError as exc:  # not a database, malformed
+        db.close()
+        raise DamagedLedgerError(str(exc)) from exc
+    except DamagedLedgerError:
+        db.close()
+        raise
+    return db

@@ -1,0 +1,267 @@
+"""Giving each article its lasting id from the ledger (README: "Ids").
+
+Sources name an article by where it is: the id derived from `site.base_url`, source
+and path, a link from the permalink pattern, and for an undated article the date its
+file was last written. `Placer.place` turns those into what readers already know:
+
+1. an article at a path the ledger knows keeps that path's id (so a new base_url or
+   permalink pattern moves links, not ids), and an undated one its first date;
+2. an article at a new path takes over the id, date and slug of an article gone from
+   the same source that it matches: first by content (identity fields and body), then
+   by identity fields alone (title and date: a rename with an edit). One gone article
+   matched by two new paths, or one new path matching two, is ambiguous: fresh ids and
+   a warning naming the paths;
+3. an `id`/`guid` in front matter always wins, unless a present article at another
+   path holds it already: then the later one keeps an id of its own, with a warning;
+4. anything else gets the derived id (a variant of it when that id is taken).
+
+Only changed articles are looked at: an unchanged reload costs a dict lookup each.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from feedsvc.config import SiteConfig
+from feedsvc.dates import load_timezone
+from feedsvc.model import Article, Problem
+from feedsvc.state.ledger import Ledger, Row
+from feedsvc.urls import entry_id, expand_permalink
+
+logger = logging.getLogger(__name__)
+
+_BULK = 1000  # changed articles beyond which every row is read in one query
+
+Key = tuple[str, str]  # (source, path)
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """One placing: the articles as published, warnings (collisions, ambiguous renames),
+    and what happened to ids (renames followed, ids that changed and why)."""
+
+    articles: list[Article]
+    problems: list[Problem] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Round:
+    """The working set of one placing."""
+
+    rows: dict[Key, Row]
+    vanished: dict[Key, str]  # keys present last time and not now, with their ids
+    taken: dict[str, str] = field(default_factory=dict)  # id -> where, given in this round
+    placed: dict[int, Article] = field(default_factory=dict)  # by id() of the derived one
+    problems: list[Problem] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    writes: list[tuple[Article, Row | None, str]] = field(default_factory=list)
+
+
+class Placer:
+    """Places articles with one ledger for one site config; remembers the last placing."""
+
+    def __init__(self, ledger: Ledger, site: SiteConfig) -> None:
+        self.ledger = ledger
+        self.site = site
+        self._tz = load_timezone(site.timezone)
+        self._by_revision: dict[str, Article] = {}  # derived revision -> placed article
+        self._keys: dict[Key, str] | None = None  # keys present after the last placing
+
+    def place(self, articles: Sequence[Article], now: datetime, *, keep: bool = True) -> Placed:
+        """The articles as published; with `keep` False (`feedsvc check`) nothing is written."""
+        known = self._by_revision
+        placed = [known.get(a.revision) for a in articles]
+        if len(articles) == len(known) and placed.count(None) == 0:
+            return Placed(placed)  # type: ignore[arg-type]
+        if self._keys is None:  # the first placing: what the ledger saw before the start
+            self._keys = self.ledger.present()
+        keys = {(a.source, a.path) for a in articles}
+        todo = sorted(
+            (a for a, p in zip(articles, placed, strict=True) if p is None),
+            key=lambda a: (a.source, a.path),
+        )
+        vanished = {k: i for k, i in self._keys.items() if k not in keys}
+        work = _Round(self._rows(todo), vanished)
+        stamp = now.isoformat()
+        with self.ledger.transaction(keep=keep) as db:
+            db.executemany(
+                "UPDATE articles SET present = 0, last_seen = ? WHERE source = ? AND path = ?",
+                [(stamp, *key) for key in sorted(vanished)],
+            )
+            self._assign(todo, work)
+            for article, row, ident in work.writes:
+                _write(db, article, row, ident, stamp)
+        published = [p or work.placed[id(a)] for a, p in zip(articles, placed, strict=True)]
+        if keep:
+            self._by_revision = {a.revision: p for a, p in zip(articles, published, strict=True)}
+            self._keys = {(p.source, p.path): p.id for p in published}
+            for change in work.changes:
+                logger.info("%s", change)
+        return Placed(published, work.problems, work.changes)
+
+    def _rows(self, todo: list[Article]) -> dict[Key, Row]:
+        if len(todo) > _BULK:
+            return self.ledger.rows()
+        return self.ledger.rows((a.source, a.path) for a in todo)
+
+    def _assign(self, todo: list[Article], work: _Round) -> None:
+        """Ids for every changed article: known paths and front-matter ids, then renames
+        (by content, then by identity fields), then fresh ids."""
+        pending = [a for a in todo if not self._known(a, work)]
+        for column in ("content", "fields"):
+            candidates = {id(a): self._candidates(a, column, work) for a in pending}
+            claims = Counter(r.id for rows in candidates.values() for r in rows)
+            waiting = []
+            for article in pending:
+                rows = candidates[id(article)]
+                if not rows:
+                    waiting.append(article)
+                elif len(rows) == 1 and claims[rows[0].id] == 1:
+                    gone = rows[0]
+                    work.changes.append(
+                        f"{_where(article)}: renamed from {gone.path}; keeps its id {gone.id}"
+                    )
+                    self._give(article, gone, gone.id, work)
+                else:
+                    paths = ", ".join(sorted({r.path for r in rows}))
+                    message = (
+                        f"matches more than one article gone from the source ({paths}), or "
+                        "another new file matches the same one; given a new id"
+                    )
+                    work.problems.append(Problem(_where(article), None, message, "warning"))
+                    self._give(article, None, self._fresh_id(article, work), work)
+            pending = waiting
+        for article in pending:
+            self._give(article, None, self._fresh_id(article, work), work)
+        for key, ident in sorted(work.vanished.items()):
+            if ident not in work.taken:
+                work.changes.append(f"{key[0]}/{key[1]}: gone; the ledger keeps its id {ident}")
+
+    def _known(self, article: Article, work: _Round) -> bool:
+        """Place an article with a front-matter id or at a known path; False when neither."""
+        key = (article.source, article.path)
+        row = work.rows.get(key)
+        if article.identity.explicit:
+            holder = self.ledger.holder(article.id)
+            owner = work.taken.get(article.id)
+            if owner is None and holder is not None and holder.present:
+                held = (holder.source, holder.path)
+                owner = None if held == key or held in work.vanished else f"{held[0]}/{held[1]}"
+            if owner is None:
+                if row is not None and row.id != article.id:
+                    work.changes.append(
+                        f"{_where(article)}: id changes from {row.id} to {article.id}, "
+                        "set in front matter"
+                    )
+                self._give(article, holder or row, article.id, work)
+                return True
+            message = f"id {article.id} is {owner}'s already; this article keeps an id of its own"
+            work.problems.append(Problem(_where(article), None, message, "warning"))
+        if row is not None and row.id not in work.taken:
+            self._give(article, row, row.id, work)
+            return True
+        return False
+
+    def _candidates(self, article: Article, column: str, work: _Round) -> list[Row]:
+        """Articles gone from this source (and not given out in this round) that match."""
+        digest = getattr(article.identity, column)
+        if digest is None:
+            return []
+        return [
+            r for r in self.ledger.gone(article.source, column, digest) if r.id not in work.taken
+        ]
+
+    def _fresh_id(self, article: Article, work: _Round) -> str:
+        """The derived id, or the first free variant of it (a renamed article may hold it)."""
+        base, source, path = self.site.base_url, article.source, article.path
+        ident = entry_id(base, source, path) if article.identity.explicit else article.id
+        n = 1
+        while ident in work.taken or self.ledger.holder(ident) is not None:
+            n += 1
+            ident = entry_id(base, source, f"{path}#{n}")
+        return ident
+
+    def _give(self, article: Article, row: Row | None, ident: str, work: _Round) -> None:
+        """Publish `article` with id `ident` and what `row` remembers (first date, slug)."""
+        work.taken[ident] = _where(article)
+        if (
+            row is None
+            or row.content != article.identity.content
+            or row.fields != article.identity.fields
+            or not row.present
+            or row.id != ident
+            or (row.source, row.path) != (article.source, article.path)
+        ):
+            work.writes.append((article, row, ident))
+        identity = article.identity
+        published, slug = article.published, identity.slug
+        if row is not None:
+            if not identity.dated:
+                published = row.first_published
+            if identity.own_slug and row.slug:
+                slug = row.slug
+        link = article.link
+        if identity.pattern is not None and (ident, slug, published) != (
+            article.id,
+            identity.slug,
+            article.published,
+        ):
+            link = expand_permalink(
+                identity.pattern,
+                self.site.home,
+                published=published,
+                tz=self._tz,
+                slug=slug,
+                category=identity.category,
+                ident=ident,
+            )
+        updated = max(article.updated, published)
+        same = (ident, link, published, updated) == (
+            article.id,
+            article.link,
+            article.published,
+            article.updated,
+        )
+        work.placed[id(article)] = (
+            article
+            if same
+            else replace(article, id=ident, link=link, published=published, updated=updated)
+        )
+
+
+def _write(
+    db: sqlite3.Connection, article: Article, row: Row | None, ident: str, stamp: str
+) -> None:
+    """Record a placed article: the row it took over (or a new one) now at its path."""
+    identity = article.identity
+    slug = row.slug if row is not None else (identity.slug if identity.own_slug else None)
+    first = (row.first_published if row is not None else article.published).isoformat()
+    db.execute(
+        "DELETE FROM articles WHERE source = ? AND path = ? AND id != ?",
+        (article.source, article.path, ident),
+    )
+    db.execute(
+        "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (id) DO UPDATE SET "
+        "source = excluded.source, path = excluded.path, content = excluded.content, "
+        "fields = excluded.fields, last_seen = excluded.last_seen, present = 1",
+        (
+            ident,
+            article.source,
+            article.path,
+            identity.content,
+            identity.fields,
+            slug,
+            first,
+            stamp,
+        ),
+    )
+
+
+def _where(article: Article) -> str:
+    return f"{article.source}/{article.path}"
