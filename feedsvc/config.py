@@ -183,7 +183,7 @@ class ServerConfig:
 class StateConfig:
     """The `state` section: what outlives a process."""
 
-    path: str = _doc(".feedsvc", "the state directory (snapshots, parse cache)")
+    path: str = _doc(".feedsvc", "the state directory (snapshots, parse cache, id ledger)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,9 +107,13 @@ class NodeIndex:
             if not members:
                 del self._members[key], self._names[key]
             self._node(key)
-        for key, kept_names in (keep or {}).items():
+        keep = keep or {}
+        for key, kept_names in keep.items():
             if key not in self._nodes:
                 self._nodes[key] = self._feed_node(key, kept_names, ())
+        # An empty node no longer kept (`feedsvc forget`) goes.
+        for key in [k for k in self._nodes if k not in self._members and k not in keep]:
+            del self._nodes[key]
         if ("site", "") not in self._nodes:
             self._nodes[("site", "")] = self._feed_node(("site", ""), (), ())
         if len(self._order) != len(self._nodes) or any(k not in self._nodes for k in leaving):

@@ -125,7 +125,8 @@ class Placer:
                 elif len(rows) == 1 and claims[rows[0].id] == 1:
                     gone = rows[0]
                     work.changes.append(
-                        f"{_where(article)}: renamed from {gone.path}; keeps its id {gone.id}"
+                        f"{_where(article)}: renamed from {gone.source}/{gone.path}; "
+                        f"keeps its id {gone.id}"
                     )
                     self._give(article, gone, gone.id, work)
                 else:
