@@ -70,23 +70,31 @@ class Placer:
         self.ledger = ledger
         self.site = site
         self._tz = load_timezone(site.timezone)
-        self._by_revision: dict[str, Article] = {}  # derived revision -> placed article
-        self._keys: dict[Key, str] | None = None  # keys present after the last placing
+        # The last placing, kept to look at changed articles only: derived revision ->
+        # placed article, and per (source, path) its derived revision and its id.
+        self._by_revision: dict[str, Article] = {}
+        self._revision_at: dict[Key, str] = {}
+        self._keys: dict[Key, str] | None = None  # None: not read from the ledger yet
 
     def place(self, articles: Sequence[Article], now: datetime, *, keep: bool = True) -> Placed:
         """The articles as published; with `keep` False (`feedsvc check`) nothing is written."""
         known = self._by_revision
         placed = [known.get(a.revision) for a in articles]
-        if len(articles) == len(known) and placed.count(None) == 0:
-            return Placed(placed)  # type: ignore[arg-type]
+        todo = [a for a, p in zip(articles, placed, strict=True) if p is None]
         if self._keys is None:  # the first placing: what the ledger saw before the start
             self._keys = self.ledger.present()
-        keys = {(a.source, a.path) for a in articles}
-        todo = sorted(
-            (a for a, p in zip(articles, placed, strict=True) if p is None),
-            key=lambda a: (a.source, a.path),
-        )
-        vanished = {k: i for k, i in self._keys.items() if k not in keys}
+        # Distinct unchanged articles (a remote feed may repeat an item): with none of the
+        # last placing's keys missing, nothing went.
+        hits = len({id(p) for p in placed}) - (1 if todo else 0)
+        todo_keys = {(a.source, a.path) for a in todo}
+        if hits + sum(1 for key in todo_keys if key in self._keys) == len(self._keys):
+            if not todo:
+                return Placed(placed)  # type: ignore[arg-type]
+            vanished: dict[Key, str] = {}
+        else:
+            keys = {(a.source, a.path) for a in articles}
+            vanished = {k: i for k, i in self._keys.items() if k not in keys}
+        todo.sort(key=lambda a: (a.source, a.path))
         work = _Round(self._rows(todo), vanished)
         stamp = now.isoformat()
         with self.ledger.transaction(keep=keep) as db:
@@ -97,13 +105,25 @@ class Placer:
             self._assign(todo, work)
             for article, row, ident in work.writes:
                 _write(db, article, row, ident, stamp)
-        published = [p or work.placed[id(a)] for a, p in zip(articles, placed, strict=True)]
         if keep:
-            self._by_revision = {a.revision: p for a, p in zip(articles, published, strict=True)}
-            self._keys = {(p.source, p.path): p.id for p in published}
-            for change in work.changes:
-                logger.info("%s", change)
+            self._remember(todo, work)
+        published = [p or work.placed[id(a)] for a, p in zip(articles, placed, strict=True)]
         return Placed(published, work.problems, work.changes)
+
+    def _remember(self, todo: list[Article], work: _Round) -> None:
+        """Carry the last placing forward by what changed in this one."""
+        assert self._keys is not None
+        for key in work.vanished:
+            del self._keys[key]
+            self._by_revision.pop(self._revision_at.pop(key, ""), None)
+        for article in todo:
+            key = (article.source, article.path)
+            self._by_revision.pop(self._revision_at.get(key, ""), None)
+            self._by_revision[article.revision] = work.placed[id(article)]
+            self._revision_at[key] = article.revision
+            self._keys[key] = work.placed[id(article)].id
+        for change in work.changes:
+            logger.info("%s", change)
 
     def _rows(self, todo: list[Article]) -> dict[Key, Row]:
         if len(todo) > _BULK:
