@@ -192,7 +192,9 @@ def _ledger(config: Config, *, create: bool) -> Iterator[tuple[Ledger | None, bo
         held = True
     except StateError:
         held = False  # a server runs: read the ledger, leave writing to it
-    ledger, _ = open_ledger(folder)
+    ledger, damage = open_ledger(folder, repair=create)
+    if damage is not None and ledger is None:
+        print(damage, file=sys.stderr)
     try:
         yield ledger, ledger is not None and held
     finally:

@@ -12,13 +12,15 @@ from typing import Any
 
 import pytest
 
-from conftest import NOW, write_article
 from feedsvc.builder import build_site
 from feedsvc.config import Config
 from feedsvc.refresh import Refresher
 from feedsvc.state.ledger import FILE, Ledger
 from feedsvc.store import Store
 from feedsvc.urls import entry_id
+
+from conftest import NOW, write_article
+from upstream import Reply, Upstream
 
 Make = Callable[..., Config]
 
@@ -281,3 +283,42 @@ def test_replicas_with_fresh_state_agree(make_config: Make, tmp_path: Path) -> N
         etags.append({p: d.etag for p, d in running.refresher.store.current.documents.items()})
         running.stop()
     assert etags[0] == etags[1]
+
+
+def test_a_remote_sources_backoff_and_validators_outlive_a_restart(
+    make_config: Make, tmp_path: Path
+) -> None:
+    upstream = Upstream()
+    try:
+        upstream.routes["/wire"] = Reply(
+            body=WIRE, headers={"Content-Type": "application/rss+xml", "ETag": '"v1"'}
+        )
+        wire = {"name": "wire", "type": "feed", "url": upstream.base + "/wire"}
+        site = Site(make_config, tmp_path / "state", sources=[wire])
+        first = site.reload()["Undated wire note"]
+        upstream.routes["/wire"] = Reply(503, b"down")
+        source = site.refresher.sources[0]  # type: ignore[union-attr]
+        source._next_fetch = 0  # due now: fail once, then back off
+        site.reload()
+        assert len(upstream.requests) == 2
+        site.start()  # a restart while the upstream is down and the backoff runs
+        restarted = site.refresher.sources[0]  # type: ignore[union-attr]
+        assert not restarted.is_due()
+        items = site.reload()
+        assert len(upstream.requests) == 2  # the backoff holds through the restart
+        assert items["Undated wire note"]["date_published"] == first["date_published"]
+        restarted._next_fetch = 0
+        upstream.routes["/wire"] = Reply(304)
+        site.reload()
+        assert upstream.requests[-1][1]["if-none-match"] == '"v1"'
+        site.stop()
+    finally:
+        upstream.close()
+
+
+WIRE = b"""<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Wire</title><link>https://partner.example/</link>
+<description>Wire</description>
+<item><title>Undated wire note</title><link>https://partner.example/news/note</link>
+<guid>wire-note-1</guid><description>No date here.</description></item>
+</channel></rss>"""

@@ -109,13 +109,17 @@ class Ledger:
         self._version = self._data_version()
 
     @classmethod
-    def open(cls, folder: Path) -> tuple[Ledger, Problem | None]:
+    def open(cls, folder: Path, *, repair: bool = True) -> tuple[Ledger | None, Problem | None]:
         """Open (or create) the ledger in `folder`. A damaged one is moved aside and a new
-        one started, with a warning saying so; OSError/sqlite3.Error when it cannot be."""
+        one started, with a warning saying so (without `repair`: left alone, None and the
+        warning); OSError/sqlite3.Error when it cannot be opened at all."""
         path = folder / FILE
         try:
             return cls(path, _connect(path)), None
         except DamagedLedgerError as exc:
+            if not repair:
+                message = f"id ledger damaged ({exc}); the next serve or build starts it anew"
+                return None, Problem(str(path), None, message, "warning")
             aside = path.with_name(f"{FILE}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
             for suffix in ("", "-wal", "-shm"):
                 damaged = Path(f"{path}{suffix}")
@@ -275,10 +279,10 @@ class Ledger:
         return version
 
 
-def open_ledger(folder: Path) -> tuple[Ledger | None, Problem | None]:
+def open_ledger(folder: Path, *, repair: bool = True) -> tuple[Ledger | None, Problem | None]:
     """The ledger in `folder`, or None (with a warning) when it cannot be opened at all."""
     try:
-        return Ledger.open(folder)
+        return Ledger.open(folder, repair=repair)
     except (OSError, sqlite3.Error) as exc:
         path = folder / FILE
         message = (
