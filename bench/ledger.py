@@ -91,7 +91,7 @@ def measure(posts: int, tags: int, work: Path) -> dict[str, object]:
     with_ledger.watcher = None
     with_ledger._apply(moved)  # what a config reload does
     result["new_base_url_with_s"] = round(timed(with_ledger), 3)
-    result["ledger_bytes"] = (work / "state" / "ledger.sqlite3").stat().st_size
+    result["ledger_bytes"] = sum(f.stat().st_size for f in (work / "state").glob("ledger.*"))
     ledger.close()
     return result
 
