@@ -44,8 +44,8 @@ class Identity:
     """How the id ledger (feedsvc.state.ledger) recognises an article at a new path and
     names it again: what the parser knew of the article beyond its fields.
 
-    `content` digests the identity fields (title and front-matter date) and the body as
-    written; `fields` the identity fields alone, so a rename is followed with or without
+    `content` digests (64 bits, hex) the identity fields (title and front-matter date) and
+    the body as written; `fields` the identity fields alone, so a rename is followed with or without
     an edit. Either is None where it cannot tell articles apart (a remote item, a post
     without a title or a date). The rest re-expands a link made from a permalink pattern.
     """
@@ -55,8 +55,9 @@ class Identity:
     explicit: bool = False  # the id came from front matter (`id` / `guid`)
     dated: bool = True  # `published` came from the article, not from a file's mtime
     pattern: str | None = None  # the permalink pattern the link came from; None: a set link
-    slug: str = ""  # the `:slug` it used
-    own_slug: bool = False  # that slug is the file's name (no front-matter slug/permalink)
+    # The `:slug` it used when front matter fixed it (`slug`, or a `permalink` pattern);
+    # None: the file's name, which a renamed article keeps from before.
+    slug: str | None = None
     category: str = ""  # the `:category` it used
 
 

@@ -360,19 +360,18 @@ def _identity(
     content = hashlib.sha256(fields.encode("utf-8"))
     content.update(body.strip().encode("utf-8"))
     return Identity(
-        content=content.hexdigest()[:32],
+        content=content.hexdigest()[:16],
         fields=_digest(fields) if values["title"] and date else None,
         explicit=bool(values["id"]),
         dated=date is not None,
         pattern=_shared(pattern),
-        slug=slug,
-        own_slug=not (values["slug"] or values["permalink"]),
+        slug=slug if values["slug"] or values["permalink"] else None,
         category=_shared(category),
     )
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 _SHARED: dict[Any, Any] = {}

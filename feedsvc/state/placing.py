@@ -26,12 +26,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import PurePosixPath
 
 from feedsvc.config import SiteConfig
 from feedsvc.dates import load_timezone
 from feedsvc.model import Article, Problem
 from feedsvc.state.ledger import Ledger, Row
-from feedsvc.urls import entry_id, expand_permalink
+from feedsvc.urls import entry_id, expand_permalink, slugize
 
 logger = logging.getLogger(__name__)
 
@@ -221,24 +222,22 @@ class Placer:
         ):
             work.writes.append((article, row, ident))
         identity = article.identity
-        published, slug = article.published, identity.slug
-        if row is not None:
-            if not identity.dated:
-                published = row.first_published
-            if identity.own_slug and row.slug:
-                slug = row.slug
+        published = row.first_published if row and not identity.dated else article.published
         link = article.link
-        if identity.pattern is not None and (ident, slug, published) != (
-            article.id,
-            identity.slug,
-            article.published,
+        # The file's name is the slug unless front matter fixed one: a renamed article keeps
+        # the one it was first published with (the ledger's), so its link stays.
+        inherited = row.slug if row and row.slug and identity.slug is None else None
+        if inherited is not None and inherited == _slug(article):
+            inherited = None
+        if identity.pattern is not None and (
+            ident != article.id or published != article.published or inherited
         ):
             link = expand_permalink(
                 identity.pattern,
                 self.site.home,
                 published=published,
                 tz=self._tz,
-                slug=slug,
+                slug=inherited or _slug(article),
                 category=identity.category,
                 ident=ident,
             )
@@ -261,7 +260,7 @@ def _write(
 ) -> None:
     """Record a placed article: the row it took over (or a new one) now at its path."""
     identity = article.identity
-    slug = row.slug if row is not None else (identity.slug if identity.own_slug else None)
+    slug = row.slug if row is not None else (_slug(article) if identity.slug is None else None)
     first = (row.first_published if row is not None else article.published).isoformat()
     db.execute(
         "DELETE FROM articles WHERE source = ? AND path = ? AND id != ?",
@@ -282,6 +281,12 @@ def _write(
             stamp,
         ),
     )
+
+
+def _slug(article: Article) -> str:
+    """The `:slug` the article's link was made with (post.py: its file's name, slugized)."""
+    fixed = article.identity.slug
+    return fixed if fixed is not None else slugize(PurePosixPath(article.path).stem)
 
 
 def _where(article: Article) -> str:
