@@ -1,4 +1,4 @@
-"""The composition root: `feedsvc serve`, `feedsvc build`, `feedsvc check`."""
+"""The composition root: `feedsvc serve`, `build`, `check` and `publish`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import atexit
 import errno
 import logging
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -16,12 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from feedsvc import __version__
+from feedsvc.batch import EXIT_CONFIG, EXIT_OK, build_command, check_command, publish_command
 from feedsvc.config import Config, load_config
 from feedsvc.errors import ConfigError
 from feedsvc.follower import Follower
 from feedsvc.logs import configure_logging, server_logging
 from feedsvc.metrics import Metrics, enable_multiprocess, process_exited
-from feedsvc.refresh import Refresher
 from feedsvc.state.files import StateError, StateLock, prepare_folder
 from feedsvc.state.snapshots import discard, validate
 from feedsvc.store import Store
@@ -30,7 +29,6 @@ from feedsvc.web import create_app
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 # Feed requests are answered from memory in microseconds and granian does the network
 # I/O in Rust. Python threads hand requests over faster when one is free for every
 # connection in flight (measured, 304s per second on one core with 32 connections:
@@ -68,69 +66,26 @@ def _parser() -> argparse.ArgumentParser:
     build.set_defaults(run=build_command)
     check = commands.add_parser("check", help="validate the config and every source")
     check.set_defaults(run=check_command)
-    for sub in (serve, build, check):
+    publish = commands.add_parser(
+        "publish", help="build, then upload what changed to object storage (S3-compatible)"
+    )
+    publish.add_argument("--to", help="s3://bucket/prefix (default: publish.url)")
+    publish.add_argument("--endpoint-url", help="the store's URL (default: publish.endpoint_url)")
+    publish.add_argument(
+        "--dry-run", action="store_true", help="say what would change; change nothing"
+    )
+    publish.set_defaults(run=publish_command)
+    for sub in (build, check, publish):
+        sub.add_argument(
+            "--quiet", action="store_true", help="no progress bars, only the summary line"
+        )
+    for sub in (serve, build, check, publish):
         sub.add_argument("--config", default="config.yaml", help="default: ./config.yaml")
         sub.add_argument(
             "--log-level", default="info", choices=["debug", "info", "warning", "error"]
         )
         sub.add_argument("--log-format", default="text", choices=["text", "json"])
     return parser
-
-
-def check_command(args: argparse.Namespace, config: Config) -> int:
-    """Read every source without serving; print each problem and a summary line."""
-    refresher = Refresher(config, Store())
-    summary = refresher.refresh()
-    problems = refresher.store.current.problems
-    for problem in problems:
-        print(problem)
-    errors = sum(1 for p in problems if p.severity == "error")
-    print(
-        f"{summary.articles} articles, {summary.documents} documents, "
-        f"{errors} errors, {len(problems) - errors} warnings"
-    )
-    return EXIT_PROBLEMS if errors else EXIT_OK
-
-
-def build_command(args: argparse.Namespace, config: Config) -> int:
-    """Write every document under --out, replacing the folder only once all is written."""
-    refresher = Refresher(config, Store())
-    refresher.refresh()
-    snapshot = refresher.store.current
-    out: Path = args.out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for path, document in snapshot.documents.items():
-            target = staging / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            stamp = document.last_modified.timestamp()
-            # The .gz sibling is what nginx's gzip_static and most CDNs send as is.
-            for file, body in ((target, document.body), (Path(f"{target}.gz"), document.gzip_body)):
-                file.write_bytes(body)
-                os.utime(file, (stamp, stamp))
-        _replace_dir(staging, out)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        logger.error("cannot write %s: %s", out, exc)
-        return EXIT_PROBLEMS
-    for problem in snapshot.problems:
-        print(problem)
-    errors = any(p.severity == "error" for p in snapshot.problems)
-    return EXIT_PROBLEMS if errors else EXIT_OK
-
-
-def _replace_dir(staging: Path, out: Path) -> None:
-    """Swap `staging` into place at `out`; the old tree is removed only after the swap."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-    staging.chmod(0o755)
-    staging.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def serve_command(args: argparse.Namespace, config: Config) -> int:
