@@ -112,7 +112,6 @@ class Publication:
             if self.bucket.cache_control("index.html") != expected:
                 # Put everything again with today's headers (and still delete what is gone).
                 remote = dict.fromkeys(remote, "")
-        self._hashed.clear()
         self.remote = remote
         return remote
 
