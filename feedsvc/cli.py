@@ -42,6 +42,9 @@ GENERATION_ENV = "FEEDSVC_GENERATION"
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     args = _parser().parse_args(argv)
+    # --quiet: the summary line alone, unless a log level is asked for.
+    quiet = getattr(args, "quiet", False) and args.log_level is None
+    args.log_level = "warning" if quiet else args.log_level or "info"
     configure_logging(args.log_level, args.log_format)
     try:
         config = load_config(args.config)
@@ -82,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (serve, build, check, publish):
         sub.add_argument("--config", default="config.yaml", help="default: ./config.yaml")
         sub.add_argument(
-            "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+            "--log-level", choices=["debug", "info", "warning", "error"], help="default: info"
         )
         sub.add_argument("--log-format", default="text", choices=["text", "json"])
     return parser

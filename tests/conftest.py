@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,8 @@ from feedsvc.config import Config, load_config
 from feedsvc.refresh import Refresher
 from feedsvc.store import Store
 from feedsvc.web import create_app
+
+from seaweed import SeaweedFS
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SAMPLE_SHAPED = """
@@ -80,6 +82,25 @@ def write_article(
     header = yaml.safe_dump(front_matter, allow_unicode=True, sort_keys=False)
     path.write_text(f"---\n{header}---\n\n{body}\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS S3 store for the session (it takes seconds to start); each test uses
+    buckets of its own."""
+    store = SeaweedFS(tmp_path_factory.mktemp("seaweed"))
+    store.start()
+    yield store
+    store.stop()
+
+
+@pytest.fixture
+def aws_env(seaweed: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The store's credentials in the AWS variables (of this process and its children)."""
+    environment = seaweed.environment()
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return environment
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ not pay for loading it.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,8 @@ class Bucket:
         import boto3  # noqa: PLC0415 (see the module docstring)
         from botocore.config import Config  # noqa: PLC0415
 
+        # botocore logs at INFO where it found the credentials, on every run.
+        logging.getLogger("botocore").setLevel(logging.WARNING)
         self.target = target
         self.endpoint_url = endpoint_url
         settings = Config(
@@ -90,10 +93,6 @@ class Bucket:
             )
         except Exception as exc:  # boto3 raises several unrelated kinds for a bad setting
             raise PublishError(f"{target}: cannot use the store: {exc}", config=True) from exc
-
-    def check(self) -> None:
-        """Fail clearly unless the bucket exists and the credentials are taken."""
-        self._call("look at the bucket", self.client.head_bucket, Bucket=self.target.bucket)
 
     def listing(self) -> dict[str, str]:
         """Every object under the prefix: key (without the prefix) -> ETag (no quotes)."""

@@ -104,8 +104,7 @@ class Publication:
     def _remote(self, documents: Mapping[str, Document], max_age: int) -> dict[str, str]:
         if self.remote is not None:
             return self.remote
-        self.bucket.check()
-        remote = self.bucket.listing()
+        remote = self.bucket.listing()  # fails clearly for a missing bucket or refused keys
         # Cache-Control is not in a listing; the index tells what max-age the bucket has.
         if "index.html" in remote and "index.html" in documents:
             expected = cache_control(documents["index.html"], max_age)

@@ -1,0 +1,287 @@
+"""`feedsvc publish` against a real S3-compatible store (SeaweedFS on loopback)."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedsvc.cli import main
+from feedsvc.config import Config
+from feedsvc.refresh import Refresher
+from feedsvc.store import Store
+
+from conftest import eventually, write_article
+from seaweed import SeaweedFS
+
+ROOT = Path(__file__).parent.parent
+PublishConfig = Callable[..., Config]
+
+
+def write_corpus(articles: Path, count: int = 6) -> None:
+    """Articles in two category trees and a few tags."""
+    for n in range(count):
+        write_article(
+            articles,
+            f"post-{n}.md",
+            f"Body of post {n}, with *Markdown*.",
+            title=f"Post {n}",
+            date=f"2022-01-{n % 28 + 1:02d}T10:00:00+08:00",
+            categories=["金融", f"desk-{n % 3}"] if n % 2 else ["Engineering"],
+            tags=[f"t{n % 4}"],
+        )
+
+
+@pytest.fixture
+def publishing(
+    make_config: Callable[..., Config], seaweed: SeaweedFS, aws_env: dict[str, str]
+) -> Callable[..., Config]:
+    """A config whose publish block names a new bucket of the store (prefix `site/`)."""
+
+    def make(**overrides: Any) -> Config:
+        bucket = seaweed.new_bucket()
+        publish = {"url": f"s3://{bucket}/site", "endpoint_url": seaweed.endpoint}
+        return make_config(publish={**publish, **overrides.pop("publish", {})}, **overrides)
+
+    return make
+
+
+def bucket_of(config: Config) -> str:
+    assert config.publish.url is not None
+    return config.publish.url.removeprefix("s3://").split("/")[0]
+
+
+def publish(config: Config, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
+    code = main(["publish", "--config", config.path, "--quiet", *extra])
+    return code, capsys.readouterr().out.strip().splitlines()[-1]
+
+
+def built(config: Config) -> dict[str, bytes]:
+    refresher = Refresher(config, Store())
+    refresher.refresh()
+    return {path: doc.body for path, doc in refresher.store.current.documents.items()}
+
+
+def test_first_publish_equals_build_byte_for_byte(
+    publishing: PublishConfig,
+    articles_dir: Path,
+    seaweed: SeaweedFS,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_corpus(articles_dir)
+    config = publishing()
+    assert main(["build", "--config", config.path, "--out", str(tmp_path / "out")]) == 0
+    files = {
+        str(p.relative_to(tmp_path / "out")): p.read_bytes()
+        for p in (tmp_path / "out").rglob("*")
+        if p.is_file() and p.suffix != ".gz"
+    }
+    code, line = publish(config, capsys)
+    assert code == 0
+    assert line.startswith(f"s3://{bucket_of(config)}/site/: {len(files)} uploaded, 0 unchanged")
+    assert seaweed.objects(bucket_of(config), "site/") == files
+    client = seaweed.client()
+    feed = client.head_object(Bucket=bucket_of(config), Key="site/categories/金融/feed.atom")
+    assert feed["ContentType"] == "application/atom+xml; charset=utf-8"
+    assert feed["CacheControl"] == (
+        "public, max-age=300, stale-while-revalidate=60, stale-if-error=86400"
+    )
+    assert "ContentEncoding" not in feed
+    index = client.head_object(Bucket=bucket_of(config), Key="site/index.html")
+    assert index["ContentType"] == "text/html; charset=utf-8"
+    assert index["CacheControl"] == "public, max-age=300"
+
+
+def test_publish_without_changes_uploads_nothing(
+    publishing: PublishConfig, articles_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_corpus(articles_dir)
+    config = publishing()
+    assert publish(config, capsys)[0] == 0
+    code, line = publish(config, capsys)
+    assert code == 0
+    documents = len(built(config))
+    assert f": 0 uploaded, {documents} unchanged, 0 deleted, 0 bytes" in line
+
+
+def test_one_edit_uploads_only_the_documents_that_list_it(
+    publishing: PublishConfig,
+    articles_dir: Path,
+    seaweed: SeaweedFS,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_corpus(articles_dir)
+    config = publishing()
+    publish(config, capsys)
+    before = built(config)
+    # Same size, other bytes: a size+mtime comparison would miss it.
+    post = articles_dir / "post-3.md"
+    post.write_text(post.read_text().replace("Body of post 3", "Body of post X"))
+    after = built(config)
+    changed = {path for path in after if after[path] != before[path]}
+    assert "categories/金融/desk-0/feed.atom" in changed
+    assert "categories/Engineering/feed.atom" not in changed  # post 3 is not in it
+    code, line = publish(config, capsys)
+    assert code == 0
+    assert f": {len(changed)} uploaded, {len(after) - len(changed)} unchanged, 0 deleted" in line
+    assert seaweed.objects(bucket_of(config), "site/") == after
+
+
+def test_deleted_article_deletes_the_feeds_only_it_was_in(
+    publishing: PublishConfig,
+    articles_dir: Path,
+    seaweed: SeaweedFS,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_corpus(articles_dir)
+    write_article(articles_dir, "lonely.md", title="Lonely", date="2022-02-01", tags=["lonely"])
+    config = publishing()
+    publish(config, capsys)
+    assert "tags/lonely/feed.rss" in seaweed.objects(bucket_of(config), "site/")
+    (articles_dir / "lonely.md").unlink()
+    code, line = publish(config, capsys)
+    assert code == 0
+    assert ", 4 deleted," in line  # the tag's rss, atom, json and html view
+    assert seaweed.objects(bucket_of(config), "site/") == built(config)
+
+
+def test_gzip_encoding_stores_gzip_bytes_with_content_encoding(
+    publishing: PublishConfig,
+    articles_dir: Path,
+    seaweed: SeaweedFS,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_corpus(articles_dir)
+    config = publishing(publish={"encoding": "gzip"})
+    assert publish(config, capsys)[0] == 0
+    stored = seaweed.objects(bucket_of(config), "site/")
+    assert {path: gzip.decompress(body) for path, body in stored.items()} == built(config)
+    head = seaweed.client().head_object(Bucket=bucket_of(config), Key="site/feed.json")
+    assert head["ContentEncoding"] == "gzip"
+
+
+def test_dry_run_changes_nothing(
+    publishing: PublishConfig,
+    articles_dir: Path,
+    seaweed: SeaweedFS,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_corpus(articles_dir)
+    config = publishing()
+    code, line = publish(config, capsys, "--dry-run")
+    assert code == 0
+    assert f"{len(built(config))} would upload" in line
+    assert seaweed.objects(bucket_of(config), "site/") == {}
+
+
+def test_wrong_credentials_exit_2_with_one_line(
+    publishing: PublishConfig,
+    articles_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_corpus(articles_dir)
+    config = publishing()
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    assert main(["publish", "--config", config.path, "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        f"feedsvc: s3://{bucket_of(config)}/site/: the store refused the credentials "
+        "(SignatureDoesNotMatch)"
+    )
+
+
+def test_missing_bucket_exits_2_with_one_line(
+    make_config: Callable[..., Config],
+    seaweed: SeaweedFS,
+    aws_env: dict[str, str],
+    articles_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_corpus(articles_dir)
+    config = make_config(publish={"url": "s3://no-such-bucket/x", "endpoint_url": seaweed.endpoint})
+    assert main(["publish", "--config", config.path, "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "feedsvc: s3://no-such-bucket/x/: the bucket does not exist"
+    )
+
+
+def test_unreachable_endpoint_exits_1_with_one_line(
+    config: Config, aws_env: dict[str, str], articles_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_corpus(articles_dir)
+    closed = "http://127.0.0.1:9"  # discard: nothing listens there
+    command = ["publish", "--config", config.path, "--to", "s3://b/p", "--endpoint-url", closed]
+    assert main([*command, "--quiet"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"feedsvc: s3://b/p/: cannot reach {closed} to list the prefix")
+    assert "\n" not in error
+
+
+def test_bucket_root_only_when_asked_for(
+    config: Config, aws_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["publish", "--config", config.path, "--to", "s3://bucket"]) == 2
+    assert "s3://bucket/ for the whole bucket" in capsys.readouterr().err
+
+
+def test_store_killed_mid_publish_then_a_publish_completes(
+    publishing: PublishConfig,
+    articles_dir: Path,
+    seaweed: SeaweedFS,
+    aws_env: dict[str, str],
+) -> None:
+    write_corpus(articles_dir, count=20)
+    write_article(articles_dir, "old.md", title="Old", date="2020-01-01", tags=["old"])
+    config = publishing(feeds={"limit": 100})
+    bucket = bucket_of(config)
+    # A first publish, then a change that adds feeds and removes some: the interrupted
+    # publish has uploads and deletions to do.
+    first = run_publish(config)
+    assert first.returncode == 0, first.stderr
+    (articles_dir / "old.md").unlink()
+    for n in range(150):
+        write_article(
+            articles_dir, f"new-{n}.md", title=f"New {n}", date="2023-01-01", tags=[f"n{n}"]
+        )
+    command = [sys.executable, "-m", "feedsvc.cli", "publish", "--config", config.path, "--quiet"]
+    client = seaweed.client()
+    with subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True) as running:
+        new = [f"site/tags/n{n}/feed.rss" for n in range(0, 150, 10)]
+        assert eventually(lambda: any(_has(client, bucket, key) for key in new), 60)
+        seaweed.stop()
+        _, stderr = running.communicate(timeout=120)
+    seaweed.start()
+    assert running.returncode == 1
+    assert stderr.count("\n") == 1  # one line, no traceback
+    assert stderr.startswith(f"feedsvc: s3://{bucket}/site/: cannot reach {seaweed.endpoint}")
+    objects = seaweed.objects(bucket, "site/")
+    assert "tags/old/feed.rss" in objects  # deletions wait for every upload
+    again = run_publish(config)
+    assert again.returncode == 0, again.stderr
+    assert seaweed.objects(bucket, "site/") == built(config)
+
+
+def run_publish(config: Config) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "feedsvc.cli", "publish", "--config", config.path],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _has(client: object, bucket: str, key: str) -> bool:
+    try:
+        client.head_object(Bucket=bucket, Key=key)  # type: ignore[attr-defined]
+    except Exception:
+        return False
+    return True
