@@ -6,7 +6,9 @@ the settings `serve` uses (one worker, as nginx gets one), and runs
 feed with full content and (b) a round-robin mix of 20 category and tag feeds. Then
 latency during reloads (bench/latency.py), reload times against Hugo (bench/reload.py)
 and the server across restarts, through HTTP (bench/state.py: cold and warm starts,
-save -> served, memory; BENCH_OLD_FEEDSVC=<another version's feedsvc> adds its figures).
+save -> served, memory; BENCH_OLD_FEEDSVC=<another version's feedsvc> adds its figures)
+and publishing to a local SeaweedFS (bench/publish.py: first, no-change and one-edit
+publishes, save -> in the bucket through `serve`).
 Prints tables and writes them as JSON under bench/results/.
 """
 
@@ -33,6 +35,7 @@ import latency
 from service import start_service
 import reload
 import state
+import publish
 from corpus import DEFAULT_SIZES, write_corpus
 
 BENCH_VS_NGINX = Path(os.environ.get("SHARED", ROOT.parent / "shared")) / "tools/bench-vs-nginx"
@@ -139,6 +142,7 @@ def main() -> None:
     latencies = measure_latency()
     reloads = reload.main()
     states = state.main()
+    publishing = publish.main()
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -152,6 +156,7 @@ def main() -> None:
                 "reload": reloads,
                 "latency_during_reloads": latencies,
                 "state": states,
+                "publish": publishing,
             },
             indent=2,
         )

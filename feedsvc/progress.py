@@ -77,4 +77,6 @@ def _follow(sources: list[Counted], shown: tqdm[None], done: threading.Event) ->
         if total:
             shown.total = total
             shown.n = sum(s.parsed for s in sources)
+            if shown.n == total:  # every file read: the feeds are being built
+                shown.set_description("files read, building feeds", refresh=False)
             shown.refresh()

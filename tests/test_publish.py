@@ -285,3 +285,41 @@ def _has(client: object, bucket: str, key: str) -> bool:
     except Exception:
         return False
     return True
+
+
+def test_new_max_age_puts_every_object_again_with_its_cache_control(
+    publishing: PublishConfig,
+    make_config: Callable[..., Config],
+    articles_dir: Path,
+    seaweed: SeaweedFS,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_corpus(articles_dir)
+    config = publishing()
+    publish(config, capsys)
+    assert config.publish.url is not None
+    again = make_config(
+        publish={"url": config.publish.url, "endpoint_url": seaweed.endpoint},
+        server={"cache_max_age": 60},
+    )
+    code, line = publish(again, capsys)
+    assert code == 0
+    assert f": {len(built(again))} uploaded, 0 unchanged" in line
+    head = seaweed.client().head_object(Bucket=bucket_of(again), Key="site/feeds.opml")
+    assert head["CacheControl"] == "public, max-age=60"
+
+
+def test_missing_credentials_exit_2_with_one_line(
+    publishing: PublishConfig,
+    articles_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_corpus(articles_dir)
+    config = publishing()
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    assert main(["publish", "--config", config.path, "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"feedsvc: s3://{bucket_of(config)}/site/: no credentials")
+    assert "\n" not in error

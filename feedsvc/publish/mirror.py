@@ -62,7 +62,9 @@ class Mirror:
     def offer(self, documents: Mapping[str, Document], config: Config) -> None:
         """Publish these documents (a reload's, once announced) soon; never blocks."""
         if config.publish.url is None:
-            self._set_failure(None)  # publishing was turned off: nothing is failing
+            with self._lock:
+                self._newest = None  # publishing was turned off: stop retrying
+            self._set_failure(None)
             return
         with self._lock:
             self._newest = (documents, config)
@@ -98,9 +100,10 @@ class Mirror:
                 time.sleep(delay)
 
     def _attempt(self) -> bool:
-        """Publish the newest documents; whether that succeeded."""
+        """Publish the newest documents; whether that succeeded (or there is nothing to do)."""
         with self._lock:
-            assert self._newest is not None
+            if self._newest is None:
+                return True
             documents, config = self._newest
         try:
             publication = self._publication_for(config.publish)

@@ -74,6 +74,7 @@ class Publication:
         self.gzip = encoding == "gzip"
         self.dry_run = dry_run
         self.remote: dict[str, str] | None = None
+        self._max_age = -1  # the max-age `remote`'s objects were put with
         self._hashed: dict[str, tuple[str, str]] = {}  # path -> (Document.etag, MD5 hex)
         self._lock = threading.Lock()
 
@@ -102,16 +103,22 @@ class Publication:
         return Result(run.uploaded, run.unchanged, len(gone), run.bytes, seconds)
 
     def _remote(self, documents: Mapping[str, Document], max_age: int) -> dict[str, str]:
-        if self.remote is not None:
+        """What the prefix holds; every object counts as changed when its Cache-Control
+        would (a new max-age changes no bytes, so no digest shows it)."""
+        if self.remote is not None and max_age == self._max_age:
             return self.remote
-        remote = self.bucket.listing()  # fails clearly for a missing bucket or refused keys
-        # Cache-Control is not in a listing; the index tells what max-age the bucket has.
-        if "index.html" in remote and "index.html" in documents:
-            expected = cache_control(documents["index.html"], max_age)
-            if self.bucket.cache_control("index.html") != expected:
-                # Put everything again with today's headers (and still delete what is gone).
-                remote = dict.fromkeys(remote, "")
-        self.remote = remote
+        if self.remote is None:
+            remote = self.bucket.listing()  # fails clearly for a missing bucket, refused keys
+            # Cache-Control is not in a listing; the index tells what max-age the bucket has.
+            stale = "index.html" in remote and "index.html" in documents
+            if stale:
+                expected = cache_control(documents["index.html"], max_age)
+                stale = self.bucket.cache_control("index.html") != expected
+        else:
+            remote, stale = self.remote, True
+        if stale:
+            remote = dict.fromkeys(remote, "")  # put everything again, delete what is gone
+        self.remote, self._max_age = remote, max_age
         return remote
 
     def _put_all(self, paths: list[str], run: _Run) -> None:
