@@ -27,9 +27,10 @@ class Counted(Protocol):
 class Progress:
     """Makes bars when `enabled`, otherwise callables that do nothing."""
 
-    def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
+    def __init__(self, enabled: bool, stream: TextIO | None = None, delay: float = 0.2) -> None:
         self.enabled = enabled
         self.stream = stream or sys.stderr
+        self.delay = delay  # a run shorter than this shows no bar at all
 
     @classmethod
     def for_terminal(cls, quiet: bool) -> Progress:
@@ -43,7 +44,12 @@ class Progress:
             yield lambda n: None
             return
         with tqdm(
-            total=total, desc=label, unit=f" {unit}", file=self.stream, leave=False, delay=0.2
+            total=total,
+            desc=label,
+            unit=f" {unit}",
+            file=self.stream,
+            leave=False,
+            delay=self.delay,
         ) as shown:
             lock = threading.Lock()
 
