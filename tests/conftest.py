@@ -148,3 +148,39 @@ def eventually(condition: Callable[[], bool], seconds: float = 15) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+PublishingConfig = Callable[..., Config]
+
+
+def write_corpus(articles: Path, count: int = 6) -> None:
+    """Articles in two category trees and a few tags."""
+    for n in range(count):
+        write_article(
+            articles,
+            f"post-{n}.md",
+            f"Body of post {n}, with *Markdown*.",
+            title=f"Post {n}",
+            date=f"2022-01-{n % 28 + 1:02d}T10:00:00+08:00",
+            categories=["金融", f"desk-{n % 3}"] if n % 2 else ["Engineering"],
+            tags=[f"t{n % 4}"],
+        )
+
+
+@pytest.fixture
+def publishing(
+    make_config: Callable[..., Config], seaweed: SeaweedFS, aws_env: dict[str, str]
+) -> PublishingConfig:
+    """A config whose publish block names a new bucket of the store (prefix `site/`)."""
+
+    def make(**overrides: Any) -> Config:
+        bucket = seaweed.new_bucket()
+        publish = {"url": f"s3://{bucket}/site", "endpoint_url": seaweed.endpoint}
+        return make_config(publish={**publish, **overrides.pop("publish", {})}, **overrides)
+
+    return make
+
+
+def bucket_of(config: Config) -> str:
+    assert config.publish.url is not None
+    return config.publish.url.removeprefix("s3://").split("/")[0]

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,44 +15,10 @@ from feedsvc.config import Config
 from feedsvc.refresh import Refresher
 from feedsvc.store import Store
 
-from conftest import eventually, write_article
+from conftest import PublishingConfig, bucket_of, eventually, write_article, write_corpus
 from seaweed import SeaweedFS
 
 ROOT = Path(__file__).parent.parent
-PublishConfig = Callable[..., Config]
-
-
-def write_corpus(articles: Path, count: int = 6) -> None:
-    """Articles in two category trees and a few tags."""
-    for n in range(count):
-        write_article(
-            articles,
-            f"post-{n}.md",
-            f"Body of post {n}, with *Markdown*.",
-            title=f"Post {n}",
-            date=f"2022-01-{n % 28 + 1:02d}T10:00:00+08:00",
-            categories=["金融", f"desk-{n % 3}"] if n % 2 else ["Engineering"],
-            tags=[f"t{n % 4}"],
-        )
-
-
-@pytest.fixture
-def publishing(
-    make_config: Callable[..., Config], seaweed: SeaweedFS, aws_env: dict[str, str]
-) -> Callable[..., Config]:
-    """A config whose publish block names a new bucket of the store (prefix `site/`)."""
-
-    def make(**overrides: Any) -> Config:
-        bucket = seaweed.new_bucket()
-        publish = {"url": f"s3://{bucket}/site", "endpoint_url": seaweed.endpoint}
-        return make_config(publish={**publish, **overrides.pop("publish", {})}, **overrides)
-
-    return make
-
-
-def bucket_of(config: Config) -> str:
-    assert config.publish.url is not None
-    return config.publish.url.removeprefix("s3://").split("/")[0]
 
 
 def publish(config: Config, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
@@ -68,7 +33,7 @@ def built(config: Config) -> dict[str, bytes]:
 
 
 def test_first_publish_equals_build_byte_for_byte(
-    publishing: PublishConfig,
+    publishing: PublishingConfig,
     articles_dir: Path,
     seaweed: SeaweedFS,
     tmp_path: Path,
@@ -99,7 +64,7 @@ def test_first_publish_equals_build_byte_for_byte(
 
 
 def test_publish_without_changes_uploads_nothing(
-    publishing: PublishConfig, articles_dir: Path, capsys: pytest.CaptureFixture[str]
+    publishing: PublishingConfig, articles_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_corpus(articles_dir)
     config = publishing()
@@ -111,7 +76,7 @@ def test_publish_without_changes_uploads_nothing(
 
 
 def test_one_edit_uploads_only_the_documents_that_list_it(
-    publishing: PublishConfig,
+    publishing: PublishingConfig,
     articles_dir: Path,
     seaweed: SeaweedFS,
     capsys: pytest.CaptureFixture[str],
@@ -134,7 +99,7 @@ def test_one_edit_uploads_only_the_documents_that_list_it(
 
 
 def test_deleted_article_deletes_the_feeds_only_it_was_in(
-    publishing: PublishConfig,
+    publishing: PublishingConfig,
     articles_dir: Path,
     seaweed: SeaweedFS,
     capsys: pytest.CaptureFixture[str],
@@ -152,7 +117,7 @@ def test_deleted_article_deletes_the_feeds_only_it_was_in(
 
 
 def test_gzip_encoding_stores_gzip_bytes_with_content_encoding(
-    publishing: PublishConfig,
+    publishing: PublishingConfig,
     articles_dir: Path,
     seaweed: SeaweedFS,
     capsys: pytest.CaptureFixture[str],
@@ -167,7 +132,7 @@ def test_gzip_encoding_stores_gzip_bytes_with_content_encoding(
 
 
 def test_dry_run_changes_nothing(
-    publishing: PublishConfig,
+    publishing: PublishingConfig,
     articles_dir: Path,
     seaweed: SeaweedFS,
     capsys: pytest.CaptureFixture[str],
@@ -180,59 +145,8 @@ def test_dry_run_changes_nothing(
     assert seaweed.objects(bucket_of(config), "site/") == {}
 
 
-def test_wrong_credentials_exit_2_with_one_line(
-    publishing: PublishConfig,
-    articles_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    write_corpus(articles_dir)
-    config = publishing()
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
-    assert main(["publish", "--config", config.path, "--quiet"]) == 2
-    error = capsys.readouterr().err.strip()
-    assert error == (
-        f"feedsvc: s3://{bucket_of(config)}/site/: the store refused the credentials "
-        "(SignatureDoesNotMatch)"
-    )
-
-
-def test_missing_bucket_exits_2_with_one_line(
-    make_config: Callable[..., Config],
-    seaweed: SeaweedFS,
-    aws_env: dict[str, str],
-    articles_dir: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    write_corpus(articles_dir)
-    config = make_config(publish={"url": "s3://no-such-bucket/x", "endpoint_url": seaweed.endpoint})
-    assert main(["publish", "--config", config.path, "--quiet"]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "feedsvc: s3://no-such-bucket/x/: the bucket does not exist"
-    )
-
-
-def test_unreachable_endpoint_exits_1_with_one_line(
-    config: Config, aws_env: dict[str, str], articles_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    write_corpus(articles_dir)
-    closed = "http://127.0.0.1:9"  # discard: nothing listens there
-    command = ["publish", "--config", config.path, "--to", "s3://b/p", "--endpoint-url", closed]
-    assert main([*command, "--quiet"]) == 1
-    error = capsys.readouterr().err.strip()
-    assert error.startswith(f"feedsvc: s3://b/p/: cannot reach {closed} to list the prefix")
-    assert "\n" not in error
-
-
-def test_bucket_root_only_when_asked_for(
-    config: Config, aws_env: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["publish", "--config", config.path, "--to", "s3://bucket"]) == 2
-    assert "s3://bucket/ for the whole bucket" in capsys.readouterr().err
-
-
 def test_store_killed_mid_publish_then_a_publish_completes(
-    publishing: PublishConfig,
+    publishing: PublishingConfig,
     articles_dir: Path,
     seaweed: SeaweedFS,
     aws_env: dict[str, str],
@@ -288,7 +202,7 @@ def _has(client: object, bucket: str, key: str) -> bool:
 
 
 def test_new_max_age_puts_every_object_again_with_its_cache_control(
-    publishing: PublishConfig,
+    publishing: PublishingConfig,
     make_config: Callable[..., Config],
     articles_dir: Path,
     seaweed: SeaweedFS,
@@ -307,19 +221,3 @@ def test_new_max_age_puts_every_object_again_with_its_cache_control(
     assert f": {len(built(again))} uploaded, 0 unchanged" in line
     head = seaweed.client().head_object(Bucket=bucket_of(again), Key="site/feeds.opml")
     assert head["CacheControl"] == "public, max-age=60"
-
-
-def test_missing_credentials_exit_2_with_one_line(
-    publishing: PublishConfig,
-    articles_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    write_corpus(articles_dir)
-    config = publishing()
-    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    assert main(["publish", "--config", config.path, "--quiet"]) == 2
-    error = capsys.readouterr().err.strip()
-    assert error.startswith(f"feedsvc: s3://{bucket_of(config)}/site/: no credentials")
-    assert "\n" not in error
