@@ -7,7 +7,9 @@ feed with full content and (b) a round-robin mix of 20 category and tag feeds. T
 latency during reloads (bench/latency.py), reload times against Hugo (bench/reload.py)
 and the server across restarts, through HTTP (bench/state.py: cold and warm starts,
 save -> served, memory; BENCH_OLD_FEEDSVC=<another version's feedsvc> adds its figures)
-and what the id ledger costs a reload (bench/ledger.py).
+and publishing to a local SeaweedFS (bench/publish.py: first, no-change and one-edit
+publishes, save -> in the bucket through `serve`), and what the id ledger costs a reload
+(bench/ledger.py).
 Prints tables and writes them as JSON under bench/results/.
 """
 
@@ -35,6 +37,7 @@ from service import start_service
 import reload
 import state
 import ledger
+import publish
 from corpus import DEFAULT_SIZES, write_corpus
 
 BENCH_VS_NGINX = Path(os.environ.get("SHARED", ROOT.parent / "shared")) / "tools/bench-vs-nginx"
@@ -142,6 +145,7 @@ def main() -> None:
     reloads = reload.main()
     states = state.main()
     ledgers = ledger.main()
+    publishing = publish.main()
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -156,6 +160,7 @@ def main() -> None:
                 "latency_during_reloads": latencies,
                 "state": states,
                 "ledger": ledgers,
+                "publish": publishing,
             },
             indent=2,
         )

@@ -31,6 +31,7 @@ from feedsvc.configwatch import ConfigWatcher
 from feedsvc.follower import send_line, settle_garbage
 from feedsvc.metrics import Metrics
 from feedsvc.model import Problem, Snapshot
+from feedsvc.publish.mirror import Mirror
 from feedsvc.refresh import Refresher, ReloadSummary
 from feedsvc.reload import Reloaded, ReloadLoop
 from feedsvc.scheduler import make_scheduler, reschedule
@@ -162,7 +163,7 @@ def status_of(snapshot: Snapshot, config: Config, extra: tuple[Problem, ...] = (
 
 class AfterReload:
     """The steps after every reload, in one place: apply the config, write and announce
-    the generation, ping the hub, remove what no worker serves."""
+    the generation, ping the hub, publish to object storage, remove what no worker serves."""
 
     def __init__(
         self,
@@ -176,6 +177,7 @@ class AfterReload:
         self.on_config = on_config
         self.relay = relay
         self.announcer: Announcer | None = None
+        self.mirror: Mirror | None = None  # announces in the announcer's stead when set
         self._changed: list[str] = []
         self._saved_reads, self._saved_at = 0, -SAVE_SECONDS
         refresher.on_change = self._changed.extend
@@ -202,7 +204,9 @@ class AfterReload:
             status = status_of(snapshot, config)
             published = True
         if self.announcer is not None and generation:
-            self.announcer.announce(generation, status)
+            (self.mirror or self.announcer).announce(generation, status)
+        if self.mirror is not None and published:
+            self.mirror.offer(snapshot.documents, config)
         logger.debug(
             "generation %d announced after %.3fs", generation, time.perf_counter() - started
         )
@@ -298,6 +302,7 @@ def run_builder(
     loop = ReloadLoop(refresher, publisher)
     publisher.announcer = Announcer(listener, loop)
     publisher.announcer.start()
+    publisher.mirror = Mirror(publisher.announcer.announce, metrics)
     watch = FolderWatch(loop.poke)
     loop.scan = watch.forget
     signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=loop.ask).start())

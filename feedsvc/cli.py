@@ -1,32 +1,34 @@
-"""The composition root: `feedsvc serve`, `feedsvc build`, `feedsvc check`."""
+"""The composition root: `feedsvc serve`, `build`, `check` and `publish`."""
 
 from __future__ import annotations
 
 import argparse
 import atexit
-import contextlib
 import errno
 import logging
 import os
-import shutil
 import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from feedsvc import __version__
+from feedsvc.batch import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    build_command,
+    check_command,
+    forget_command,
+    publish_command,
+)
 from feedsvc.config import Config, load_config
 from feedsvc.errors import ConfigError
 from feedsvc.follower import Follower
 from feedsvc.logs import configure_logging, server_logging
 from feedsvc.metrics import Metrics, enable_multiprocess, process_exited
-from feedsvc.refresh import Refresher
 from feedsvc.state.files import StateError, StateLock, prepare_folder
-from feedsvc.state.ledger import FILE as LEDGER_FILE
-from feedsvc.state.ledger import Ledger, open_ledger
 from feedsvc.state.snapshots import discard, validate
 from feedsvc.store import Store
 from feedsvc.supervisor import BuilderProcess
@@ -34,7 +36,6 @@ from feedsvc.web import create_app
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 # Feed requests are answered from memory in microseconds and granian does the network
 # I/O in Rust. Python threads hand requests over faster when one is free for every
 # connection in flight (measured, 304s per second on one core with 32 connections:
@@ -48,6 +49,9 @@ GENERATION_ENV = "FEEDSVC_GENERATION"
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     args = _parser().parse_args(argv)
+    # --quiet: the summary line alone, unless a log level is asked for.
+    quiet = getattr(args, "quiet", False) and args.log_level is None
+    args.log_level = "warning" if quiet else args.log_level or "info"
     configure_logging(args.log_level, args.log_format)
     try:
         config = load_config(args.config)
@@ -72,6 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     build.set_defaults(run=build_command)
     check = commands.add_parser("check", help="validate the config and every source")
     check.set_defaults(run=check_command)
+    publish = commands.add_parser(
+        "publish", help="build, then upload what changed to object storage (S3-compatible)"
+    )
+    publish.add_argument("--to", help="s3://bucket/prefix (default: publish.url)")
+    publish.add_argument("--endpoint-url", help="the store's URL (default: publish.endpoint_url)")
+    publish.add_argument(
+        "--dry-run", action="store_true", help="say what would change; change nothing"
+    )
+    publish.set_defaults(run=publish_command)
     forget = commands.add_parser(
         "forget", help="stop serving emptied feeds the state directory keeps (README: Ids)"
     )
@@ -82,138 +95,17 @@ def _parser() -> argparse.ArgumentParser:
         help="a feed's directory (categories/旧栏目, tags/x; a trailing /** takes what is below)",
     )
     forget.set_defaults(run=forget_command)
-    for sub in (serve, build, check, forget):
+    for sub in (build, check, publish):
+        sub.add_argument(
+            "--quiet", action="store_true", help="no progress bars, only the summary line"
+        )
+    for sub in (serve, build, check, publish, forget):
         sub.add_argument("--config", default="config.yaml", help="default: ./config.yaml")
         sub.add_argument(
-            "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+            "--log-level", choices=["debug", "info", "warning", "error"], help="default: info"
         )
         sub.add_argument("--log-format", default="text", choices=["text", "json"])
     return parser
-
-
-def check_command(args: argparse.Namespace, config: Config) -> int:
-    """Read every source without serving; print each problem, what the next reload would
-    do to ids (when a ledger exists; nothing is written to it), and a summary line."""
-    with _ledger(config, create=False) as (ledger, _):
-        refresher = Refresher(config, Store(), ledger=ledger, record=False)
-        summary = refresher.refresh()
-    problems = refresher.store.current.problems
-    for problem in problems:
-        print(problem)
-    for change in refresher.id_changes:
-        print(change)
-    errors = sum(1 for p in problems if p.severity == "error")
-    print(
-        f"{summary.articles} articles, {summary.documents} documents, "
-        f"{errors} errors, {len(problems) - errors} warnings"
-    )
-    return EXIT_PROBLEMS if errors else EXIT_OK
-
-
-def build_command(args: argparse.Namespace, config: Config) -> int:
-    """Write every document under --out, replacing the folder only once all is written.
-    Ids come from the state directory's ledger, which the build keeps up to date unless
-    a server holds it."""
-    with _ledger(config, create=True) as (ledger, record):
-        refresher = Refresher(config, Store(), ledger=ledger, record=record)
-        refresher.refresh()
-    snapshot = refresher.store.current
-    out: Path = args.out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for path, document in snapshot.documents.items():
-            target = staging / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            stamp = document.last_modified.timestamp()
-            # The .gz sibling is what nginx's gzip_static and most CDNs send as is.
-            for file, body in ((target, document.body), (Path(f"{target}.gz"), document.gzip_body)):
-                file.write_bytes(body)
-                os.utime(file, (stamp, stamp))
-        _replace_dir(staging, out)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        logger.error("cannot write %s: %s", out, exc)
-        return EXIT_PROBLEMS
-    for problem in snapshot.problems:
-        print(problem)
-    errors = any(p.severity == "error" for p in snapshot.problems)
-    return EXIT_PROBLEMS if errors else EXIT_OK
-
-
-def forget_command(args: argparse.Namespace, config: Config) -> int:
-    """Forget emptied feeds the ledger keeps serving; a running server reloads to drop them."""
-    wanted = [_feed_directory(feed) for feed in args.feeds]
-    with _ledger(config, create=False) as (ledger, _):
-        if ledger is None:
-            print(
-                f"feedsvc: no id ledger in {config.state.path}: nothing to forget", file=sys.stderr
-            )
-            return EXIT_PROBLEMS
-        forgotten = ledger.forget_nodes(wanted)
-    for directory in forgotten:
-        print(f"forgot {directory or 'site'}")
-    missed = [d for d in wanted if not d.endswith("/**") and d not in forgotten]
-    for directory in missed:
-        print(f"feedsvc: {directory} is not a feed the ledger keeps", file=sys.stderr)
-    server = StateLock(Path(config.state.path)).holder()
-    if forgotten and server is not None:
-        os.kill(server, signal.SIGHUP)  # the server reloads: a forgotten empty feed goes
-        print(f"asked the server (pid {server}) to reload")
-    return EXIT_PROBLEMS if missed else EXIT_OK
-
-
-def _feed_directory(feed: str) -> str:
-    """`categories/旧栏目` from that, a URL path (`/categories/%E6%97%A7.../feed.atom`) or a URL."""
-    path = unquote(urlsplit(feed).path if "://" in feed else feed).strip("/")
-    head, _, last = path.rpartition("/")
-    if last.startswith("feed.") or last == "index.html":
-        path = head
-    return "" if path == "site" else path
-
-
-@contextlib.contextmanager
-def _ledger(config: Config, *, create: bool) -> Iterator[tuple[Ledger | None, bool]]:
-    """The id ledger of the config's state directory for a command run by hand, and whether
-    the command may write it: not while a server holds the state directory."""
-    folder = Path(config.state.path)
-    if not create and not (folder / LEDGER_FILE).exists():
-        yield None, False
-        return
-    try:
-        prepare_folder(folder)
-    except StateError as exc:
-        logger.warning("%s; ids are the ones derived from source and path", exc)
-        yield None, False
-        return
-    lock = StateLock(folder)
-    try:
-        lock.acquire()
-        held = True
-    except StateError:
-        held = False  # a server runs: read the ledger, leave writing to it
-    ledger, damage = open_ledger(folder, repair=create)
-    if damage is not None and ledger is None:
-        print(damage, file=sys.stderr)
-    try:
-        yield ledger, ledger is not None and held
-    finally:
-        if ledger is not None:
-            ledger.close()
-        lock.release()
-
-
-def _replace_dir(staging: Path, out: Path) -> None:
-    """Swap `staging` into place at `out`; the old tree is removed only after the swap."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-    staging.chmod(0o755)
-    staging.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def serve_command(args: argparse.Namespace, config: Config) -> int:

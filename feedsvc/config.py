@@ -66,6 +66,18 @@ def _slug_map(value: Mapping[str, str]) -> str | None:
     return None
 
 
+def s3_url_problem(value: str) -> str | None:
+    """What is wrong with a `publish.url` (None: nothing)."""
+    parts = urlsplit(value)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        return "must be s3://bucket/prefix"
+    if not parts.path:
+        # The prefix belongs to feedsvc (what is not built there is deleted): the whole
+        # bucket only when asked for in so many words.
+        return "names no prefix: write s3://bucket/prefix, or s3://bucket/ for the whole bucket"
+    return None
+
+
 def _port(value: int) -> str | None:
     return None if 0 < value < 65536 else "must be a TCP port (1-65535)"
 
@@ -187,6 +199,15 @@ class StateConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishConfig:
+    """The `publish` section: a copy of every document in S3-compatible object storage."""
+
+    url: str | None = _checked(None, _optional(s3_url_problem), "s3://bucket/prefix to publish to")
+    endpoint_url: str | None = _checked(None, _optional(_http_url), "S3 endpoint (not AWS)")
+    encoding: str = _checked("identity", _one_of("identity", "gzip"), "bytes stored")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration; paths are absolute."""
 
@@ -196,6 +217,7 @@ class Config:
     reload: ReloadConfig = ReloadConfig()
     server: ServerConfig = ServerConfig()
     state: StateConfig = StateConfig()
+    publish: PublishConfig = PublishConfig()
     path: str = ""
 
 
@@ -205,6 +227,7 @@ SECTIONS: dict[str, type] = {
     "reload": ReloadConfig,
     "server": ServerConfig,
     "state": StateConfig,
+    "publish": PublishConfig,
 }
 FORMATS = ("rss", "atom", "json")
 

@@ -29,3 +29,12 @@ class ArticleError(FeedsvcError):
 
 class SourceError(FeedsvcError):
     """A whole source cannot be read (folder missing, permission denied)."""
+
+
+class PublishError(FeedsvcError):
+    """Object storage refused or failed a publication; `config` when a setting is at fault
+    (a missing bucket, refused credentials), not the store's health."""
+
+    def __init__(self, message: str, *, config: bool = False) -> None:
+        super().__init__(message)
+        self.config = config

@@ -122,6 +122,7 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self._publish_metrics(registry)
         self.pending: Tally[tuple[str, str]] = Tally()
         self._lock = threading.Lock()
         if self.multiprocess:
@@ -146,6 +147,47 @@ class Metrics:
         for severity in ("error", "warning"):
             self.problems.labels(severity).set(by_severity[severity])
         self.last_success.set(finished_at)
+
+    def _publish_metrics(self, registry: CollectorRegistry | None) -> None:
+        self.publish_objects = Counter(
+            "feedsvc_publish_objects",
+            "Objects uploaded to or deleted from object storage",
+            ["action"],
+            registry=registry,
+        )
+        self.publish_bytes = Counter(
+            "feedsvc_publish_bytes", "Bytes uploaded to object storage", registry=registry
+        )
+        self.publish_failures = Counter(
+            "feedsvc_publish_failures",
+            "Publications to object storage that failed (each is retried)",
+            registry=registry,
+        )
+        self.publish_failing = Gauge(
+            "feedsvc_publish_failing",
+            "1 while publishing to object storage fails",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.publish_last_success = Gauge(
+            "feedsvc_publish_last_success_timestamp_seconds",
+            "When a publication to object storage last completed",
+            registry=registry,
+            multiprocess_mode="max",
+        )
+
+    def observe_publish(self, uploaded: int, deleted: int, size: int, finished_at: float) -> None:
+        """Record one completed publication to object storage."""
+        self.publish_objects.labels("uploaded").inc(uploaded)
+        self.publish_objects.labels("deleted").inc(deleted)
+        self.publish_bytes.inc(size)
+        self.publish_failing.set(0)
+        self.publish_last_success.set(finished_at)
+
+    def count_publish_failure(self) -> None:
+        """Count one failed publication; the state is failing until one completes."""
+        self.publish_failures.inc()
+        self.publish_failing.set(1)
 
     def count_fetch_failure(self, source: str, reason: str) -> None:
         """Count one failed fetch of a remote source."""

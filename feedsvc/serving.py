@@ -113,6 +113,13 @@ def _same_view(old: Resource, view: Document | None) -> bool:
     return _same(old.view_document, view)
 
 
+def cache_control(document: Document, max_age: int) -> str:
+    """The Cache-Control a document is served with to everyone but a browser's page."""
+    if document.view is not None:  # a feed
+        return f"public, max-age={max_age}, {STALE}"
+    return f"public, max-age={max_age}"
+
+
 def _resource(document: Document, view: Document | None, max_age: int) -> Resource:
     return Resource(document, view, _variants(max_age))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,8 @@ from feedsvc.config import Config, load_config
 from feedsvc.refresh import Refresher
 from feedsvc.store import Store
 from feedsvc.web import create_app
+
+from seaweed import SeaweedFS
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SAMPLE_SHAPED = """
@@ -82,6 +84,25 @@ def write_article(
     return path
 
 
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS S3 store for the session (it takes seconds to start); each test uses
+    buckets of its own."""
+    store = SeaweedFS(tmp_path_factory.mktemp("seaweed"))
+    store.start()
+    yield store
+    store.stop()
+
+
+@pytest.fixture
+def aws_env(seaweed: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The store's credentials in the AWS variables (of this process and its children)."""
+    environment = seaweed.environment()
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return environment
+
+
 @pytest.fixture
 def articles_dir(tmp_path: Path) -> Path:
     path = tmp_path / "articles"
@@ -127,3 +148,39 @@ def eventually(condition: Callable[[], bool], seconds: float = 15) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+PublishingConfig = Callable[..., Config]
+
+
+def write_corpus(articles: Path, count: int = 6) -> None:
+    """Articles in two category trees and a few tags."""
+    for n in range(count):
+        write_article(
+            articles,
+            f"post-{n}.md",
+            f"Body of post {n}, with *Markdown*.",
+            title=f"Post {n}",
+            date=f"2022-01-{n % 28 + 1:02d}T10:00:00+08:00",
+            categories=["金融", f"desk-{n % 3}"] if n % 2 else ["Engineering"],
+            tags=[f"t{n % 4}"],
+        )
+
+
+@pytest.fixture
+def publishing(
+    make_config: Callable[..., Config], seaweed: SeaweedFS, aws_env: dict[str, str]
+) -> PublishingConfig:
+    """A config whose publish block names a new bucket of the store (prefix `site/`)."""
+
+    def make(**overrides: Any) -> Config:
+        bucket = seaweed.new_bucket()
+        publish = {"url": f"s3://{bucket}/site", "endpoint_url": seaweed.endpoint}
+        return make_config(publish={**publish, **overrides.pop("publish", {})}, **overrides)
+
+    return make
+
+
+def bucket_of(config: Config) -> str:
+    assert config.publish.url is not None
+    return config.publish.url.removeprefix("s3://").split("/")[0]

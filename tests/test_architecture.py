@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).parent.parent / "feedsvc"
 
 # Layers from the bottom up; a module may import only from earlier layers.
 LAYERS = [
-    ["feedsvc", "feedsvc.logs"],
+    ["feedsvc", "feedsvc.logs", "feedsvc.progress"],
     ["feedsvc.transport"],
     ["feedsvc.gzparts"],
     ["feedsvc.model"],
@@ -31,6 +31,9 @@ LAYERS = [
     ["feedsvc.metrics"],
     ["feedsvc.websub"],
     ["feedsvc.serving"],
+    ["feedsvc.publish", "feedsvc.publish.bucket"],
+    ["feedsvc.publish.sync"],
+    ["feedsvc.publish.mirror"],
     ["feedsvc.refresh"],
     ["feedsvc.reload"],
     ["feedsvc.scheduler", "feedsvc.watch"],
@@ -38,6 +41,7 @@ LAYERS = [
     ["feedsvc.buildproc"],
     ["feedsvc.supervisor"],
     ["feedsvc.web"],
+    ["feedsvc.batch"],
     ["feedsvc.cli"],
 ]
 OWNERS = {
@@ -54,6 +58,9 @@ OWNERS = {
     "feedparser": "feedsvc.sources.feed",
     "isal": "feedsvc.gzparts",
     "watchdog": "feedsvc.watch",
+    "boto3": "feedsvc.publish.bucket",
+    "botocore": "feedsvc.publish.bucket",
+    "tqdm": "feedsvc.progress",
 }
 
 

@@ -81,6 +81,7 @@ class DirectorySource:
         self._reading = 0  # reads so far: what _Cached.seen is compared with
         self._walked = False  # whether a read has scanned the whole folder
         self.reads = 0  # files parsed since creation: incremental reloads keep this low
+        self.parsed = 0  # of those, the ones done (a progress bar follows both)
 
     def read(self, changed: Collection[str] | None = None) -> SourceResult:
         """Scan the folder, or, given `changed` (the absolute paths a watch saw change since
@@ -117,6 +118,7 @@ class DirectorySource:
                 cached.article = with_shared_values(cached.article)
             cache[relpath] = cached
             cached.seen = self._reading
+            self.parsed += 1
         candidates = cache if looked is None else [p for p in looked if p in cache]
         for gone in [path for path in candidates if cache[path].seen != self._reading]:
             del cache[gone]

@@ -1,0 +1,206 @@
+"""The commands run by hand: `check`, `build` and `publish` build once and exit; `forget`
+edits the id ledger.
+
+Each prints the problems as `path:line: message` and one summary line on standard
+output; progress bars, when standard error is a terminal, go there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from feedsvc.config import Config
+from feedsvc.errors import PublishError
+from feedsvc.model import Snapshot
+from feedsvc.progress import Progress
+from feedsvc.publish.bucket import Bucket, parse_target
+from feedsvc.publish.sync import Publication
+from feedsvc.refresh import Refresher
+from feedsvc.state.files import StateError, StateLock, prepare_folder
+from feedsvc.state.ledger import FILE as LEDGER_FILE
+from feedsvc.state.ledger import Ledger, open_ledger
+from feedsvc.store import Store
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
+
+
+def _progress(args: argparse.Namespace) -> Progress:
+    return Progress.for_terminal(getattr(args, "quiet", False))
+
+
+def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[Snapshot, str]:
+    """Read every source and build, with the ids of the state directory's ledger (kept up
+    to date when `record` and no server holds it); the snapshot and its summary line.
+    Prints the problems, then what the reload did to ids."""
+    with _ledger(config, create=record) as (ledger, writable):
+        refresher = Refresher(config, Store(), ledger=ledger, record=record and writable)
+        with progress.files(refresher.sources):
+            summary = refresher.refresh()
+    snapshot = refresher.store.current
+    for problem in snapshot.problems:
+        print(problem)
+    for change in refresher.id_changes:
+        print(change)
+    errors = sum(1 for p in snapshot.problems if p.severity == "error")
+    warnings = len(snapshot.problems) - errors
+    line = f"{summary.articles} articles, {summary.documents} documents, "
+    return snapshot, f"{line}{errors} errors, {warnings} warnings"
+
+
+@contextlib.contextmanager
+def _ledger(config: Config, *, create: bool) -> Iterator[tuple[Ledger | None, bool]]:
+    """The id ledger of the config's state directory, and whether this command may write
+    it: not while a server holds the state directory. Without `create`, only a ledger
+    that exists, left as it is even when damaged (`check` writes nothing)."""
+    folder = Path(config.state.path)
+    if not create and not (folder / LEDGER_FILE).exists():
+        yield None, False
+        return
+    try:
+        prepare_folder(folder)
+    except StateError as exc:
+        logger.warning("%s; ids are the ones derived from source and path", exc)
+        yield None, False
+        return
+    lock = StateLock(folder)
+    try:
+        lock.acquire()
+        held = True
+    except StateError:
+        held = False  # a server runs: read the ledger, leave writing to it
+    ledger, damage = open_ledger(folder, repair=create)
+    if damage is not None and ledger is None:
+        print(damage, file=sys.stderr)
+    try:
+        yield ledger, ledger is not None and held
+    finally:
+        if ledger is not None:
+            ledger.close()
+        lock.release()
+
+
+def _status(snapshot: Snapshot) -> int:
+    errors = any(p.severity == "error" for p in snapshot.problems)
+    return EXIT_PROBLEMS if errors else EXIT_OK
+
+
+def check_command(args: argparse.Namespace, config: Config) -> int:
+    """Read every source without serving; print each problem, what the next reload would
+    do to ids (nothing is written to the ledger), and a summary line."""
+    snapshot, line = _read(config, _progress(args), record=False)
+    print(line)
+    return _status(snapshot)
+
+
+def build_command(args: argparse.Namespace, config: Config) -> int:
+    """Write every document under --out, replacing the folder only once all is written."""
+    progress = _progress(args)
+    snapshot, line = _read(config, progress)
+    out: Path = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        with progress.bar("documents written", len(snapshot.documents), "documents") as advance:
+            for path, document in snapshot.documents.items():
+                target = staging / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                stamp = document.last_modified.timestamp()
+                # The .gz sibling is what nginx's gzip_static and most CDNs send as is.
+                gz = Path(f"{target}.gz")
+                for file, body in ((target, document.body), (gz, document.gzip_body)):
+                    file.write_bytes(body)
+                    os.utime(file, (stamp, stamp))
+                advance(1)
+        _replace_dir(staging, out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        logger.error("cannot write %s: %s", out, exc)
+        return EXIT_PROBLEMS
+    print(f"{line}; written to {out}")
+    return _status(snapshot)
+
+
+def _replace_dir(staging: Path, out: Path) -> None:
+    """Swap `staging` into place at `out`; the old tree is removed only after the swap."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    staging.chmod(0o755)
+    staging.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def publish_command(args: argparse.Namespace, config: Config) -> int:
+    """Build, then bring the bucket prefix to the documents: upload what changed, delete
+    what is gone, the index and the OPML last; print one summary line."""
+    url = args.to or config.publish.url
+    if not url:
+        print(
+            "feedsvc: nowhere to publish: give --to s3://bucket/prefix or set publish.url",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    try:
+        target = parse_target(url)
+    except ValueError as exc:
+        print(f"feedsvc: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    progress = _progress(args)
+    snapshot, _ = _read(config, progress)
+    documents = snapshot.documents
+    try:
+        bucket = Bucket(target, args.endpoint_url or config.publish.endpoint_url)
+        publication = Publication(bucket, config.publish.encoding, dry_run=args.dry_run)
+        with progress.bar("objects", len(documents), "objects") as advance:
+            result = publication.publish(documents, config.server.cache_max_age, advance)
+    except PublishError as exc:
+        print(f"feedsvc: {exc}", file=sys.stderr)
+        return EXIT_CONFIG if exc.config else EXIT_PROBLEMS
+    print(result.line(str(target), dry_run=args.dry_run))
+    return _status(snapshot)
+
+
+def forget_command(args: argparse.Namespace, config: Config) -> int:
+    """Forget emptied feeds the ledger keeps serving; a running server reloads to drop them."""
+    wanted = [_feed_directory(feed) for feed in args.feeds]
+    with _ledger(config, create=False) as (ledger, _):
+        if ledger is None:
+            print(
+                f"feedsvc: no id ledger in {config.state.path}: nothing to forget", file=sys.stderr
+            )
+            return EXIT_PROBLEMS
+        forgotten = ledger.forget_nodes(wanted)
+    for directory in forgotten:
+        print(f"forgot {directory or 'site'}")
+    missed = [d for d in wanted if not d.endswith("/**") and d not in forgotten]
+    for directory in missed:
+        print(f"feedsvc: {directory} is not a feed the ledger keeps", file=sys.stderr)
+    server = StateLock(Path(config.state.path)).holder()
+    if forgotten and server is not None:
+        os.kill(server, signal.SIGHUP)  # the server reloads: a forgotten empty feed goes
+        print(f"asked the server (pid {server}) to reload")
+    return EXIT_PROBLEMS if missed else EXIT_OK
+
+
+def _feed_directory(feed: str) -> str:
+    """`categories/旧栏目` from that, a URL path (`/categories/%E6%97%A7.../feed.atom`) or a URL."""
+    path = unquote(urlsplit(feed).path if "://" in feed else feed).strip("/")
+    head, _, last = path.rpartition("/")
+    if last.startswith("feed.") or last == "index.html":
+        path = head
+    return "" if path == "site" else path

@@ -1,0 +1,50 @@
+"""Progress bars: on the terminal's standard error only, never among the problem lines."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+from feedsvc.config import Config
+from feedsvc.progress import Progress
+
+from conftest import write_article
+
+
+def test_bar_draws_on_its_stream_with_rate() -> None:
+    stream = io.StringIO()
+    with Progress(True, stream, delay=0).bar("objects", 3, "objects") as advance:
+        advance(1)
+    assert "objects:" in stream.getvalue()
+    assert "/3 [" in stream.getvalue()
+
+
+def test_disabled_progress_draws_nothing() -> None:
+    stream = io.StringIO()
+    progress = Progress(False, stream)
+    with progress.bar("objects", 3, "objects") as advance:
+        advance(3)
+    with progress.files([]):
+        pass
+    assert stream.getvalue() == ""
+
+
+def test_check_off_a_terminal_prints_problems_and_summary_only(
+    config: Config, articles_dir: Path
+) -> None:
+    write_article(articles_dir, "a.md", title="A", date="2022-01-01")
+    (articles_dir / "bad.md").write_text("---\ntitle: x\ndate: 2021-13-45\n---\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "feedsvc.cli", "check", "--config", config.path, "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "articles/bad.md:3: date: month must be in 1..12",
+        "1 articles, 6 documents, 1 errors, 0 warnings",
+    ]
+    assert "%|" not in done.stderr  # no bar off a terminal
