@@ -126,8 +126,11 @@ class RemoteSource:
             self._articles = tuple(self._article(item) for item in items)
             self._validators = (saved.etag, saved.last_modified)
             self._problems = ()
+        # A backoff in progress holds through the restart; a healthy source is fetched at
+        # the first reload (conditionally: a 304 costs the upstream little).
         self._failures = saved.failures
-        self._next_fetch = time.monotonic() + max(0.0, saved.next_attempt - time.time())
+        if saved.failures:
+            self._next_fetch = time.monotonic() + max(0.0, saved.next_attempt - time.time())
 
     def _remember(self, fetched: Fetched | None) -> None:
         """Keep this fetch's outcome (a good body, or only the schedule) in the memory."""
