@@ -198,13 +198,15 @@ class SiteBuilder:
         archives: dict[str, tuple[str, list[Document]]] = {}
         for index, (month, articles) in enumerate(months):
             older = months[index + 1][0] if index + 1 < len(months) else None
-            signature = digest((node.names, month, older, [a.revision for a in articles]))
+            newer = months[index - 1][0] if index else None
+            revisions = [a.revision for a in articles]
+            signature = digest((node.names, month, older, newer, revisions))
             if month in old and old[month][0] == signature:
                 archives[month] = old[month]
                 continue
             docs = [
                 self._feeds.render_archive(
-                    node, fmt, settings, month=month, articles=articles, older=older
+                    node, fmt, settings, month=month, articles=articles, around=(older, newer)
                 )
                 for fmt in settings.formats
             ]
@@ -212,10 +214,9 @@ class SiteBuilder:
         return archives
 
     def _author_url(self, name: str) -> str | None:
-        """The URL of an author's feed (its first format), for the HTML views."""
+        """The URL of an author's feed (its first format), for the HTML views: every
+        author of a listed article has one."""
         key = self._index.author_key(name)
-        if key not in self._nodes:
-            return None
         fmt = self.settings.of(*key).formats[0]
         return join_url(self.config.site.base_url, f"{key[1]}/feed.{fmt}")
 
@@ -417,14 +418,16 @@ class FeedRenderer:
         *,
         month: str,
         articles: Sequence[Article],
-        older: str | None,
+        around: tuple[str | None, str | None],
     ) -> Document:
         """One month's archive of a node (RFC 5005 §4): every article of the month, a
-        `current` link to the subscription feed and `prev-archive` to the month before."""
+        `current` link to the subscription feed, `prev-archive` to the month before and
+        `next-archive` to the month after, when there are such months (`around`)."""
         path = node.path(archive_name(month, fmt))
         links = [("current", node.path(f"feed.{fmt}"))]
-        if older:
-            links.append(("prev-archive", node.path(archive_name(older, fmt))))
+        for rel, other in zip(("prev-archive", "next-archive"), around, strict=True):
+            if other:
+                links.append((rel, node.path(archive_name(other, fmt))))
         head = self._head_part(node, fmt, path, articles, tuple(links), archived=True)
         pieces = [self._entry(a, fmt, settings.full) for a in articles]
         updated = max((a.updated for a in articles), default=EPOCH)

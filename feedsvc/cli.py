@@ -17,6 +17,7 @@ from pathlib import Path
 
 from feedsvc import __version__
 from feedsvc.config import Config, load_config
+from feedsvc.cores import available_cores
 from feedsvc.errors import ConfigError
 from feedsvc.follower import Follower
 from feedsvc.logs import configure_logging, server_logging
@@ -243,8 +244,8 @@ def _server_class() -> type:
 
 
 def default_workers() -> int:
-    """One server process per core: each maps the same snapshot files."""
-    return os.cpu_count() or 1
+    """One server process per core this process may use: each maps the same snapshot files."""
+    return available_cores()
 
 
 def worker_app() -> object:
