@@ -88,6 +88,7 @@ class SiteBuilder:
         self._documents: dict[str, Document] = {}  # of the last build
         self._page_lines: tuple[object, ...] = ()
         self._cut_problems: dict[tuple[str, str], list[Problem]] = {}
+        self._author_urls: dict[str, str] = {}
         self.config_digest = digest(
             (config.site, config.sources, config.feeds, config.server.cache_max_age)
         )
@@ -136,7 +137,9 @@ class SiteBuilder:
         for doc in self._render_pages(nodes):
             documents[doc.path] = doc
         self._documents = documents
-        problems.extend(p for key in listed for p in self._cut_problems.get(key, ()))
+        if self._cut_problems:  # in node order, so `check` lists them the same every time
+            cuts = self._cut_problems
+            problems.extend(p for node in nodes for p in cuts.get(node.key, ()))
         problems.extend(self.settings.unmatched(listed))
         return SiteBuild(documents, nodes, problems)
 
@@ -216,9 +219,13 @@ class SiteBuilder:
     def _author_url(self, name: str) -> str | None:
         """The URL of an author's feed (its first format), for the HTML views: every
         author of a listed article has one."""
-        key = self._index.author_key(name)
-        fmt = self.settings.of(*key).formats[0]
-        return join_url(self.config.site.base_url, f"{key[1]}/feed.{fmt}")
+        url = self._author_urls.get(name)
+        if url is None:
+            key = self._index.author_key(name)
+            fmt = self.settings.of(*key).formats[0]
+            url = join_url(self.config.site.base_url, f"{key[1]}/feed.{fmt}")
+            self._author_urls[name] = url
+        return url
 
     def _feed_links(
         self, node: FeedNode, settings: FeedSettings, shown: int | None, months: list[str]
