@@ -669,10 +669,10 @@ def _feed_links(
     urls = [(fmt, join_url(base, node.path(f"feed.{fmt}"))) for fmt in settings.formats]
     entries = node.articles[: settings.limit if shown is None else shown]
     updated = max((a.updated for a in entries), default=None)
+    formats = settings.formats
     archives = tuple(
         Archive(month, [(f, join_url(base, node.path(archive_name(month, f)))) for f in formats])
         for month in months
-        for formats in [settings.formats]
     )
     return FeedLinks(
         feed_title(config, node),
