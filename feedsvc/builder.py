@@ -373,21 +373,29 @@ class FeedRenderer:
         links = (("prev-archive", node.path(archive_name(archive, fmt))),) if archive else ()
         pieces = [self._entry(a, fmt, settings.full) for a in entries]
         head = self._head_part(node, fmt, path, entries, links, archived=False)
-        count = self._fit(
-            node,
-            fmt,
-            path=path,
-            entries=entries,
-            links=links,
-            head=head,
-            pieces=pieces,
-            budget=settings.max_bytes,
-        )
-        if count < len(entries):  # the head names the newest update of what is left
+        count = len(entries)
+        if count > 1 and not self._fits(fmt, head, pieces, settings.max_bytes):
+            count = self._fit(
+                node,
+                fmt,
+                path=path,
+                entries=entries,
+                links=links,
+                head=head,
+                pieces=pieces,
+                budget=settings.max_bytes,
+            )
+            # The head names the newest update of what is left.
             head = self._head_part(node, fmt, path, entries[:count], links, archived=False)
         parts = self._splice(fmt, head, pieces[:count])
         updated = max((a.updated for a in entries[:count]), default=EPOCH)
         return document(path, MEDIA_TYPES[fmt], parts, updated, node.path(VIEW_NAME)), count
+
+    def _fits(self, fmt: str, head: Part, pieces: Sequence[Part], budget: int) -> bool:
+        """Whether the whole feed is within `budget` bytes (nearly every feed is)."""
+        separators = (len(pieces) - 1) * self._fixed[ITEM_SEPARATOR].size if fmt == "json" else 0
+        body = sum(piece.size for piece in pieces) + separators
+        return head.size + body + self._tail(fmt, not pieces).size <= budget
 
     def _fit(
         self,
@@ -554,7 +562,7 @@ class FeedRenderer:
         return bytes(whole).removesuffix(_XML_TAILS[fmt])
 
     def _entry(self, article: Article, fmt: str, full: bool) -> Part:
-        key = self._key(article, full)
+        key = article.revision if full == self.full else self._key(article, full)
         parts = self._entries.get(key)
         if parts is None:
             parts = self._entries[key] = self.entry_parts(article, full)

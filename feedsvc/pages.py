@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -198,6 +199,7 @@ def _entry(article: Article, tz: tzinfo, author_url: AuthorUrl) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def _author(name: str, url: str | None) -> str:
     return f'<a href="{_e(url)}" rel="author">{_e(name)}</a>' if url else _e(name)
 
