@@ -1,4 +1,9 @@
-"""Articles -> every served document. Pure: no I/O, no clock; the only user of feedgen."""
+"""Articles -> every served document. Pure: no I/O, no clock; the only user of feedgen.
+
+Over 300 lines: SiteBuilder (which nodes to render) and FeedRenderer (how a feed is
+spliced from shared pieces) share the feedgen helpers below, which STYLE.md keeps in
+this one module (the only user of feedgen and lxml).
+"""
 
 from __future__ import annotations
 
@@ -18,14 +23,17 @@ from feedgen.ext.media import MediaEntryExtension, MediaExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
+from feedsvc.archives import HISTORY_NS, archive_name, by_month
+from feedsvc.budget import document_size, fit_count
 from feedsvc.config import Config
 from feedsvc.cores import Cores
 from feedsvc.dates import EPOCH, load_timezone
+from feedsvc.feedsettings import FeedSettings, SettingsTable
 from feedsvc.gzparts import FRAME_BYTES, Compressor, Part, trailer
 from feedsvc.jsonfeed import ITEM_SEPARATOR, json_head, json_item, json_tail
 from feedsvc.model import Article, Author, Document, Problem
 from feedsvc.nodes import FeedNode, NodeIndex, NodeKeys, digest, node_title
-from feedsvc.pages import FeedLinks, render_feed_view, render_index, render_opml
+from feedsvc.pages import Archive, FeedLinks, render_feed_view, render_index, render_opml
 from feedsvc.urls import join_url
 
 MEDIA_TYPES = {
@@ -49,11 +57,23 @@ class SiteBuild:
     problems: list[Problem]
 
 
+@dataclass(slots=True)
+class _Built:
+    """What the builder keeps of one rendered node."""
+
+    signature: str
+    documents: list[Document]  # its feeds, its HTML view, then its archives
+    links: FeedLinks | None  # None for nodes seeded from disk (made when first needed)
+    cuts: dict[str, tuple[int, int]]  # feed path -> (entries left out, kept) by the budget
+    months: dict[str, tuple[str, list[Document]]]  # month -> (signature, archive documents)
+
+
 class SiteBuilder:
     """Builds every document, re-rendering only the feeds whose entries changed.
 
-    A feed node's documents depend on its names and its first `feeds.limit` articles, so
-    they are kept with that signature and reused while it is equal. The signature holds
+    A feed node's documents depend on its names and its first `limit` articles (every
+    article, for a feed with archives), so they are kept with that signature and reused
+    while it is equal; each month's archive has a signature of its own. Signatures hold
     the articles' revisions (`Article.revision`), so an equal article made anew (a
     re-parse, a copy from another process) renders nothing.
     One builder serves one Config; a new config gets a new builder.
@@ -62,15 +82,19 @@ class SiteBuilder:
     def __init__(self, config: Config, cores: Cores | None = None) -> None:
         self.config = config
         self.tz = load_timezone(config.site.timezone)
-        # node key -> (signature, documents, links; None for nodes seeded from disk)
-        self._nodes: dict[tuple[str, str], tuple[str, list[Document], FeedLinks | None]] = {}
+        self.settings = SettingsTable(config)
+        self._nodes: dict[tuple[str, str], _Built] = {}
         self._pages: tuple[str, list[Document]] | None = None
         self._documents: dict[str, Document] = {}  # of the last build
         self._page_lines: tuple[object, ...] = ()
-        self.config_digest = digest((config.site, config.sources, config.feeds))
+        self._cut_problems: dict[tuple[str, str], list[Problem]] = {}
+        self._author_urls: dict[str, str] = {}
+        self.config_digest = digest(
+            (config.site, config.sources, config.feeds, config.server.cache_max_age)
+        )
         self._last: tuple[tuple[str, ...], dict[Any, Any], SiteBuild] | None = None
-        self._index = NodeIndex(config)
-        self._feeds = FeedRenderer(config, cores)
+        self._index = NodeIndex(config, self.settings)
+        self._feeds = FeedRenderer(config, cores, self.settings)
         self.rendered = 0  # nodes rendered since creation: reloads that change little keep it low
 
     def build(self, articles: Iterable[Article], keep: NodeKeys | None = None) -> SiteBuild:
@@ -91,45 +115,129 @@ class SiteBuilder:
     def _build(self, articles: tuple[Article, ...], keep: NodeKeys | None) -> SiteBuild:
         nodes, problems = self._index.update(articles, keep)
         kept = self._nodes
-        stale = [n for n in nodes if n.key not in kept or kept[n.key][0] != n.signature]
-        self._feeds.render_entries(stale)  # all at once: a cold start's go on every core
+        stale = [n for n in nodes if n.key not in kept or kept[n.key].signature != n.signature]
+        # All at once: a cold start's go on every core.
+        self._feeds.render_entries(self._feeds.wanted(stale))
         # The last build's documents, with those of re-rendered and vanished nodes replaced.
         documents = dict(self._documents)
         listed = {node.key for node in nodes}
         for key in [key for key in kept if key not in listed]:
-            for doc in kept.pop(key)[1]:
+            for doc in kept.pop(key).documents:
                 del documents[doc.path]
+            self._cut_problems.pop(key, None)
         for node in stale:
-            if node.key in kept:
-                for doc in kept[node.key][1]:
+            old = kept.get(node.key)
+            if old is not None:
+                for doc in old.documents:
                     del documents[doc.path]
-            kept[node.key] = (node.signature, *self._render_node(node))
-            documents.update((doc.path, doc) for doc in kept[node.key][1])
+            built = kept[node.key] = self._render_node(node, old)
+            documents.update((doc.path, doc) for doc in built.documents)
+            self._note_cuts(node.key, built)
         self._feeds.forget_unlisted(nodes)
         for doc in self._render_pages(nodes):
             documents[doc.path] = doc
         self._documents = documents
+        if self._cut_problems:  # in node order, so `check` lists them the same every time
+            cuts = self._cut_problems
+            problems.extend(p for node in nodes for p in cuts.get(node.key, ()))
+        problems.extend(self.settings.unmatched(listed))
         return SiteBuild(documents, nodes, problems)
 
-    def _render_node(self, node: FeedNode) -> tuple[list[Document], FeedLinks]:
+    def _note_cuts(self, key: tuple[str, str], built: _Built) -> None:
+        """Keep a warning per feed document the byte budget cut."""
+        budget = self.settings.of(*key).max_bytes
+        if built.cuts:
+            self._cut_problems[key] = [
+                Problem(
+                    "feeds",
+                    None,
+                    f"/{path}: {left} oldest of {left + kept} entries left out "
+                    f"to stay within max_bytes ({budget} bytes)",
+                    "warning",
+                )
+                for path, (left, kept) in built.cuts.items()
+            ]
+        else:
+            self._cut_problems.pop(key, None)
+
+    def _render_node(self, node: FeedNode, old: _Built | None) -> _Built:
         self.rendered += 1
         config = self.config
-        feeds = [self._feeds.render(node, fmt) for fmt in config.feeds.formats]
-        link = _feed_links(node, config)
+        settings = self.settings.of(*node.key)
+        months = by_month(node.articles, self.tz) if settings.archived else []
+        newest = months[0][0] if months else None
+        feeds: list[Document] = []
+        cuts: dict[str, tuple[int, int]] = {}
+        for fmt in settings.formats:
+            doc, kept = self._feeds.render(node, fmt, settings, newest)
+            feeds.append(doc)
+            listed = min(len(node.articles), settings.limit)
+            if kept < listed:
+                cuts[doc.path] = (listed - kept, kept)
+        shown = min(k for _, k in cuts.values()) if cuts else None
+        link = self._feed_links(node, settings, shown, [m for m, _ in months])
         view = render_feed_view(
             link,
             description=config.site.description,
             language=config.site.language,
             index_url=join_url(config.site.base_url, "/"),
             tz=self.tz,
+            author_url=self._author_url,
         )
         page = self._feeds.document(node.path(VIEW_NAME), HTML, view, feeds[0].last_modified)
-        return [*feeds, page], link
+        archives = self._render_archives(node, settings, months, old.months if old else {})
+        documents = [*feeds, page, *(d for _, docs in archives.values() for d in docs)]
+        return _Built(node.signature, documents, link, cuts, archives)
+
+    def _render_archives(
+        self,
+        node: FeedNode,
+        settings: FeedSettings,
+        months: list[tuple[str, tuple[Article, ...]]],
+        old: dict[str, tuple[str, list[Document]]],
+    ) -> dict[str, tuple[str, list[Document]]]:
+        """Each month's archive documents; a month whose articles and neighbour are
+        unchanged keeps its documents."""
+        archives: dict[str, tuple[str, list[Document]]] = {}
+        for index, (month, articles) in enumerate(months):
+            older = months[index + 1][0] if index + 1 < len(months) else None
+            newer = months[index - 1][0] if index else None
+            revisions = [a.revision for a in articles]
+            signature = digest((node.names, month, older, newer, revisions))
+            if month in old and old[month][0] == signature:
+                archives[month] = old[month]
+                continue
+            docs = [
+                self._feeds.render_archive(
+                    node, fmt, settings, month=month, articles=articles, around=(older, newer)
+                )
+                for fmt in settings.formats
+            ]
+            archives[month] = (signature, docs)
+        return archives
+
+    def _author_url(self, name: str) -> str | None:
+        """The URL of an author's feed (its first format), for the HTML views: every
+        author of a listed article has one."""
+        url = self._author_urls.get(name)
+        if url is None:
+            key = self._index.author_key(name)
+            fmt = self.settings.of(*key).formats[0]
+            url = join_url(self.config.site.base_url, f"{key[1]}/feed.{fmt}")
+            self._author_urls[name] = url
+        return url
+
+    def _feed_links(
+        self, node: FeedNode, settings: FeedSettings, shown: int | None, months: list[str]
+    ) -> FeedLinks:
+        return _feed_links(node, self.config, settings, shown, months)
 
     def _render_pages(self, nodes: list[FeedNode]) -> list[Document]:
         links = [self._links(node) for node in nodes]
         # What the index and the OPML say of each feed.
-        lines = tuple((link.title, len(link.articles), link.updated) for link in links)
+        lines = tuple(
+            (link.title, len(link.articles), link.updated, bool(link.archives)) for link in links
+        )
         if self._pages is not None and lines == self._page_lines:
             return self._pages[1]
         signature = digest(lines)
@@ -143,7 +251,6 @@ class SiteBuilder:
             links,
             description=config.site.description,
             language=config.site.language,
-            limit=config.feeds.limit,
             tz=self.tz,
         )
         opml = render_opml(config.site.title, config.site.default_author, links)
@@ -155,17 +262,25 @@ class SiteBuilder:
         return pages
 
     def _links(self, node: FeedNode) -> FeedLinks:
-        signature, documents, links = self._nodes[node.key]
-        if links is None:  # seeded from the last run: the links cost no rendering
-            links = _feed_links(node, self.config)
-            self._nodes[node.key] = (signature, documents, links)
-        return links
+        built = self._nodes[node.key]
+        if built.links is None:  # seeded from the last run: the links cost no rendering
+            settings = self.settings.of(*node.key)
+            shown = min((k for _, k in built.cuts.values()), default=None)
+            months = sorted(built.months, reverse=True)
+            built.links = self._feed_links(node, settings, shown, months)
+        return built.links
 
     def export(self) -> dict[str, Any]:
         """What a restarted builder needs to reuse this one's documents (JSON-ready): each
-        node's signature (its documents' paths follow from its directory)."""
+        node's signature, its budget cuts and its archive months' signatures (its
+        documents' paths follow from its directory)."""
         nodes = {
-            f"{kind}:{directory}": entry[0] for (kind, directory), entry in self._nodes.items()
+            f"{kind}:{directory}": [
+                built.signature,
+                {path: list(cut) for path, cut in built.cuts.items()},
+                {month: signature for month, (signature, _) in built.months.items()},
+            ]
+            for (kind, directory), built in self._nodes.items()
         }
         return {
             "config": self.config_digest,
@@ -178,13 +293,26 @@ class SiteBuilder:
         is unchanged are not rendered again. Ignored when the config differs."""
         if exported.get("config") != self.config_digest:
             return
-        names = [f"feed.{fmt}" for fmt in self.config.feeds.formats] + [VIEW_NAME]
-        for name, signature in exported["nodes"].items():
+        for name, (signature, cuts, months) in exported["nodes"].items():
             kind, directory = name.split(":", 1)
+            formats = self.settings.of(kind, directory).formats
+            names = [f"feed.{fmt}" for fmt in formats] + [VIEW_NAME]
             paths = [f"{directory}/{n}".lstrip("/") for n in names]
-            if all(path in documents for path in paths):
-                self._nodes[(kind, directory)] = (signature, [documents[p] for p in paths], None)
-                self._documents.update((path, documents[path]) for path in paths)
+            archived = {
+                month: [f"{directory}/{archive_name(month, f)}".lstrip("/") for f in formats]
+                for month in months
+            }
+            wanted = paths + [p for group in archived.values() for p in group]
+            if all(path in documents for path in wanted):
+                built = self._nodes[(kind, directory)] = _Built(
+                    signature,
+                    [documents[p] for p in wanted],
+                    None,
+                    {path: (cut[0], cut[1]) for path, cut in cuts.items()},
+                    {m: (months[m], [documents[p] for p in ps]) for m, ps in archived.items()},
+                )
+                self._note_cuts((kind, directory), built)
+                self._documents.update((path, documents[path]) for path in wanted)
         pages = ["index.html", "feeds.opml"]
         if exported.get("pages") and all(path in documents for path in pages):
             self._pages = (exported["pages"], [documents[p] for p in pages])
@@ -215,9 +343,13 @@ class FeedRenderer:
     so an equal article made anew reuses its entry.
     """
 
-    def __init__(self, config: Config, cores: Cores | None = None) -> None:
+    def __init__(
+        self, config: Config, cores: Cores | None = None, settings: SettingsTable | None = None
+    ) -> None:
         self.config = config
-        self.limit = config.feeds.limit
+        self.settings = settings or SettingsTable(config)
+        # Entries in the default content mode are cached by revision, the other by
+        # revision + "/full" or "/summary" (an override of `content`).
         self.full = config.feeds.content == "full"
         self.cores = cores or Cores(processes=1)
         self._compressor = Compressor()
@@ -229,22 +361,122 @@ class FeedRenderer:
             for data in (*_XML_TAILS.values(), ITEM_SEPARATOR, json_tail(True), json_tail(False))
         }
 
-    def render(self, node: FeedNode, fmt: str) -> Document:
-        """One node in one format ('rss', 'atom' or 'json')."""
-        entries = node.articles[: self.limit]
-        updated = max((a.updated for a in entries), default=EPOCH)
+    def render(
+        self, node: FeedNode, fmt: str, settings: FeedSettings, archive: str | None = None
+    ) -> tuple[Document, int]:
+        """One node's subscription feed in one format ('rss', 'atom' or 'json'), and how
+        many entries it holds: its first `limit` articles, less the oldest of them while
+        it is over its byte budget (one always stays). `archive` is its newest archive's
+        month, for the prev-archive link (RFC 5005 §4)."""
+        entries = node.articles[: settings.limit]
         path = node.path(f"feed.{fmt}")
-        head = self._compressor.part(self._head(node, fmt, path, updated))
-        if fmt == "json":
-            parts = [head]
-            for index, article in enumerate(entries):
-                if index:
-                    parts.append(self._fixed[ITEM_SEPARATOR])
-                parts.append(self._entry(article, fmt))
-            parts.append(self._fixed[json_tail(not entries)])
-        else:
-            parts = [head, *(self._entry(a, fmt) for a in entries), self._fixed[_XML_TAILS[fmt]]]
-        return document(path, MEDIA_TYPES[fmt], parts, updated, node.path(VIEW_NAME))
+        links = (("prev-archive", node.path(archive_name(archive, fmt))),) if archive else ()
+        pieces = [self._entry(a, fmt, settings.full) for a in entries]
+        head = self._head_part(node, fmt, path, entries, links, archived=False)
+        count = len(entries)
+        if count > 1 and not self._fits(fmt, head, pieces, settings.max_bytes):
+            count = self._fit(
+                node,
+                fmt,
+                path=path,
+                entries=entries,
+                links=links,
+                head=head,
+                pieces=pieces,
+                budget=settings.max_bytes,
+            )
+            # The head names the newest update of what is left.
+            head = self._head_part(node, fmt, path, entries[:count], links, archived=False)
+        parts = self._splice(fmt, head, pieces[:count])
+        updated = max((a.updated for a in entries[:count]), default=EPOCH)
+        return document(path, MEDIA_TYPES[fmt], parts, updated, node.path(VIEW_NAME)), count
+
+    def _fits(self, fmt: str, head: Part, pieces: Sequence[Part], budget: int) -> bool:
+        """Whether the whole feed is within `budget` bytes (nearly every feed is)."""
+        separators = (len(pieces) - 1) * self._fixed[ITEM_SEPARATOR].size if fmt == "json" else 0
+        body = sum(piece.size for piece in pieces) + separators
+        return head.size + body + self._tail(fmt, not pieces).size <= budget
+
+    def _fit(
+        self,
+        node: FeedNode,
+        fmt: str,
+        *,
+        path: str,
+        entries: Sequence[Article],
+        links: tuple[tuple[str, str], ...],
+        head: Part,
+        pieces: Sequence[Part],
+        budget: int,
+    ) -> int:
+        """How many entries the feed keeps within `budget` identity bytes (at least one).
+
+        Computed from the sizes of the pieces already rendered; only the head is made
+        again, since leaving entries out may change its date (and so, in principle, its
+        length): one extra turn at most in practice.
+        """
+        separator = self._fixed[ITEM_SEPARATOR].size if fmt == "json" else 0
+        tail = self._tail(fmt, not entries).size
+        sizes = [piece.size for piece in pieces]
+        count = len(sizes)
+        size = head.size
+        while count > 1 and document_size(size, sizes[:count], separator, tail) > budget:
+            count = min(count - 1, fit_count(size, sizes[:count], separator, tail, budget))
+            size = self._head_part(node, fmt, path, entries[:count], links, archived=False).size
+        return count
+
+    def render_archive(
+        self,
+        node: FeedNode,
+        fmt: str,
+        settings: FeedSettings,
+        *,
+        month: str,
+        articles: Sequence[Article],
+        around: tuple[str | None, str | None],
+    ) -> Document:
+        """One month's archive of a node (RFC 5005 §4): every article of the month, a
+        `current` link to the subscription feed, `prev-archive` to the month before and
+        `next-archive` to the month after, when there are such months (`around`)."""
+        path = node.path(archive_name(month, fmt))
+        links = [("current", node.path(f"feed.{fmt}"))]
+        for rel, other in zip(("prev-archive", "next-archive"), around, strict=True):
+            if other:
+                links.append((rel, node.path(archive_name(other, fmt))))
+        head = self._head_part(node, fmt, path, articles, tuple(links), archived=True)
+        pieces = [self._entry(a, fmt, settings.full) for a in articles]
+        updated = max((a.updated for a in articles), default=EPOCH)
+        return document(path, MEDIA_TYPES[fmt], self._splice(fmt, head, pieces), updated)
+
+    def _head_part(
+        self,
+        node: FeedNode,
+        fmt: str,
+        path: str,
+        entries: Sequence[Article],
+        links: tuple[tuple[str, str], ...],
+        *,
+        archived: bool,
+    ) -> Part:
+        updated = max((a.updated for a in entries), default=EPOCH)
+        return self._compressor.part(
+            self._head(node, fmt, path, updated, links=links, archived=archived)
+        )
+
+    def _tail(self, fmt: str, empty: bool) -> Part:
+        return self._fixed[json_tail(empty) if fmt == "json" else _XML_TAILS[fmt]]
+
+    def _splice(self, fmt: str, head: Part, pieces: Sequence[Part]) -> list[Part]:
+        """A whole document: its head, its entries (JSON items comma-separated), its tail."""
+        if fmt != "json" or len(pieces) < 2:
+            return [head, *pieces, self._tail(fmt, not pieces)]
+        parts = [head, pieces[0]]
+        separator = self._fixed[ITEM_SEPARATOR]
+        for piece in pieces[1:]:
+            parts.append(separator)
+            parts.append(piece)
+        parts.append(self._tail(fmt, False))
+        return parts
 
     def document(
         self, path: str, media_type: str, body: bytes, last_modified: datetime
@@ -252,22 +484,36 @@ class FeedRenderer:
         """A document made of one piece (pages and the OPML)."""
         return document(path, media_type, [self._compressor.part(body)], last_modified)
 
-    def render_entries(self, nodes: Iterable[FeedNode]) -> None:
-        """Render now the entries these nodes list that are not rendered yet.
+    def wanted(self, nodes: Iterable[FeedNode]) -> Iterable[tuple[Article, bool]]:
+        """(article, full content) of every entry these nodes list: their first `limit`,
+        or every article of a feed with archives."""
+        for node in nodes:
+            settings = self.settings.of(*node.key)
+            listed = node.articles if settings.archived else node.articles[: settings.limit]
+            for article in listed:
+                yield article, settings.full
+
+    def render_entries(self, wanted: Iterable[tuple[Article, bool]]) -> None:
+        """Render now the entries wanted that are not rendered yet.
 
         All at once, so that a big batch (a cold start: every listed article) runs on
         every core; the parts are the same as rendering each entry when first met.
         """
-        missing: dict[str, Article] = {}
-        for node in nodes:
-            for article in node.articles[: self.limit]:
-                if article.revision not in self._entries:
-                    missing[article.revision] = article
-        articles = list(missing.values())
-        for article, parts in zip(
-            articles, self.cores.map(_render_entries, self.config, articles), strict=True
-        ):
-            self._entries[article.revision] = parts
+        missing: dict[bool, dict[str, Article]] = {True: {}, False: {}}
+        for article, full in wanted:
+            key = self._key(article, full)
+            if key not in self._entries:
+                missing[full][key] = article
+        for full, batch in missing.items():
+            keys, articles = list(batch), list(batch.values())
+            rendered = self.cores.map(_render_entries, (self.config, full), articles)
+            for key, parts in zip(keys, rendered, strict=True):
+                self._entries[key] = parts
+
+    def _key(self, article: Article, full: bool) -> str:
+        if full == self.full:
+            return article.revision
+        return article.revision + ("/full" if full else "/summary")
 
     def forget_unlisted(self, nodes: list[FeedNode]) -> None:
         """Forget the entries of articles no feed lists any more.
@@ -278,12 +524,23 @@ class FeedRenderer:
         """
         if len(self._entries) <= self._listed * 5 // 4:
             return
-        live = {a.revision for node in nodes for a in node.articles[: self.limit]}
+        live = {self._key(a, full) for a, full in self.wanted(nodes)}
         self._entries = {key: value for key, value in self._entries.items() if key in live}
         self._listed = len(self._entries)
 
-    def _head(self, node: FeedNode, fmt: str, path: str, updated: datetime) -> bytes:
+    def _head(
+        self,
+        node: FeedNode,
+        fmt: str,
+        path: str,
+        updated: datetime,
+        *,
+        links: tuple[tuple[str, str], ...] = (),
+        archived: bool = False,
+    ) -> bytes:
         config = self.config
+        base = config.site.base_url
+        absolute = tuple((rel, join_url(base, target)) for rel, target in links)
         if fmt == "json":
             site = config.site
             return json_head(
@@ -295,23 +552,29 @@ class FeedRenderer:
                 author=site.default_author,
                 icon=site.icon,
                 hub=config.feeds.websub_hub,
+                # JSON Feed 1.1 has no archives: next_url pages along the same chain.
+                next_url=dict(absolute).get("prev-archive"),
             )
-        generator = _feed_generator(node, fmt, path, updated, config)
+        generator = _feed_generator(
+            node, fmt, path, updated, config, links=absolute, archived=archived
+        )
         whole = generator.rss_str(pretty=True) if fmt == "rss" else generator.atom_str(pretty=True)
         return bytes(whole).removesuffix(_XML_TAILS[fmt])
 
-    def _entry(self, article: Article, fmt: str) -> Part:
-        parts = self._entries.get(article.revision)
+    def _entry(self, article: Article, fmt: str, full: bool) -> Part:
+        key = article.revision if full == self.full else self._key(article, full)
+        parts = self._entries.get(key)
         if parts is None:
-            parts = self._entries[article.revision] = self.entry_parts(article)
+            parts = self._entries[key] = self.entry_parts(article, full)
         part = parts[FORMAT_ORDER.index(fmt)]
         assert part is not None
         return part
 
-    def entry_parts(self, article: Article) -> tuple[Part | None, ...]:
-        """An article's entry in each format of FORMAT_ORDER (None for formats not served)."""
-        formats = self.config.feeds.formats
-        html = article.content_html if self.full else ""  # inflated once for every format
+    def entry_parts(self, article: Article, full: bool) -> tuple[Part | None, ...]:
+        """An article's entry in each format of FORMAT_ORDER (None for formats no feed is
+        built in); `full` puts in the whole content, else only the summary."""
+        formats = self.settings.formats
+        html = article.content_html if full else ""  # inflated once for every format
         rendered: dict[str, bytes] = {}
         if "json" in formats:
             rendered["json"] = json_item(article, html)
@@ -328,10 +591,14 @@ class FeedRenderer:
         )
 
 
-def _render_entries(config: Config, articles: Sequence[Article]) -> list[tuple[Part | None, ...]]:
-    """Entries of a batch of articles (run by feedsvc.cores, possibly in another process)."""
+def _render_entries(
+    shared: tuple[Config, bool], articles: Sequence[Article]
+) -> list[tuple[Part | None, ...]]:
+    """Entries of a batch of articles (run by feedsvc.cores, possibly in another process);
+    `shared` is the config and whether entries carry the full content."""
+    config, full = shared
     renderer = FeedRenderer(config)
-    return [renderer.entry_parts(article) for article in articles]
+    return [renderer.entry_parts(article, full) for article in articles]
 
 
 def _in_context(element: Any, fmt: str) -> bytes:
@@ -397,18 +664,44 @@ def _home(node: FeedNode, config: Config) -> str:
     return join_url(config.site.home, node.directory + "/") if node.directory else config.site.home
 
 
-def _feed_links(node: FeedNode, config: Config) -> FeedLinks:
-    urls = [
-        (fmt, join_url(config.site.base_url, node.path(f"feed.{fmt}")))
-        for fmt in config.feeds.formats
-    ]
-    entries = node.articles[: config.feeds.limit]
+def _feed_links(
+    node: FeedNode,
+    config: Config,
+    settings: FeedSettings,
+    shown: int | None,
+    months: Sequence[str],
+) -> FeedLinks:
+    """What pages say of a node; `shown` is how many entries its cut feeds hold (None: all
+    of its first `limit`), `months` its archives, newest first."""
+    base = config.site.base_url
+    urls = [(fmt, join_url(base, node.path(f"feed.{fmt}"))) for fmt in settings.formats]
+    entries = node.articles[: settings.limit if shown is None else shown]
     updated = max((a.updated for a in entries), default=None)
-    return FeedLinks(feed_title(config, node), _home(node, config), urls, entries, updated)
+    formats = settings.formats
+    archives = tuple(
+        Archive(month, [(f, join_url(base, node.path(archive_name(month, f)))) for f in formats])
+        for month in months
+    )
+    return FeedLinks(
+        feed_title(config, node),
+        _home(node, config),
+        urls,
+        entries,
+        updated,
+        view=join_url(base, node.path(VIEW_NAME)),
+        archives=archives,
+    )
 
 
 def _feed_generator(
-    node: FeedNode, fmt: str, path: str, updated: datetime, config: Config
+    node: FeedNode,
+    fmt: str,
+    path: str,
+    updated: datetime,
+    config: Config,
+    *,
+    links: tuple[tuple[str, str], ...] = (),
+    archived: bool = False,
 ) -> FeedGenerator:
     site = config.site
     generator = _new_generator()
@@ -421,12 +714,20 @@ def _feed_generator(
     generator.language(site.language)
     generator.author({"name": site.default_author})
     # Order matters to feedgen: the last `link` call sets RSS <link>.
-    generator.link(href=self_url, rel="self", type=MEDIA_TYPES[fmt].split(";")[0])
+    media_type = MEDIA_TYPES[fmt].split(";")[0]
+    generator.link(href=self_url, rel="self", type=media_type)
     if config.feeds.websub_hub:
         # WebSub §4: the hub and self links tell subscribers where to subscribe.
         generator.link(href=config.feeds.websub_hub, rel="hub")
         generator.links.hub = config.feeds.websub_hub
+    for rel, href in links:  # RFC 5005 §4: current, prev-archive
+        generator.link(href=href, rel=rel, type=media_type)
+    generator.links.history = [(rel, href, media_type) for rel, href in links]
+    generator.links.archived = archived
     generator.link(href=home, rel="alternate", type="text/html")
+    if fmt == "rss":
+        # RSS 2.0 <ttl>: minutes a reader may cache the feed, as Cache-Control says.
+        generator.ttl(max(1, config.server.cache_max_age // 60))
     generator.generator("feedsvc", uri=GENERATOR_URI)
     if site.icon:
         generator.icon(site.icon)
@@ -475,18 +776,38 @@ def image_type(url: str) -> str:
 
 
 class _LinksExtension(BaseExtension):  # type: ignore[misc]
-    """RSS channel links feedgen does not write: `<atom:link rel="hub">` for WebSub."""
+    """Channel links feedgen does not write in RSS: `<atom:link rel="hub">` for WebSub,
+    RFC 5005's `current` and `prev-archive`; and `<fh:archive/>` in archives (both
+    formats), declared on the element so no other document changes."""
 
     def __init__(self) -> None:
         self.hub: str | None = None
+        self.history: list[tuple[str, str, str]] = []  # (rel, href, type)
+        self.archived = False
 
     def extend_rss(self, rss_feed: Any) -> Any:
         channel = rss_feed.find("channel")
-        if self.hub and channel is not None:
-            link = etree.Element(f"{{{ATOM_NS}}}link", {"href": self.hub, "rel": "hub"})
-            own = channel.find(f"{{{ATOM_NS}}}link")
-            channel.insert(list(channel).index(own) + 1 if own is not None else 0, link)
+        if channel is None:
+            return rss_feed
+        own = channel.find(f"{{{ATOM_NS}}}link")
+        at = list(channel).index(own) + 1 if own is not None else 0
+        added = [{"href": self.hub, "rel": "hub"}] if self.hub else []
+        added += [{"href": href, "rel": rel, "type": kind} for rel, href, kind in self.history]
+        for offset, attributes in enumerate(added):
+            channel.insert(at + offset, etree.Element(f"{{{ATOM_NS}}}link", attributes))
+        if self.archived:
+            channel.insert(at + len(added), _archive_marker())
         return rss_feed
+
+    def extend_atom(self, atom_feed: Any) -> Any:
+        if self.archived:
+            atom_feed.append(_archive_marker())
+        return atom_feed
+
+
+def _archive_marker() -> Any:
+    """RFC 5005 §4: `<fh:archive/>` marks a document as an archive."""
+    return etree.Element(f"{{{HISTORY_NS}}}archive", nsmap={"fh": HISTORY_NS})
 
 
 class _EntryLinksExtension(BaseEntryExtension):  # type: ignore[misc]

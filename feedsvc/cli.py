@@ -24,6 +24,7 @@ from feedsvc.batch import (
     publish_command,
 )
 from feedsvc.config import Config, load_config
+from feedsvc.cores import available_cores
 from feedsvc.errors import ConfigError
 from feedsvc.follower import Follower
 from feedsvc.logs import configure_logging, server_logging
@@ -218,8 +219,8 @@ def _server_class() -> type:
 
 
 def default_workers() -> int:
-    """One server process per core: each maps the same snapshot files."""
-    return os.cpu_count() or 1
+    """One server process per core this process may use: each maps the same snapshot files."""
+    return available_cores()
 
 
 def worker_app() -> object:

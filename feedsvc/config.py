@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import types
 import typing
@@ -78,6 +79,27 @@ def s3_url_problem(value: str) -> str | None:
     return None
 
 
+ARCHIVE_KINDS = ("site", "categories", "tags", "authors")
+
+
+def _archive_kinds(value: tuple[str, ...]) -> str | None:
+    unknown = [k for k in value if k not in ARCHIVE_KINDS]
+    if unknown:
+        return f"unknown feed kind {unknown[0]!r} (known: {', '.join(ARCHIVE_KINDS)})"
+    return None
+
+
+def _feed_pattern(value: str) -> str | None:
+    segments = value.split("/")
+    if any(not s for s in segments):
+        return "must be a feed path like site, categories/金融/**, tags/*, authors/<seg>"
+    if segments[0] not in ARCHIVE_KINDS and segments[0] not in ("*", "**"):
+        return f"must start with one of {', '.join(ARCHIVE_KINDS)}, * or ** (got {value!r})"
+    if segments[0] == "site" and len(segments) > 1:
+        return "site has no feeds below it"
+    return None
+
+
 def _port(value: int) -> str | None:
     return None if 0 < value < 65536 else "must be a TCP port (1-65535)"
 
@@ -150,6 +172,19 @@ class SourceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedOverride:
+    """One entry of `feeds.overrides`: settings for the feeds whose path matches."""
+
+    match: str = field(metadata={"check": _feed_pattern, "doc": "feed path pattern"})
+    limit: int | None = _checked(None, _optional(_positive), "entries per feed")
+    content: str | None = _checked(None, _optional(_one_of("full", "summary")), "full or summary")
+    formats: tuple[str, ...] | None = _checked(None, _optional(_formats), "formats built")
+    max_bytes: int | None = _checked(None, _optional(_positive), "byte budget of one document")
+    # Where the entry is in config.yaml, for the warning when it matches no feed.
+    line: int = field(default=0, metadata={"internal": True})
+
+
+@dataclass(frozen=True, slots=True)
 class FeedsConfig:
     """The `feeds` section: which documents are built and how."""
 
@@ -167,7 +202,14 @@ class FeedsConfig:
         default_factory=lambda: types.MappingProxyType({}),
         metadata={"doc": "tag -> slug", "check": _slug_map},
     )
+    author_map: Mapping[str, str] = field(
+        default_factory=lambda: types.MappingProxyType({}),
+        metadata={"doc": "author name -> slug", "check": _slug_map},
+    )
     websub_hub: str | None = _checked(None, _optional(_http_url), "WebSub hub advertised in feeds")
+    max_bytes: int = _checked(1_048_576, _positive, "byte budget of one feed document")
+    archive: tuple[str, ...] = _checked((), _archive_kinds, "kinds with RFC 5005 archives")
+    overrides: tuple[FeedOverride, ...] = _doc((), "per-feed settings, first match wins")
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,11 +362,13 @@ class _Builder:
         values: dict[str, Any] = {}
         known = {f.name: f for f in fields(cls)}
         for key in data:
-            if key not in known:
+            if key not in known or known[key].metadata.get("internal"):
                 self.fail(f"{where}.{key}", "unknown key")
         hints = typing.get_type_hints(cls)
         for name, spec in known.items():
             key = f"{where}.{name}"
+            if spec.metadata.get("internal"):
+                continue
             if name not in data:
                 if spec.default is MISSING and spec.default_factory is MISSING:
                     self.fail(key, "is required")
@@ -380,6 +424,8 @@ class _Builder:
                 return None
             hint = next(a for a in args if a is not type(None))
             return self.convert(value, hint, key)
+        if origin is tuple and isinstance(args[0], type) and dataclasses.is_dataclass(args[0]):
+            return self.convert_records(value, args[0], key)
         if origin is tuple:
             return self.convert_list(value, key)
         if origin in (Mapping, dict) or hint is Mapping:
@@ -403,6 +449,23 @@ class _Builder:
         self.fail(key, f"expected a list of strings, got {value!r}")
         return _INVALID
 
+    def convert_records(self, value: object, cls: type, key: str) -> Any:
+        """A list of mappings, each checked as `cls` (`feeds.overrides`)."""
+        if not isinstance(value, list):
+            self.fail(key, f"expected a list of mappings, got {value!r}")
+            return _INVALID
+        before = len(self.problems)
+        records = [self.section(cls, item, f"{key}[{n}]") for n, item in enumerate(value)]
+        for n, record in enumerate(records):
+            if record is not None and not _sets_anything(record):
+                self.fail(f"{key}[{n}]", "sets nothing (limit, content, formats or max_bytes)")
+        if len(self.problems) > before or any(r is None for r in records):
+            return _INVALID
+        return tuple(
+            replace(record, line=self.lines.get(f"{key}[{n}]", 0))
+            for n, record in enumerate(records)
+        )
+
     def convert_mapping(self, value: object, key: str) -> Any:
         if isinstance(value, dict) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -410,6 +473,14 @@ class _Builder:
             return types.MappingProxyType(dict(value))
         self.fail(key, f"expected a mapping of strings to strings, got {value!r}")
         return _INVALID
+
+
+def _sets_anything(record: Any) -> bool:
+    return any(
+        getattr(record, f.name) is not None
+        for f in fields(record)
+        if f.name != "match" and not f.metadata.get("internal")
+    )
 
 
 _INVALID = object()

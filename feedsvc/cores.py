@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -49,9 +50,17 @@ def _reduce_view(view: MappingProxyType[Any, Any]) -> tuple[Callable[..., Any], 
 ForkingPickler.register(MappingProxyType, _reduce_view)
 
 
-def available_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0))
+def available_cores(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may use: its CPU affinity (`taskset`, cpusets), capped by a
+    cgroup v2 CPU quota (`docker --cpus`, systemd CPUQuota=) rounded up; at least 1."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cgroup.read_text(encoding="ascii").split()[:2]
+    except (OSError, ValueError):
+        return cores
+    if quota == "max" or not quota.isdigit() or not period.isdigit() or not int(period):
+        return cores
+    return max(1, min(cores, -(-int(quota) // int(period))))
 
 
 class Cores:

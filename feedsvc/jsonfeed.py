@@ -28,13 +28,20 @@ def json_head(
     author: str,
     icon: str | None,
     hub: str | None,
+    next_url: str | None = None,
 ) -> bytes:
-    """The feed object up to and including `"items": [`; keys in a fixed order."""
+    """The feed object up to and including `"items": [`; keys in a fixed order.
+
+    `next_url` (JSON Feed 1.1: the feed with the next items) is how a JSON feed with
+    archives leads to them: the subscription feed to its newest archive, each archive
+    to the month before, the chain RFC 5005 archives form in RSS and Atom.
+    """
     feed: dict[str, Any] = {
         "version": VERSION,
         "title": title,
         "home_page_url": home_page_url,
         "feed_url": feed_url,
+        **({"next_url": next_url} if next_url else {}),
         "description": description,
         "language": language,
         "authors": [{"name": author}],

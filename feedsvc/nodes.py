@@ -1,4 +1,4 @@
-"""Which feeds exist: the site, every category node and every tag, each with its articles."""
+"""Which feeds exist: the site, every category node, tag and author, each with its articles."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from feedsvc.config import Config
+from feedsvc.feedsettings import SettingsTable
 from feedsvc.model import Article, Problem
 from feedsvc.urls import slugize
 
-Kind = Literal["site", "category", "tag"]
+Kind = Literal["site", "category", "tag", "author"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,8 @@ class FeedNode:
     names: tuple[str, ...]
     articles: tuple[Article, ...]
     # What its documents depend on: a digest of its names and its first `limit` entries'
-    # revisions (the builder renders a node again only when this changes).
+    # revisions, or every entry's for a feed with archives (the builder renders a node
+    # again only when this changes).
     signature: str = ""
 
     def path(self, name: str) -> str:
@@ -48,11 +50,12 @@ def newest_first(article: Article) -> tuple[float, str, str, str]:
     return (-article.published.timestamp(), article.id, article.source, article.path)
 
 
+_KIND_ORDER = {"site": 0, "category": 1, "tag": 2, "author": 3}  # of the index and OPML
 _BULK = 64  # more changes than this in one node: merge by sorting, not one by one
 
 
 class NodeIndex:
-    """The site, category and tag nodes, kept between reloads and updated in place.
+    """The site, category, tag and author nodes, kept between reloads and updated in place.
 
     A reload usually adds, edits or removes a handful of articles; only the nodes those
     articles belong to (before or after) are regrouped, and every other node keeps its
@@ -65,9 +68,9 @@ class NodeIndex:
     One index serves one Config; a new config gets a new index.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, settings: SettingsTable | None = None) -> None:
         self._paths = _Memberships(config)
-        self._limit = config.feeds.limit
+        self._settings = settings or SettingsTable(config)
         self._order: list[_Key] = []  # node keys, the site first: sorted when keys come or go
         self._articles: dict[str, Article] = {}  # by revision: the objects the nodes hold
         self._members: dict[_Key, list[Article]] = {}  # newest first
@@ -117,10 +120,14 @@ class NodeIndex:
         if ("site", "") not in self._nodes:
             self._nodes[("site", "")] = self._feed_node(("site", ""), (), ())
         if len(self._order) != len(self._nodes) or any(k not in self._nodes for k in leaving):
-            self._order = sorted(self._nodes, key=lambda key: (key[0] != "site", key))
+            self._order = sorted(self._nodes, key=lambda key: (_KIND_ORDER[key[0]], key[1]))
         order = self._order
         problems = [p for key in order for p in self._problems.get(key, ())]
         return [self._nodes[key] for key in order], problems
+
+    def author_key(self, name: str) -> tuple[Kind, str]:
+        """The key of the node of an author's name (whether or not it exists)."""
+        return self._paths.author(name)
 
     def _count(self, article: Article, sign: int, changes: dict[_Key, list[Article]]) -> None:
         """Note an article leaving (-1) or arriving (+1) in every node it belongs to."""
@@ -148,8 +155,10 @@ class NodeIndex:
     def _feed_node(
         self, key: _Key, names: tuple[str, ...], members: tuple[Article, ...]
     ) -> FeedNode:
-        listed = [a.revision for a in members[: self._limit]]
-        return FeedNode(key[0], key[1], names, members, digest((names, listed)))
+        settings = self._settings.of(*key)
+        listed = members if settings.archived else members[: settings.limit]
+        revisions = [a.revision for a in listed]
+        return FeedNode(key[0], key[1], names, members, digest((names, revisions)))
 
 
 def _apply(members: list[Article], leaving: Sequence[Article], arriving: Sequence[Article]) -> None:
@@ -186,11 +195,14 @@ _SITE: tuple[_Key, tuple[tuple[str, ...], ...]] = (("site", ""), ((),))
 
 
 class _Memberships:
-    """Node keys for category paths and tags, computed once per distinct name."""
+    """Node keys for category paths, tags and authors, computed once per distinct name."""
 
     def __init__(self, config: Config) -> None:
         self.category_map = config.feeds.category_map
         self.tag_map = config.feeds.tag_map
+        self.author_map = config.feeds.author_map
+        self.default_author = config.site.default_author
+        self._authors: dict[str, _Key] = {}
         self.hierarchy = config.feeds.category_hierarchy
         self._categories: dict[tuple[str, ...], list[tuple[_Key, tuple[str, ...]]]] = {}
         self._tags: dict[str, _Key] = {}
@@ -215,6 +227,14 @@ class _Memberships:
             found = self._tags[tag] = ("tag", "tags/" + (self.tag_map.get(tag) or slugize(tag)))
         return found
 
+    def author(self, name: str) -> _Key:
+        """The key of an author's node."""
+        found = self._authors.get(name)
+        if found is None:
+            slug = self.author_map.get(name) or slugize(name)
+            found = self._authors[name] = ("author", "authors/" + slug)
+        return found
+
     def of(self, article: Article) -> dict[_Key, tuple[tuple[str, ...], ...]]:
         """Every node an article belongs to, with the name paths that lead there."""
         found = dict([_SITE])
@@ -225,14 +245,17 @@ class _Memberships:
                     found[key] = (names,)
                 elif names not in seen:
                     found[key] = (*seen, names)
-        for tag in article.tags:
-            key = self.tag(tag)
+        for key, name in [(self.tag(t), t) for t in article.tags] + self._by(article):
             seen = found.get(key)
             if seen is None:
-                found[key] = ((tag,),)
-            elif (tag,) not in seen:
-                found[key] = (*seen, (tag,))
+                found[key] = ((name,),)
+            elif (name,) not in seen:
+                found[key] = (*seen, (name,))
         return found
+
+    def _by(self, article: Article) -> list[tuple[_Key, str]]:
+        names = [a.name for a in article.authors] or [self.default_author]
+        return [(self.author(name), name) for name in names]
 
 
 def digest(value: object) -> str:
@@ -242,11 +265,14 @@ def digest(value: object) -> str:
 
 
 def node_title(site_title: str, node: FeedNode) -> str:
-    """`Site`, `Site — 金融 / 财联社` for a category node, `Site — #A股` for a tag."""
+    """`Site`, `Site — 金融 / 财联社` for a category node, `Site — #A股` for a tag,
+    `Site — 财联社 (author)` for an author."""
     if node.kind == "category":
         return f"{site_title} — {' / '.join(node.names)}"
     if node.kind == "tag":
         return f"{site_title} — #{node.names[0]}"
+    if node.kind == "author":
+        return f"{site_title} — {node.names[0]} (author)"
     return site_title
 
 

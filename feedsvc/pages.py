@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from email.utils import format_datetime
@@ -59,20 +60,40 @@ CONTENT_SECURITY_POLICY = (
 
 
 @dataclass(frozen=True, slots=True)
+class Archive:
+    """One month's archive of a feed: `YYYY-MM` and its (format, absolute URL) pairs."""
+
+    month: str
+    urls: Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
 class FeedLinks:
     """What pages need to know about one feed node."""
 
     title: str
     home: str
     urls: Sequence[tuple[str, str]]  # (format, absolute URL)
-    articles: tuple[Article, ...]
+    articles: tuple[Article, ...]  # the entries its feed documents hold
     updated: datetime | None
+    view: str = ""  # absolute URL of its HTML view
+    archives: Sequence[Archive] = ()  # newest first
+
+
+AuthorUrl = Callable[[str], str | None]
 
 
 def render_feed_view(
-    feed: FeedLinks, *, description: str, language: str, index_url: str, tz: tzinfo
+    feed: FeedLinks,
+    *,
+    description: str,
+    language: str,
+    index_url: str,
+    tz: tzinfo,
+    author_url: AuthorUrl = lambda name: None,
 ) -> bytes:
-    """The page a browser gets for a feed URL: what a feed is, its URLs, its entries."""
+    """The page a browser gets for a feed URL: what a feed is, its URLs, its entries (each
+    author's name linked to the author's feed), its monthly archives."""
     alternates = _alternates(feed)
     subscribe = "".join(
         f"<li><span>{FORMAT_LABELS[fmt]}</span>"
@@ -80,7 +101,7 @@ def render_feed_view(
         f'<button type="button" data-copy="{_e(url)}">Copy</button></li>\n'
         for fmt, url in feed.urls
     )
-    entries = "".join(_entry(article, tz) for article in feed.articles)
+    entries = "".join(_entry(article, tz, author_url) for article in feed.articles)
     entries = entries or '<p class="muted">No articles yet.</p>\n'
     body = (
         f"<header>\n<h1>{_e(feed.title)}</h1>\n"
@@ -90,9 +111,22 @@ def render_feed_view(
         f'<ul class="subscribe">\n{subscribe}</ul>\n'
         f'<p class="muted">{_e(description)} · <a href="{_e(feed.home)}">Website</a> · '
         f'<a href="{_e(index_url)}">All feeds</a></p>\n</header>\n<main>\n'
-        f"{entries}</main>\n"
+        f"{entries}</main>\n{_archive_list(feed.archives)}"
     )
     return _page(feed.title, language, alternates, body)
+
+
+def _archive_list(archives: Sequence[Archive]) -> str:
+    """The feed's monthly archives (RFC 5005), newest first; nothing without archives."""
+    if not archives:
+        return ""
+    items = "".join(
+        f"<li>{archive.month}: "
+        + " ".join(f'<a href="{_e(url)}">{FORMAT_LABELS[fmt]}</a>' for fmt, url in archive.urls)
+        + "</li>\n"
+        for archive in archives
+    )
+    return f'<section id="archives">\n<h2>Archives</h2>\n<ul>\n{items}</ul>\n</section>\n'
 
 
 def render_index(
@@ -101,15 +135,16 @@ def render_index(
     *,
     description: str,
     language: str,
-    limit: int,
     tz: tzinfo,
 ) -> bytes:
-    """`/`: every feed with its item count and last update; autodiscovery for the site feed."""
+    """`/`: every feed with its item count and last update (and one link to its archives,
+    when it has any); autodiscovery for the site feed."""
     alternates = _alternates(feeds[0])
     rows = "".join(
         f'<tr><td>{_e(feed.title)}</td><td class="f">'
         + " ".join(f'<a href="{_e(url)}">{FORMAT_LABELS[fmt]}</a>' for fmt, url in feed.urls)
-        + f'</td><td class="n">{min(len(feed.articles), limit)}</td>'
+        + (f' · <a href="{_e(feed.view)}#archives">archives</a>' if feed.archives else "")
+        + f'</td><td class="n">{len(feed.articles)}</td>'
         f"<td>{_when(feed.updated, tz)}</td></tr>\n"
         for feed in feeds
     )
@@ -154,14 +189,19 @@ def _alternates(feed: FeedLinks) -> str:
     )
 
 
-def _entry(article: Article, tz: tzinfo) -> str:
-    authors = ", ".join(a.name for a in article.authors)
+def _entry(article: Article, tz: tzinfo, author_url: AuthorUrl) -> str:
+    authors = ", ".join(_author(a.name, author_url(a.name)) for a in article.authors)
     return (
         f'<article>\n<h2><a href="{_e(article.link)}">{_e(article.title)}</a></h2>\n'
         f'<p class="meta"><time datetime="{article.published.isoformat()}">'
-        f"{_when(article.published, tz)}</time> · {_e(authors)}</p>\n"
+        f"{_when(article.published, tz)}</time> · {authors}</p>\n"
         f"<p>{_e(article.summary)}</p>\n</article>\n"
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _author(name: str, url: str | None) -> str:
+    return f'<a href="{_e(url)}" rel="author">{_e(name)}</a>' if url else _e(name)
 
 
 def _page(title: str, language: str, head: str, body: str) -> bytes:

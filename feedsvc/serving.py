@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from werkzeug.datastructures import Accept, ETags, MIMEAccept
 from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags, quote_etag
 
+from feedsvc.archives import is_archive, past_archives
 from feedsvc.builder import MEDIA_TYPES, VIEW_NAME
 from feedsvc.model import Document, Resource, Variant
 from feedsvc.pages import CONTENT_SECURITY_POLICY
@@ -26,6 +27,9 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 MAX_TARGET = 2048  # bytes of path plus query string; longer is 414 (RFC 9110 §15.5.15)
 STALE = "stale-while-revalidate=60, stale-if-error=86400"  # RFC 5861
+# A past month's archive is complete (RFC 5005 §4: archives should not change): a year,
+# and RFC 8246 `immutable` so browsers do not revalidate it on reload either.
+IMMUTABLE = "public, max-age=31536000, immutable"
 FEED_TYPES = (
     "application/rss+xml",
     "application/atom+xml",
@@ -62,6 +66,7 @@ def prepare_resources(
     if changed is not None and "index.html" in documents:
         return _update_resources(documents, max_age, previous, changed)
     resources: dict[str, Resource] = {}
+    archives = [path for path in documents if "archive-" in path and is_archive(path)]
     for path, document in documents.items():
         key = wsgi_path(path)
         old = previous.get(key)
@@ -70,6 +75,7 @@ def prepare_resources(
             resources[key] = old
         else:
             resources[key] = _resource(document, view, max_age)
+    _archive_resources(documents, max_age, resources, archives)
     if "index.html" in documents:
         resources["/"] = resources[wsgi_path("index.html")]
     return resources
@@ -94,8 +100,25 @@ def _update_resources(
         else:
             view = documents.get(document.view) if document.view else None
             resources[wsgi_path(path)] = _resource(document, view, max_age)
+    # A new month makes the month before it past: its feed's archives are made again.
+    folders = {p.rpartition("/")[0] for p in changed if "archive-" in p and is_archive(p)}
+    if folders:
+        archives = [p for p in documents if p.rpartition("/")[0] in folders and is_archive(p)]
+        _archive_resources(documents, max_age, resources, archives)
     resources["/"] = resources[wsgi_path("index.html")]
     return resources
+
+
+def _archive_resources(
+    documents: Mapping[str, Document],
+    max_age: int,
+    resources: dict[str, Resource],
+    archives: list[str],
+) -> None:
+    """Resources of these archive paths (whole feeds' worth): past months immutable."""
+    past = past_archives(archives)
+    for path in archives:
+        resources[wsgi_path(path)] = _resource(documents[path], None, max_age, path in past)
 
 
 def _same(old: Document, new: Document) -> bool:
@@ -113,31 +136,42 @@ def _same_view(old: Resource, view: Document | None) -> bool:
     return _same(old.view_document, view)
 
 
-def cache_control(document: Document, max_age: int) -> str:
-    """The Cache-Control a document is served with to everyone but a browser's page."""
-    if document.view is not None:  # a feed
+def cache_control(document: Document, max_age: int, *, immutable: bool = False) -> str:
+    """The Cache-Control a document is served with to everyone but a browser's page
+    (`immutable`: a past month's archive)."""
+    if immutable:
+        return IMMUTABLE
+    if document.view is not None or document.media_type in _FEED_MEDIA_TYPES:  # a feed
         return f"public, max-age={max_age}, {STALE}"
     return f"public, max-age={max_age}"
 
 
-def _resource(document: Document, view: Document | None, max_age: int) -> Resource:
-    return Resource(document, view, _variants(max_age))
+def _resource(
+    document: Document, view: Document | None, max_age: int, immutable: bool = False
+) -> Resource:
+    return Resource(document, view, _variants(max_age, immutable))
+
+
+_FEED_MEDIA_TYPES = frozenset(MEDIA_TYPES.values())
 
 
 @lru_cache(maxsize=16)
-def _variants(max_age: int) -> Callable[[Resource, bool, bool], Variant]:
-    """What makes a resource's representations, for one max-age."""
-    feed_cache = f"public, max-age={max_age}, {STALE}"
+def _variants(max_age: int, immutable: bool = False) -> Callable[[Resource, bool, bool], Variant]:
+    """What makes a resource's representations, for one max-age (`immutable`: a past
+    month's archive)."""
+    feed_cache = IMMUTABLE if immutable else f"public, max-age={max_age}, {STALE}"
     page_cache = f"public, max-age={max_age}"
     private = f"private, max-age={max_age}"
 
     def make(resource: Resource, gzipped: bool, browser: bool) -> Variant:
-        is_feed = resource.view_document is not None
+        negotiated = resource.view_document is not None  # a feed with an HTML view
         if browser:
             assert resource.view_document is not None
             return _variant(resource.view_document, gzipped, private, BROWSER_VARY, cors=False)
+        # Archives are feeds without a view: feed caching and CORS, no negotiation.
+        is_feed = negotiated or resource.document.media_type in _FEED_MEDIA_TYPES
         cache = feed_cache if is_feed else page_cache
-        vary = FEED_VARY if is_feed else "Accept-Encoding"
+        vary = FEED_VARY if negotiated else "Accept-Encoding"
         return _variant(resource.document, gzipped, cache, vary, cors=is_feed)
 
     return make

@@ -18,6 +18,7 @@ LAYERS = [
     ["feedsvc.dates"],
     ["feedsvc.urls"],
     ["feedsvc.config"],
+    ["feedsvc.feedsettings", "feedsvc.archives", "feedsvc.budget"],
     ["feedsvc.configwatch"],
     ["feedsvc.content"],
     ["feedsvc.sources", "feedsvc.sources.post"],

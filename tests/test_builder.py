@@ -47,7 +47,7 @@ def article(n: int, categories: tuple[tuple[str, ...], ...] = (), **changes: obj
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def test_site_every_category_node_and_tag_get_every_format(config: Config) -> None:
+def test_site_every_category_node_tag_and_author_get_every_format(config: Config) -> None:
     docs = build_documents([article(1, (("金融", "财联社", "深度"),), tags=("A股",))], config)
     directories = [
         "",
@@ -55,6 +55,7 @@ def test_site_every_category_node_and_tag_get_every_format(config: Config) -> No
         "categories/金融/财联社/",
         "categories/金融/财联社/深度/",
         "tags/A股/",
+        "authors/Desk/",
     ]
     assert sorted(docs) == sorted(
         [
@@ -83,19 +84,25 @@ def test_list_of_lists_is_several_paths(config: Config) -> None:
         "categories/Engineering",
         "categories/Engineering/Python",
         "categories/Open-Source",
+        "authors/Desk",
     ]
 
 
 def test_without_hierarchy_only_the_leaf_node_exists(make_config: Callable[..., Config]) -> None:
     config = make_config(feeds={"category_hierarchy": False})
     nodes, _ = NodeIndex(config).update([article(1, (("金融", "财联社"),))])
-    assert [n.directory for n in nodes] == ["", "categories/金融/财联社"]
+    assert [n.directory for n in nodes] == ["", "categories/金融/财联社", "authors/Desk"]
 
 
 def test_category_map_gives_the_slug(make_config: Callable[..., Config]) -> None:
     config = make_config(feeds={"category_map": {"金融": "finance"}})
     nodes, _ = NodeIndex(config).update([article(1, (("金融", "银行"),))])
-    assert [n.directory for n in nodes] == ["", "categories/finance", "categories/finance/银行"]
+    assert [n.directory for n in nodes] == [
+        "",
+        "categories/finance",
+        "categories/finance/银行",
+        "authors/Desk",
+    ]
     assert nodes[2].names == ("金融", "银行")
     assert feed_title(config, nodes[2]) == "Test Newsroom — 金融 / 银行"
 
@@ -103,7 +110,7 @@ def test_category_map_gives_the_slug(make_config: Callable[..., Config]) -> None
 def test_tag_feeds_use_tag_map_and_say_what_they_are(make_config: Callable[..., Config]) -> None:
     config = make_config(feeds={"tag_map": {"A股": "a-shares"}})
     nodes, _ = NodeIndex(config).update([article(1, tags=("A股", "央行 政策"))])
-    assert [n.directory for n in nodes] == ["", "tags/a-shares", "tags/央行-政策"]
+    assert [n.directory for n in nodes] == ["", "tags/a-shares", "tags/央行-政策", "authors/Desk"]
     assert feed_title(config, nodes[1]) == "Test Newsroom — #A股"
 
 
@@ -111,7 +118,7 @@ def test_names_sharing_a_slug_are_merged_with_a_warning(config: Config) -> None:
     nodes, problems = NodeIndex(config).update(
         [article(1, (("Open Source",),)), article(2, (("Open-Source",),))]
     )
-    assert [n.directory for n in nodes] == ["", "categories/Open-Source"]
+    assert [n.directory for n in nodes] == ["", "categories/Open-Source", "authors/Desk"]
     assert len(nodes[1].articles) == 2
     [warning] = problems
     assert warning.severity == "warning" and "share the URL /categories/Open-Source/" in str(
@@ -266,13 +273,13 @@ def test_only_changed_feeds_are_rendered_again(config: Config) -> None:
     builder = SiteBuilder(config)
     articles = [article(n, ((f"C{n % 3}",),)) for n in range(9)]
     first = builder.build(articles).documents
-    assert builder.rendered == 4  # the site and three categories
+    assert builder.rendered == 5  # the site, three categories and the author
     again = builder.build(articles).documents
-    assert builder.rendered == 4
+    assert builder.rendered == 5
     assert all(again[path] is first[path] for path in first)
     edited = [*articles[:8], article(8, (("C2",),), title="Edited")]
     third = builder.build(edited).documents
-    assert builder.rendered == 6  # the site and C2 only
+    assert builder.rendered == 8  # the site, C2 and the author only
     assert third["categories/C0/feed.rss"] is first["categories/C0/feed.rss"]
     assert third["categories/C2/feed.rss"].etag != first["categories/C2/feed.rss"].etag
 
@@ -309,7 +316,7 @@ def test_spliced_feeds_are_what_feedgen_writes_whole(
     ]
     build = build_site(articles, config)
     nodes = {node.path("feed.rss"): node for node in build.nodes}
-    assert len(nodes) == 6  # site, 金融, 金融/财联社, Tech, A股, AI
+    assert len(nodes) == 8  # site, 金融, 金融/财联社, Tech, A股, AI, authors 李明 and Desk
     for path, node in nodes.items():
         for fmt in ("rss", "atom"):
             spliced = build.documents[path.replace(".rss", f".{fmt}")].body
@@ -378,7 +385,7 @@ def test_equal_but_new_articles_from_a_source_are_rendered_once(
     refresher = Refresher(config, store, now=now)
     refresher.refresh()
     rendered = refresher.builder.rendered
-    assert rendered == 4 and sorted(filled) == ["0.md", "1.md", "2.md"]
+    assert rendered == 5 and sorted(filled) == ["0.md", "1.md", "2.md"]
     filled.clear()
     assert refresher.refresh().changed == 0
     assert refresher.builder.rendered == rendered and filled == []
@@ -387,7 +394,7 @@ def test_equal_but_new_articles_from_a_source_are_rendered_once(
     )
     os.utime(edited, ns=(1, 1_800_000_000_000_000_000))
     refresher.refresh()
-    assert refresher.builder.rendered == rendered + 2  # the site and C
+    assert refresher.builder.rendered == rendered + 3  # the site, C and the author
     assert filled == ["2.md"]
 
 
@@ -403,5 +410,5 @@ def test_a_file_touched_but_unchanged_is_parsed_again_and_rendered_once(
     os.utime(articles_dir / "1.md", ns=(1, 1_800_000_000_000_000_001))
     refresher.refresh()
     assert refresher.sources[0].reads == 5  # type: ignore[union-attr]
-    assert refresher.builder.rendered == rendered + 2  # the site and B
+    assert refresher.builder.rendered == rendered + 3  # the site, B and the author
     assert filled == ["1.md"]

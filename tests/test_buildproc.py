@@ -196,11 +196,11 @@ def test_a_restarted_builder_counts_and_pings_only_what_changed_while_it_was_dow
     warm_start(refresher, after.writer, snapshots)
     summary = refresher.refresh()
     after(summary)
-    # The site and t3 in three formats and their two views (the index and the OPML list
-    # no entry titles, so they stay).
-    assert summary.changed == 8
+    # The site, t3 and the author (site.author) in three formats and their three views
+    # (the index and the OPML list no entry titles, so they stay).
+    assert summary.changed == 12
     assert sorted(pinged) == sorted(
         f"http://127.0.0.1:8080/{feed}.{fmt}"
-        for feed in ("feed", "tags/t3/feed")
+        for feed in ("feed", "tags/t3/feed", "authors/Desk/feed")
         for fmt in ("rss", "atom", "json")
     )

@@ -43,7 +43,7 @@ def test_check_exits_0_when_clean(
 ) -> None:
     write_article(articles_dir, "a.md", title="A", date="2022-01-01")
     assert main(["check", "--config", config.path]) == 0
-    assert capsys.readouterr().out.strip() == "1 articles, 6 documents, 0 errors, 0 warnings"
+    assert capsys.readouterr().out.strip() == "1 articles, 10 documents, 0 errors, 0 warnings"
 
 
 def test_check_exits_1_and_prints_path_line_for_bad_files(
@@ -54,7 +54,7 @@ def test_check_exits_1_and_prints_path_line_for_bad_files(
     assert main(["check", "--config", config.path]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("articles/bad.md:3: date: month must be in 1..12")
-    assert lines[-1] == "1 articles, 6 documents, 1 errors, 0 warnings"
+    assert lines[-1] == "1 articles, 10 documents, 1 errors, 0 warnings"
 
 
 def test_build_writes_every_document(
@@ -75,7 +75,7 @@ def test_build_writes_every_document(
     assert (out / "feed.atom").stat().st_mtime == stamp.timestamp() - 8 * 3600
     feeds = sorted(
         f"{d}{name}"
-        for d in ("", "categories/金融/", "categories/金融/银行/")
+        for d in ("", "authors/Desk/", "categories/金融/", "categories/金融/银行/")
         for name in ("feed.atom", "feed.html", "feed.json", "feed.rss")
     )
     assert written == [*feeds, "feeds.opml", "index.html"]

@@ -163,3 +163,28 @@ def test_a_reload_stops_the_processes_it_started(config: Config, articles_dir: P
     summary = refresher.refresh()
     assert summary.articles == 30
     assert multiprocessing.active_children() == []
+
+
+def test_usable_cores_follow_affinity_and_a_cgroup_quota(tmp_path: Path) -> None:
+    script = (
+        "import sys; from pathlib import Path; from feedsvc.cores import available_cores;"
+        "print(available_cores(Path(sys.argv[1])))"
+    )
+    quota = tmp_path / "cpu.max"
+
+    def cores(*prefix: str) -> int:
+        run = subprocess.run(
+            [*prefix, sys.executable, "-c", script, str(quota)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return int(run.stdout)
+
+    quota.write_text("max 100000\n")
+    assert cores("taskset", "-c", "0") == 1  # `taskset -c 1 feedsvc serve`: one worker
+    assert cores() == len(os.sched_getaffinity(0))
+    quota.write_text("50000 100000\n")  # half a core: rounded up to one
+    assert cores() == 1
+    quota.write_text(f"{200000 * 64} 100000\n")  # a quota above the affinity: the affinity
+    assert cores() == len(os.sched_getaffinity(0))

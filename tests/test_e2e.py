@@ -259,3 +259,48 @@ def test_sigint_stops_the_server_cleanly(server: tuple[Server, Path]) -> None:
     assert requests.get(srv.base + "/feed.atom", timeout=5).status_code == 200
     srv.process.send_signal(signal.SIGINT)
     assert srv.process.wait(timeout=10) == 0
+
+
+def test_a_reader_follows_an_author_feed_and_its_archives_over_http(tmp_path: Path) -> None:
+    port = free_port()
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    (articles / "2021-10-24-brokerage-day.txt").write_text(SAMPLE_SHAPED, encoding="utf-8")
+    for n, date in enumerate(["2021-11-02T09:00:00+08:00", "2021-12-01T09:00:00+08:00"]):
+        write_article(articles, f"{n}.md", title=f"Later {n}", date=date, author="财联社")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "site": {"base_url": f"http://127.0.0.1:{port}", "timezone": "Asia/Shanghai"},
+                "sources": [{"name": "articles", "path": "articles"}],
+                "feeds": {"limit": 1, "archive": ["authors"]},
+                "server": {"workers": 1, "threads": 2},
+            },
+            allow_unicode=True,
+        ),
+        encoding="utf-8",
+    )
+    srv = Server(config, port, tmp_path / "serve.log")
+    try:
+        base = f"{srv.base}/authors/{quote('财联社')}/"
+        feed = feedparser.parse(base + "feed.atom")
+        assert not feed.bozo and [e.title for e in feed.entries] == ["Later 1"]
+        seen = []
+        link = {lk.rel: lk.href for lk in feed.feed.links}.get("prev-archive")
+        caching = []
+        while link:
+            response = requests.get(link, timeout=5)
+            caching.append(response.headers["Cache-Control"])
+            archive = feedparser.parse(response.content)
+            seen.extend(e.title for e in archive.entries)
+            link = {lk.rel: lk.href for lk in archive.feed.links}.get("prev-archive")
+        assert sorted(seen) == sorted(["Later 1", "Later 0", feed_sample_title()])
+        assert caching[0].startswith("public, max-age=300")  # December: the current month
+        assert caching[1:] == ["public, max-age=31536000, immutable"] * 2
+    finally:
+        srv.stop()
+
+
+def feed_sample_title() -> str:
+    return "钱塘证券首届“客户服务日”启幕：以数字化重塑财富管理"

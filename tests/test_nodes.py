@@ -3,15 +3,22 @@
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
 
+import feedparser
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedsvc import nodes
 from feedsvc.config import Config
-from feedsvc.model import Article, deflate_html
+from feedsvc.model import Article, Author, deflate_html
 from feedsvc.nodes import NodeIndex
+from feedsvc.refresh import Refresher
+from feedsvc.store import Store
+
+from conftest import write_article
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 CATEGORY_PATHS = [
@@ -119,3 +126,57 @@ def test_a_repeated_guid_loses_the_right_copy(
     index.update([first, second])  # ties keep their order: first, then second
     site = index.update([first])[0][0]
     assert [a.title for a in site.articles] == ["Post 1 v0"]
+
+
+def test_every_author_name_gets_a_feed_listed_in_the_index_and_the_opml(
+    make_config: Callable[..., Config], tmp_path: Path, now: Callable[[], datetime]
+) -> None:
+    articles = tmp_path / "articles"
+    write_article(articles, "a.md", title="A", date="2022-01-01", author="财联社")
+    write_article(articles, "b.md", title="B", date="2022-01-02", author={"name": "Li Ming"})
+    write_article(articles, "c.md", title="C", date="2022-01-03", author=["财联社", "Wu / Ke"])
+    write_article(articles, "d.md", title="D", date="2022-01-04")  # site.author: Desk
+    store = Store()
+    Refresher(make_config(), store, now=now).refresh()
+    documents = store.current.documents
+    expected = {"财联社": ["C", "A"], "Li-Ming": ["B"], "Wu-Ke": ["C"], "Desk": ["D"]}
+    for slug, titles in expected.items():
+        feed = feedparser.parse(documents[f"authors/{slug}/feed.atom"].body)
+        assert [e.title for e in feed.entries] == titles
+        assert feed.feed.title.startswith("Test Newsroom — ")
+        url = f"http://127.0.0.1:8080/authors/{quote(slug)}/feed.rss"
+        assert f'xmlUrl="{url}"'.encode() in documents["feeds.opml"].body
+        assert f'href="{url}"'.encode() in documents["index.html"].body
+    view = documents["feed.html"].body.decode()
+    link = f'<a href="http://127.0.0.1:8080/authors/{quote("Wu-Ke")}/feed.rss" rel="author">'
+    assert link in view
+
+
+def test_authors_sharing_a_slug_share_a_feed_with_a_warning(
+    make_config: Callable[..., Config],
+) -> None:
+    first = make_article(1, 0, 1, [], [])
+    second = replace(make_article(2, 0, 2, [], []), authors=(Author("Wu-Ke"),))
+    nodes_, problems = NodeIndex(make_config()).update(
+        [replace(first, authors=(Author("Wu Ke"),)), second]
+    )
+    [author] = [n for n in nodes_ if n.kind == "author"]
+    assert author.directory == "authors/Wu-Ke" and len(author.articles) == 2
+    [warning] = problems
+    assert "share the URL /authors/Wu-Ke/" in warning.message
+    assert "feeds.author_map" in warning.message
+
+
+def test_an_author_whose_articles_are_gone_keeps_a_valid_empty_feed(
+    make_config: Callable[..., Config], tmp_path: Path, now: Callable[[], datetime]
+) -> None:
+    articles = tmp_path / "articles"
+    write_article(articles, "a.md", title="A", date="2022-01-01", author="财联社")
+    path = write_article(articles, "b.md", title="B", date="2022-01-02", author="Li")
+    store = Store()
+    refresher = Refresher(make_config(), store, now=now)
+    refresher.refresh()
+    path.unlink()
+    refresher.refresh()
+    feed = feedparser.parse(store.current.documents["authors/Li/feed.atom"].body)
+    assert not feed.bozo and feed.entries == []

@@ -236,3 +236,19 @@ def test_given_the_changed_files_a_read_looks_at_those_alone(
     assert source.reads == reads + 2
     assert "Unseen" in {a.title for a in source.read(None).articles}
     assert unseen.exists()
+
+
+def test_an_empty_title_is_published_under_the_file_name_with_a_warning(
+    config: Config, articles_dir: Path
+) -> None:
+    (articles_dir / "2022-05-01-quiet-day.md").write_text(
+        "---\ndate: 2022-05-01\ntitle: ''\n---\nBody.\n", encoding="utf-8"
+    )
+    (articles_dir / "named.md").write_text(
+        "---\ntitle: Named\ndate: 2022-05-02\n---\nBody.\n", encoding="utf-8"
+    )
+    result = DirectorySource(config.sources[0], config.site, articles_dir.parent).read()
+    assert sorted(a.title for a in result.articles) == ["2022-05-01-quiet-day", "Named"]
+    [warning] = result.problems
+    assert str(warning) == "articles/2022-05-01-quiet-day.md:3: title: empty, the file name is used"
+    assert warning.severity == "warning"

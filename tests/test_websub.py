@@ -81,7 +81,7 @@ def test_reloads_ping_for_changed_feeds_only(
     base = "http://127.0.0.1:8080"
     assert sorted(hub.topics()) == sorted(
         f"{base}/{d}feed.{fmt}"
-        for d in ("", "categories/%E7%A7%91%E6%8A%80/")
+        for d in ("", "categories/%E7%A7%91%E6%8A%80/", "authors/Desk/")
         for fmt in ("atom", "rss")
     )
 
@@ -115,6 +115,10 @@ def test_one_ping_per_changed_feed_with_two_workers(tmp_path: Path, hub: HubStub
         while time.monotonic() < deadline and not hub.calls:
             time.sleep(0.1)
         time.sleep(1.0)  # room for a duplicate from the other worker, which must not come
-        assert hub.topics() == [f"http://127.0.0.1:{port}/feed.atom"]
+        # The site's feed and its author's (site.author, by default the site title).
+        assert sorted(hub.topics()) == [
+            f"http://127.0.0.1:{port}/authors/Hubbed/feed.atom",
+            f"http://127.0.0.1:{port}/feed.atom",
+        ]
     finally:
         assert server.stop() == 0

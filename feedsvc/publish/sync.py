@@ -16,8 +16,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from feedsvc.archives import is_archive, past_archives
 from feedsvc.errors import PublishError
 from feedsvc.model import Document
 from feedsvc.publish.bucket import Bucket, Upload
@@ -56,6 +57,7 @@ class _Run:
     remote: dict[str, str]
     max_age: int
     progress: Callable[[int], None]
+    past: set[str] = field(default_factory=set)  # past months' archives: served immutable
     uploaded: int = 0
     unchanged: int = 0
     bytes: int = 0
@@ -89,6 +91,7 @@ class Publication:
         started = time.perf_counter()
         try:
             run = _Run(documents, self._remote(documents, max_age), max_age, progress)
+            run.past = past_archives(p for p in documents if is_archive(p))
             self._put_all([p for p in documents if p not in LAST], run)
             self._put_all([p for p in LAST if p in documents], run)
             gone = sorted(set(run.remote) - set(documents))
@@ -158,7 +161,7 @@ class Publication:
             body,
             md5.digest(),
             document.media_type,
-            cache_control(document, run.max_age),
+            cache_control(document, run.max_age, immutable=path in run.past),
             "gzip" if self.gzip else None,
         )
         if not self.dry_run:

@@ -149,6 +149,10 @@ def read_post(text: str, ctx: PostContext) -> tuple[Article | None, tuple[Proble
     if values["published"] is None:
         line = offset + 1
         warnings = (Problem(ctx.display_path, line, "no date: using the file's mtime", "warning"),)
+    if "title" in meta and values["title"] is None:  # `title:` or `title: ""`
+        line = lines.get("title", offset + 1)
+        reason = "title: empty, the file name is used"
+        warnings = (*warnings, Problem(ctx.display_path, line, reason, "warning"))
     try:
         html = render_body(body, PurePosixPath(ctx.relpath).suffix)
     except MarkdownFailed as exc:
