@@ -206,7 +206,7 @@ class AfterReload:
         if self.announcer is not None and generation:
             (self.mirror or self.announcer).announce(generation, status)
         if self.mirror is not None and published:
-            self.mirror.offer(snapshot.documents, config)
+            self.mirror.offer(snapshot.documents, config, generation)
         logger.debug(
             "generation %d announced after %.3fs", generation, time.perf_counter() - started
         )
@@ -302,7 +302,12 @@ def run_builder(
     loop = ReloadLoop(refresher, publisher)
     publisher.announcer = Announcer(listener, loop)
     publisher.announcer.start()
-    publisher.mirror = Mirror(publisher.announcer.announce, metrics)
+    announcer = publisher.announcer
+    publisher.mirror = Mirror(
+        announcer.announce,
+        metrics,
+        served=lambda generation: announcer.floor(generation) >= generation,
+    )
     watch = FolderWatch(loop.poke)
     loop.scan = watch.forget
     signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=loop.ask).start())

@@ -79,6 +79,9 @@ def test_each_reload_reaches_the_bucket(
             categories=["c1"],
         )
         assert eventually(lambda: b"P1 edited" in seaweed.objects(bucket, "feeds/")["feed.rss"])
+        # The bucket is never ahead of the workers: they served the edit before it went up.
+        served = requests.get(server.base + "/feed.rss", timeout=5, headers={"Connection": "close"})
+        assert b"P1 edited" in served.content
         # The feed goes up before the index, in the same publication.
         assert eventually(lambda: seaweed.objects(bucket, "feeds/") == built(config))
         metrics = requests.get(server.base + "/metrics", timeout=5).text

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)  # seconds before each retry; then every 60 s
 Announce = Callable[[int, Status], None]
+WORKERS_WAIT = 10.0  # seconds
 
 
 class Mirror:
@@ -39,15 +40,18 @@ class Mirror:
         announce: Announce,
         metrics: Metrics | None = None,
         backoff: tuple[float, ...] = BACKOFF,
+        served: Callable[[int], bool] = lambda generation: True,
     ) -> None:
         self._announce = announce
+        # Whether every worker serves a generation: the bucket gets it after they do.
+        self._served = served
         self.metrics = metrics
         self.backoff = backoff
         self.failure: str | None = None  # why the last attempt failed; None once one succeeds
         self.completed = 0  # publications that succeeded
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._newest: tuple[Mapping[str, Document], Config] | None = None
+        self._newest: tuple[Mapping[str, Document], Config, int] | None = None
         self._last: tuple[int, Status] | None = None
         self._publication: Publication | None = None
         self._settings: PublishConfig | None = None
@@ -59,15 +63,16 @@ class Mirror:
             self._last = (generation, status)
             self._announce(generation, self._with_failure(status))
 
-    def offer(self, documents: Mapping[str, Document], config: Config) -> None:
-        """Publish these documents (a reload's, once announced) soon; never blocks."""
+    def offer(self, documents: Mapping[str, Document], config: Config, generation: int = 0) -> None:
+        """Publish these documents (generation `generation`, announced) once the workers
+        serve them; never blocks."""
         if config.publish.url is None:
             with self._lock:
                 self._newest = None  # publishing was turned off: stop retrying
             self._set_failure(None)
             return
         with self._lock:
-            self._newest = (documents, config)
+            self._newest = (documents, config, generation)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="publish", daemon=True)
                 self._thread.start()
@@ -104,7 +109,8 @@ class Mirror:
         with self._lock:
             if self._newest is None:
                 return True
-            documents, config = self._newest
+            documents, config, generation = self._newest
+        self._wait_for_workers(generation)
         try:
             publication = self._publication_for(config.publish)
             result = publication.publish(documents, config.server.cache_max_age)
@@ -121,6 +127,13 @@ class Mirror:
         self.completed += 1
         self._set_failure(None)
         return True
+
+    def _wait_for_workers(self, generation: int) -> None:
+        """Wait (at most WORKERS_WAIT seconds: a stuck worker holds back no publication)
+        until every worker serves `generation`, so the bucket is never ahead of them."""
+        deadline = time.monotonic() + WORKERS_WAIT
+        while not self._served(generation) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def _publication_for(self, settings: PublishConfig) -> Publication:
         """The publication of the current settings; a new one when they changed."""
