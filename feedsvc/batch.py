@@ -46,7 +46,7 @@ def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[S
     Prints the problems, then what the reload did to ids."""
     with _ledger(config, create=record) as (ledger, writable):
         refresher = Refresher(config, Store(), ledger=ledger, record=record and writable)
-        with progress.files(refresher.sources):
+        with progress.files(refresher.sources, refresher.builder):
             summary = refresher.refresh()
     snapshot = refresher.store.current
     for problem in snapshot.problems:

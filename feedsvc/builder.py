@@ -270,6 +270,11 @@ class SiteBuilder:
             built.links = self._feed_links(node, settings, shown, months)
         return built.links
 
+    @property
+    def entries(self) -> tuple[int, int]:
+        """Feed entries rendered and asked for since creation (for a progress bar)."""
+        return self._feeds.entries_rendered, self._feeds.entries_wanted
+
     def export(self) -> dict[str, Any]:
         """What a restarted builder needs to reuse this one's documents (JSON-ready): each
         node's signature, its budget cuts and its archive months' signatures (its
@@ -356,6 +361,8 @@ class FeedRenderer:
         # article revision -> its entry's Part per format, in FORMAT_ORDER
         self._entries: dict[str, tuple[Part | None, ...]] = {}
         self._listed = 0  # entries kept at the last look in forget_unlisted
+        # Entries asked for and rendered since creation (a progress bar follows both).
+        self.entries_wanted = self.entries_rendered = 0
         self._fixed = {
             data: self._compressor.part(data)
             for data in (*_XML_TAILS.values(), ITEM_SEPARATOR, json_tail(True), json_tail(False))
@@ -504,11 +511,13 @@ class FeedRenderer:
             key = self._key(article, full)
             if key not in self._entries:
                 missing[full][key] = article
+        self.entries_wanted += sum(len(batch) for batch in missing.values())
         for full, batch in missing.items():
             keys, articles = list(batch), list(batch.values())
             rendered = self.cores.map(_render_entries, (self.config, full), articles)
             for key, parts in zip(keys, rendered, strict=True):
                 self._entries[key] = parts
+                self.entries_rendered += 1
 
     def _key(self, article: Article, full: bool) -> str:
         if full == self.full:

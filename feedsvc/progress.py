@@ -24,6 +24,14 @@ class Counted(Protocol):
     parsed: int
 
 
+class Rendering(Protocol):
+    """A builder that counts the feed entries it renders (`entries`: done, wanted)."""
+
+    @property
+    def entries(self) -> tuple[int, int]:
+        """Entries rendered, and asked for."""
+
+
 class Progress:
     """Makes bars when `enabled`, otherwise callables that do nothing."""
 
@@ -60,15 +68,18 @@ class Progress:
             yield advance
 
     @contextmanager
-    def files(self, sources: Iterable[object]) -> Iterator[None]:
-        """While the body runs, a bar of the files the directory sources parse."""
+    def files(self, sources: Iterable[object], builder: Rendering | None = None) -> Iterator[None]:
+        """While the body runs, a bar of the files the directory sources parse, then of
+        the feed entries the builder renders."""
         counted = [s for s in sources if hasattr(s, "reads") and hasattr(s, "parsed")]
-        if not self.enabled or not counted:
+        if not self.enabled or not (counted or builder):
             yield
             return
         done = threading.Event()
         with tqdm(desc="files read", unit=" files", file=self.stream, leave=False) as shown:
-            thread = threading.Thread(target=_follow, args=(counted, shown, done), daemon=True)
+            thread = threading.Thread(
+                target=_follow, args=(counted, builder, shown, done), daemon=True
+            )
             thread.start()
             try:
                 yield
@@ -77,12 +88,27 @@ class Progress:
                 thread.join()
 
 
-def _follow(sources: list[Counted], shown: tqdm[None], done: threading.Event) -> None:
-    while not done.wait(POLL_SECONDS):
+def _follow(
+    sources: list[Counted], builder: Rendering | None, shown: tqdm[None], done: threading.Event
+) -> None:
+    started = builder.entries if builder is not None else (0, 0)
+    finished = False
+    while not finished:  # a last look once the body is done: its last stage is drawn
+        finished = done.wait(POLL_SECONDS)
         total = sum(s.reads for s in sources)
+        parsed = sum(s.parsed for s in sources)
+        if builder is not None and parsed == total:  # every file read: entries render
+            rendered, wanted = (
+                now - then for now, then in zip(builder.entries, started, strict=True)
+            )
+            if wanted:
+                if shown.unit != " entries":
+                    shown.reset(total=wanted)
+                    shown.unit = " entries"
+                    shown.set_description("feed entries rendered", refresh=False)
+                shown.n = rendered
+                shown.refresh()
+                continue
         if total:
-            shown.total = total
-            shown.n = sum(s.parsed for s in sources)
-            if shown.n == total:  # every file read: the feeds are being built
-                shown.set_description("files read, building feeds", refresh=False)
+            shown.total, shown.n = total, parsed
             shown.refresh()

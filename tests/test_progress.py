@@ -9,6 +9,8 @@ from pathlib import Path
 
 from feedsvc.config import Config
 from feedsvc.progress import Progress
+from feedsvc.refresh import Refresher
+from feedsvc.store import Store
 
 from conftest import write_article
 
@@ -48,3 +50,19 @@ def test_check_off_a_terminal_prints_problems_and_summary_only(
         "1 articles, 10 documents, 1 errors, 0 warnings",  # site, author: 3 formats + view
     ]
     assert "%|" not in done.stderr  # no bar off a terminal
+
+
+def test_files_then_feed_entries_are_followed_with_their_rate(
+    config: Config, articles_dir: Path
+) -> None:
+    for n in range(400):
+        write_article(
+            articles_dir, f"p{n}.md", f"正文 {n}。" * 50, title=f"稿件 {n}", date="2022-01-01"
+        )
+    refresher = Refresher(config, Store())
+    stream = io.StringIO()
+    with Progress(True, stream, delay=0).files(refresher.sources, refresher.builder):
+        refresher.refresh()
+    drawn = stream.getvalue()
+    assert "files read" in drawn and "/400" in drawn
+    assert "feed entries rendered" in drawn and "entries/s" in drawn
