@@ -852,8 +852,9 @@ class _EntryOriginExtension(BaseEntryExtension):  # type: ignore[misc]
     §4.2.11) of a republished item, and the entry's `xml:lang`.
 
     feedgen 1.0.0's Atom source holds only a title and a link without `rel`; this
-    replaces it with the upstream feed's id, title, updated (when known), self link
-    and home page. RSS has its `<source url>` from feedgen and no per-item language.
+    replaces it with the upstream feed's id, title, self link and home page (not its
+    `updated`: see feedsvc.sources.feed.Channel). RSS has its `<source url>` from
+    feedgen and no per-item language.
     """
 
     def __init__(self) -> None:
@@ -880,8 +881,6 @@ def _atom_source(origin: Origin) -> Any:
     etree.SubElement(source, "id").text = origin.id
     if origin.title:
         etree.SubElement(source, "title").text = origin.title
-    if origin.updated is not None:
-        etree.SubElement(source, "updated").text = origin.updated.isoformat()
     etree.SubElement(source, "link", {"rel": "self", "href": origin.feed_url})
     if origin.home:
         etree.SubElement(source, "link", {"rel": "alternate", "href": origin.home})

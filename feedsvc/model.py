@@ -74,7 +74,6 @@ class Origin:
     title: str  # the upstream feed's title; "" when it has none
     id: str  # its Atom id, else feed_url
     home: str | None = None  # its home page (RSS <link>, Atom rel="alternate", home_page_url)
-    updated: datetime | None = None  # its own updated time, when it says
 
 
 @dataclass(frozen=True, slots=True)

@@ -420,7 +420,6 @@ WIRE = Origin(
     title="Wire & <Co>",
     id="urn:wire",
     home="https://wire.example/",
-    updated=datetime(2022, 5, 1, tzinfo=UTC),
 )
 ATOM = "{http://www.w3.org/2005/Atom}"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -440,7 +439,7 @@ def test_a_republished_item_names_its_upstream_feed(config: Config) -> None:
     [atom_source] = entry.findall(f"{ATOM}source")
     assert atom_source.findtext(f"{ATOM}id") == "urn:wire"
     assert atom_source.findtext(f"{ATOM}title") == "Wire & <Co>"
-    assert atom_source.findtext(f"{ATOM}updated") == "2022-05-01T00:00:00+00:00"
+    assert atom_source.find(f"{ATOM}updated") is None
     links = {link.get("rel"): link.get("href") for link in atom_source.iter(f"{ATOM}link")}
     assert links == {"self": "https://wire.example/feed.xml", "alternate": "https://wire.example/"}
     parsed = feedparser.parse(docs["feed.rss"].body)

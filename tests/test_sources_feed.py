@@ -470,13 +470,13 @@ def test_republished_items_carry_their_upstream_feed(remote: Any, upstream: Upst
     lab = sources["Atom one"]
     assert lab.findtext(f"{ATOM_NS}id") == "urn:lab"  # the upstream's own id
     assert lab.findtext(f"{ATOM_NS}title") == "Lab"
-    assert lab.findtext(f"{ATOM_NS}updated") == "2022-05-01T00:00:00+00:00"
+    # Not the upstream's <updated>, which many generators set to each request's time.
+    assert lab.find(f"{ATOM_NS}updated") is None
     self_link = lab.find(f"{ATOM_NS}link[@rel='self']")
     assert self_link.get("href") == upstream.base + "/atom"
     wire = sources["Rates & bonds rally"]
     assert wire.findtext(f"{ATOM_NS}id") == upstream.base + "/rss"  # RSS has no id: its URL
     assert wire.find(f"{ATOM_NS}link[@rel='alternate']").get("href") == "https://partner.example/"
-    assert wire.find(f"{ATOM_NS}updated") is None  # the channel says no date
     parsed = feedparser.parse(documents["feed.atom"].body)
     assert not parsed.bozo
     assert {e.title: e.source.get("title") for e in parsed.entries}["JSON item 一"] == "JF"

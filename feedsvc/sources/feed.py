@@ -66,7 +66,8 @@ class Channel:
     title: str = ""
     id: str = ""  # Atom <id>, JSON Feed feed_url (its name for itself); RSS has none
     home: str = ""  # its home page: RSS <link>, Atom rel="alternate", home_page_url
-    updated: datetime | None = None
+    # Not its own updated time: generators (RSSHub) set it to the time of each request,
+    # which would change every republished entry at every fetch.
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +246,6 @@ class RemoteSource:
             title=channel.title,
             id=channel.id or self.url,
             home=channel.home or None,
-            updated=channel.updated,
         )
 
     def _article(self, item: Item, origin: Origin) -> Article:
@@ -291,8 +291,6 @@ def parse_feed(body: bytes, content_type: str) -> tuple[Channel, list[Item]]:
         title=plain_text(head.get("title", "")),
         id=_iri(head.get("id")),
         home=_absolute(base, ""),
-        # dict.get: feedparser's own get() maps a missing updated to published.
-        updated=_when(dict.get(head, "updated_parsed")),
     )
     return channel, [_xml_item(entry, base) for entry in parsed.entries]
 
