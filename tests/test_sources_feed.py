@@ -446,7 +446,8 @@ ATOM_NS = "{http://www.w3.org/2005/Atom}"
 
 def test_republished_items_carry_their_upstream_feed(remote: Any, upstream: Upstream) -> None:
     upstream.routes["/rss"] = Reply(body=RSS, headers={"Content-Type": "application/rss+xml"})
-    upstream.routes["/atom"] = Reply(body=ATOM, headers={"Content-Type": "application/atom+xml"})
+    tagged = ATOM.replace(b"<id>urn:lab</id>", b"<id>tag:lab.example,2022:feed</id>")
+    upstream.routes["/atom"] = Reply(body=tagged, headers={"Content-Type": "application/atom+xml"})
     upstream.routes["/json"] = Reply(body=JSON11, headers={"Content-Type": "application/json"})
     refresher, store = remote(
         {"name": "rss", "url": upstream.base + "/rss"},
@@ -468,7 +469,7 @@ def test_republished_items_carry_their_upstream_feed(remote: Any, upstream: Upst
         for entry in atom.iter(f"{ATOM_NS}entry")
     }
     lab = sources["Atom one"]
-    assert lab.findtext(f"{ATOM_NS}id") == "urn:lab"  # the upstream's own id
+    assert lab.findtext(f"{ATOM_NS}id") == "tag:lab.example,2022:feed"  # the upstream's own
     assert lab.findtext(f"{ATOM_NS}title") == "Lab"
     # Not the upstream's <updated>, which many generators set to each request's time.
     assert lab.find(f"{ATOM_NS}updated") is None
@@ -500,6 +501,29 @@ def test_the_origin_survives_a_restart_from_the_saved_body(
     [before], [after] = first.read().articles, again.read().articles
     assert after.origin == before.origin and before.origin is not None
     assert before.origin.title == "Lab" and after.revision == before.revision
+
+
+@pytest.mark.parametrize(
+    ("upstream_id", "kept"),
+    [
+        ("tag:lab.example,2022:feed", True),
+        ("urn:uuid:60a76c80-d399-11d9-b93C-0003939e0af6", True),
+        ("https://lab.example/feed", True),
+        ("urn:lab", False),  # not a URN: no namespace-specific string
+        ("lab-1", False),
+        ("mailto:lab@example.org", False),
+    ],
+)
+def test_an_upstream_id_is_kept_only_when_validators_accept_it(
+    remote: Any, upstream: Upstream, upstream_id: str, kept: bool
+) -> None:
+    body = ATOM.replace(b"urn:lab</id>", upstream_id.encode() + b"</id>")
+    upstream.routes["/feed"] = Reply(body=body, headers={"Content-Type": "application/atom+xml"})
+    refresher, _ = remote({"url": upstream.base + "/feed"})
+    refresher.refresh()
+    [article] = source_of(refresher).read().articles
+    assert article.origin is not None
+    assert article.origin.id == (upstream_id if kept else upstream.base + "/feed")
 
 
 class _Memory:

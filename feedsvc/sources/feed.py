@@ -395,14 +395,21 @@ def _absolute(url: object, base: str) -> str:
 
 
 def _iri(value: object) -> str:
-    """An upstream Atom id as an id of ours: a URI or IRI (scheme and all), else ""."""
+    """An upstream Atom id we can repeat in a `<source>`: an http(s) URL, a URN (RFC 8141)
+    or a tag URI (RFC 4151); else "" (the source URL stands in). Validators check these
+    schemes' syntax, and upstream feeds get them wrong (`urn:lab`)."""
     if not isinstance(value, str):
         return ""
     text = plain_text(value).strip()
-    return text if _SCHEME.match(text) and not any(c.isspace() for c in text) else ""
+    if any(c.isspace() for c in text):
+        return ""
+    if _URN.fullmatch(text) or _TAG.fullmatch(text):
+        return text
+    return to_uri(text) if text.startswith(("http://", "https://")) and is_absolute(text) else ""
 
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S")
+_URN = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]:\S+", re.IGNORECASE)
+_TAG = re.compile(r"tag:[^,\s]+,\d{4}(?:-\d{2}(?:-\d{2})?)?:\S*")
 
 
 def _when(parsed: Any) -> datetime | None:
