@@ -31,7 +31,7 @@ from feedsvc.dates import EPOCH, load_timezone
 from feedsvc.feedsettings import FeedSettings, SettingsTable
 from feedsvc.gzparts import FRAME_BYTES, Compressor, Part, trailer
 from feedsvc.jsonfeed import ITEM_SEPARATOR, json_head, json_item, json_tail
-from feedsvc.model import Article, Author, Document, Problem
+from feedsvc.model import Article, Author, Document, Origin, Problem
 from feedsvc.nodes import FeedNode, NodeIndex, NodeKeys, digest, node_title
 from feedsvc.pages import Archive, FeedLinks, render_feed_view, render_index, render_opml
 from feedsvc.urls import join_url
@@ -46,6 +46,7 @@ OPML = "text/x-opml; charset=utf-8"
 VIEW_NAME = "feed.html"
 GENERATOR_URI = "https://github.com/feedsvc/feedsvc"
 ATOM_NS = "http://www.w3.org/2005/Atom"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 
 @dataclass(frozen=True, slots=True)
@@ -776,6 +777,12 @@ def fill_entry(entry: FeedEntry, article: Article, html: str) -> None:
         entry.media.thumbnail({"url": article.image}, group=None)
         links.append({"href": article.image, "rel": "enclosure", "type": media_type, "length": "0"})
     entry.links.links = links
+    if article.origin:
+        # RSS 2.0 <source url>: the channel the item came from, by its title.
+        origin = article.origin
+        entry.source(url=origin.feed_url, title=origin.title or origin.feed_url)
+    entry.origin.origin = article.origin
+    entry.origin.language = article.language
 
 
 def image_type(url: str) -> str:
@@ -849,6 +856,46 @@ class _EntryLinksExtension(BaseEntryExtension):  # type: ignore[misc]
         return entry
 
 
+class _EntryOriginExtension(BaseEntryExtension):  # type: ignore[misc]
+    """Writes what feedgen cannot in Atom entries: the whole `<source>` (RFC 4287
+    §4.2.11) of a republished item, and the entry's `xml:lang`.
+
+    feedgen 1.0.0's Atom source holds only a title and a link without `rel`; this
+    replaces it with the upstream feed's id, title, self link and home page (not its
+    `updated`: see feedsvc.sources.feed.Channel). RSS has its `<source url>` from
+    feedgen and no per-item language.
+    """
+
+    def __init__(self) -> None:
+        self.origin: Origin | None = None
+        self.language: str | None = None
+
+    def extend_rss(self, entry: Any) -> Any:
+        return entry
+
+    def extend_atom(self, entry: Any) -> Any:
+        if self.language:
+            entry.set(XML_LANG, self.language)
+        for written in entry.findall("source"):
+            entry.remove(written)
+        if self.origin is not None:
+            entry.append(_atom_source(self.origin))
+        return entry
+
+
+def _atom_source(origin: Origin) -> Any:
+    """`<source>` as feedgen writes Atom elements: without a namespace (the document
+    declares Atom the default)."""
+    source = etree.Element("source")
+    etree.SubElement(source, "id").text = origin.id
+    if origin.title:
+        etree.SubElement(source, "title").text = origin.title
+    etree.SubElement(source, "link", {"rel": "self", "href": origin.feed_url})
+    if origin.home:
+        etree.SubElement(source, "link", {"rel": "alternate", "href": origin.home})
+    return source
+
+
 def _author(author: Author) -> Mapping[str, str]:
     fields = {"name": author.name}
     if author.email:
@@ -873,6 +920,7 @@ _EXTENSIONS: tuple[tuple[str, type, type, bool, bool], ...] = (
     ("dc", DcExtension, DcEntryExtension, False, True),
     ("media", MediaExtension, MediaEntryExtension, False, True),
     ("links", _LinksExtension, _EntryLinksExtension, True, True),
+    ("origin", BaseExtension, _EntryOriginExtension, True, False),
 )
 
 

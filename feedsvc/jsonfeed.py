@@ -6,9 +6,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from feedsvc.model import Article, Author
+from feedsvc.model import Article, Author, Origin
 
 VERSION = "https://jsonfeed.org/version/1.1"
+# JSON Feed 1.1 has no field for where a republished item came from; its extensions
+# (keys starting with "_") carry it, with an `about` URL saying what the object means.
+EXTENSION_ABOUT = "https://github.com/feedsvc/feedsvc#remote-feeds"
 
 
 # The document is `json_head`, the items joined by ITEM_SEPARATOR, then `json_tail`:
@@ -89,7 +92,23 @@ def _item(article: Article, html: str) -> dict[str, Any]:
     tags = [name for path in article.categories for name in path] + list(article.tags)
     if tags:
         item["tags"] = list(dict.fromkeys(tags))
+    if article.language:
+        item["language"] = article.language
+    if article.origin:
+        item["_feedsvc"] = {"about": EXTENSION_ABOUT, "source": _source(article.origin)}
     return item
+
+
+def _source(origin: Origin) -> dict[str, str]:
+    """The upstream feed, in JSON Feed's own words for a feed."""
+    source = {"feed_url": origin.feed_url}
+    if origin.title:
+        source["title"] = origin.title
+    if origin.home:
+        source["home_page_url"] = origin.home
+    if origin.id != origin.feed_url:
+        source["id"] = origin.id
+    return source
 
 
 def _author(author: Author) -> dict[str, str]:

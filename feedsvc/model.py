@@ -65,6 +65,18 @@ _REMOTE = Identity()
 
 
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """The upstream feed a republished item came from: RSS `<source url>`, Atom
+    `<source>` (RFC 4287 §4.2.11), JSON Feed `_feedsvc.source`. Shared by every item
+    of one fetch. Directory posts have none."""
+
+    feed_url: str  # the URL the feed was fetched from (RSS `url`, Atom `rel="self"`)
+    title: str  # the upstream feed's title; "" when it has none
+    id: str  # its Atom id, else feed_url
+    home: str | None = None  # its home page (RSS <link>, Atom rel="alternate", home_page_url)
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """One publishable article; every datetime is aware UTC.
 
@@ -92,6 +104,8 @@ class Article:
     summary: str = ""
     image: str | None = None
     identity: Identity = _REMOTE
+    origin: Origin | None = None  # the upstream feed of a republished item
+    language: str | None = None  # a BCP 47 tag (front matter `lang`): Atom xml:lang, JSON language
     revision: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -120,6 +134,8 @@ def _revision(article: Article) -> str:
         article.summary,
         article.image,
         article.identity,
+        article.origin,
+        article.language,
     )
     digest = hashlib.sha256(repr(fields).encode("utf-8"))
     digest.update(article.content)  # last, so no separator is needed

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from lxml import etree
 
 from feedsvc.builder import SiteBuilder, build_site, feed_title
 from feedsvc.config import Config
 from feedsvc.dates import EPOCH
-from feedsvc.model import Article, Author, Document, SourceResult, deflate_html
+from feedsvc.model import Article, Author, Document, Origin, SourceResult, deflate_html
 from feedsvc.nodes import FeedNode, NodeIndex
 from feedsvc.refresh import Refresher
 from feedsvc.sources.directory import DirectorySource
@@ -311,8 +312,8 @@ def test_spliced_feeds_are_what_feedgen_writes_whole(
         article(1, (("金融", "财联社"),), tags=("A股",), image="https://img.example.cn/a.png"),
         article(2, (("金融",),), authors=(many, Author("Desk")), summary="导语 & <lead>"),
         article(3, (("Tech",),), tags=("A股", "AI"), content=deflate_html("<p>x]]>y</p>")),
-        article(4, (("金融", "财联社"),)),
-        article(5, (("金融",),), title="五"),
+        article(4, (("金融", "财联社"),), origin=WIRE),
+        article(5, (("金融",),), title="五", language="en-GB"),
     ]
     build = build_site(articles, config)
     nodes = {node.path("feed.rss"): node for node in build.nodes}
@@ -412,3 +413,97 @@ def test_a_file_touched_but_unchanged_is_parsed_again_and_rendered_once(
     assert refresher.sources[0].reads == 5  # type: ignore[union-attr]
     assert refresher.builder.rendered == rendered + 3  # the site, B and the author
     assert filled == ["1.md"]
+
+
+WIRE = Origin(
+    feed_url="https://wire.example/feed.xml",
+    title="Wire & <Co>",
+    id="urn:wire",
+    home="https://wire.example/",
+)
+ATOM = "{http://www.w3.org/2005/Atom}"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+
+
+def test_a_republished_item_names_its_upstream_feed(config: Config) -> None:
+    docs = build_documents([article(1, origin=WIRE), article(2)], config)
+    rss = etree.fromstring(docs["feed.rss"].body)
+    sources = {i.findtext("title"): i.find("source") for i in rss.iter("item")}
+    assert sources["Post 2 & <friends>"] is None
+    source = sources["Post 1 & <friends>"]
+    assert source is not None
+    assert (source.get("url"), source.text) == ("https://wire.example/feed.xml", "Wire & <Co>")
+    atom = etree.fromstring(docs["feed.atom"].body)
+    [entry, plain] = sorted(atom.iter(f"{ATOM}entry"), key=lambda e: e.findtext(f"{ATOM}title"))
+    assert plain.find(f"{ATOM}source") is None
+    [atom_source] = entry.findall(f"{ATOM}source")
+    assert atom_source.findtext(f"{ATOM}id") == "urn:wire"
+    assert atom_source.findtext(f"{ATOM}title") == "Wire & <Co>"
+    assert atom_source.find(f"{ATOM}updated") is None
+    links = {link.get("rel"): link.get("href") for link in atom_source.iter(f"{ATOM}link")}
+    assert links == {"self": "https://wire.example/feed.xml", "alternate": "https://wire.example/"}
+    parsed = feedparser.parse(docs["feed.rss"].body)
+    assert {e.get("source", {}).get("href") for e in parsed.entries} == {
+        None,
+        "https://wire.example/feed.xml",
+    }
+    items = json.loads(docs["feed.json"].body)["items"]
+    extension = next(i["_feedsvc"] for i in items if "_feedsvc" in i)
+    assert extension["source"] == {
+        "feed_url": "https://wire.example/feed.xml",
+        "title": "Wire & <Co>",
+        "home_page_url": "https://wire.example/",
+        "id": "urn:wire",
+    }
+    assert extension["about"].startswith("https://")
+    assert sum("_feedsvc" in i for i in items) == 1
+
+
+def test_an_upstream_feed_without_title_id_or_date_is_named_by_its_url(config: Config) -> None:
+    bare = Origin(feed_url="https://bare.example/rss", title="", id="https://bare.example/rss")
+    docs = build_documents([article(1, origin=bare)], config)
+    source = etree.fromstring(docs["feed.rss"].body).find("channel/item/source")
+    assert source is not None
+    assert (source.get("url"), source.text) == (
+        "https://bare.example/rss",
+        "https://bare.example/rss",
+    )
+    atom_source = etree.fromstring(docs["feed.atom"].body).find(f"{ATOM}entry/{ATOM}source")
+    assert atom_source is not None
+    assert [child.tag.removeprefix(ATOM) for child in atom_source] == ["id", "link"]
+    item = json.loads(docs["feed.json"].body)["items"][0]
+    assert item["_feedsvc"]["source"] == {"feed_url": "https://bare.example/rss"}
+
+
+def test_an_articles_language_is_its_atom_xml_lang_and_json_language(config: Config) -> None:
+    docs = build_documents([article(1, language="en-GB"), article(2)], config)
+    atom = etree.fromstring(docs["feed.atom"].body)
+    langs = {e.findtext(f"{ATOM}title"): e.get(XML_LANG) for e in atom.iter(f"{ATOM}entry")}
+    assert langs == {"Post 1 & <friends>": "en-GB", "Post 2 & <friends>": None}
+    assert atom.get(XML_LANG) == config.site.language  # the feed's stays the site's
+    parsed = feedparser.parse(docs["feed.atom"].body)
+    # feedparser: an element's language is the nearest xml:lang
+    languages = {e.title: e.title_detail.language for e in parsed.entries}
+    assert languages == {"Post 1 & <friends>": "en-GB", "Post 2 & <friends>": config.site.language}
+    items = {i["title"]: i for i in json.loads(docs["feed.json"].body)["items"]}
+    assert items["Post 1 & <friends>"]["language"] == "en-GB"
+    assert "language" not in items["Post 2 & <friends>"]
+    assert b"en-GB" not in docs["feed.rss"].body  # RSS has no per-item language
+
+
+def test_lang_front_matter_reaches_the_atom_entry_and_the_json_item(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    write_article(tmp_path / "articles", "uk.md", title="Colour", date="2022-06-01", lang="en-GB")
+    write_article(tmp_path / "articles", "bad.md", title="Bad", date="2022-06-02", lang="en GB")
+    store = Store()
+    Refresher(make_config(), store).refresh()
+    documents = store.current.documents
+    atom = etree.fromstring(documents["feed.atom"].body)
+    langs = {e.findtext(f"{ATOM}title"): e.get(XML_LANG) for e in atom.iter(f"{ATOM}entry")}
+    assert langs == {"Colour": "en-GB", "Bad": None}
+    items = json.loads(documents["feed.json"].body)["items"]
+    assert {i["title"]: i.get("language") for i in items} == {"Colour": "en-GB", "Bad": None}
+    [warning] = [p for p in store.current.problems if "lang" in p.message]
+    assert warning.severity == "warning" and str(warning).startswith("articles/bad.md:4: ")
+    assert "lang: not a BCP 47 language tag" in str(warning)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.model import Article, Author, Identity, deflate_html
+from feedsvc.model import Article, Author, Identity, Origin, deflate_html
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -48,6 +48,8 @@ CHANGES: dict[str, object] = {
     "summary": "导语.",
     "image": None,
     "identity": Identity(content="a digest of the post as written"),
+    "origin": Origin("https://wire.example/feed", "Wire", "https://wire.example/feed"),
+    "language": "zh-CN",
 }
 
 

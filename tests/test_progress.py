@@ -47,7 +47,7 @@ def test_check_off_a_terminal_prints_problems_and_summary_only(
     assert done.returncode == 1
     assert done.stdout.splitlines() == [
         "articles/bad.md:3: date: month must be in 1..12",
-        "1 articles, 10 documents, 1 errors, 0 warnings",  # site, author: 3 formats + view
+        "1 articles, 10 documents, 1 errors, 0 warnings",  # site, author Desk, index, OPML
     ]
     assert "%|" not in done.stderr  # no bar off a terminal
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -11,11 +12,12 @@ from typing import Any
 
 import feedparser
 import pytest
+from lxml import etree
 
 from feedsvc import __version__
 from feedsvc.config import Config
 from feedsvc.refresh import Refresher
-from feedsvc.sources.feed import RemoteSource
+from feedsvc.sources.feed import RemoteSource, SavedFetch
 from feedsvc.store import Store
 
 from conftest import write_article
@@ -437,3 +439,102 @@ def test_remote_failures_reach_the_metrics(
     assert (
         sample(text, "feedsvc_source_fetch_failures_total", reason="http_5xx", source="wire") == 1
     )
+
+
+ATOM_NS = "{http://www.w3.org/2005/Atom}"
+
+
+def test_republished_items_carry_their_upstream_feed(remote: Any, upstream: Upstream) -> None:
+    upstream.routes["/rss"] = Reply(body=RSS, headers={"Content-Type": "application/rss+xml"})
+    tagged = ATOM.replace(b"<id>urn:lab</id>", b"<id>tag:lab.example,2022:feed</id>")
+    upstream.routes["/atom"] = Reply(body=tagged, headers={"Content-Type": "application/atom+xml"})
+    upstream.routes["/json"] = Reply(body=JSON11, headers={"Content-Type": "application/json"})
+    refresher, store = remote(
+        {"name": "rss", "url": upstream.base + "/rss"},
+        {"name": "atom", "url": upstream.base + "/atom"},
+        {"name": "json", "url": upstream.base + "/json"},
+    )
+    refresher.refresh()
+    documents = store.current.documents
+    rss = feedparser.parse(documents["feed.rss"].body)
+    assert {e.title: (e.source.href, e.source.title) for e in rss.entries} == {
+        "Rates & bonds rally": (upstream.base + "/rss", "Partner Wire"),
+        "Undated note": (upstream.base + "/rss", "Partner Wire"),
+        "Atom one": (upstream.base + "/atom", "Lab"),
+        "JSON item 一": (upstream.base + "/json", "JF"),
+    }
+    atom = etree.fromstring(documents["feed.atom"].body)
+    sources = {
+        entry.findtext(f"{ATOM_NS}title"): entry.find(f"{ATOM_NS}source")
+        for entry in atom.iter(f"{ATOM_NS}entry")
+    }
+    lab = sources["Atom one"]
+    assert lab.findtext(f"{ATOM_NS}id") == "tag:lab.example,2022:feed"  # the upstream's own
+    assert lab.findtext(f"{ATOM_NS}title") == "Lab"
+    # Not the upstream's <updated>, which many generators set to each request's time.
+    assert lab.find(f"{ATOM_NS}updated") is None
+    self_link = lab.find(f"{ATOM_NS}link[@rel='self']")
+    assert self_link.get("href") == upstream.base + "/atom"
+    wire = sources["Rates & bonds rally"]
+    assert wire.findtext(f"{ATOM_NS}id") == upstream.base + "/rss"  # RSS has no id: its URL
+    assert wire.find(f"{ATOM_NS}link[@rel='alternate']").get("href") == "https://partner.example/"
+    parsed = feedparser.parse(documents["feed.atom"].body)
+    assert not parsed.bozo
+    assert {e.title: e.source.get("title") for e in parsed.entries}["JSON item 一"] == "JF"
+    items = {i["title"]: i for i in json.loads(documents["feed.json"].body)["items"]}
+    assert items["JSON item 一"]["_feedsvc"]["source"] == {
+        "feed_url": upstream.base + "/json",
+        "title": "JF",
+        "home_page_url": "https://jf.example/",
+    }
+
+
+def test_the_origin_survives_a_restart_from_the_saved_body(
+    make_config: Callable[..., Config], upstream: Upstream, tmp_path: Path
+) -> None:
+    upstream.routes["/feed"] = Reply(body=ATOM, headers={"Content-Type": "application/atom+xml"})
+    config = make_config(sources=[{"name": "w", "type": "feed", "url": upstream.base + "/feed"}])
+    memory = _Memory()
+    first = RemoteSource(config.sources[0], config.site, 60, now=lambda: NOW, memory=memory)
+    first.fetch()
+    again = RemoteSource(config.sources[0], config.site, 60, now=lambda: NOW, memory=memory)
+    [before], [after] = first.read().articles, again.read().articles
+    assert after.origin == before.origin and before.origin is not None
+    assert before.origin.title == "Lab" and after.revision == before.revision
+
+
+@pytest.mark.parametrize(
+    ("upstream_id", "kept"),
+    [
+        ("tag:lab.example,2022:feed", True),
+        ("urn:uuid:60a76c80-d399-11d9-b93C-0003939e0af6", True),
+        ("https://lab.example/feed", True),
+        ("urn:lab", False),  # not a URN: no namespace-specific string
+        ("lab-1", False),
+        ("mailto:lab@example.org", False),
+    ],
+)
+def test_an_upstream_id_is_kept_only_when_validators_accept_it(
+    remote: Any, upstream: Upstream, upstream_id: str, kept: bool
+) -> None:
+    body = ATOM.replace(b"urn:lab</id>", upstream_id.encode() + b"</id>")
+    upstream.routes["/feed"] = Reply(body=body, headers={"Content-Type": "application/atom+xml"})
+    refresher, _ = remote({"url": upstream.base + "/feed"})
+    refresher.refresh()
+    [article] = source_of(refresher).read().articles
+    assert article.origin is not None
+    assert article.origin.id == (upstream_id if kept else upstream.base + "/feed")
+
+
+class _Memory:
+    def __init__(self) -> None:
+        self.saved: dict[str, SavedFetch] = {}
+
+    def fetch_state(self, source: str) -> SavedFetch | None:
+        return self.saved.get(source)
+
+    def save_fetch(self, source: str, saved: SavedFetch) -> None:
+        self.saved[source] = saved
+
+    def save_schedule(self, source: str, url: str, failures: int, next_attempt: float) -> None:
+        pass

@@ -55,6 +55,8 @@ def as_json(article: Article | None, problems: tuple[Any, ...]) -> dict[str, Any
             "summary": article.summary,
             "content_html": article.content_html,
         }
+        if article.language:
+            result["article"]["language"] = article.language
     return result
 
 

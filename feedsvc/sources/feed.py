@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -24,7 +25,15 @@ import feedparser  # type: ignore[import-untyped]
 from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import html_to_text, plain_text, sanitize_html, truncate
 from feedsvc.dates import Clock, utc_now
-from feedsvc.model import Article, Author, Identity, Problem, SourceResult, deflate_html
+from feedsvc.model import (
+    Article,
+    Author,
+    Identity,
+    Origin,
+    Problem,
+    SourceResult,
+    deflate_html,
+)
 from feedsvc.sources.post import SUMMARY_LIMIT
 from feedsvc.transport import Fetched, FetchError, fetch, make_session
 from feedsvc.urls import entry_id, is_absolute, to_uri
@@ -48,6 +57,17 @@ class Item:
     html: str
     summary: str
     image: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """What an upstream document says of itself, for its items' origin."""
+
+    title: str = ""
+    id: str = ""  # Atom <id>, JSON Feed feed_url (its name for itself); RSS has none
+    home: str = ""  # its home page: RSS <link>, Atom rel="alternate", home_page_url
+    # Not its own updated time: generators (RSSHub) set it to the time of each request,
+    # which would change every republished entry at every fetch.
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +140,11 @@ class RemoteSource:
             return
         if saved.body is not None:
             try:
-                items = parse_feed(saved.body, saved.content_type)
+                channel, items = parse_feed(saved.body, saved.content_type)
             except FetchError:
-                items = []
-            self._articles = tuple(self._article(item) for item in items)
+                channel, items = Channel(), []
+            origin = self._origin(channel)
+            self._articles = tuple(self._article(item, origin) for item in items)
             self._validators = (saved.etag, saved.last_modified)
             self._problems = ()
         # A backoff in progress holds through the restart; a healthy source is fetched at
@@ -170,7 +191,7 @@ class RemoteSource:
                 read_timeout=float(self.config.timeout_seconds),
                 max_bytes=self.config.byte_limit,
             )
-            items = (
+            parsed = (
                 None if fetched.status == 304 else parse_feed(fetched.body, fetched.content_type)
             )
         except FetchError as exc:
@@ -179,20 +200,22 @@ class RemoteSource:
                 self.on_failure(self.config.name, exc.kind)
             self._remember(None)
             return False
-        self._succeeded(fetched, items)
+        self._succeeded(fetched, parsed)
         self._remember(fetched)
-        return items is not None
+        return parsed is not None
 
-    def _succeeded(self, fetched: Fetched, items: list[Item] | None) -> None:
+    def _succeeded(self, fetched: Fetched, parsed: tuple[Channel, list[Item]] | None) -> None:
         problems = []
         if fetched.moved_to:
             message = (
                 f"source {self.config.name}: moved permanently to {fetched.moved_to}; update url"
             )
             problems.append(Problem(self.url, None, message, "warning"))
+        items = None if parsed is None else parsed[1]
         with self._lock:
-            if items is not None:
-                self._articles = tuple(self._article(item) for item in items)
+            if parsed is not None:
+                origin = self._origin(parsed[0])
+                self._articles = tuple(self._article(item, origin) for item in parsed[1])
                 self._validators = (fetched.etag, fetched.last_modified)
             self._problems = tuple(problems)
             self._failures = 0
@@ -215,7 +238,17 @@ class RemoteSource:
             self._problems = (Problem(self.url, None, message),)
         logger.warning("%s: %s", self.url, message)
 
-    def _article(self, item: Item) -> Article:
+    def _origin(self, channel: Channel) -> Origin:
+        """Where this source's items come from: the feed at the configured URL, named
+        as it names itself (its Atom id or JSON feed_url, else that URL)."""
+        return Origin(
+            feed_url=self.url,
+            title=channel.title,
+            id=channel.id or self.url,
+            home=channel.home or None,
+        )
+
+    def _article(self, item: Item, origin: Origin) -> Article:
         seen = self._first_seen.setdefault(item.guid, self.now().replace(microsecond=0))
         published = item.published or item.updated or seen
         categories: list[tuple[str, ...]] = [
@@ -238,11 +271,13 @@ class RemoteSource:
             tags=tuple(dict.fromkeys(self.config.tags)),
             summary=truncate(item.summary or html_to_text(item.html), SUMMARY_LIMIT),
             image=item.image,
+            origin=origin,
         )
 
 
-def parse_feed(body: bytes, content_type: str) -> list[Item]:
-    """Items of an RSS, Atom or JSON Feed document; FetchError when it is none of them."""
+def parse_feed(body: bytes, content_type: str) -> tuple[Channel, list[Item]]:
+    """What an RSS, Atom or JSON Feed document says of itself, and its items;
+    FetchError when it is none of them."""
     stripped = body.lstrip()
     if "json" in content_type or stripped.startswith(b"{"):
         return _json_items(body)
@@ -250,8 +285,14 @@ def parse_feed(body: bytes, content_type: str) -> list[Item]:
     if not parsed.get("version"):
         reason = parsed.get("bozo_exception") or "no RSS or Atom root element"
         raise FetchError("not_a_feed", f"not a feed: {str(reason).splitlines()[0][:120]}")
-    base = parsed.feed.get("link", "")
-    return [_xml_item(entry, base) for entry in parsed.entries]
+    head = parsed.feed
+    base = head.get("link", "")
+    channel = Channel(
+        title=plain_text(head.get("title", "")),
+        id=_iri(head.get("id")),
+        home=_absolute(base, ""),
+    )
+    return channel, [_xml_item(entry, base) for entry in parsed.entries]
 
 
 def _xml_item(entry: Any, base: str) -> Item:
@@ -294,7 +335,7 @@ def _xml_image(entry: Any, base: str) -> str | None:
     return None
 
 
-def _json_items(body: bytes) -> list[Item]:
+def _json_items(body: bytes) -> tuple[Channel, list[Item]]:
     try:
         document = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
@@ -306,8 +347,13 @@ def _json_items(body: bytes) -> list[Item]:
     ):
         raise FetchError("not_a_feed", "not a JSON Feed (no jsonfeed.org version)")
     base = str(document.get("home_page_url") or document.get("feed_url") or "")
+    channel = Channel(
+        title=plain_text(str(document.get("title") or "")),
+        home=_absolute(document.get("home_page_url"), ""),
+        id=_absolute(document.get("feed_url"), ""),
+    )
     items = document.get("items")
-    return (
+    return channel, (
         [_json_item(i, base) for i in items if isinstance(i, dict)]
         if isinstance(items, list)
         else []
@@ -346,6 +392,24 @@ def _absolute(url: object, base: str) -> str:
         return ""
     joined = urljoin(base, url.strip())
     return to_uri(joined) if is_absolute(joined) else ""
+
+
+def _iri(value: object) -> str:
+    """An upstream Atom id we can repeat in a `<source>`: an http(s) URL, a URN (RFC 8141)
+    or a tag URI (RFC 4151); else "" (the source URL stands in). Validators check these
+    schemes' syntax, and upstream feeds get them wrong (`urn:lab`)."""
+    if not isinstance(value, str):
+        return ""
+    text = plain_text(value).strip()
+    if any(c.isspace() for c in text):
+        return ""
+    if _URN.fullmatch(text) or _TAG.fullmatch(text):
+        return text
+    return to_uri(text) if text.startswith(("http://", "https://")) and is_absolute(text) else ""
+
+
+_URN = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]:\S+", re.IGNORECASE)
+_TAG = re.compile(r"tag:[^,\s]+,\d{4}(?:-\d{2}(?:-\d{2})?)?:\S*")
 
 
 def _when(parsed: Any) -> datetime | None:

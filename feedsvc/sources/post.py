@@ -153,6 +153,10 @@ def read_post(text: str, ctx: PostContext) -> tuple[Article | None, tuple[Proble
         line = lines.get("title", offset + 1)
         reason = "title: empty, the file name is used"
         warnings = (*warnings, Problem(ctx.display_path, line, reason, "warning"))
+    values["language"], bad = _language(values["language"])
+    if bad:  # a bad tag is left out, not the post
+        line = lines.get("lang", offset + 1)
+        warnings = (*warnings, Problem(ctx.display_path, line, f"lang: {bad}", "warning"))
     try:
         html = render_body(body, PurePosixPath(ctx.relpath).suffix)
     except MarkdownFailed as exc:
@@ -266,6 +270,29 @@ def _url(value: Any, ctx: PostContext) -> str | None:
     return url
 
 
+def _as_is(value: Any, ctx: PostContext) -> Any:
+    return value
+
+
+# RFC 5646 (BCP 47) syntax, loosely: subtags of 1 to 8 letters or digits, the first letters.
+# Whether the language exists is not checked: en-GB, zh-Hans-CN, x-klingon all pass.
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
+
+
+def _language(value: Any) -> tuple[str | None, str | None]:
+    """(the tag, None) for a well-formed `lang` (`en_GB` is read as en-GB), (None, None)
+    for none, (None, reason) for a malformed one, which the post is published without."""
+    if value is None or value == "":
+        return None, None
+    if not isinstance(value, str):
+        kind = type(value).__name__
+        return None, f"expected a language tag like en-GB, got {kind}; published without one"
+    tag = value.strip().replace("_", "-")
+    if not _LANGUAGE_TAG.fullmatch(tag):
+        return None, f"not a BCP 47 language tag like en-GB: {value!r}; published without one"
+    return _shared(tag), None
+
+
 def _image(value: Any, ctx: PostContext) -> str | None:
     if isinstance(value, list):
         value = value[0] if value else None
@@ -288,6 +315,7 @@ FIELDS: tuple[tuple[str, tuple[str, ...], Reader], ...] = (
     ("link", ("link",), _url),
     ("summary", ("description", "excerpt", "summary"), _text),
     ("image", ("headimg", "thumbnail", "cover", "image", "images"), _image),
+    ("language", ("lang",), _as_is),  # checked by read_post: a bad tag is only a warning
     ("draft", ("draft",), _flag),
     ("hidden", ("hidden",), _flag),
     ("published_flag", ("published",), _flag),
@@ -352,6 +380,7 @@ def _assemble(values: dict[str, Any], html: str, ctx: PostContext, body: str) ->
         summary=truncate(summary, SUMMARY_LIMIT),
         image=values["image"],
         identity=_identity(values, body, pattern, slug, category),
+        language=values["language"],
     )
 
 

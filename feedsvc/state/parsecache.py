@@ -60,6 +60,7 @@ _ALLOWED = frozenset(
         ("feedsvc.model", "Article"),
         ("feedsvc.model", "Author"),
         ("feedsvc.model", "Identity"),
+        ("feedsvc.model", "Origin"),
         ("feedsvc.model", "Problem"),
         ("datetime", "datetime"),
         ("datetime", "timezone"),
