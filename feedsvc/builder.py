@@ -893,6 +893,8 @@ def _atom_source(origin: Origin) -> Any:
     etree.SubElement(source, "link", {"rel": "self", "href": origin.feed_url})
     if origin.home:
         etree.SubElement(source, "link", {"rel": "alternate", "href": origin.home})
+    if origin.updated is not None:
+        etree.SubElement(source, "updated").text = origin.updated.isoformat()
     return source
 
 

@@ -74,6 +74,9 @@ class Origin:
     title: str  # the upstream feed's title; "" when it has none
     id: str  # its Atom id, else feed_url
     home: str | None = None  # its home page (RSS <link>, Atom rel="alternate", home_page_url)
+    # Its newest item's update time: Atom `<source>` should carry an `updated` (RFC 4287
+    # §4.2.11), and the upstream's own one changes on every request of some generators.
+    updated: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

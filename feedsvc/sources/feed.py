@@ -143,7 +143,7 @@ class RemoteSource:
                 channel, items = parse_feed(saved.body, saved.content_type)
             except FetchError:
                 channel, items = Channel(), []
-            origin = self._origin(channel)
+            origin = self._origin(channel, items)
             self._articles = tuple(self._article(item, origin) for item in items)
             self._validators = (saved.etag, saved.last_modified)
             self._problems = ()
@@ -214,7 +214,7 @@ class RemoteSource:
         items = None if parsed is None else parsed[1]
         with self._lock:
             if parsed is not None:
-                origin = self._origin(parsed[0])
+                origin = self._origin(parsed[0], parsed[1])
                 self._articles = tuple(self._article(item, origin) for item in parsed[1])
                 self._validators = (fetched.etag, fetched.last_modified)
             self._problems = tuple(problems)
@@ -238,14 +238,17 @@ class RemoteSource:
             self._problems = (Problem(self.url, None, message),)
         logger.warning("%s: %s", self.url, message)
 
-    def _origin(self, channel: Channel) -> Origin:
+    def _origin(self, channel: Channel, items: list[Item]) -> Origin:
         """Where this source's items come from: the feed at the configured URL, named
-        as it names itself (its Atom id or JSON feed_url, else that URL)."""
+        as it names itself (its Atom id or JSON feed_url, else that URL), updated when
+        its newest item was."""
+        dates = [d for i in items for d in (i.updated, i.published) if d is not None]
         return Origin(
             feed_url=self.url,
             title=channel.title,
             id=channel.id or self.url,
             home=channel.home or None,
+            updated=max(dates, default=None),
         )
 
     def _article(self, item: Item, origin: Origin) -> Article:
