@@ -43,7 +43,7 @@ def _progress(args: argparse.Namespace) -> Progress:
 def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[Snapshot, str]:
     """Read every source and build, with the ids of the state directory's ledger (kept up
     to date when `record` and no server holds it); the snapshot and its summary line.
-    Prints the problems, then what the reload did to ids."""
+    Prints the problems, and without `record` (check) what the reload would do to ids."""
     with _ledger(config, create=record) as (ledger, writable):
         refresher = Refresher(config, Store(), ledger=ledger, record=record and writable)
         with progress.files(refresher.sources, refresher.builder):
@@ -51,8 +51,9 @@ def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[S
     snapshot = refresher.store.current
     for problem in snapshot.problems:
         print(problem)
-    for change in refresher.id_changes:
-        print(change)
+    if not record:  # check: what the next reload would do to ids (build and publish log it)
+        for change in refresher.id_changes:
+            print(change)
     errors = sum(1 for p in snapshot.problems if p.severity == "error")
     warnings = len(snapshot.problems) - errors
     line = f"{summary.articles} articles, {summary.documents} documents, "
