@@ -67,7 +67,10 @@ def prepare_resources(
         return _update_resources(documents, max_age, previous, changed)
     resources: dict[str, Resource] = {}
     archives = [path for path in documents if "archive-" in path and is_archive(path)]
+    made_below = set(archives)  # by _archive_resources, which knows the past months
     for path, document in documents.items():
+        if path in made_below:
+            continue
         key = wsgi_path(path)
         old = previous.get(key)
         view = documents.get(document.view) if document.view else None
@@ -139,11 +142,17 @@ def _same_view(old: Resource, view: Document | None) -> bool:
 def cache_control(document: Document, max_age: int, *, immutable: bool = False) -> str:
     """The Cache-Control a document is served with to everyone but a browser's page
     (`immutable`: a past month's archive)."""
-    if immutable:
-        return IMMUTABLE
-    if document.view is not None or document.media_type in _FEED_MEDIA_TYPES:  # a feed
-        return f"public, max-age={max_age}, {STALE}"
-    return f"public, max-age={max_age}"
+    feed_cache, page_cache = _cache_controls(max_age, immutable)
+    is_feed = document.view is not None or document.media_type in _FEED_MEDIA_TYPES
+    return feed_cache if is_feed else page_cache
+
+
+@lru_cache(maxsize=16)
+def _cache_controls(max_age: int, immutable: bool) -> tuple[str, str]:
+    """Cache-Control of a feed and of a page, for one max-age: one string each, shared by
+    every response that sends it."""
+    feed_cache = IMMUTABLE if immutable else f"public, max-age={max_age}, {STALE}"
+    return feed_cache, f"public, max-age={max_age}"
 
 
 def _resource(
@@ -159,8 +168,7 @@ _FEED_MEDIA_TYPES = frozenset(MEDIA_TYPES.values())
 def _variants(max_age: int, immutable: bool = False) -> Callable[[Resource, bool, bool], Variant]:
     """What makes a resource's representations, for one max-age (`immutable`: a past
     month's archive)."""
-    feed_cache = IMMUTABLE if immutable else f"public, max-age={max_age}, {STALE}"
-    page_cache = f"public, max-age={max_age}"
+    feed_cache, page_cache = _cache_controls(max_age, immutable)
     private = f"private, max-age={max_age}"
 
     def make(resource: Resource, gzipped: bool, browser: bool) -> Variant:

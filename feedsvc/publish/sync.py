@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from feedsvc.archives import is_archive, past_archives
+from feedsvc.archives import past_archives
 from feedsvc.errors import PublishError
 from feedsvc.model import Document
 from feedsvc.publish.bucket import Bucket, Upload
@@ -91,7 +91,7 @@ class Publication:
         started = time.perf_counter()
         try:
             run = _Run(documents, self._remote(documents, max_age), max_age, progress)
-            run.past = past_archives(p for p in documents if is_archive(p))
+            run.past = past_archives(documents)
             self._put_all([p for p in documents if p not in LAST], run)
             self._put_all([p for p in LAST if p in documents], run)
             gone = sorted(set(run.remote) - set(documents))
