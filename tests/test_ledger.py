@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sqlite3
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -322,3 +323,26 @@ WIRE = b"""<?xml version="1.0" encoding="UTF-8"?>
 <item><title>Undated wire note</title><link>https://partner.example/news/note</link>
 <guid>wire-note-1</guid><description>No date here.</description></item>
 </channel></rss>"""
+
+
+def test_a_kept_body_that_no_longer_parses_is_fetched_again_unconditionally(
+    make_config: Make, tmp_path: Path
+) -> None:
+    upstream = Upstream()
+    try:
+        upstream.routes["/wire"] = Reply(
+            body=WIRE, headers={"Content-Type": "application/rss+xml", "ETag": '"v1"'}
+        )
+        wire = {"name": "wire", "type": "feed", "url": upstream.base + "/wire"}
+        site = Site(make_config, tmp_path / "state", sources=[wire])
+        site.reload()
+        site.stop()
+        with sqlite3.connect(tmp_path / "state" / FILE) as db:  # what another version kept
+            db.execute("UPDATE fetches SET body = ?", (zlib.compress(b"<html>not a feed"),))
+        site.start()
+        site.reload()
+        assert "if-none-match" not in upstream.requests[-1][1]  # a 304 would leave it empty
+        assert "Undated wire note" in site.items()
+        site.stop()
+    finally:
+        upstream.close()

@@ -140,13 +140,14 @@ class RemoteSource:
             return
         if saved.body is not None:
             try:
-                channel, items = parse_feed(saved.body, saved.content_type)
-            except FetchError:
-                channel, items = Channel(), []
-            origin = self._origin(channel, items)
-            self._articles = tuple(self._article(item, origin) for item in items)
-            self._validators = (saved.etag, saved.last_modified)
-            self._problems = ()
+                parsed = parse_feed(saved.body, saved.content_type)
+            except FetchError:  # kept by another version: fetch unconditionally, start over
+                parsed = None
+            if parsed is not None:
+                origin = self._origin(*parsed)
+                self._articles = tuple(self._article(item, origin) for item in parsed[1])
+                self._validators = (saved.etag, saved.last_modified)
+                self._problems = ()
         # A backoff in progress holds through the restart; a healthy source is fetched at
         # the first reload (conditionally: a 304 costs the upstream little).
         self._failures = saved.failures
