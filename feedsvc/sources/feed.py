@@ -144,9 +144,7 @@ class RemoteSource:
             except FetchError:  # kept by another version: fetch unconditionally, start over
                 parsed = None
             if parsed is not None:
-                origin = self._origin(*parsed)
-                self._articles = tuple(self._article(item, origin) for item in parsed[1])
-                self._validators = (saved.etag, saved.last_modified)
+                self._take(parsed, (saved.etag, saved.last_modified))
                 self._problems = ()
         # A backoff in progress holds through the restart; a healthy source is fetched at
         # the first reload (conditionally: a 304 costs the upstream little).
@@ -215,9 +213,7 @@ class RemoteSource:
         items = None if parsed is None else parsed[1]
         with self._lock:
             if parsed is not None:
-                origin = self._origin(parsed[0], parsed[1])
-                self._articles = tuple(self._article(item, origin) for item in parsed[1])
-                self._validators = (fetched.etag, fetched.last_modified)
+                self._take(parsed, (fetched.etag, fetched.last_modified))
             self._problems = tuple(problems)
             self._failures = 0
             self._next_fetch = time.monotonic() + self.interval
@@ -238,6 +234,15 @@ class RemoteSource:
             message = f"source {self.config.name}: {reason}; {kept}; next try in {delay:.0f} s"
             self._problems = (Problem(self.url, None, message),)
         logger.warning("%s: %s", self.url, message)
+
+    def _take(
+        self, parsed: tuple[Channel, list[Item]], validators: tuple[str | None, str | None]
+    ) -> None:
+        """Make a good response's items the articles, with its validators for the next
+        conditional fetch (the caller holds the lock, or is the constructor)."""
+        origin = self._origin(*parsed)
+        self._articles = tuple(self._article(item, origin) for item in parsed[1])
+        self._validators = validators
 
     def _origin(self, channel: Channel, items: list[Item]) -> Origin:
         """Where this source's items come from: the feed at the configured URL, named
