@@ -202,10 +202,10 @@ class Refresher:
         self, articles: list[Article], now: datetime, problems: list[Problem]
     ) -> list[Article]:
         """The articles with the ids readers know them by (feedsvc.state.placing)."""
-        if self.placer is None or self.ledger is None:
+        if self.placer is None:
             return articles
-        if self.ledger.changed_elsewhere():  # `feedsvc forget` took nodes away
-            self.known_nodes = self.ledger.nodes()
+        if self.placer.ledger.changed_elsewhere():  # `feedsvc forget` took nodes away
+            self.known_nodes = self.placer.ledger.nodes()
         placed = self.placer.place(articles, now, keep=self.record)
         problems.extend(placed.problems)
         self.id_changes = placed.changes

@@ -146,7 +146,7 @@ class Placer:
                 elif len(rows) == 1 and claims[rows[0].id] == 1:
                     gone = rows[0]
                     work.changes.append(
-                        f"{_where(article)}: renamed from {gone.source}/{gone.path}; "
+                        f"{_where(article)}: renamed from {_at(gone.source, gone.path)}; "
                         f"keeps its id {gone.id}"
                     )
                     self._give(article, gone, gone.id, work)
@@ -163,7 +163,7 @@ class Placer:
             self._give(article, None, self._fresh_id(article, work), work)
         for key, ident in sorted(work.vanished.items()):
             if ident not in work.taken:
-                work.changes.append(f"{key[0]}/{key[1]}: gone; the ledger keeps its id {ident}")
+                work.changes.append(f"{_at(*key)}: gone; the ledger keeps its id {ident}")
 
     def _known(self, article: Article, work: _Round) -> bool:
         """Place an article with a front-matter id or at a known path; False when neither."""
@@ -174,7 +174,7 @@ class Placer:
             owner = work.taken.get(article.id)
             if owner is None and holder is not None and holder.present:
                 held = (holder.source, holder.path)
-                owner = None if held == key or held in work.vanished else f"{held[0]}/{held[1]}"
+                owner = None if held == key or held in work.vanished else _at(*held)
             if owner is None:
                 if row is not None and row.id != article.id:
                     work.changes.append(
@@ -290,4 +290,9 @@ def _slug(article: Article) -> str:
 
 
 def _where(article: Article) -> str:
-    return f"{article.source}/{article.path}"
+    return _at(article.source, article.path)
+
+
+def _at(source: str, path: str) -> str:
+    """How problems and changes name an article: source name, then path in it."""
+    return f"{source}/{path}"
