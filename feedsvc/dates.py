@@ -1,4 +1,5 @@
-"""The only place that turns front-matter and header dates into aware UTC datetimes."""
+"""The only place that parses dates: front matter, HTTP headers, remote feeds and the
+service's own state files each become aware UTC datetimes here."""
 
 from __future__ import annotations
 
@@ -44,6 +45,15 @@ def to_utc(value: object, default_tz: tzinfo) -> datetime:
     if isinstance(value, str):
         return _parse_string(value.strip(), default_tz)
     raise ValueError(f"not a date: {value!r}")
+
+
+def parse_http_date(value: str) -> datetime | None:
+    """An HTTP-date header (RFC 9110 §5.6.7) as aware UTC; None when it is not one."""
+    # §5.6.7: HTTP dates are GMT, so one without a zone ("-0000") is read as UTC too.
+    try:
+        return _parse_rfc2822(value, UTC)
+    except ValueError:
+        return None
 
 
 def _aware(value: datetime, default_tz: tzinfo) -> datetime:

@@ -6,12 +6,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
 import requests
 
 from feedsvc import __version__
+from feedsvc.dates import parse_http_date
 
 logger = logging.getLogger(__name__)
 
@@ -195,8 +195,5 @@ def _retry_after(value: str | None) -> float | None:
         return None
     if value.strip().isdigit():
         return float(value.strip())
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    when = parse_http_date(value)
+    return None if when is None else max(0.0, when.timestamp() - time.time())

@@ -10,12 +10,12 @@ PACKAGE = Path(__file__).parent.parent / "feedsvc"
 # Layers from the bottom up; a module may import only from earlier layers.
 LAYERS = [
     ["feedsvc", "feedsvc.logs", "feedsvc.progress"],
-    ["feedsvc.transport"],
     ["feedsvc.gzparts"],
     ["feedsvc.model"],
     ["feedsvc.cores"],
     ["feedsvc.errors"],
     ["feedsvc.dates"],
+    ["feedsvc.transport"],
     ["feedsvc.urls"],
     ["feedsvc.config"],
     ["feedsvc.feedsettings", "feedsvc.archives", "feedsvc.budget"],
