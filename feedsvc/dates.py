@@ -56,6 +56,22 @@ def parse_http_date(value: str) -> datetime | None:
         return None
 
 
+def parse_feed_date(value: object) -> datetime | None:
+    """A remote feed's RFC 3339 date (JSON Feed) as aware UTC; None when it holds none."""
+    if not isinstance(value, str):
+        return None
+    try:
+        # The replace keeps a date-only value with a "Z" ("2021-10-24Z") readable.
+        return _aware(datetime.fromisoformat(value.replace("Z", "+00:00")), UTC)
+    except ValueError:
+        return None
+
+
+def parse_stored_date(text: str) -> datetime:
+    """A date the service wrote with isoformat() as aware UTC; ValueError if it is not one."""
+    return _aware(datetime.fromisoformat(text), UTC)
+
+
 def _aware(value: datetime, default_tz: tzinfo) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         value = value.replace(tzinfo=default_tz)

@@ -24,7 +24,7 @@ import feedparser  # type: ignore[import-untyped]
 
 from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import html_to_text, plain_text, sanitize_html, truncate
-from feedsvc.dates import Clock, utc_now
+from feedsvc.dates import Clock, parse_feed_date, utc_now
 from feedsvc.model import (
     Article,
     Author,
@@ -386,8 +386,8 @@ def _json_item(item: dict[str, Any], base: str) -> Item:
         guid=str(item.get("id") or link),
         title=plain_text(str(item.get("title") or "")),
         link=link,
-        published=_iso(item.get("date_published")),
-        updated=_iso(item.get("date_modified")),
+        published=parse_feed_date(item.get("date_published")),
+        updated=parse_feed_date(item.get("date_modified")),
         authors=authors,
         categories=tuple(str(t).strip() for t in item.get("tags") or [] if str(t).strip()),
         html=sanitize_html(str(html), link or base),
@@ -429,16 +429,6 @@ def _when(parsed: Any) -> datetime | None:
         return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except (TypeError, ValueError):
         return None
-
-
-def _iso(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _escape(text: str) -> str:
