@@ -1,9 +1,12 @@
 """The one-way layout of STYLE.md: each module imports only modules above it."""
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
+
+from feedsvc.errors import FeedsvcError
 
 PACKAGE = Path(__file__).parent.parent / "feedsvc"
 
@@ -105,6 +108,20 @@ def test_each_third_party_library_has_one_home() -> None:
             if any(i == library or i.startswith(library + ".") for i in imports)
         }
         assert users == ({owner} if owner else set()), (library, users)
+
+
+def test_every_exception_derives_from_feedsvc_error() -> None:
+    """One tree: what feedsvc raises on purpose is caught as FeedsvcError or one of its kinds."""
+    strays = [
+        f"{name}.{value.__name__}"
+        for name in sorted(MODULES)
+        for value in vars(importlib.import_module(name)).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseException)
+        and value.__module__ == name
+        and not issubclass(value, FeedsvcError)
+    ]
+    assert strays == []
 
 
 def test_importing_the_package_starts_nothing() -> None:

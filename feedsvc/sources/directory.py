@@ -39,7 +39,7 @@ class _Cached:
     seen: int = 0  # the last read whose walk found the file
 
 
-class _Unreadable(ArticleError):
+class _UnreadableError(ArticleError):
     """The file could not be read at all (as opposed to read and found wrong)."""
 
 
@@ -245,7 +245,7 @@ class FileReader:
         ctx = PostContext(self.config.name, relpath, display, self.site, self.tz, mtime)
         try:
             data = self._read_bytes(relpath, info, display)
-        except _Unreadable as exc:
+        except _UnreadableError as exc:
             # A read error (permission, disk) says nothing about the article: keep the last
             # good one, and keep the old key so that the next reload tries again.
             problem = Problem(exc.path, exc.line, exc.reason)
@@ -275,7 +275,7 @@ class FileReader:
             with open(self.root / relpath, "rb") as handle:
                 data = handle.read(limit + 1)  # never more than the cap, even if it grew
         except OSError as exc:
-            raise _Unreadable(display, 1, f"cannot read: {exc.strerror or exc}") from None
+            raise _UnreadableError(display, 1, f"cannot read: {exc.strerror or exc}") from None
         if len(data) > limit:
             raise ArticleError(display, 1, f"file grew over max_bytes {limit}")
         return data

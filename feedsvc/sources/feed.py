@@ -25,6 +25,7 @@ import feedparser  # type: ignore[import-untyped]
 from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import html_to_text, plain_text, sanitize_html, truncate
 from feedsvc.dates import Clock, parse_feed_date, utc_now
+from feedsvc.errors import FetchError
 from feedsvc.model import (
     Article,
     Author,
@@ -35,7 +36,7 @@ from feedsvc.model import (
     deflate_html,
 )
 from feedsvc.sources.post import SUMMARY_LIMIT
-from feedsvc.transport import Fetched, FetchError, fetch, make_session
+from feedsvc.transport import Fetched, fetch, make_session
 from feedsvc.urls import entry_id, is_absolute, to_uri
 
 logger = logging.getLogger(__name__)

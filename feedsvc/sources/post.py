@@ -16,7 +16,6 @@ import yaml
 
 from feedsvc.config import SiteConfig
 from feedsvc.content import (
-    MarkdownFailed,
     excerpt_html,
     html_to_text,
     plain_text,
@@ -26,7 +25,7 @@ from feedsvc.content import (
     truncate,
 )
 from feedsvc.dates import to_utc
-from feedsvc.errors import ArticleError
+from feedsvc.errors import ArticleError, FeedsvcError, MarkdownError
 from feedsvc.model import Article, Author, Identity, Problem, deflate_html
 from feedsvc.urls import entry_id, expand_permalink, explicit_id, is_absolute, slugize, to_uri
 
@@ -63,21 +62,23 @@ class _Handler(frontmatter.default_handlers.YAMLHandler):
             # two per character, so only text with aliases or of that size is counted.
             could_expand = "*" in fm or 2 * len(fm) > MAX_EXPANDED_NODES
             if could_expand and _expanded_size(node) > MAX_EXPANDED_NODES:
-                raise _TooLarge
+                raise _TooLargeError
             try:
                 return loader.construct_document(node), node
             except (ValueError, TypeError, OverflowError) as exc:
                 # PyYAML raises a bare ValueError for a timestamp like 2021-13-45.
-                raise _BadValue(_failing_node(node, exc), str(exc)) from None
+                raise _BadValueError(_failing_node(node, exc), str(exc)) from None
         finally:
             loader.dispose()
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLargeError(FeedsvcError):
+    """The header would expand beyond MAX_EXPANDED_NODES."""
 
 
-class _BadValue(Exception):
+class _BadValueError(FeedsvcError):
+    """A value PyYAML cannot construct (a timestamp like 2021-13-45), at `node`."""
+
     def __init__(self, node: yaml.Node, reason: str) -> None:
         super().__init__(reason)
         self.node = node
@@ -159,7 +160,7 @@ def read_post(text: str, ctx: PostContext) -> tuple[Article | None, tuple[Proble
         warnings = (*warnings, Problem(ctx.display_path, line, f"lang: {bad}", "warning"))
     try:
         html = render_body(body, PurePosixPath(ctx.relpath).suffix)
-    except MarkdownFailed as exc:
+    except MarkdownError as exc:
         body_line = offset + header.count("\n") + 2  # the line after the closing ---
         reason = f"{exc}; published as plain text"
         warnings = (*warnings, Problem(ctx.display_path, body_line, reason, "warning"))
@@ -170,7 +171,7 @@ def read_post(text: str, ctx: PostContext) -> tuple[Article | None, tuple[Proble
 def _load_header(header: str, ctx: PostContext, offset: int) -> tuple[dict[str, Any], yaml.Node]:
     try:
         meta, node = _HANDLER.load(header)
-    except _TooLarge:
+    except _TooLargeError:
         raise ArticleError(
             ctx.display_path, offset + 1, "front matter expands (YAML aliases) beyond the limit"
         ) from None
@@ -179,7 +180,7 @@ def _load_header(header: str, ctx: PostContext, offset: int) -> tuple[dict[str, 
         line = offset + mark.line + 1 if mark else offset + 1
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ArticleError(ctx.display_path, line, f"invalid YAML front matter: {reason}") from None
-    except _BadValue as exc:
+    except _BadValueError as exc:
         line = offset + exc.node.start_mark.line + 1
         name = f"{exc.node.value}: " if isinstance(exc.node, yaml.ScalarNode) else ""
         raise ArticleError(ctx.display_path, line, f"{name}{exc.reason}") from None

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import cast
 
 from feedsvc.dates import parse_stored_date
+from feedsvc.errors import FeedsvcError
 from feedsvc.model import Problem
 from feedsvc.nodes import Kind, NodeKeys
 from feedsvc.sources.feed import SavedFetch
@@ -88,7 +89,7 @@ class Row:
     present: bool
 
 
-class DamagedLedgerError(Exception):
+class DamagedLedgerError(FeedsvcError):
     """The database cannot be trusted (not SQLite, fails its check, a foreign version)."""
 
 
