@@ -20,6 +20,7 @@ LAYERS = [
     ["feedsvc.dates"],
     ["feedsvc.transport"],
     ["feedsvc.urls"],
+    ["feedsvc.settings"],
     ["feedsvc.config"],
     ["feedsvc.feedsettings", "feedsvc.archives", "feedsvc.budget"],
     ["feedsvc.configwatch"],
