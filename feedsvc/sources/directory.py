@@ -232,6 +232,7 @@ class FileReader:
     tz: tzinfo
 
     def read(self, relpath: str, info: os.stat_result, previous: _Cached | None) -> _Cached:
+        """Read and parse one file; a failed read keeps `previous`'s article to try again."""
         key = (info.st_size, info.st_mtime_ns, info.st_ino)
         display = self._display(relpath)
         mtime = datetime.fromtimestamp(info.st_mtime, tz=UTC).replace(microsecond=0)
