@@ -15,10 +15,11 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from werkzeug.datastructures import Accept, ETags, MIMEAccept
-from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags, quote_etag
+from werkzeug.http import http_date, parse_accept_header, parse_etags, quote_etag
 
 from feedsvc.archives import is_archive, past_archives
 from feedsvc.builder import MEDIA_TYPES, VIEW_NAME
+from feedsvc.dates import parse_http_date
 from feedsvc.model import Document, Resource, Variant
 from feedsvc.pages import CONTENT_SECURITY_POLICY
 from feedsvc.store import Store
@@ -390,5 +391,5 @@ def _etags(header: str) -> ETags:
 
 @lru_cache(maxsize=1024)
 def _date(header: str) -> int | None:
-    parsed = parse_date(header)
+    parsed = parse_http_date(header)
     return int(parsed.timestamp()) if parsed is not None else None

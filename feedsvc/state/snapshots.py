@@ -29,10 +29,10 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from feedsvc.dates import parse_stored_date
 from feedsvc.errors import FeedsvcError
 from feedsvc.gzparts import piece_digest
 from feedsvc.model import Document
@@ -525,6 +525,6 @@ def _document(record: list[Any], maps: Mapping[int, mmap.mmap]) -> Document:
         gzip_size,
         etag,
         gzip_etag,
-        datetime.fromisoformat(modified),
+        parse_stored_date(modified),
         view,
     )
