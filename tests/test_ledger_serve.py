@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_operations import settings
-from test_state_serve import get, log_of
 
 from feedsvc.config import load_config
 from feedsvc.refresh import Refresher
@@ -24,8 +22,8 @@ from feedsvc.store import Store
 from feedsvc.urls import entry_id
 
 from conftest import eventually, write_article
-from test_e2e import ROOT, Server, free_port
-from upstream import Reply, Upstream
+from tests.support.server import ROOT, Server, free_port, get, log_of, settings
+from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.e2e
 

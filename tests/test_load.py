@@ -18,7 +18,7 @@ import requests
 import yaml
 
 from conftest import write_article
-from test_e2e import Server, free_port
+from tests.support.server import Server, free_port
 
 pytestmark = pytest.mark.e2e
 DURATION = 20.0

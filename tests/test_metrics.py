@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -19,19 +18,8 @@ from feedsvc.store import Store
 from feedsvc.web import create_app
 
 from conftest import write_article
-from test_e2e import Server, free_port
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = (
-        rf"^{re.escape(name)}(?:\{{{re.escape(wanted)}\}})? ([0-9.e+-]+)$"
-        if labels
-        else (rf"^{re.escape(name)} ([0-9.e+-]+)$")
-    )
-    found = re.search(pattern, text, re.M)
-    assert found, f"{name} {labels} not in metrics"
-    return float(found.group(1))
+from tests.support.metrics import sample
+from tests.support.server import Server, free_port
 
 
 def test_metrics_report_reloads_sources_problems_and_responses(

@@ -12,25 +12,9 @@ import pytest
 
 from feedsvc.model import Article, Author, Identity, Origin, deflate_html
 
+from tests.support.articles import make_article
+
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
-
-
-def make_article() -> Article:
-    return Article(
-        id="urn:post:1",
-        source="posts",
-        path="2024/钱塘.md",
-        title="钱塘证券 & <friends>",
-        link="https://news.example.cn/2024/03/01/qiantang/",
-        published=T0,
-        updated=T0 + timedelta(hours=1),
-        content=deflate_html("<p>正文</p>"),
-        authors=(Author("财联社", email="desk@example.cn"),),
-        categories=(("金融", "财联社"),),
-        tags=("A股",),
-        summary="导语",
-        image="https://img.example.cn/a.png",
-    )
 
 
 CHANGES: dict[str, object] = {
@@ -78,8 +62,7 @@ def test_equal_articles_made_anew_have_the_same_revision() -> None:
 
 def test_the_revision_is_the_same_in_another_process() -> None:
     script = (
-        "import sys; sys.path.insert(0, 'tests');"
-        "from test_model import make_article;"
+        "from tests.support.articles import make_article;"
         "print(make_article().revision)"
     )
     root = Path(__file__).parent.parent

@@ -19,7 +19,7 @@ import requests
 import yaml
 
 from conftest import write_article
-from test_e2e import ROOT, Server, free_port
+from tests.support.server import ROOT, Server, free_port
 
 pytestmark = pytest.mark.nginx
 MAX_AGE = 2

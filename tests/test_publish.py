@@ -18,7 +18,7 @@ from feedsvc.state.ledger import Ledger
 from feedsvc.store import Store
 
 from conftest import PublishingConfig, bucket_of, eventually, write_article, write_corpus
-from seaweed import SeaweedFS
+from tests.support.seaweed import SeaweedFS
 
 ROOT = Path(__file__).parent.parent
 

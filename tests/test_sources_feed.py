@@ -22,8 +22,9 @@ from feedsvc.sources.feed import RemoteSource, SavedFetch
 from feedsvc.store import Store
 
 from conftest import write_article
-from test_e2e import free_port
-from upstream import Reply, Upstream
+from tests.support.metrics import sample
+from tests.support.server import Server, free_port
+from tests.support.upstream import Reply, Upstream
 
 RSS = b"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"
@@ -390,7 +391,6 @@ def test_slow_upstream_delays_neither_others_nor_the_reload(
 def test_served_site_republishes_a_remote_feed(tmp_path: Path, upstream: Upstream) -> None:
     import yaml
 
-    from test_e2e import Server
 
     upstream.routes["/feed"] = Reply(body=RSS, headers={"Content-Type": "application/rss+xml"})
     port = free_port()
@@ -446,7 +446,6 @@ def test_remote_failures_reach_the_metrics(
 ) -> None:
     from feedsvc.metrics import Metrics
 
-    from test_metrics import sample
 
     upstream.routes["/feed"] = Reply(500, b"down")
     config = make_config(sources=[{"name": "wire", "type": "feed", "url": upstream.base + "/feed"}])

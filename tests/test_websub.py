@@ -17,8 +17,8 @@ from feedsvc.transport import post_form
 from feedsvc.websub import Publisher, Relay
 
 from conftest import write_article
-from hubstub import HubStub
-from test_e2e import Server, free_port
+from tests.support.hubstub import HubStub
+from tests.support.server import Server, free_port
 
 fast_post = functools.partial(post_form, backoff=0.0)
 
