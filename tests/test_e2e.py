@@ -14,10 +14,9 @@ from urllib.parse import quote
 import feedparser
 import pytest
 import requests
-import yaml
 
 from conftest import SAMPLE_SHAPED, write_article
-from tests.support.server import ROOT, Server, free_port
+from tests.support.server import ROOT, Server, free_port, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -37,22 +36,12 @@ def server(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
         categories=["Engineering"],
         tags=["http"],
     )
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "site": {
-                    "title": "E2E Newsroom",
-                    "base_url": f"http://127.0.0.1:{port}",
-                    "timezone": "Asia/Shanghai",
-                },
-                "sources": [{"name": "articles", "path": "articles"}],
-                "reload": {"interval_seconds": 1},
-                "server": {"workers": 1, "threads": 2},
-            },
-            allow_unicode=True,
-        ),
-        encoding="utf-8",
+    config = write_config(
+        tmp_path,
+        port,
+        site={"title": "E2E Newsroom"},
+        reload={"interval_seconds": 1},
+        server={"workers": 1, "threads": 2},
     )
     running = Server(config, port, tmp_path / "serve.log")
     yield running, articles
@@ -211,18 +200,11 @@ def test_a_reader_follows_an_author_feed_and_its_archives_over_http(tmp_path: Pa
     (articles / "2021-10-24-brokerage-day.txt").write_text(SAMPLE_SHAPED, encoding="utf-8")
     for n, date in enumerate(["2021-11-02T09:00:00+08:00", "2021-12-01T09:00:00+08:00"]):
         write_article(articles, f"{n}.md", title=f"Later {n}", date=date, author="财联社")
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "site": {"base_url": f"http://127.0.0.1:{port}", "timezone": "Asia/Shanghai"},
-                "sources": [{"name": "articles", "path": "articles"}],
-                "feeds": {"limit": 1, "archive": ["authors"]},
-                "server": {"workers": 1, "threads": 2},
-            },
-            allow_unicode=True,
-        ),
-        encoding="utf-8",
+    config = write_config(
+        tmp_path,
+        port,
+        feeds={"limit": 1, "archive": ["authors"]},
+        server={"workers": 1, "threads": 2},
     )
     srv = Server(config, port, tmp_path / "serve.log")
     try:

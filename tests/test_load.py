@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from conftest import write_article
-from tests.support.server import Server, free_port
+from tests.support.server import Server, free_port, write_config
 
 pytestmark = pytest.mark.e2e
 DURATION = 20.0
@@ -113,18 +112,7 @@ def test_load_during_reloads(tmp_path: Path) -> None:
             date=f"2022-01-01T00:{n:02d}:00Z",
             categories=["Load"],
         )
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "site": {"title": "Load", "base_url": f"http://127.0.0.1:{port}"},
-                "sources": [{"name": "articles", "path": "articles"}],
-                "reload": {"interval_seconds": 1},
-                "server": {"workers": 2},
-            }
-        ),
-        encoding="utf-8",
-    )
+    config = write_config(tmp_path, port, site={"title": "Load"}, reload={"interval_seconds": 1})
     server = Server(config, port, tmp_path / "serve.log")
     stop = threading.Event()
     bodies = Bodies()

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 
 from feedsvc.config import Config
 from feedsvc.metrics import Metrics
@@ -19,7 +18,7 @@ from feedsvc.web import create_app
 
 from conftest import write_article
 from tests.support.metrics import sample
-from tests.support.server import Server, free_port
+from tests.support.server import Server, free_port, write_config
 
 
 def test_metrics_report_reloads_sources_problems_and_responses(
@@ -58,17 +57,7 @@ def test_metrics_report_reloads_sources_problems_and_responses(
 def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
     port = free_port()
     write_article(tmp_path / "articles", "a.md", title="A", date="2022-01-01")
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "site": {"title": "Counted", "base_url": f"http://127.0.0.1:{port}"},
-                "sources": [{"name": "articles", "path": "articles"}],
-                "server": {"workers": 2},
-            }
-        ),
-        encoding="utf-8",
-    )
+    config = write_config(tmp_path, port, site={"title": "Counted"})
     server = Server(config, port, tmp_path / "serve.log")
     try:
         etag = requests.get(server.base + "/feed.rss").headers["ETag"]

@@ -24,6 +24,7 @@ from tests.support.server import (
     free_port,
     settings,
     slow_first_build,
+    write_config,
 )
 
 pytestmark = pytest.mark.e2e
@@ -38,8 +39,7 @@ def site(tmp_path: Path) -> Iterator[Callable[..., tuple[Server, Path]]]:
         articles = tmp_path / "articles"
         articles.mkdir(exist_ok=True)
         (articles / "sample.txt").write_text(SAMPLE_SHAPED, encoding="utf-8")
-        config = tmp_path / "config.yaml"
-        config.write_text(yaml.safe_dump(settings(port, **sections), allow_unicode=True), "utf-8")
+        config = write_config(tmp_path, port, **sections)
         server = Server(config, port, tmp_path / f"serve-{port}.log", *extra)
         started.append(server)
         return server, config

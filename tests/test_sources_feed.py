@@ -23,7 +23,7 @@ from feedsvc.store import Store
 
 from conftest import write_article
 from tests.support.metrics import sample
-from tests.support.server import Server, free_port
+from tests.support.server import Server, free_port, write_config
 from tests.support.upstream import Reply, Upstream
 
 RSS = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -389,31 +389,16 @@ def test_slow_upstream_delays_neither_others_nor_the_reload(
 
 @pytest.mark.e2e
 def test_served_site_republishes_a_remote_feed(tmp_path: Path, upstream: Upstream) -> None:
-    import yaml
-
-
     upstream.routes["/feed"] = Reply(body=RSS, headers={"Content-Type": "application/rss+xml"})
     port = free_port()
     write_article(tmp_path / "articles", "local.md", title="Local", date="2022-01-01")
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "site": {"title": "Mixed", "base_url": f"http://127.0.0.1:{port}"},
-                "sources": [
-                    {"name": "articles", "path": "articles"},
-                    {
-                        "name": "wire",
-                        "type": "feed",
-                        "url": upstream.base + "/feed",
-                        "categories": ["Partners"],
-                    },
-                ],
-                "reload": {"interval_seconds": 3600},
-                "server": {"workers": 1},
-            }
-        ),
-        encoding="utf-8",
+    wire = {"name": "wire", "type": "feed", "url": f"{upstream.base}/feed"}
+    config = write_config(
+        tmp_path,
+        port,
+        site={"title": "Mixed"},
+        sources=[{"name": "articles", "path": "articles"}, {**wire, "categories": ["Partners"]}],
+        server={"workers": 1},
     )
     server = Server(config, port, tmp_path / "serve.log")
     try:

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from feedsvc.config import Config
 from feedsvc.refresh import Refresher
@@ -18,7 +17,7 @@ from feedsvc.websub import Publisher, Relay
 
 from conftest import write_article
 from tests.support.hubstub import HubStub
-from tests.support.server import Server, free_port
+from tests.support.server import Server, free_port, write_config
 
 fast_post = functools.partial(post_form, backoff=0.0)
 
@@ -91,18 +90,8 @@ def test_one_ping_per_changed_feed_with_two_workers(tmp_path: Path, hub: HubStub
     port = free_port()
     articles = tmp_path / "articles"
     write_article(articles, "a.md", title="A", date="2022-01-01")
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "site": {"title": "Hubbed", "base_url": f"http://127.0.0.1:{port}"},
-                "sources": [{"name": "articles", "path": "articles"}],
-                "feeds": {"websub_hub": hub.url, "formats": ["atom"]},
-                "reload": {"interval_seconds": 3600},
-                "server": {"workers": 2},
-            }
-        ),
-        encoding="utf-8",
+    config = write_config(
+        tmp_path, port, site={"title": "Hubbed"}, feeds={"websub_hub": hub.url, "formats": ["atom"]}
     )
     server = Server(config, port, tmp_path / "serve.log")
     try:
