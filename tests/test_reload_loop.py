@@ -71,7 +71,9 @@ def test_asks_during_a_reload_are_answered_by_exactly_one_more_reload(
     assert refresher.running.wait(10)
     refresher.world = "after"  # the reload running has read the world already
     during = [loop.ask() for _ in range(5)]
-    threading.Thread(target=loop.poke).start()  # a signal's ask, from another thread
+    poke = threading.Thread(target=loop.poke)  # a signal's ask, from another thread
+    poke.start()
+    poke.join()  # asked while the first reload runs, not after it
     assert not first.done() and not any(f.done() for f in during)
     refresher.gate.set()
     assert first.result(10).generation == 1

@@ -25,3 +25,15 @@ def children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
+
+
+def inotify_watches(pid: int) -> int:
+    """How many inotify watches the process holds (from /proc/<pid>/fdinfo)."""
+    count = 0
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            text = info.read_text()
+        except OSError:
+            continue  # closed meanwhile
+        count += sum(line.startswith("inotify wd:") for line in text.splitlines())
+    return count
