@@ -1,8 +1,6 @@
 import copy
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ from feedsvc.store import Store
 
 from conftest import write_article
 from tests.support.articles import T0, article
+from tests.support.commands import in_another_process
 
 
 def build_documents(articles: list[Article], config: Config) -> dict[str, Document]:
@@ -138,13 +137,8 @@ def test_bytes_are_identical_in_another_process(config: Config, tmp_path: Path) 
         "docs = build_site([article(n, (('金融',),)) for n in range(3)], config).documents;"
         "sys.stdout.buffer.write(docs['categories/金融/feed.atom'].body)"
     )
-    root = Path(__file__).parent.parent
-    env = {"PYTHONHASHSEED": "12345", "TZ": "America/New_York", "PATH": "/usr/bin:/bin"}
-    other = subprocess.run(
-        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, check=True
-    )
     here = build_documents([article(n, (("金融",),)) for n in range(3)], config)
-    assert other.stdout == here["categories/金融/feed.atom"].body
+    assert in_another_process(script) == here["categories/金融/feed.atom"].body
 
 
 def test_etag_changes_with_the_bytes(config: Config) -> None:

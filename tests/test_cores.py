@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -24,9 +23,10 @@ from feedsvc.refresh import Refresher
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.store import Store
 
-from conftest import SAMPLE_SHAPED, write_article
+from conftest import SAMPLE_SHAPED, eventually, write_article
 from tests.support.articles import article
 from tests.support.chunks import die_in_a_child, double_with_pid
+from tests.support.commands import ROOT
 from tests.support.hostile import HOSTILE
 from tests.support.processes import running
 
@@ -76,7 +76,7 @@ def test_a_batch_runs_here_when_no_process_can_start(caplog: pytest.LogCaptureFi
 def test_the_processes_end_with_a_killed_parent(tmp_path: Path) -> None:
     script = f"""
 import sys, time
-sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+sys.path.insert(0, {str(ROOT)!r})
 from feedsvc.cores import Cores
 from feedsvc.model import Article, Problem
 from tests.support.chunks import double_with_pid
@@ -94,10 +94,7 @@ if __name__ == "__main__":
         assert len(pids) == 2
         parent.send_signal(signal.SIGKILL)  # no chance to stop them
 
-    deadline = time.monotonic() + 5
-    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(running(pid) for pid in pids)
+    assert eventually(lambda: not any(running(pid) for pid in pids), 5, every=0.05)
 
 
 def test_a_folder_read_on_every_core_is_the_same_as_here(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 import requests
 
 from conftest import SAMPLE_SHAPED, write_article
+from tests.support.commands import run_cli
 from tests.support.server import ROOT, Server, free_port, write_config
 
 pytestmark = pytest.mark.e2e
@@ -112,23 +111,7 @@ def test_broken_file_is_reported_and_the_rest_still_served(server: tuple[Server,
 def test_second_serve_on_a_taken_port_exits_2(server: tuple[Server, Path], tmp_path: Path) -> None:
     srv, _ = server
     port = srv.base.rsplit(":", 1)[1]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "feedsvc.cli",
-            "serve",
-            "--config",
-            str(tmp_path / "config.yaml"),
-            "--port",
-            port,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-        check=False,
-    )
+    result = run_cli("serve", "--config", str(tmp_path / "config.yaml"), "--port", port)
     assert result.returncode == 2
     assert "address already in use" in result.stderr
 

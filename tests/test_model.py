@@ -2,17 +2,15 @@
 
 import copy
 import pickle
-import subprocess
-import sys
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from feedsvc.model import Article, Author, Identity, Origin, deflate_html
 
 from tests.support.articles import make_article
+from tests.support.commands import in_another_process
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -65,9 +63,4 @@ def test_the_revision_is_the_same_in_another_process() -> None:
         "from tests.support.articles import make_article;"
         "print(make_article().revision)"
     )
-    root = Path(__file__).parent.parent
-    env = {"PYTHONHASHSEED": "12345", "TZ": "America/New_York", "PATH": "/usr/bin:/bin"}
-    other = subprocess.run(
-        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, check=True
-    )
-    assert other.stdout.decode().strip() == make_article().revision
+    assert in_another_process(script).decode().strip() == make_article().revision

@@ -15,8 +15,7 @@ import requests
 import yaml
 
 from conftest import eventually, write_article
-
-ROOT = Path(__file__).parent.parent.parent
+from tests.support.commands import ROOT
 
 
 def free_port() -> int:
