@@ -47,3 +47,19 @@ def make_article() -> Article:
         summary="导语",
         image="https://img.example.cn/a.png",
     )
+
+
+def post(n: int, published: datetime, body: str, author: str = "Desk") -> Article:
+    """Post n of the source `posts`, in 金融, published and updated at `published`."""
+    return Article(
+        id=f"urn:post:{n}",
+        source="posts",
+        path=f"{n}.md",
+        title=f"Post {n}",
+        link=f"https://news.example.cn/{n}/",
+        published=published,
+        updated=published,
+        content=deflate_html(body),
+        authors=(Author(author),),
+        categories=(("金融",),),
+    )
