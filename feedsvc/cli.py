@@ -24,15 +24,15 @@ from feedsvc.batch import (
     publish_command,
 )
 from feedsvc.config import Config, load_config
-from feedsvc.cores import available_cores
 from feedsvc.errors import ConfigError
-from feedsvc.follower import Follower
 from feedsvc.logs import configure_logging, server_logging
 from feedsvc.metrics import Metrics, enable_multiprocess, process_exited
+from feedsvc.processes.cpus import available_cores
+from feedsvc.processes.follower import Follower
+from feedsvc.processes.supervisor import BuilderProcess
 from feedsvc.state.files import StateError, StateLock, prepare_folder
 from feedsvc.state.snapshots import discard, validate
 from feedsvc.store import Store
-from feedsvc.supervisor import BuilderProcess
 from feedsvc.web import create_app
 
 logger = logging.getLogger(__name__)

@@ -13,13 +13,13 @@ LAYERS = [
     ["feedsvc.transport"],
     ["feedsvc.gzparts"],
     ["feedsvc.model"],
-    ["feedsvc.cores"],
+    ["feedsvc.processes", "feedsvc.processes.cpus"],
     ["feedsvc.errors"],
     ["feedsvc.dates"],
     ["feedsvc.urls"],
     ["feedsvc.config"],
     ["feedsvc.feedsettings", "feedsvc.archives", "feedsvc.budget"],
-    ["feedsvc.configwatch"],
+    ["feedsvc.watch"],
     ["feedsvc.content"],
     ["feedsvc.sources", "feedsvc.sources.post"],
     ["feedsvc.sources.directory", "feedsvc.sources.feed"],
@@ -31,16 +31,19 @@ LAYERS = [
     ["feedsvc.state.placing"],
     ["feedsvc.metrics"],
     ["feedsvc.websub"],
+    ["feedsvc.resources"],
     ["feedsvc.serving"],
     ["feedsvc.publish", "feedsvc.publish.bucket"],
     ["feedsvc.publish.sync"],
     ["feedsvc.publish.mirror"],
-    ["feedsvc.refresh"],
-    ["feedsvc.reload"],
-    ["feedsvc.scheduler", "feedsvc.watch"],
-    ["feedsvc.follower"],
-    ["feedsvc.buildproc"],
-    ["feedsvc.supervisor"],
+    ["feedsvc.reload", "feedsvc.reload.sources"],
+    ["feedsvc.reload.reloader"],
+    ["feedsvc.reload.loop"],
+    ["feedsvc.scheduler"],
+    ["feedsvc.processes.follower"],
+    ["feedsvc.processes.announcer"],
+    ["feedsvc.processes.builder"],
+    ["feedsvc.processes.supervisor"],
     ["feedsvc.web"],
     ["feedsvc.batch"],
     ["feedsvc.cli"],
@@ -109,7 +112,8 @@ def test_each_third_party_library_has_one_home() -> None:
 
 def test_importing_the_package_starts_nothing() -> None:
     code = (
-        "import threading, sys, feedsvc.cli, feedsvc.web, feedsvc.scheduler, feedsvc.refresh;"
+        "import threading, sys, feedsvc.cli, feedsvc.web, feedsvc.scheduler,"
+        " feedsvc.reload.reloader;"
         "assert threading.active_count() == 1, threading.enumerate();"
         "assert 'granian' not in sys.modules"
     )

@@ -14,7 +14,7 @@ import yaml
 
 from feedsvc.config import Config
 from feedsvc.metrics import Metrics
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 from feedsvc.web import create_app
 
@@ -39,11 +39,11 @@ def test_metrics_report_reloads_sources_problems_and_responses(
 ) -> None:
     metrics = Metrics()
     store = Store()
-    refresher = Refresher(config, store, metrics=metrics)
+    reloader = Reloader(config, store, metrics=metrics)
     write_article(articles_dir, "a.md", title="A", date="2022-01-01")
     (articles_dir / "bad.md").write_text("---\ntitle: [\n---\n", encoding="utf-8")
-    refresher.refresh()
-    client: Any = create_app(store, config, refresher, metrics=metrics).test_client()
+    reloader.reload()
+    client: Any = create_app(store, config, reloader, metrics=metrics).test_client()
     etag = client.get("/feed.atom").headers["ETag"]
     client.get("/feed.atom", headers={"If-None-Match": etag})
     client.get("/feed.atom", headers={"If-None-Match": etag})
@@ -60,7 +60,7 @@ def test_metrics_report_reloads_sources_problems_and_responses(
     assert sample(text, "feedsvc_http_responses_total", route="feed", status="304") == 2
     assert sample(text, "feedsvc_http_responses_total", route="other", status="404") == 1
     shutil.rmtree(articles_dir)
-    refresher.refresh()
+    reloader.reload()
     text = client.get("/metrics").get_data(as_text=True)
     assert sample(text, "feedsvc_source_failing", source="articles") == 1
     assert sample(text, "feedsvc_articles", source="articles") == 1  # last good kept

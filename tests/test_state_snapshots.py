@@ -14,7 +14,7 @@ import pytest
 
 from feedsvc.config import Config
 from feedsvc.model import Document
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.state.files import write_atomically
 from feedsvc.state.snapshots import (
     FOOTER,
@@ -38,17 +38,17 @@ STATUS = Status(article_count=3, cache_max_age=120, reload_token="t")
 
 
 class Site:
-    """A folder source, its Refresher (the builder's, serving nothing itself) and a writer."""
+    """A folder source, its Reloader (the builder's, serving nothing itself) and a writer."""
 
     def __init__(self, config: Config, tmp_path: Path) -> None:
         self.articles = tmp_path / "articles"
-        self.refresher = Refresher(config, Store(), prepare=False)
+        self.reloader = Reloader(config, Store(), prepare=False)
         self.folder = tmp_path / "state" / "snapshots"
         self.writer = SnapshotWriter(self.folder)
 
     def build(self) -> dict[str, Document]:
-        self.refresher.refresh()
-        return dict(self.refresher.store.current.documents)
+        self.reloader.reload()
+        return dict(self.reloader.store.current.documents)
 
     def publish(self) -> int:
         return self.writer.write(self.build(), STATUS, {"nodes": 1})
@@ -147,7 +147,7 @@ def test_an_edit_writes_a_small_segment_of_new_pieces_only(site: Site) -> None:
     assert new_digests and not old_digests & set(new_digests)
     assert len(new_digests) == len(set(new_digests))  # each piece once
     documents, _, _ = SnapshotReader(site.folder).read(second)
-    assert served(documents) == served(dict(site.refresher.store.current.documents))
+    assert served(documents) == served(dict(site.reloader.store.current.documents))
     assert b"Post 7, edited" in documents["feed.atom"].body
     # The older generation is still readable as it was, for a worker still serving it.
     older, _, _ = SnapshotReader(site.folder).read(first)
@@ -318,7 +318,7 @@ def test_a_segment_write_that_fails_leaves_the_writer_able_to_publish(
     assert second == first + 1
     assert validate(site.folder) == second
     documents, _, _ = SnapshotReader(site.folder).read(second)
-    assert served(documents) == served(dict(site.refresher.store.current.documents))
+    assert served(documents) == served(dict(site.reloader.store.current.documents))
     assert b"Post 3, edited" in documents["feed.atom"].body
     assert (b"Post 9, edited" in documents["feed.atom"].body) is edit_meanwhile
 
@@ -342,7 +342,7 @@ def test_many_edits_keep_the_segments_few_and_every_generation_whole(site: Site,
         site.writer.collect(generation - lag)
         assert validate(site.folder) == generation
         documents, _, _ = SnapshotReader(site.folder).read(generation)
-        assert served(documents) == served(dict(site.refresher.store.current.documents))
+        assert served(documents) == served(dict(site.reloader.store.current.documents))
     segments = list(site.folder.glob("seg-*.bin"))
     assert len(segments) <= MAX_SEGMENTS + 2, len(segments)
     assert len(list(site.folder.glob("gen-*.idx"))) == lag + 1

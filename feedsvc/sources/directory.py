@@ -14,10 +14,10 @@ from pathlib import Path
 
 from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import is_rust_panic
-from feedsvc.cores import Cores
 from feedsvc.dates import load_timezone
 from feedsvc.errors import ArticleError, SourceError
 from feedsvc.model import Article, Problem, SourceResult
+from feedsvc.processes.cpus import Cores
 from feedsvc.sources.post import PostContext, read_post, with_shared_values
 
 logger = logging.getLogger(__name__)

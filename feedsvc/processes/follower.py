@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc.model import Problem, Snapshot
-from feedsvc.refresh import ReloadSummary
-from feedsvc.serving import prepare_resources
+from feedsvc.reload.reloader import ReloadSummary
+from feedsvc.resources import prepare_resources
 from feedsvc.state.snapshots import BadStateError, SnapshotReader, Status
 from feedsvc.store import Store
 
@@ -90,7 +90,7 @@ class Follower:
         threading.Thread(target=self._follow, name="follower", daemon=True).start()
         self._serving.wait()
 
-    def refresh(self) -> ReloadSummary:
+    def reload(self) -> ReloadSummary:
         """Ask the builder for a reload; returns once this worker serves its result."""
         request = uuid.uuid4().hex
         reply: Future[ReloadSummary] = Future()

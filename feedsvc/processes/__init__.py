@@ -1,0 +1,4 @@
+"""The processes of `feedsvc serve` besides granian's: the builder process (builder.py,
+its socket in announcer.py), the main process's handle on it (supervisor.py), a serving
+worker's side of the link (follower.py), and the processes a big reload spreads its work
+over, one per CPU (cpus.py)."""
