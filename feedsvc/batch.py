@@ -46,7 +46,7 @@ def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[S
     Prints the problems, and without `record` (check) what the reload would do to ids."""
     with _ledger(config, create=record) as (ledger, writable):
         reloader = Reloader(config, Store(), ledger=ledger, record=record and writable)
-        with progress.files(reloader.sources, reloader.builder):
+        with progress.files(reloader.sources, reloader.renderer):
             summary = reloader.reload()
     snapshot = reloader.store.current
     for problem in snapshot.problems:

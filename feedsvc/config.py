@@ -16,7 +16,7 @@ import yaml
 
 from feedsvc.dates import load_timezone
 from feedsvc.errors import ConfigError
-from feedsvc.model import Problem
+from feedsvc.model import Problem, read_only
 from feedsvc.urls import slugize
 
 Check = Callable[[Any], str | None]
@@ -470,7 +470,7 @@ class _Builder:
         if isinstance(value, dict) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
-            return types.MappingProxyType(dict(value))
+            return read_only(dict(value))
         self.fail(key, f"expected a mapping of strings to strings, got {value!r}")
         return _INVALID
 

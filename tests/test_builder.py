@@ -385,17 +385,17 @@ def test_equal_but_new_articles_from_a_source_are_rendered_once(
     _three_posts(articles_dir)
     reloader = Reloader(config, store, now=now)
     reloader.reload()
-    rendered = reloader.builder.rendered
+    rendered = reloader.renderer.rendered
     assert rendered == 5 and sorted(filled) == ["0.md", "1.md", "2.md"]
     filled.clear()
     assert reloader.reload().changed == 0
-    assert reloader.builder.rendered == rendered and filled == []
+    assert reloader.renderer.rendered == rendered and filled == []
     edited = write_article(
         articles_dir, "2.md", title="Edited", date="2022-01-03", categories=["C"]
     )
     os.utime(edited, ns=(1, 1_800_000_000_000_000_000))
     reloader.reload()
-    assert reloader.builder.rendered == rendered + 3  # the site, C and the author
+    assert reloader.renderer.rendered == rendered + 3  # the site, C and the author
     assert filled == ["2.md"]
 
 
@@ -405,13 +405,13 @@ def test_a_file_touched_but_unchanged_is_parsed_again_and_rendered_once(
     _three_posts(articles_dir)
     reloader.reload()
     filled.clear()
-    rendered = reloader.builder.rendered
+    rendered = reloader.renderer.rendered
     os.utime(articles_dir / "0.md", ns=(1, 1_800_000_000_000_000_000))  # a checkout, a copy
     write_article(articles_dir, "1.md", title="Edited", date="2022-01-02", categories=["B"])
     os.utime(articles_dir / "1.md", ns=(1, 1_800_000_000_000_000_001))
     reloader.reload()
     assert reloader.sources[0].reads == 5  # type: ignore[union-attr]
-    assert reloader.builder.rendered == rendered + 3  # the site, B and the author
+    assert reloader.renderer.rendered == rendered + 3  # the site, B and the author
     assert filled == ["1.md"]
 
 

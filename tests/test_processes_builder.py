@@ -19,7 +19,8 @@ from feedsvc.processes.follower import Follower
 from feedsvc.reload.loop import ReloadLoop
 from feedsvc.reload.reloader import Reloader
 from feedsvc.resources import wsgi_path
-from feedsvc.state.snapshots import SnapshotWriter, read_index
+from feedsvc.state.snapshots import read_index
+from feedsvc.state.snapshotwriter import SnapshotWriter
 from feedsvc.store import Store
 
 from conftest import write_article
@@ -150,7 +151,7 @@ def test_files_no_worker_serves_are_removed(builder: Builder, tmp_path: Path) ->
 def test_many_edits_leave_few_segments(
     builder: Builder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("feedsvc.state.snapshots.MAX_SEGMENTS", 4)
+    monkeypatch.setattr("feedsvc.state.snapshotwriter.MAX_SEGMENTS", 4)
     folder = tmp_path / "articles"
     for n in range(6):
         write_article(folder, f"p{n}.md", title=f"P{n}", date=f"2026-01-0{n + 1}", tags=[f"t{n}"])

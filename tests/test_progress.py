@@ -61,7 +61,7 @@ def test_files_then_feed_entries_are_followed_with_their_rate(
         )
     reloader = Reloader(config, Store())
     stream = io.StringIO()
-    with Progress(True, stream, delay=0).files(reloader.sources, reloader.builder):
+    with Progress(True, stream, delay=0).files(reloader.sources, reloader.renderer):
         reloader.reload()
     drawn = stream.getvalue()
     assert "files read" in drawn and "/400" in drawn

@@ -26,7 +26,9 @@ from feedsvc.processes.builder import AfterReload, Announcer
 from feedsvc.processes.follower import Follower
 from feedsvc.reload.loop import Reloaded, ReloadLoop
 from feedsvc.reload.reloader import Reloader, ReloadSummary
-from feedsvc.state.snapshots import SnapshotReader, SnapshotWriter, validate
+from feedsvc.state.snapshotreader import SnapshotReader
+from feedsvc.state.snapshots import validate
+from feedsvc.state.snapshotwriter import SnapshotWriter
 from feedsvc.store import Store
 from feedsvc.web import create_app
 

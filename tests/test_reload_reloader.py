@@ -92,7 +92,7 @@ def test_a_failing_build_keeps_the_previous_snapshot(
     def explode(*args: object) -> None:
         raise RuntimeError("builder bug")
 
-    monkeypatch.setattr(reloader.builder, "build", explode)  # type: ignore[attr-defined]
+    monkeypatch.setattr(reloader.renderer, "build", explode)  # type: ignore[attr-defined]
     summary = reloader.reload()
     assert store.current.documents is before.documents
     assert summary.problems == 1

@@ -16,20 +16,19 @@ from feedsvc.config import Config
 from feedsvc.model import Document
 from feedsvc.reload.reloader import Reloader
 from feedsvc.state.files import write_atomically
+from feedsvc.state.snapshotreader import SnapshotReader
 from feedsvc.state.snapshots import (
     FOOTER,
-    MAX_SEGMENTS,
     ROW,
     VERSION,
     BadStateError,
-    SnapshotReader,
-    SnapshotWriter,
     Status,
     index_path,
     read_index,
     segment_path,
     validate,
 )
+from feedsvc.state.snapshotwriter import MAX_SEGMENTS, SnapshotWriter
 from feedsvc.store import Store
 
 from conftest import SAMPLE_SHAPED, write_article
@@ -306,7 +305,7 @@ def test_a_segment_write_that_fails_leaves_the_writer_able_to_publish(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, chunks)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("feedsvc.state.snapshots.write_atomically", full_disk)
+    monkeypatch.setattr("feedsvc.state.snapshotwriter.write_atomically", full_disk)
     with pytest.raises(OSError, match="No space left"):
         site.publish()
     assert failures == ["seg-00000002.bin"]

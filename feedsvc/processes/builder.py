@@ -31,14 +31,9 @@ from feedsvc.scheduler import make_scheduler, reschedule
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.state.ledger import open_ledger
 from feedsvc.state.parsecache import load_parse_cache, matching_files, save_parse_cache
-from feedsvc.state.snapshots import (
-    BadStateError,
-    SnapshotReader,
-    SnapshotWriter,
-    Status,
-    read_index,
-    validate,
-)
+from feedsvc.state.snapshotreader import SnapshotReader
+from feedsvc.state.snapshots import BadStateError, Status, read_index, validate
+from feedsvc.state.snapshotwriter import SnapshotWriter
 from feedsvc.store import Store
 from feedsvc.watch import ConfigWatcher, FolderWatch
 from feedsvc.websub import Relay
@@ -111,7 +106,7 @@ class AfterReload:
     def _write(self, snapshot: Snapshot, config: Config) -> tuple[int, Status, bool]:
         """Write the generation: its number, what workers are told, whether it was written."""
         try:
-            meta = self.reloader.builder.export()
+            meta = self.reloader.renderer.export()
             generation = self.writer.write(snapshot.documents, status_of(snapshot, config), meta)
         except OSError as exc:
             # A full disk or a state directory gone read-only: a failed reload like any
@@ -290,7 +285,7 @@ def warm_start(
         logger.warning("cannot resume from generation %d (%s); building anew", generation, exc)
         return
     exported = index.builder
-    reloader.builder.seed(exported, documents)
+    reloader.renderer.seed(exported, documents)
     # What the catch-up compares with: only what changed since counts as changed (for the
     # log, the summary and the hub's pings).
     reloader.store.swap(Snapshot(documents=read_only(documents), generation=generation))

@@ -28,7 +28,8 @@ from typing import Any
 from feedsvc.model import Problem, Snapshot
 from feedsvc.reload.reloader import ReloadSummary
 from feedsvc.resources import prepare_resources
-from feedsvc.state.snapshots import BadStateError, SnapshotReader, Status
+from feedsvc.state.snapshotreader import SnapshotReader
+from feedsvc.state.snapshots import BadStateError, Status
 from feedsvc.store import Store
 
 logger = logging.getLogger(__name__)

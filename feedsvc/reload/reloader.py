@@ -1,4 +1,4 @@
-"""One reload: sources -> builder -> store. Keeps last good data on failure; the only
+"""One reload: sources -> documents -> store. Keeps last good data on failure; the only
 broad except of a reload (feedsvc.reload.sources catches a failed background fetch)."""
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class Reloader:
         """Bind everything derived from a config; sources whose settings stay keep their cache."""
         self.source_set.apply(config)
         self.config = config
-        self.builder = SiteBuilder(config, self.cores)
+        self.renderer = SiteBuilder(config, self.cores)  # renders every document
         if self.ledger is not None:
             self.placer = Placer(self.ledger, config.site)
         self._last_build: SiteBuild | None = None
@@ -133,7 +133,7 @@ class Reloader:
         problems: list[Problem] = [*self.state_problems, *self._check_config()]
         articles, per_source = self._read(now, problems)
         articles = self._place(articles, now, problems)
-        build = self.builder.build(articles, self.known_nodes)
+        build = self.renderer.build(articles, self.known_nodes)
         self._remember_nodes(node_keys(build.nodes))
         problems.extend(build.problems)
         previous = self.store.current
