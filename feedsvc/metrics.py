@@ -1,7 +1,9 @@
 """Prometheus metrics: the only user of prometheus_client.
 
 Requests are counted in plain dicts on the hot path and moved into the Prometheus
-counters every few seconds, so serving pays a dict increment, not a locked write.
+counters every few seconds, so serving pays a dict increment, not a locked write. Each
+thread counts in a dict of its own (RequestCounts), so no increment is ever lost to
+another thread's; a flush adds up every thread's and moves what is new since the last.
 With several server processes, multiprocess mode aggregates what each one records.
 """
 
@@ -64,6 +66,17 @@ class _ProcessFiles(MultiProcessCollector):
         return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
 
 
+class RequestCounts(threading.local):
+    """One thread's response counts, (route, status) -> count: only that thread writes
+    them, so a `+=` needs no lock. Made on a thread's first use, and listed in `every`
+    for the flush to add up."""
+
+    def __init__(self, every: list[Tally[tuple[str, str]]], lock: threading.Lock) -> None:
+        self.counts: Tally[tuple[str, str]] = Tally()
+        with lock:
+            every.append(self.counts)
+
+
 class Metrics:
     """Everything feedsvc reports; one instance per process."""
 
@@ -123,8 +136,10 @@ class Metrics:
             registry=registry,
         )
         self._publish_metrics(registry)
-        self.pending: Tally[tuple[str, str]] = Tally()
         self._lock = threading.Lock()
+        self._every: list[Tally[tuple[str, str]]] = []  # every thread's counts
+        self._flushed: Tally[tuple[str, str]] = Tally()  # what the counters already have
+        self.requests = RequestCounts(self._every, self._lock)
         if self.multiprocess:
             _ProcessFiles(self.registry)  # type: ignore[no-untyped-call]
 
@@ -198,11 +213,15 @@ class Metrics:
         self.websub.labels(result).inc()
 
     def flush(self) -> None:
-        """Move the hot path's request tallies into the Prometheus counters."""
-        with self._lock:
-            pending, self.pending = self.pending, Tally()
-        for (route, status), count in pending.items():
-            self.responses.labels(route, status).inc(count)
+        """Move the hot path's request counts into the Prometheus counters."""
+        with self._lock:  # two flushes at once would move the same counts twice
+            totals: Tally[tuple[str, str]] = Tally()
+            for counts in self._every:
+                # dict() copies in one step under the GIL, while the thread goes on counting.
+                totals.update(dict(counts))
+            new, self._flushed = totals - self._flushed, totals
+            for (route, status), count in new.items():
+                self.responses.labels(route, status).inc(count)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""

@@ -65,10 +65,18 @@ class Bodies:
         return body
 
 
-class RequestTally(Protocol):
-    """Where responses are counted: (route, status) -> count, drained by its owner."""
+class ThreadCounts(Protocol):
+    """The calling thread's own counts, (route, status) -> count."""
 
-    pending: Counter[tuple[str, str]]
+    counts: Counter[tuple[str, str]]
+
+
+class RequestTally(Protocol):
+    """Where responses are counted: each thread in its own `requests.counts`, which the
+    owner adds up (feedsvc.metrics.Metrics)."""
+
+    @property
+    def requests(self) -> ThreadCounts: ...
 
 
 NOT_FOUND = b"Not Found\n"
@@ -87,7 +95,8 @@ class FastPath:
     def __init__(self, store: Store, app: WSGIApp, tally: RequestTally | None = None) -> None:
         self.store = store
         self.app = app
-        self.tally = tally
+        # The calling thread's counts: one attribute load, as a plain dict would be.
+        self.requests = tally.requests if tally is not None else None
         self.bodies = Bodies()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -105,17 +114,17 @@ class FastPath:
             if path not in _APP_ROUTES:
                 # Answered here rather than by Flask, whose 404 raises and leaves cyclic
                 # garbage for the collector: a flood of probes costs next to nothing.
-                if self.tally is not None:
-                    self.tally.pending[("other", "404")] += 1
+                if self.requests is not None:
+                    self.requests.counts[("other", "404")] += 1
                 start_response("404 Not Found", NOT_FOUND_HEADERS)
                 return [] if method == "HEAD" else [NOT_FOUND]
-        if self.tally is None:
+        requests = self.requests
+        if requests is None:
             return self.app(environ, start_response)
         route = _APP_ROUTES.get(path, "other")
-        tally = self.tally
 
         def counted(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
-            tally.pending[(route, status[:3])] += 1
+            requests.counts[(route, status[:3])] += 1  # on the request's thread
             return start_response(status, headers, *args)
 
         return self.app(environ, counted)
@@ -143,12 +152,12 @@ class FastPath:
         assert variant is not None
         route = "feed" if resource.view_document is not None else "page"
         if is_not_modified(variant, environ):
-            if self.tally is not None:
-                self.tally.pending[(route, "304")] += 1
+            if self.requests is not None:
+                self.requests.counts[(route, "304")] += 1
             start_response("304 Not Modified", variant.not_modified)
             return []
-        if self.tally is not None:
-            self.tally.pending[(route, "200")] += 1
+        if self.requests is not None:
+            self.requests.counts[(route, "200")] += 1
         start_response("200 OK", variant.headers)
         if head:
             return []
