@@ -14,6 +14,7 @@ import os
 import threading
 from collections import Counter as Tally
 from collections.abc import Iterable
+from typing import Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -66,6 +67,17 @@ class _ProcessFiles(MultiProcessCollector):
         return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
 
 
+def _gauge(
+    name: str,
+    documentation: str,
+    registry: CollectorRegistry | None,
+    mode: Literal["mostrecent", "max"],
+    *labels: str,
+) -> Gauge:
+    """A gauge; `mode` says how multiprocess mode joins the processes' values."""
+    return Gauge(name, documentation, labels, registry=registry, multiprocess_mode=mode)
+
+
 class RequestCounts(threading.local):
     """One thread's response counts, (route, status) -> count: only that thread writes
     them, so a `+=` needs no lock. Made on a thread's first use, and listed in `every`
@@ -84,26 +96,29 @@ class Metrics:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry(auto_describe=True)
         registry = None if self.multiprocess else self.registry
-        self.articles = Gauge(
-            "feedsvc_articles",
-            "Published articles per source",
-            ["source"],
-            registry=registry,
-            multiprocess_mode="mostrecent",
+        self._reload_metrics(registry)
+        self._traffic_metrics(registry)
+        self._publish_metrics(registry)
+        self._lock = threading.Lock()
+        self._every: list[Tally[tuple[str, str]]] = []  # every thread's counts
+        self._flushed: Tally[tuple[str, str]] = Tally()  # what the counters already have
+        self.requests = RequestCounts(self._every, self._lock)
+        if self.multiprocess:
+            _ProcessFiles(self.registry)  # type: ignore[no-untyped-call]
+
+    def _reload_metrics(self, registry: CollectorRegistry | None) -> None:
+        self.articles = _gauge(
+            "feedsvc_articles", "Published articles per source", registry, "mostrecent", "source"
         )
-        self.problems = Gauge(
-            "feedsvc_problems",
-            "Current problems by severity",
-            ["severity"],
-            registry=registry,
-            multiprocess_mode="mostrecent",
+        self.problems = _gauge(
+            "feedsvc_problems", "Current problems by severity", registry, "mostrecent", "severity"
         )
-        self.source_failing = Gauge(
+        self.source_failing = _gauge(
             "feedsvc_source_failing",
             "1 while a source cannot be read (its last good articles stay)",
-            ["source"],
-            registry=registry,
-            multiprocess_mode="mostrecent",
+            registry,
+            "mostrecent",
+            "source",
         )
         self.reload_seconds = Histogram(
             "feedsvc_reload_duration_seconds",
@@ -111,12 +126,14 @@ class Metrics:
             registry=registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
-        self.last_success = Gauge(
+        self.last_success = _gauge(
             "feedsvc_last_reload_success_timestamp_seconds",
             "When a reload last succeeded",
-            registry=registry,
-            multiprocess_mode="max",
+            registry,
+            "max",
         )
+
+    def _traffic_metrics(self, registry: CollectorRegistry | None) -> None:
         self.responses = Counter(
             "feedsvc_http_responses",
             "HTTP responses by route and status",
@@ -135,13 +152,6 @@ class Metrics:
             ["result"],
             registry=registry,
         )
-        self._publish_metrics(registry)
-        self._lock = threading.Lock()
-        self._every: list[Tally[tuple[str, str]]] = []  # every thread's counts
-        self._flushed: Tally[tuple[str, str]] = Tally()  # what the counters already have
-        self.requests = RequestCounts(self._every, self._lock)
-        if self.multiprocess:
-            _ProcessFiles(self.registry)  # type: ignore[no-untyped-call]
 
     def observe_reload(
         self,
@@ -178,17 +188,17 @@ class Metrics:
             "Publications to object storage that failed (each is retried)",
             registry=registry,
         )
-        self.publish_failing = Gauge(
+        self.publish_failing = _gauge(
             "feedsvc_publish_failing",
             "1 while publishing to object storage fails",
-            registry=registry,
-            multiprocess_mode="mostrecent",
+            registry,
+            "mostrecent",
         )
-        self.publish_last_success = Gauge(
+        self.publish_last_success = _gauge(
             "feedsvc_publish_last_success_timestamp_seconds",
             "When a publication to object storage last completed",
-            registry=registry,
-            multiprocess_mode="max",
+            registry,
+            "max",
         )
 
     def observe_publish(self, uploaded: int, deleted: int, size: int, finished_at: float) -> None:
