@@ -143,14 +143,7 @@ class FolderWatch:
         """Watch the folders of `config`'s directory sources and its file (nothing with
         `reload.watch` off); called after every reload, since a config edit may change
         them."""
-        wanted: set[tuple[str, str | None]] = set()
-        if config.reload.watch:
-            path = os.path.realpath(config.path)
-            wanted.add((os.path.dirname(path), path))
-            for source in config.sources:
-                if source.type == "directory" and source.path is not None:
-                    folder = os.path.join(os.path.dirname(config.path), source.path)
-                    wanted.add((os.path.realpath(folder), None))
+        wanted = _watches_of(config)
         count = len(wanted) if config.reload.watch else 1 << 30
         if wanted == set(self._watches) and count == self._wanted:
             return
@@ -245,6 +238,20 @@ class FolderWatch:
             pending, self._pending, self._fired = self._pending, False, False
         if pending:  # what changed after the first call, or without a completed write
             self.on_change()
+
+
+def _watches_of(config: Config) -> set[tuple[str, str | None]]:
+    """What `config` wants watched: (folder, the one file in it that counts, or None for
+    the whole tree), the config file's folder and every directory source's."""
+    if not config.reload.watch:
+        return set()
+    path = os.path.realpath(config.path)
+    wanted: set[tuple[str, str | None]] = {(os.path.dirname(path), path)}
+    for source in config.sources:
+        if source.type == "directory" and source.path is not None:
+            folder = os.path.join(os.path.dirname(config.path), source.path)
+            wanted.add((os.path.realpath(folder), None))
+    return wanted
 
 
 class _Handler(FileSystemEventHandler):

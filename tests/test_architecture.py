@@ -42,7 +42,7 @@ LAYERS = [
     ["feedsvc.reload.loop"],
     ["feedsvc.scheduler"],
     ["feedsvc.processes.follower"],
-    ["feedsvc.processes.announcer"],
+    ["feedsvc.processes.announcer", "feedsvc.processes.resume"],
     ["feedsvc.processes.builder"],
     ["feedsvc.processes.supervisor"],
     ["feedsvc.web"],

@@ -14,8 +14,10 @@ import pytest
 
 from feedsvc.config import Config
 from feedsvc.model import Snapshot
-from feedsvc.processes.builder import AfterReload, Announcer, warm_start
+from feedsvc.processes.announcer import Announcer
+from feedsvc.processes.builder import AfterReload
 from feedsvc.processes.follower import Follower
+from feedsvc.processes.resume import warm_start
 from feedsvc.reload.loop import ReloadLoop
 from feedsvc.reload.reloader import Reloader
 from feedsvc.resources import wsgi_path

@@ -22,7 +22,8 @@ import yaml
 from test_operations import children, settings
 
 from feedsvc.config import Config
-from feedsvc.processes.builder import AfterReload, Announcer
+from feedsvc.processes.announcer import Announcer
+from feedsvc.processes.builder import AfterReload
 from feedsvc.processes.follower import Follower
 from feedsvc.reload.loop import Reloaded, ReloadLoop
 from feedsvc.reload.reloader import Reloader, ReloadSummary
