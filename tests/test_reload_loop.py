@@ -275,7 +275,7 @@ def test_a_reload_that_cannot_write_its_snapshot_keeps_the_last_generation(
 def test_feeds_a_failed_write_changed_are_pinged_once_they_are_published(
     full_disk: InProcessServer, tmp_path: Path
 ) -> None:
-    """Defect (feedsvc/buildproc.py, AfterReload.__call__): when the write fails, the
+    """Defect (feedsvc/processes/builder.py, AfterReload.__call__): when the write fails, the
     URLs the reload changed are dropped (`self._changed.clear()`); the next reload
     publishes those very documents but changed nothing itself, so the WebSub hub is never
     told of them and push subscribers miss the post until some later change."""
@@ -390,8 +390,8 @@ def test_an_emptied_category_stays_a_feed(site: Site, through: str) -> None:
     """A category whose last article goes stays an empty, valid feed for its subscribers
     (feedsvc.reload.reloader: "kept through config edits too").
 
-    Defect, "a builder restart" and "a server restart" (feedsvc/buildproc.py with
-    feedsvc/refresh.py): the feeds served so far (Reloader._known_nodes) live only in
+    Defect, "a builder restart" and "a server restart" (feedsvc/processes/builder.py with
+    feedsvc/reload/reloader.py): the feeds served so far (Reloader.known_nodes) live only in
     the builder's memory; neither the generation's builder section nor warm_start
     carries them, so the first reload of a new builder drops the emptied category and
     its feed turns into a 404."""
