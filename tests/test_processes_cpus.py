@@ -88,7 +88,7 @@ import sys, time
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from feedsvc.processes.cpus import Cores
 from feedsvc.model import Article, Problem
-from test_cores import double_with_pid
+from test_processes_cpus import double_with_pid
 if __name__ == "__main__":
     cores = Cores(min_batch=1, processes=2)
     list(cores.map(double_with_pid, None, range(1000)))
