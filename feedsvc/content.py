@@ -9,6 +9,7 @@ from urllib.parse import urljoin
 import nh3
 from markdown_it_pyrs import MarkdownIt
 
+from feedsvc.errors import MarkdownError
 from feedsvc.urls import to_uri
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
@@ -51,11 +52,7 @@ def render_body(body: str, suffix: str) -> str:
         # found by the hypothesis tests); pyo3 raises that as a BaseException.
         if not is_rust_panic(exc):
             raise
-        raise MarkdownFailed("the Markdown renderer failed on this text") from None
-
-
-class MarkdownFailed(ValueError):
-    """The Markdown renderer could not render a body."""
+        raise MarkdownError("the Markdown renderer failed on this text") from None
 
 
 def is_rust_panic(exc: BaseException) -> bool:

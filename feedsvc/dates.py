@@ -1,4 +1,5 @@
-"""The only place that turns front-matter and header dates into aware UTC datetimes."""
+"""The only place that parses dates: front matter, HTTP headers, remote feeds and the
+service's own state files each become aware UTC datetimes here."""
 
 from __future__ import annotations
 
@@ -44,6 +45,31 @@ def to_utc(value: object, default_tz: tzinfo) -> datetime:
     if isinstance(value, str):
         return _parse_string(value.strip(), default_tz)
     raise ValueError(f"not a date: {value!r}")
+
+
+def parse_http_date(value: str) -> datetime | None:
+    """An HTTP-date header (RFC 9110 §5.6.7) as aware UTC; None when it is not one."""
+    # §5.6.7: HTTP dates are GMT, so one without a zone ("-0000") is read as UTC too.
+    try:
+        return _parse_rfc2822(value, UTC)
+    except ValueError:
+        return None
+
+
+def parse_feed_date(value: object) -> datetime | None:
+    """A remote feed's RFC 3339 date (JSON Feed) as aware UTC; None when it holds none."""
+    if not isinstance(value, str):
+        return None
+    try:
+        # The replace keeps a date-only value with a "Z" ("2021-10-24Z") readable.
+        return _aware(datetime.fromisoformat(value.replace("Z", "+00:00")), UTC)
+    except ValueError:
+        return None
+
+
+def parse_stored_date(text: str) -> datetime:
+    """A date the service wrote with isoformat() as aware UTC; ValueError if it is not one."""
+    return _aware(datetime.fromisoformat(text), UTC)
 
 
 def _aware(value: datetime, default_tz: tzinfo) -> datetime:

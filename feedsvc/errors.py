@@ -38,3 +38,22 @@ class PublishError(FeedsvcError):
     def __init__(self, message: str, *, config: bool = False) -> None:
         super().__init__(message)
         self.config = config
+
+
+class FetchError(FeedsvcError):
+    """A remote feed fetched, or a kept body read again, that gave no feed.
+
+    `kind` is a short, fixed name for metrics (timeout, connection, dns, http_4xx,
+    http_5xx, rate_limited, too_large, redirects, not_a_feed, encoding, request);
+    `reason` says it in words; `retry_after` is the server's wish, in seconds.
+    """
+
+    def __init__(self, kind: str, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class MarkdownError(FeedsvcError):
+    """The Markdown renderer could not render a body (the post is published as plain text)."""

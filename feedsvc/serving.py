@@ -15,8 +15,9 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from werkzeug.datastructures import Accept, ETags, MIMEAccept
-from werkzeug.http import parse_accept_header, parse_date, parse_etags
+from werkzeug.http import parse_accept_header, parse_etags
 
+from feedsvc.dates import parse_http_date
 from feedsvc.resources import Resource, Variant
 from feedsvc.store import Store
 
@@ -217,5 +218,5 @@ def _etags(header: str) -> ETags:
 
 @lru_cache(maxsize=1024)
 def _date(header: str) -> int | None:
-    parsed = parse_date(header)
+    parsed = parse_http_date(header)
     return int(parsed.timestamp()) if parsed is not None else None

@@ -6,12 +6,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
 import requests
 
 from feedsvc import __version__
+from feedsvc.dates import parse_http_date
+from feedsvc.errors import FetchError
 
 logger = logging.getLogger(__name__)
 
@@ -78,21 +79,6 @@ class Fetched:
     etag: str | None
     last_modified: str | None
     moved_to: str | None  # the target of a permanent redirect, for the operator
-
-
-class FetchError(Exception):
-    """A fetch that gave no feed.
-
-    `kind` is a short, fixed name for metrics (timeout, connection, dns, http_4xx,
-    http_5xx, rate_limited, too_large, redirects, not_a_feed, encoding, request);
-    `reason` says it in words; `retry_after` is the server's wish, in seconds.
-    """
-
-    def __init__(self, kind: str, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 MAX_REDIRECTS = 5
@@ -195,8 +181,5 @@ def _retry_after(value: str | None) -> float | None:
         return None
     if value.strip().isdigit():
         return float(value.strip())
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    when = parse_http_date(value)
+    return None if when is None else max(0.0, when.timestamp() - time.time())

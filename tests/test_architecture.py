@@ -1,27 +1,38 @@
 """The one-way layout of STYLE.md: each module imports only modules above it."""
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
+
+from feedsvc.errors import FeedsvcError
 
 PACKAGE = Path(__file__).parent.parent / "feedsvc"
 
 # Layers from the bottom up; a module may import only from earlier layers.
 LAYERS = [
     ["feedsvc", "feedsvc.logs", "feedsvc.progress"],
-    ["feedsvc.transport"],
     ["feedsvc.gzparts"],
     ["feedsvc.model"],
     ["feedsvc.processes", "feedsvc.processes.cpus"],
     ["feedsvc.errors"],
     ["feedsvc.dates"],
+    ["feedsvc.transport"],
     ["feedsvc.urls"],
+    ["feedsvc.settings"],
     ["feedsvc.config"],
     ["feedsvc.feedsettings", "feedsvc.archives", "feedsvc.budget"],
     ["feedsvc.watch"],
     ["feedsvc.content"],
-    ["feedsvc.sources", "feedsvc.sources.post"],
+    [
+        "feedsvc.sources",
+        "feedsvc.sources.header",
+        "feedsvc.sources.shared",
+        "feedsvc.sources.globs",
+    ],
+    ["feedsvc.sources.fields", "feedsvc.sources.feeditems"],
+    ["feedsvc.sources.post"],
     ["feedsvc.sources.directory", "feedsvc.sources.feed"],
     ["feedsvc.nodes", "feedsvc.jsonfeed", "feedsvc.pages"],
     ["feedsvc.builder"],
@@ -55,12 +66,12 @@ OWNERS = {
     "apscheduler": "feedsvc.scheduler",
     "requests": "feedsvc.transport",
     "granian": "feedsvc.cli",
-    "frontmatter": "feedsvc.sources.post",
+    "frontmatter": "feedsvc.sources.header",
     "markdown_it_pyrs": "feedsvc.content",
     "nh3": "feedsvc.content",
     "lxml": "feedsvc.builder",
     "prometheus_client": "feedsvc.metrics",
-    "feedparser": "feedsvc.sources.feed",
+    "feedparser": "feedsvc.sources.feeditems",
     "isal": "feedsvc.gzparts",
     "watchdog": "feedsvc.watch",
     "boto3": "feedsvc.publish.bucket",
@@ -109,6 +120,20 @@ def test_each_third_party_library_has_one_home() -> None:
             if any(i == library or i.startswith(library + ".") for i in imports)
         }
         assert users == ({owner} if owner else set()), (library, users)
+
+
+def test_every_exception_derives_from_feedsvc_error() -> None:
+    """One tree: what feedsvc raises on purpose is caught as FeedsvcError or one of its kinds."""
+    strays = [
+        f"{name}.{value.__name__}"
+        for name in sorted(MODULES)
+        for value in vars(importlib.import_module(name)).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseException)
+        and value.__module__ == name
+        and not issubclass(value, FeedsvcError)
+    ]
+    assert strays == []
 
 
 def test_importing_the_package_starts_nothing() -> None:

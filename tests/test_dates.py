@@ -3,7 +3,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from feedsvc.dates import load_timezone, to_utc
+from feedsvc.dates import (
+    load_timezone,
+    parse_feed_date,
+    parse_http_date,
+    parse_stored_date,
+    to_utc,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -51,3 +57,54 @@ def test_load_timezone_rejects_unknown_zone() -> None:
     assert load_timezone("Asia/Shanghai").key == "Asia/Shanghai"
     with pytest.raises(ValueError, match="Mars/Olympus"):
         load_timezone("Mars/Olympus")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Sun, 06 Nov 1994 08:49:37 GMT",  # IMF-fixdate
+        "Sunday, 06-Nov-94 08:49:37 GMT",  # obsolete RFC 850
+        "Sun Nov  6 08:49:37 1994",  # obsolete asctime
+        "Sun, 06 Nov 1994 08:49:37 -0000",  # no zone: HTTP dates are GMT
+        "Sun, 06 Nov 1994 16:49:37 +0800",
+    ],
+)
+def test_parse_http_date_reads_every_http_date_form_as_utc(value: str) -> None:
+    result = parse_http_date(value)
+    assert result == datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)
+    assert result is not None and result.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("value", ["", "yesterday", "Sun, 99 Foo", "120"])
+def test_parse_http_date_gives_none_for_what_is_not_a_date(value: str) -> None:
+    assert parse_http_date(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2022-03-01T10:00:00+08:00", datetime(2022, 3, 1, 2, 0, tzinfo=UTC)),
+        ("2020-01-01T00:00:00Z", datetime(2020, 1, 1, tzinfo=UTC)),
+        ("2020-01-01T00:00:00", datetime(2020, 1, 1, tzinfo=UTC)),
+        ("2020-01-01", datetime(2020, 1, 1, tzinfo=UTC)),
+        ("2020-01-01Z", datetime(2020, 1, 1, tzinfo=UTC)),
+        ("Sun, 06 Nov 1994 08:49:37 GMT", None),
+        ("1635075058", None),
+        ("", None),
+        (1635075058, None),
+        (None, None),
+    ],
+)
+def test_parse_feed_date_reads_rfc3339_and_nothing_else(
+    value: object, expected: datetime | None
+) -> None:
+    assert parse_feed_date(value) == expected
+
+
+def test_parse_stored_date_reads_back_isoformat_as_utc() -> None:
+    written = datetime(2021, 10, 24, 19, 30, 58, tzinfo=SHANGHAI)
+    read = parse_stored_date(written.isoformat())
+    assert read == written
+    assert read.tzinfo is UTC
+    with pytest.raises(ValueError):
+        parse_stored_date("not a date")

@@ -8,7 +8,7 @@ import pytest
 from feedsvc.config import Config
 from feedsvc.errors import SourceError
 from feedsvc.model import Author
-from feedsvc.sources.directory import DirectorySource, compile_globs
+from feedsvc.sources.directory import DirectorySource
 
 from conftest import SAMPLE_SHAPED, write_article
 
@@ -117,13 +117,6 @@ def test_include_and_exclude_globs(make_config: Callable[..., Config], tmp_path:
     write_article(root, "news/old/c.md", title="C", date="2022-01-03")
     write_article(root, "blog/d.md", title="D", date="2022-01-04")
     assert sorted(a.title for a in source_for(config).read().articles) == ["A", "B"]
-
-
-def test_compile_globs_matches_like_gitignore() -> None:
-    pattern = compile_globs(("**/*.md", "top/*.txt"))
-    assert pattern.match("a.md") and pattern.match("x/y/a.md")
-    assert pattern.match("top/a.txt") and not pattern.match("top/sub/a.txt")
-    assert not compile_globs(()).match("a.md")
 
 
 def test_unchanged_file_is_not_read_again(config: Config, articles_dir: Path) -> None:

@@ -6,7 +6,8 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -335,6 +336,23 @@ def test_retry_after_and_backoff(remote: Any, upstream: Upstream) -> None:
     source._next_fetch = 0
     reloader.reload()
     assert 8 < source._next_fetch - time.monotonic() <= 10  # success resets the backoff
+
+
+def test_retry_after_date_without_a_zone_is_gmt_in_any_local_zone(
+    remote: Any, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RFC 9110 §5.6.7: an HTTP date is GMT; "-0000" must not be read in the host's zone.
+    in_an_hour = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)
+    upstream.routes["/feed"] = Reply(429, headers={"Retry-After": format_datetime(in_an_hour)})
+    refresher, _ = remote({"url": upstream.base + "/feed", "interval_seconds": 10})
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        refresher.refresh()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert source_of(refresher)._next_fetch - time.monotonic() > 3000
 
 
 def test_slow_upstream_delays_neither_others_nor_the_reload(

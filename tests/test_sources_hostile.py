@@ -15,8 +15,9 @@ from feedsvc.config import Config
 from feedsvc.dates import load_timezone
 from feedsvc.reload.reloader import Reloader
 from feedsvc.sources import directory
-from feedsvc.sources.directory import DirectorySource, parse_post_bytes
-from feedsvc.sources.post import PostContext
+from feedsvc.sources.directory import DirectorySource
+from feedsvc.sources.fields import PostContext
+from feedsvc.sources.post import parse_post_bytes
 from feedsvc.store import Store
 
 from conftest import write_article

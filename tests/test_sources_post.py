@@ -16,8 +16,8 @@ import pytest
 from feedsvc.config import parse_config
 from feedsvc.dates import load_timezone
 from feedsvc.model import Article
-from feedsvc.sources.directory import parse_post_bytes
-from feedsvc.sources.post import PostContext
+from feedsvc.sources.fields import PostContext
+from feedsvc.sources.post import parse_post_bytes
 
 POSTS = Path(__file__).parent / "data" / "posts"
 CONFIG = parse_config(

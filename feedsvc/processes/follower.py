@@ -21,10 +21,10 @@ import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from feedsvc.dates import parse_stored_date
 from feedsvc.model import Problem, Snapshot
 from feedsvc.reload.reloader import ReloadSummary
 from feedsvc.resources import prepare_resources
@@ -200,6 +200,6 @@ def _snapshot(documents: Any, resources: Any, status: Status, generation: int) -
         resources=resources,
         article_count=status.article_count,
         problems=tuple(Problem(*p) for p in status.problems),  # type: ignore[arg-type]
-        loaded_at=datetime.fromisoformat(status.loaded_at) if status.loaded_at else None,
+        loaded_at=parse_stored_date(status.loaded_at) if status.loaded_at else None,
         generation=generation,
     )

@@ -1,4 +1,8 @@
-"""A folder of front-matter files: walk, stat, read, and cache parsed posts between reloads."""
+"""A folder of front-matter files: walk (ignore rules, symlinks), stat, read each changed
+file, and keep the parsed posts between reloads by (size, mtime_ns, inode).
+
+Parsing one post is feedsvc.sources.post's.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -18,7 +22,10 @@ from feedsvc.dates import load_timezone
 from feedsvc.errors import ArticleError, SourceError
 from feedsvc.model import Article, Problem, SourceResult
 from feedsvc.processes.cpus import Cores
-from feedsvc.sources.post import PostContext, read_post, with_shared_values
+from feedsvc.sources.fields import PostContext
+from feedsvc.sources.globs import compile_globs
+from feedsvc.sources.post import parse_post_bytes
+from feedsvc.sources.shared import with_shared_values
 
 logger = logging.getLogger(__name__)
 
@@ -39,28 +46,11 @@ class _Cached:
     seen: int = 0  # the last read whose walk found the file
 
 
-class _Unreadable(ArticleError):
+_Stale = tuple[str, os.stat_result, _Cached | None]  # (relative path, stat, cached before)
+
+
+class _UnreadableError(ArticleError):
     """The file could not be read at all (as opposed to read and found wrong)."""
-
-
-def compile_globs(patterns: tuple[str, ...]) -> re.Pattern[str]:
-    """One regex for gitignore-style globs over POSIX relative paths (`**/` spans folders)."""
-    parts: list[str] = []
-    for pattern in patterns:
-        regex, i = "", 0
-        while i < len(pattern):
-            if pattern.startswith("**/", i):
-                regex, i = regex + "(?:.*/)?", i + 3
-            elif pattern.startswith("**", i):
-                regex, i = regex + ".*", i + 2
-            elif pattern[i] == "*":
-                regex, i = regex + "[^/]*", i + 1
-            elif pattern[i] == "?":
-                regex, i = regex + "[^/]", i + 1
-            else:
-                regex, i = regex + re.escape(pattern[i]), i + 1
-        parts.append(regex)
-    return re.compile("(?:" + "|".join(parts) + r")\Z" if parts else r"(?!)")
 
 
 class DirectorySource:
@@ -91,15 +81,27 @@ class DirectorySource:
             raise SourceError("folder is missing or not a folder")
         if not os.access(self.root, os.R_OK | os.X_OK):
             raise SourceError("permission denied")
-        # Updated in place: a tick that finds nothing new allocates nothing per file (a
-        # new dict of 50,000 paths per tick was most of a tick's peak memory).
-        cache = self._cache
         self._reading += 1
         looked: list[str] | None = None if changed is None or not self._walked else []
         found = self._walk() if looked is None else self._look_at(changed or (), looked)
-        stale: list[tuple[str, os.stat_result, _Cached | None]] = []
+        self._parse(self._stale(found))
+        # Updated in place: a tick that finds nothing new allocates nothing per file (a
+        # new dict of 50,000 paths per tick was most of a tick's peak memory).
+        cache = self._cache
+        candidates = cache if looked is None else [p for p in looked if p in cache]
+        for gone in [path for path in candidates if cache[path].seen != self._reading]:
+            del cache[gone]
+        self._walked = True
+        articles = tuple(c.article for c in cache.values() if c.article is not None)
+        failing = sorted(path for path, cached in cache.items() if cached.problems)
+        return SourceResult(articles, tuple(p for path in failing for p in cache[path].problems))
+
+    def _stale(self, found: Iterable[tuple[str, os.stat_result]]) -> list[_Stale]:
+        """The files found whose revision (size, mtime_ns, inode) is not the cached one;
+        the others are marked seen by this read."""
+        stale: list[_Stale] = []
         for relpath, info in found:
-            cached = cache.get(relpath)
+            cached = self._cache.get(relpath)
             if (
                 cached is None
                 or cached.key[0] != info.st_size
@@ -109,6 +111,10 @@ class DirectorySource:
                 stale.append((relpath, info, cached))
             else:
                 cached.seen = self._reading
+        return stale
+
+    def _parse(self, stale: list[_Stale]) -> None:
+        """Read and parse the stale files (on every core when there are many), and cache them."""
         self.reads += len(stale)
         parsed = self.cores.map(_read_files, self.reader, stale)
         for (relpath, _, _), cached in zip(stale, parsed, strict=True):
@@ -116,17 +122,9 @@ class DirectorySource:
                 logger.warning("%s", problem)
             if cached.article is not None:
                 cached.article = with_shared_values(cached.article)
-            cache[relpath] = cached
+            self._cache[relpath] = cached
             cached.seen = self._reading
             self.parsed += 1
-        candidates = cache if looked is None else [p for p in looked if p in cache]
-        for gone in [path for path in candidates if cache[path].seen != self._reading]:
-            del cache[gone]
-        self._walked = True
-        articles = tuple(c.article for c in cache.values() if c.article is not None)
-        failing = sorted(path for path, cached in cache.items() if cached.problems)
-        problems = tuple(p for path in failing for p in cache[path].problems)
-        return SourceResult(articles, problems)
 
     def _look_at(
         self, paths: Collection[str], looked: list[str]
@@ -169,12 +167,7 @@ class DirectorySource:
         known = self._cache  # paths that passed the filters before need no second look
         while pending:
             directory, prefix = pending.pop()
-            try:
-                entries = list(os.scandir(directory))
-            except OSError as exc:
-                logger.warning("%s: cannot list: %s", directory, exc.strerror or exc)
-                continue
-            for entry in entries:
+            for entry in _entries(directory):
                 name = entry.name
                 if name[0] == ".":  # hidden files and folders are never published
                     continue
@@ -239,13 +232,14 @@ class FileReader:
     tz: tzinfo
 
     def read(self, relpath: str, info: os.stat_result, previous: _Cached | None) -> _Cached:
+        """Read and parse one file; a failed read keeps `previous`'s article to try again."""
         key = (info.st_size, info.st_mtime_ns, info.st_ino)
         display = self._display(relpath)
         mtime = datetime.fromtimestamp(info.st_mtime, tz=UTC).replace(microsecond=0)
         ctx = PostContext(self.config.name, relpath, display, self.site, self.tz, mtime)
         try:
             data = self._read_bytes(relpath, info, display)
-        except _Unreadable as exc:
+        except _UnreadableError as exc:
             # A read error (permission, disk) says nothing about the article: keep the last
             # good one, and keep the old key so that the next reload tries again.
             problem = Problem(exc.path, exc.line, exc.reason)
@@ -275,7 +269,7 @@ class FileReader:
             with open(self.root / relpath, "rb") as handle:
                 data = handle.read(limit + 1)  # never more than the cap, even if it grew
         except OSError as exc:
-            raise _Unreadable(display, 1, f"cannot read: {exc.strerror or exc}") from None
+            raise _UnreadableError(display, 1, f"cannot read: {exc.strerror or exc}") from None
         if len(data) > limit:
             raise ArticleError(display, 1, f"file grew over max_bytes {limit}")
         return data
@@ -286,37 +280,17 @@ class FileReader:
         return full if shown.startswith("..") else shown
 
 
-def _read_files(
-    reader: FileReader, batch: Sequence[tuple[str, os.stat_result, _Cached | None]]
-) -> list[_Cached]:
+def _entries(directory: str) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(directory))
+    except OSError as exc:
+        logger.warning("%s: cannot list: %s", directory, exc.strerror or exc)
+        return []
+
+
+def _read_files(reader: FileReader, batch: Sequence[_Stale]) -> list[_Cached]:
     return [reader.read(relpath, info, previous) for relpath, info, previous in batch]
 
 
 def _is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def parse_post_bytes(data: bytes, ctx: PostContext) -> tuple[Article | None, tuple[Problem, ...]]:
-    """A file's bytes -> (article, or None for drafts and failures; its problems). Never raises."""
-    try:
-        text, encoding_warnings = decode_text(data, ctx.display_path)
-        article, warnings = read_post(text, ctx)
-    except ArticleError as exc:
-        return None, (Problem(exc.path, exc.line, exc.reason),)
-    return article, encoding_warnings + warnings
-
-
-def decode_text(data: bytes, display: str) -> tuple[str, tuple[Problem, ...]]:
-    """Decode UTF-8 (BOM tolerated), else GB18030 with a warning; ArticleError otherwise."""
-    if b"\x00" in data:
-        raise ArticleError(display, 1, "binary file (contains NUL bytes)")
-    try:
-        return data.decode("utf-8-sig"), ()
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-    # Files from Chinese Windows tools are often GBK; GB18030 is its superset.
-    try:
-        text = data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise ArticleError(display, line, "neither UTF-8 nor GB18030 text") from None
-    return text, (Problem(display, line, "not UTF-8; read as GB18030", "warning"),)

@@ -25,10 +25,12 @@ import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import cast
 
+from feedsvc.dates import parse_stored_date
+from feedsvc.errors import FeedsvcError
 from feedsvc.model import Problem
 from feedsvc.nodes import Kind, NodeKeys
 from feedsvc.sources.feed import SavedFetch
@@ -87,7 +89,7 @@ class Row:
     present: bool
 
 
-class DamagedLedgerError(Exception):
+class DamagedLedgerError(FeedsvcError):
     """The database cannot be trusted (not SQLite, fails its check, a foreign version)."""
 
 
@@ -302,7 +304,7 @@ def _row(values: tuple[object, ...]) -> Row:
         content if isinstance(content, str) else None,
         fields if isinstance(fields, str) else None,
         slug if isinstance(slug, str) else None,
-        datetime.fromisoformat(str(first)).astimezone(UTC),
+        parse_stored_date(str(first)),
         bool(present),
     )
 

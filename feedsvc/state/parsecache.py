@@ -51,6 +51,9 @@ _PARSER_MODULES = (
     "feedsvc.dates",
     "feedsvc.urls",
     "feedsvc.content",
+    "feedsvc.sources.header",
+    "feedsvc.sources.shared",
+    "feedsvc.sources.fields",
     "feedsvc.sources.post",
     "feedsvc.sources.directory",
 )

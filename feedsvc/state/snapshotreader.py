@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import mmap
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from feedsvc.dates import parse_stored_date
 from feedsvc.model import Document
 from feedsvc.state.snapshots import REF, Index, Ref, Status, map_file, read_index, segment_path
 
@@ -106,6 +106,6 @@ def _document(record: list[Any], maps: Mapping[int, mmap.mmap]) -> Document:
         gzip_size,
         etag,
         gzip_etag,
-        datetime.fromisoformat(modified),
+        parse_stored_date(modified),
         view,
     )

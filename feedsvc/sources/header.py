@@ -1,0 +1,140 @@
+"""A post's YAML header (front matter): split from the body and loaded by a bounded,
+tag-free loader; every failure is an ArticleError at its line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import frontmatter.default_handlers
+import yaml
+
+from feedsvc.errors import ArticleError, FeedsvcError
+
+# A YAML document may not expand (through aliases) to more nodes than this:
+# a "billion laughs" header is refused before anything walks it.
+MAX_EXPANDED_NODES = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class FrontMatter:
+    """A post split in two: its header's values with the line of each key, and its body."""
+
+    meta: dict[str, Any]
+    lines: dict[str, int]  # key -> its 1-based line in the file
+    body: str
+    first_line: int  # the opening ---: where a problem of no one key is reported
+    body_line: int  # the line after the closing ---
+
+
+def split_post(text: str, display: str) -> FrontMatter:
+    """A post's text -> its front matter and body; ArticleError when it has none or a bad one."""
+    leading = len(text) - len(text.lstrip())
+    first = text.count("\n", 0, leading) + 1
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not text:
+        raise ArticleError(display, 1, "empty file")
+    if not _HANDLER.detect(text):
+        raise ArticleError(display, first, "no YAML front matter (--- block)")
+    try:
+        header, body = _HANDLER.split(text)
+    except ValueError:
+        raise ArticleError(display, first, "front matter is not closed by ---") from None
+    meta, node = _load(header, display, first)
+    lines = {key.value: first + key.start_mark.line for key, _ in node.value}
+    return FrontMatter(meta, lines, body, first, first + header.count("\n") + 1)
+
+
+def _load(header: str, display: str, first: int) -> tuple[dict[str, Any], yaml.MappingNode]:
+    try:
+        meta, node = _HANDLER.load(header)
+    except _HeaderError as exc:
+        raise ArticleError(display, first + exc.line, exc.reason) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = first + mark.line if mark else first
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ArticleError(display, line, f"invalid YAML front matter: {reason}") from None
+    except RecursionError:
+        raise ArticleError(display, first, "front matter nests too deeply") from None
+    if not isinstance(meta, dict) or not isinstance(node, yaml.MappingNode):
+        raise ArticleError(display, first, "front matter is not a mapping of keys")
+    return meta, node
+
+
+class _HeaderError(FeedsvcError):
+    """A header the loader refuses; `line` counts from the opening ---."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+class _Handler(frontmatter.default_handlers.YAMLHandler):
+    """python-frontmatter's YAML handler with a bounded, tag-free C loader."""
+
+    def load(self, fm: str, **kwargs: object) -> Any:
+        loader = yaml.CSafeLoader(fm)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None, None
+            # Without an alias (`*name`) the nodes are what the text spells out, at most
+            # two per character, so only text with aliases or of that size is counted.
+            could_expand = "*" in fm or 2 * len(fm) > MAX_EXPANDED_NODES
+            if could_expand and _expanded_size(node) > MAX_EXPANDED_NODES:
+                raise _HeaderError(0, "front matter expands (YAML aliases) beyond the limit")
+            try:
+                return loader.construct_document(node), node
+            except (ValueError, TypeError, OverflowError) as exc:
+                # PyYAML raises a bare ValueError for a timestamp like 2021-13-45.
+                raise _bad_value(_failing_node(node, exc), str(exc)) from None
+        finally:
+            loader.dispose()
+
+
+def _bad_value(node: yaml.Node, reason: str) -> _HeaderError:
+    name = f"{node.value}: " if isinstance(node, yaml.ScalarNode) else ""
+    return _HeaderError(node.start_mark.line, f"{name}{reason}")
+
+
+def _failing_node(root: yaml.Node, exc: Exception) -> yaml.Node:
+    """The top-level value whose construction raises `exc`'s kind, to point at its line."""
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            probe = yaml.constructor.SafeConstructor()
+            try:
+                probe.construct_object(value, deep=True)
+            except type(exc):
+                found: yaml.Node = key
+                return found
+    return root
+
+
+_HANDLER = _Handler()
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Count nodes as if every alias were copied out, without copying (iterative, memoised)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if children_done:
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_EXPANDED_NODES + 1)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
