@@ -111,9 +111,10 @@ def prepare_resources(
     only those are looked at, and the feeds beside a changed HTML view.
     """
     if changed is not None and "index.html" in documents:
-        resources = _update_resources(documents, max_age, previous, changed)
+        resources, archives = _update_resources(documents, max_age, previous, changed)
     else:
-        resources = _all_resources(documents, max_age, previous)
+        resources, archives = _all_resources(documents, max_age, previous)
+    _archive_resources(documents, max_age, resources, archives)
     if "index.html" in documents:
         resources["/"] = resources[wsgi_path("index.html")]
     return resources
@@ -121,7 +122,8 @@ def prepare_resources(
 
 def _all_resources(
     documents: Mapping[str, Document], max_age: int, previous: Mapping[str, Resource]
-) -> dict[str, Resource]:
+) -> tuple[dict[str, Resource], list[str]]:
+    """Every resource but the archives', and the archive paths to make."""
     resources: dict[str, Resource] = {}
     archives = [path for path in documents if "archive-" in path and is_archive(path)]
     made_below = set(archives)  # by _archive_resources, which knows the past months
@@ -135,8 +137,7 @@ def _all_resources(
             resources[key] = old
         else:
             resources[key] = _resource(document, view, max_age)
-    _archive_resources(documents, max_age, resources, archives)
-    return resources
+    return resources, archives
 
 
 def _update_resources(
@@ -144,7 +145,8 @@ def _update_resources(
     max_age: int,
     previous: Mapping[str, Resource],
     changed: Collection[str],
-) -> dict[str, Resource]:
+) -> tuple[dict[str, Resource], list[str]]:
+    """The resources of what changed, the rest kept, and the archive paths to make."""
     resources = dict(previous)
     paths = set(changed)
     for path in changed:  # a feed's resource holds its view: a new view, a new resource
@@ -160,10 +162,9 @@ def _update_resources(
             resources[wsgi_path(path)] = _resource(document, view, max_age)
     # A new month makes the month before it past: its feed's archives are made again.
     folders = {p.rpartition("/")[0] for p in changed if "archive-" in p and is_archive(p)}
-    if folders:
-        archives = [p for p in documents if p.rpartition("/")[0] in folders and is_archive(p)]
-        _archive_resources(documents, max_age, resources, archives)
-    return resources
+    if not folders:
+        return resources, []
+    return resources, [p for p in documents if p.rpartition("/")[0] in folders and is_archive(p)]
 
 
 def _archive_resources(
