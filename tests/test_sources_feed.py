@@ -344,15 +344,15 @@ def test_retry_after_date_without_a_zone_is_gmt_in_any_local_zone(
     # RFC 9110 §5.6.7: an HTTP date is GMT; "-0000" must not be read in the host's zone.
     in_an_hour = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)
     upstream.routes["/feed"] = Reply(429, headers={"Retry-After": format_datetime(in_an_hour)})
-    refresher, _ = remote({"url": upstream.base + "/feed", "interval_seconds": 10})
+    reloader, _ = remote({"url": upstream.base + "/feed", "interval_seconds": 10})
     monkeypatch.setenv("TZ", "Asia/Shanghai")
     time.tzset()
     try:
-        refresher.refresh()
+        reloader.reload()
     finally:
         monkeypatch.undo()
         time.tzset()
-    assert source_of(refresher)._next_fetch - time.monotonic() > 3000
+    assert source_of(reloader)._next_fetch - time.monotonic() > 3000
 
 
 def test_slow_upstream_delays_neither_others_nor_the_reload(
