@@ -1,5 +1,6 @@
 """The running sources of a reload: each keeps its last good articles, remote feeds are
-fetched off the reload while serving. The reload's one broad except besides its own."""
+fetched off the reload while serving (a fetch on the pool catches broadly: it is logged,
+never fatal)."""
 
 from __future__ import annotations
 
