@@ -13,7 +13,7 @@ from feedsvc.archives import HISTORY_NS, past_archives
 from feedsvc.builder import build_site
 from feedsvc.config import Config
 from feedsvc.model import Article, Author, Document, deflate_html
-from feedsvc.serving import prepare_resources, wsgi_path
+from feedsvc.resources import prepare_resources, wsgi_path
 
 T0 = datetime(2021, 10, 20, tzinfo=UTC)
 BASE = "http://127.0.0.1:8080/"
