@@ -27,16 +27,16 @@ sys.path.insert(0, str(HERE))
 from corpus import write_corpus
 
 from feedsvc.config import load_config
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.state.ledger import Ledger
 from feedsvc.store import Store
 
 ROUNDS = 9
 
 
-def timed(refresher: Refresher) -> float:
+def timed(reloader: Reloader) -> float:
     started = time.perf_counter()
-    refresher.refresh()
+    reloader.reload()
     return time.perf_counter() - started
 
 
@@ -61,8 +61,8 @@ def measure(posts: int, tags: int, work: Path) -> dict[str, object]:
     config = load_config(write_config(work, corpus, "http://127.0.0.1:8080"))
     (work / "state").mkdir()
     ledger, _ = Ledger.open(work / "state")
-    plain = Refresher(config, Store())
-    with_ledger = Refresher(config, Store(), ledger=ledger)
+    plain = Reloader(config, Store())
+    with_ledger = Reloader(config, Store(), ledger=ledger)
     result: dict[str, object] = {"posts": posts, "tags": tags}
     result["cold_without_s"], result["cold_with_s"] = timed(plain), timed(with_ledger)
     timed(plain), timed(with_ledger)  # the first tick also records which nodes exist

@@ -31,16 +31,16 @@ import json, logging, os, resource, sys, time
 from pathlib import Path
 logging.disable(logging.WARNING)
 from feedsvc.config import load_config
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 sys.path.insert(0, sys.argv[2])
 from corpus import post
 config_path, root = Path(sys.argv[1]), Path(sys.argv[3])
 config = load_config(config_path)
 store = Store()
-refresher = Refresher(config, store)
+reloader = Reloader(config, store)
 def timed():
-    started = time.perf_counter(); refresher.refresh(); return time.perf_counter() - started
+    started = time.perf_counter(); reloader.reload(); return time.perf_counter() - started
 result = {"cold_s": timed()}
 timed()  # the first tick after start also records which nodes exist
 result["tick_s"] = min(timed() for _ in range(5))
@@ -61,7 +61,7 @@ result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 102
 feeds = [p for p in store.current.documents if p.endswith("/feed.atom")]
 result["tag_feeds"] = sum(p.startswith("tags/") for p in feeds)
 result["category_feeds"] = sum(p.startswith("categories/") for p in feeds)
-# The cold start's processes (feedsvc.cores): the largest of them, once they have ended.
+# The cold start's processes (feedsvc.processes.cpus): the largest of them, once they have ended.
 result["pool_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 result["documents"] = len(store.current.documents)
 print(json.dumps(result))

@@ -25,7 +25,7 @@ from feedsvc.model import Snapshot
 from feedsvc.progress import Progress
 from feedsvc.publish.bucket import Bucket, parse_target
 from feedsvc.publish.sync import Publication
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.state.files import StateError, StateLock, prepare_folder
 from feedsvc.state.ledger import FILE as LEDGER_FILE
 from feedsvc.state.ledger import Ledger, open_ledger
@@ -45,14 +45,14 @@ def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[S
     to date when `record` and no server holds it); the snapshot and its summary line.
     Prints the problems, and without `record` (check) what the reload would do to ids."""
     with _ledger(config, create=record) as (ledger, writable):
-        refresher = Refresher(config, Store(), ledger=ledger, record=record and writable)
-        with progress.files(refresher.sources, refresher.builder):
-            summary = refresher.refresh()
-    snapshot = refresher.store.current
+        reloader = Reloader(config, Store(), ledger=ledger, record=record and writable)
+        with progress.files(reloader.sources, reloader.renderer):
+            summary = reloader.reload()
+    snapshot = reloader.store.current
     for problem in snapshot.problems:
         print(problem)
     if not record:  # check: what the next reload would do to ids (build and publish log it)
-        for change in refresher.id_changes:
+        for change in reloader.id_changes:
             print(change)
     errors = sum(1 for p in snapshot.problems if p.severity == "error")
     warnings = len(snapshot.problems) - errors

@@ -26,7 +26,6 @@ from lxml import etree
 from feedsvc.archives import HISTORY_NS, archive_name, by_month
 from feedsvc.budget import document_size, fit_count
 from feedsvc.config import Config
-from feedsvc.cores import Cores
 from feedsvc.dates import EPOCH, load_timezone
 from feedsvc.feedsettings import FeedSettings, SettingsTable
 from feedsvc.gzparts import FRAME_BYTES, Compressor, Part, trailer
@@ -34,6 +33,7 @@ from feedsvc.jsonfeed import ITEM_SEPARATOR, json_head, json_item, json_tail
 from feedsvc.model import Article, Author, Document, Origin, Problem
 from feedsvc.nodes import FeedNode, NodeIndex, NodeKeys, digest, node_title
 from feedsvc.pages import Archive, FeedLinks, render_feed_view, render_index, render_opml
+from feedsvc.processes.cpus import Cores
 from feedsvc.urls import join_url
 
 MEDIA_TYPES = {

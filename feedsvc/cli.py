@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from feedsvc import __version__
 from feedsvc.batch import (
@@ -24,15 +25,15 @@ from feedsvc.batch import (
     publish_command,
 )
 from feedsvc.config import Config, load_config
-from feedsvc.cores import available_cores
 from feedsvc.errors import ConfigError
-from feedsvc.follower import Follower
 from feedsvc.logs import configure_logging, server_logging
 from feedsvc.metrics import Metrics, enable_multiprocess, process_exited
+from feedsvc.processes.cpus import available_cores
+from feedsvc.processes.follower import Follower
+from feedsvc.processes.supervisor import BuilderProcess
 from feedsvc.state.files import StateError, StateLock, prepare_folder
 from feedsvc.state.snapshots import discard, validate
 from feedsvc.store import Store
-from feedsvc.supervisor import BuilderProcess
 from feedsvc.web import create_app
 
 logger = logging.getLogger(__name__)
@@ -96,26 +97,29 @@ def _parser() -> argparse.ArgumentParser:
         help="a feed's directory (categories/旧栏目, tags/x; a trailing /** takes what is below)",
     )
     forget.set_defaults(run=forget_command)
-    for sub in (build, check, publish):
+    _add_common_options((serve, build, check, publish, forget), quiet=(build, check, publish))
+    return parser
+
+
+def _add_common_options(
+    commands: Sequence[argparse.ArgumentParser], *, quiet: Sequence[argparse.ArgumentParser]
+) -> None:
+    """The options every command takes, and --quiet for those that draw progress bars."""
+    for sub in quiet:
         sub.add_argument(
             "--quiet", action="store_true", help="no progress bars, only the summary line"
         )
-    for sub in (serve, build, check, publish, forget):
+    for sub in commands:
         sub.add_argument("--config", default="config.yaml", help="default: ./config.yaml")
         sub.add_argument(
             "--log-level", choices=["debug", "info", "warning", "error"], help="default: info"
         )
         sub.add_argument("--log-format", default="text", choices=["text", "json"])
-    return parser
 
 
 def serve_command(args: argparse.Namespace, config: Config) -> int:
     """Serve with granian: one builder process reloads on schedule and writes each
     snapshot into the state directory; every worker maps it and only serves."""
-    # The server is imported only when serving: check and build never need it.
-    from granian.constants import Interfaces  # noqa: PLC0415
-    from granian.http import HTTP1Settings  # noqa: PLC0415
-
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     if not _is_port_free(host, port):
@@ -142,7 +146,23 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     builder = BuilderProcess(config, os.environ[SOCKET_ENV], snapshots, generation)
     builder.start()
-    server = _server_class()(
+    server = _make_server(args, config, host, port)
+    server.builder = builder
+    try:
+        server.serve()
+    finally:
+        builder.stop()
+        lock.release()
+    return EXIT_OK
+
+
+def _make_server(args: argparse.Namespace, config: Config, host: str, port: int) -> Any:
+    """granian, set up to run `worker_app` in every worker."""
+    # The server is imported only when serving: check and build never need it.
+    from granian.constants import Interfaces  # noqa: PLC0415
+    from granian.http import HTTP1Settings  # noqa: PLC0415
+
+    return _server_class()(
         "feedsvc.cli:worker_app",
         factory=True,
         address=host,
@@ -165,13 +185,6 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
         # server always exits within 10 s.
         workers_kill_timeout=8,
     )
-    server.builder = builder
-    try:
-        server.serve()
-    finally:
-        builder.stop()
-        lock.release()
-    return EXIT_OK
 
 
 def _open_state(folder: Path, runtime: Path) -> tuple[Path, StateLock]:

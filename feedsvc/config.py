@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from feedsvc.errors import ConfigError
-from feedsvc.model import Problem
+from feedsvc.model import Problem, read_only
 from feedsvc.settings import (
     ARCHIVE_KINDS,
     FORMATS,
@@ -250,7 +250,7 @@ class _Builder:
         if isinstance(value, dict) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
-            return types.MappingProxyType(dict(value))
+            return read_only(dict(value))
         self.fail(key, f"expected a mapping of strings to strings, got {value!r}")
         return _INVALID
 

@@ -1,7 +1,9 @@
 """Prometheus metrics: the only user of prometheus_client.
 
 Requests are counted in plain dicts on the hot path and moved into the Prometheus
-counters every few seconds, so serving pays a dict increment, not a locked write.
+counters every few seconds, so serving pays a dict increment, not a locked write. Each
+thread counts in a dict of its own (RequestCounts), so no increment is ever lost to
+another thread's; a flush adds up every thread's and moves what is new since the last.
 With several server processes, multiprocess mode aggregates what each one records.
 """
 
@@ -12,6 +14,7 @@ import os
 import threading
 from collections import Counter as Tally
 from collections.abc import Iterable
+from typing import Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -64,6 +67,28 @@ class _ProcessFiles(MultiProcessCollector):
         return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
 
 
+def _gauge(
+    name: str,
+    documentation: str,
+    registry: CollectorRegistry | None,
+    mode: Literal["mostrecent", "max"],
+    *labels: str,
+) -> Gauge:
+    """A gauge; `mode` says how multiprocess mode joins the processes' values."""
+    return Gauge(name, documentation, labels, registry=registry, multiprocess_mode=mode)
+
+
+class RequestCounts(threading.local):
+    """One thread's response counts, (route, status) -> count: only that thread writes
+    them, so a `+=` needs no lock. Made on a thread's first use, and listed in `every`
+    for the flush to add up."""
+
+    def __init__(self, every: list[Tally[tuple[str, str]]], lock: threading.Lock) -> None:
+        self.counts: Tally[tuple[str, str]] = Tally()
+        with lock:
+            every.append(self.counts)
+
+
 class Metrics:
     """Everything feedsvc reports; one instance per process."""
 
@@ -71,26 +96,29 @@ class Metrics:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry(auto_describe=True)
         registry = None if self.multiprocess else self.registry
-        self.articles = Gauge(
-            "feedsvc_articles",
-            "Published articles per source",
-            ["source"],
-            registry=registry,
-            multiprocess_mode="mostrecent",
+        self._reload_metrics(registry)
+        self._traffic_metrics(registry)
+        self._publish_metrics(registry)
+        self._lock = threading.Lock()
+        self._every: list[Tally[tuple[str, str]]] = []  # every thread's counts
+        self._flushed: Tally[tuple[str, str]] = Tally()  # what the counters already have
+        self.requests = RequestCounts(self._every, self._lock)
+        if self.multiprocess:
+            _ProcessFiles(self.registry)  # type: ignore[no-untyped-call]
+
+    def _reload_metrics(self, registry: CollectorRegistry | None) -> None:
+        self.articles = _gauge(
+            "feedsvc_articles", "Published articles per source", registry, "mostrecent", "source"
         )
-        self.problems = Gauge(
-            "feedsvc_problems",
-            "Current problems by severity",
-            ["severity"],
-            registry=registry,
-            multiprocess_mode="mostrecent",
+        self.problems = _gauge(
+            "feedsvc_problems", "Current problems by severity", registry, "mostrecent", "severity"
         )
-        self.source_failing = Gauge(
+        self.source_failing = _gauge(
             "feedsvc_source_failing",
             "1 while a source cannot be read (its last good articles stay)",
-            ["source"],
-            registry=registry,
-            multiprocess_mode="mostrecent",
+            registry,
+            "mostrecent",
+            "source",
         )
         self.reload_seconds = Histogram(
             "feedsvc_reload_duration_seconds",
@@ -98,12 +126,14 @@ class Metrics:
             registry=registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
-        self.last_success = Gauge(
+        self.last_success = _gauge(
             "feedsvc_last_reload_success_timestamp_seconds",
             "When a reload last succeeded",
-            registry=registry,
-            multiprocess_mode="max",
+            registry,
+            "max",
         )
+
+    def _traffic_metrics(self, registry: CollectorRegistry | None) -> None:
         self.responses = Counter(
             "feedsvc_http_responses",
             "HTTP responses by route and status",
@@ -122,11 +152,6 @@ class Metrics:
             ["result"],
             registry=registry,
         )
-        self._publish_metrics(registry)
-        self.pending: Tally[tuple[str, str]] = Tally()
-        self._lock = threading.Lock()
-        if self.multiprocess:
-            _ProcessFiles(self.registry)  # type: ignore[no-untyped-call]
 
     def observe_reload(
         self,
@@ -163,17 +188,17 @@ class Metrics:
             "Publications to object storage that failed (each is retried)",
             registry=registry,
         )
-        self.publish_failing = Gauge(
+        self.publish_failing = _gauge(
             "feedsvc_publish_failing",
             "1 while publishing to object storage fails",
-            registry=registry,
-            multiprocess_mode="mostrecent",
+            registry,
+            "mostrecent",
         )
-        self.publish_last_success = Gauge(
+        self.publish_last_success = _gauge(
             "feedsvc_publish_last_success_timestamp_seconds",
             "When a publication to object storage last completed",
-            registry=registry,
-            multiprocess_mode="max",
+            registry,
+            "max",
         )
 
     def observe_publish(self, uploaded: int, deleted: int, size: int, finished_at: float) -> None:
@@ -198,11 +223,15 @@ class Metrics:
         self.websub.labels(result).inc()
 
     def flush(self) -> None:
-        """Move the hot path's request tallies into the Prometheus counters."""
-        with self._lock:
-            pending, self.pending = self.pending, Tally()
-        for (route, status), count in pending.items():
-            self.responses.labels(route, status).inc(count)
+        """Move the hot path's request counts into the Prometheus counters."""
+        with self._lock:  # two flushes at once would move the same counts twice
+            totals: Tally[tuple[str, str]] = Tally()
+            for counts in self._every:
+                # dict() copies in one step under the GIL, while the thread goes on counting.
+                totals.update(dict(counts))
+            new, self._flushed = totals - self._flushed, totals
+            for (route, status), count in new.items():
+                self.responses.labels(route, status).inc(count)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""

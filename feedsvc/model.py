@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -194,81 +194,18 @@ class Document:
         return gzip.decompress(self.gzip_body)
 
 
-@dataclass(frozen=True, slots=True)
-class Variant:
-    """One ready-to-send representation: its document and coding, and the exact header
-    lists for 200 and 304. The body itself is made on first use (serving.Bodies).
-    """
-
-    document: Document
-    gzipped: bool
-    etag: str  # quoted, as sent
-    last_modified: int  # epoch seconds, for If-Modified-Since
-    # Lists, as PEP 3333 start_response wants them; built once, never mutated.
-    headers: list[tuple[str, str]]
-    not_modified: list[tuple[str, str]]
-
-
-class Resource:
-    """Every representation of one URL: identity and gzip, and for a feed its browser page.
-
-    Each is made on first use by `make(resource, gzipped, browser)` and kept: a worker that
-    loads a generation of 10,000 documents can answer at once, and pays for the header
-    lists of a document only when it is first asked for.
-    """
-
-    __slots__ = ("_make", "_variants", "document", "view_document")
-
-    def __init__(
-        self,
-        document: Document,
-        view_document: Document | None,
-        make: Callable[[Resource, bool, bool], Variant],
-    ) -> None:
-        self.document = document
-        self.view_document = view_document  # a feed's HTML view, for browsers
-        self._make = make
-        self._variants: list[Variant | None] = [None, None, None, None]
-
-    def _variant(self, slot: int, gzipped: bool, browser: bool) -> Variant:
-        # Two threads may make the same variant at once; both make equal ones.
-        variant = self._variants[slot]
-        if variant is None:
-            variant = self._variants[slot] = self._make(self, gzipped, browser)
-        return variant
-
-    @property
-    def identity(self) -> Variant:
-        """The document, uncompressed."""
-        return self._variant(0, False, False)
-
-    @property
-    def gzip(self) -> Variant:
-        """The document, gzipped."""
-        return self._variant(1, True, False)
-
-    @property
-    def browser_identity(self) -> Variant | None:
-        """A feed's HTML view, uncompressed (None for other documents)."""
-        return None if self.view_document is None else self._variant(2, False, True)
-
-    @property
-    def browser_gzip(self) -> Variant | None:
-        """A feed's HTML view, gzipped (None for other documents)."""
-        return None if self.view_document is None else self._variant(3, True, True)
-
-
 def read_only(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
-    """A read-only view of `mapping`: how views cross a pickle (feedsvc.wire, feedsvc.cores)."""
+    """A read-only view of `mapping`: the one way read-only mappings are made, in every
+    process (feedsvc.processes.cpus has pickles of them made by this too)."""
     return MappingProxyType(mapping)
 
 
 def _frozen_documents() -> Mapping[str, Document]:
-    return MappingProxyType({})
+    return read_only({})
 
 
-def _frozen_resources() -> Mapping[str, Resource]:
-    return MappingProxyType({})
+def _frozen_resources() -> Mapping[str, Any]:
+    return read_only({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +213,9 @@ class Snapshot:
     """Everything served at one moment; replaced whole, never mutated."""
 
     documents: Mapping[str, Document] = field(default_factory=_frozen_documents)
-    resources: Mapping[str, Resource] = field(default_factory=_frozen_resources)
+    # What the serving layer made of the documents, by PATH_INFO (feedsvc.resources.Resource,
+    # with the HTTP header lists): swapped with them, opaque to the domain.
+    resources: Mapping[str, Any] = field(default_factory=_frozen_resources)
     article_count: int = 0
     problems: tuple[Problem, ...] = ()
     loaded_at: datetime | None = None

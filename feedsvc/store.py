@@ -1,4 +1,4 @@
-"""The current Snapshot: readers take it whole, the refresher swaps it whole."""
+"""The current Snapshot: readers take it whole, the reloader swaps it whole."""
 
 from __future__ import annotations
 

@@ -1,5 +1,11 @@
-"""Reload soon after a file changes in a directory source, or config.yaml changes:
-inotify, through watchdog.
+"""Notice changes: to config.yaml (ConfigWatcher, the one place that compares and loads
+it) and to the files of directory sources; both through inotify (watchdog) to reload
+soon after a change.
+
+Every reload, whichever trigger asked for it (the schedule, an inotify event on the
+config file or a source folder, an operator), starts with `ConfigWatcher.check`: the
+file is re-read when its (mtime, size, inode) changed, a valid edit is applied, an
+invalid one keeps the last good config with its problems reported.
 
 The scheduled reload stays the safety net: file systems without change events (NFS,
 some container mounts) and dropped events (a full inotify queue) are still caught on
@@ -15,12 +21,15 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
+from dataclasses import fields
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from feedsvc.config import Config
+from feedsvc.config import Config, ServerConfig, load_config
+from feedsvc.errors import ConfigError
+from feedsvc.model import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +42,62 @@ _COMPLETE = frozenset({"closed", "deleted", "moved"})
 # write, and one more once it settles if anything changed after that.
 SETTLE_SECONDS = 0.05
 MAX_DIRTY = 10_000  # changed files remembered between reloads; past it, look at all
+# Read once when the server starts; a change needs a restart to take effect.
+RESTART_KEYS = ("host", "port", "workers", "threads", "access_log")
+
+
+class ConfigWatcher:
+    """Re-reads the config file when its (mtime, size, inode) change."""
+
+    def __init__(self, running: Config, *, check_now: bool = False) -> None:
+        self.path = running.path
+        self.current = running
+        self.started = running.server
+        self.problems: list[Problem] = []
+        # check_now: the running config did not come from the file as it is now.
+        self._signature = None if check_now else _signature(self.path)
+
+    def check(self) -> Config | None:
+        """The new config when the file changed to a valid one, else None; see `problems`."""
+        signature = _signature(self.path)
+        if signature == self._signature and signature is not None:
+            return None
+        self._signature = signature
+        try:
+            candidate = load_config(self.path)  # a vanished file is a ConfigError too
+        except ConfigError as exc:
+            problems = exc.problems
+            if problems != self.problems:
+                for problem in problems:
+                    logger.warning(
+                        "config not applied; the last good one keeps serving: %s", problem
+                    )
+            self.problems = problems
+            return None
+        self.problems = self._restart_needed(candidate.server)
+        if candidate == self.current:
+            return None
+        self.current = candidate
+        logger.info("config reloaded from %s", self.path)
+        return candidate
+
+    def _restart_needed(self, server: ServerConfig) -> list[Problem]:
+        problems = []
+        for spec in fields(ServerConfig):
+            name = spec.name
+            if name in RESTART_KEYS and getattr(server, name) != getattr(self.started, name):
+                message = f"server.{name} changed; it takes effect after a restart"
+                logger.warning("%s: %s", self.path, message)
+                problems.append(Problem(self.path, None, message, "warning"))
+        return problems
+
+
+def _signature(path: str) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
 class FolderWatch:
@@ -78,14 +143,7 @@ class FolderWatch:
         """Watch the folders of `config`'s directory sources and its file (nothing with
         `reload.watch` off); called after every reload, since a config edit may change
         them."""
-        wanted: set[tuple[str, str | None]] = set()
-        if config.reload.watch:
-            path = os.path.realpath(config.path)
-            wanted.add((os.path.dirname(path), path))
-            for source in config.sources:
-                if source.type == "directory" and source.path is not None:
-                    folder = os.path.join(os.path.dirname(config.path), source.path)
-                    wanted.add((os.path.realpath(folder), None))
+        wanted = _watches_of(config)
         count = len(wanted) if config.reload.watch else 1 << 30
         if wanted == set(self._watches) and count == self._wanted:
             return
@@ -180,6 +238,20 @@ class FolderWatch:
             pending, self._pending, self._fired = self._pending, False, False
         if pending:  # what changed after the first call, or without a completed write
             self.on_change()
+
+
+def _watches_of(config: Config) -> set[tuple[str, str | None]]:
+    """What `config` wants watched: (folder, the one file in it that counts, or None for
+    the whole tree), the config file's folder and every directory source's."""
+    if not config.reload.watch:
+        return set()
+    path = os.path.realpath(config.path)
+    wanted: set[tuple[str, str | None]] = {(os.path.dirname(path), path)}
+    for source in config.sources:
+        if source.type == "directory" and source.path is not None:
+            folder = os.path.join(os.path.dirname(config.path), source.path)
+            wanted.add((os.path.realpath(folder), None))
+    return wanted
 
 
 class _Handler(FileSystemEventHandler):

@@ -11,31 +11,31 @@ from flask import Blueprint, Flask, Response, abort, current_app, jsonify, reque
 from feedsvc.config import Config
 from feedsvc.metrics import Metrics
 from feedsvc.model import Snapshot
-from feedsvc.refresh import ReloadSummary
+from feedsvc.reload.reloader import ReloadSummary
 from feedsvc.serving import FastPath
 from feedsvc.store import Store
 
 bp = Blueprint("feeds", __name__)
 
 
-class Reloader(Protocol):
-    """What the reload endpoint drives: a Refresher, or a worker's Follower."""
+class ReloadTarget(Protocol):
+    """What the reload endpoint drives: a Reloader, or a worker's Follower."""
 
     @property
     def reload_token(self) -> str | None: ...
 
-    def refresh(self) -> ReloadSummary: ...
+    def reload(self) -> ReloadSummary: ...
 
 
 def create_app(
     store: Store,
     config: Config | None = None,
-    refresher: Reloader | None = None,
+    reloader: ReloadTarget | None = None,
     metrics: Metrics | None = None,
 ) -> Flask:
     """Wire a Flask app to a Store; nothing is read or started here.
 
-    With a `refresher`, `POST /-/reload` runs a reload (when `server.reload_token` is set)
+    With a `reloader`, `POST /-/reload` runs a reload (when `server.reload_token` is set)
     and answers once this process serves its result; `metrics` is what `/metrics` reports
     (a private registry when not given).
     """
@@ -43,7 +43,7 @@ def create_app(
     app.extensions["feedsvc"] = {
         "store": store,
         "config": config,
-        "refresher": refresher,
+        "reloader": reloader,
         "metrics": metrics or Metrics(),
     }
     app.register_blueprint(bp)
@@ -89,9 +89,9 @@ def metrics() -> Response:
 def reload() -> Response:
     """Reload now; only with `Authorization: Bearer <server.reload_token>`."""
     state = current_app.extensions["feedsvc"]
-    refresher: Reloader | None = state["refresher"]
-    token = refresher.reload_token if refresher else None
-    if refresher is None or not token:
+    reloader: ReloadTarget | None = state["reloader"]
+    token = reloader.reload_token if reloader else None
+    if reloader is None or not token:
         abort(404)
     if request.method != "POST":
         return Response("use POST\n", 405, {"Allow": "POST", "Content-Type": "text/plain"})
@@ -104,7 +104,7 @@ def reload() -> Response:
             {"WWW-Authenticate": 'Bearer realm="feedsvc"', "Content-Type": "text/plain"},
         )
     try:
-        summary = refresher.refresh()
+        summary = reloader.reload()
     except OSError as exc:  # the builder process is gone or did not answer
         return Response(f"reload failed: {exc}\n", 503, {"Content-Type": "text/plain"})
     response = jsonify(asdict(summary))

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from feedsvc.config import Config, load_config
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 from feedsvc.web import create_app
 
@@ -126,12 +126,12 @@ def store() -> Store:
 
 
 @pytest.fixture
-def refresher(config: Config, store: Store, now: Callable[[], datetime]) -> Refresher:
-    return Refresher(config, store, now=now)
+def reloader(config: Config, store: Store, now: Callable[[], datetime]) -> Reloader:
+    return Reloader(config, store, now=now)
 
 
 @pytest.fixture
-def app(refresher: Refresher, store: Store, config: Config) -> Any:
+def app(reloader: Reloader, store: Store, config: Config) -> Any:
     return create_app(store, config)
 
 

@@ -15,7 +15,7 @@ LAYERS = [
     ["feedsvc", "feedsvc.logs", "feedsvc.progress"],
     ["feedsvc.gzparts"],
     ["feedsvc.model"],
-    ["feedsvc.cores"],
+    ["feedsvc.processes", "feedsvc.processes.cpus"],
     ["feedsvc.errors"],
     ["feedsvc.dates"],
     ["feedsvc.transport"],
@@ -23,7 +23,7 @@ LAYERS = [
     ["feedsvc.settings"],
     ["feedsvc.config"],
     ["feedsvc.feedsettings", "feedsvc.archives", "feedsvc.budget"],
-    ["feedsvc.configwatch"],
+    ["feedsvc.watch"],
     ["feedsvc.content"],
     [
         "feedsvc.sources",
@@ -39,19 +39,23 @@ LAYERS = [
     ["feedsvc.store"],
     ["feedsvc.state", "feedsvc.state.files"],
     ["feedsvc.state.snapshots", "feedsvc.state.parsecache", "feedsvc.state.ledger"],
+    ["feedsvc.state.snapshotwriter", "feedsvc.state.snapshotreader"],
     ["feedsvc.state.placing"],
     ["feedsvc.metrics"],
     ["feedsvc.websub"],
+    ["feedsvc.resources"],
     ["feedsvc.serving"],
     ["feedsvc.publish", "feedsvc.publish.bucket"],
     ["feedsvc.publish.sync"],
     ["feedsvc.publish.mirror"],
-    ["feedsvc.refresh"],
-    ["feedsvc.reload"],
-    ["feedsvc.scheduler", "feedsvc.watch"],
-    ["feedsvc.follower"],
-    ["feedsvc.buildproc"],
-    ["feedsvc.supervisor"],
+    ["feedsvc.reload", "feedsvc.reload.sources"],
+    ["feedsvc.reload.reloader"],
+    ["feedsvc.reload.loop"],
+    ["feedsvc.scheduler"],
+    ["feedsvc.processes.follower"],
+    ["feedsvc.processes.announcer", "feedsvc.processes.resume"],
+    ["feedsvc.processes.builder"],
+    ["feedsvc.processes.supervisor"],
     ["feedsvc.web"],
     ["feedsvc.batch"],
     ["feedsvc.cli"],
@@ -134,7 +138,8 @@ def test_every_exception_derives_from_feedsvc_error() -> None:
 
 def test_importing_the_package_starts_nothing() -> None:
     code = (
-        "import threading, sys, feedsvc.cli, feedsvc.web, feedsvc.scheduler, feedsvc.refresh;"
+        "import threading, sys, feedsvc.cli, feedsvc.web, feedsvc.scheduler,"
+        " feedsvc.reload.reloader;"
         "assert threading.active_count() == 1, threading.enumerate();"
         "assert 'granian' not in sys.modules"
     )

@@ -13,7 +13,7 @@ from feedsvc.archives import HISTORY_NS, past_archives
 from feedsvc.builder import build_site
 from feedsvc.config import Config
 from feedsvc.model import Document
-from feedsvc.serving import prepare_resources, wsgi_path
+from feedsvc.resources import prepare_resources, wsgi_path
 
 from tests.support.articles import post
 

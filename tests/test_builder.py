@@ -14,7 +14,7 @@ from feedsvc.config import Config
 from feedsvc.dates import EPOCH
 from feedsvc.model import Article, Author, Document, Origin, SourceResult, deflate_html
 from feedsvc.nodes import FeedNode, NodeIndex
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.store import Store
 
@@ -358,35 +358,35 @@ def test_equal_but_new_articles_from_a_source_are_rendered_once(
 
     monkeypatch.setattr(DirectorySource, "read", read_copies)
     _three_posts(articles_dir)
-    refresher = Refresher(config, store, now=now)
-    refresher.refresh()
-    rendered = refresher.builder.rendered
+    reloader = Reloader(config, store, now=now)
+    reloader.reload()
+    rendered = reloader.renderer.rendered
     assert rendered == 5 and sorted(filled) == ["0.md", "1.md", "2.md"]
     filled.clear()
-    assert refresher.refresh().changed == 0
-    assert refresher.builder.rendered == rendered and filled == []
+    assert reloader.reload().changed == 0
+    assert reloader.renderer.rendered == rendered and filled == []
     edited = write_article(
         articles_dir, "2.md", title="Edited", date="2022-01-03", categories=["C"]
     )
     os.utime(edited, ns=(1, 1_800_000_000_000_000_000))
-    refresher.refresh()
-    assert refresher.builder.rendered == rendered + 3  # the site, C and the author
+    reloader.reload()
+    assert reloader.renderer.rendered == rendered + 3  # the site, C and the author
     assert filled == ["2.md"]
 
 
 def test_a_file_touched_but_unchanged_is_parsed_again_and_rendered_once(
-    refresher: Refresher, articles_dir: Path, filled: list[str]
+    reloader: Reloader, articles_dir: Path, filled: list[str]
 ) -> None:
     _three_posts(articles_dir)
-    refresher.refresh()
+    reloader.reload()
     filled.clear()
-    rendered = refresher.builder.rendered
+    rendered = reloader.renderer.rendered
     os.utime(articles_dir / "0.md", ns=(1, 1_800_000_000_000_000_000))  # a checkout, a copy
     write_article(articles_dir, "1.md", title="Edited", date="2022-01-02", categories=["B"])
     os.utime(articles_dir / "1.md", ns=(1, 1_800_000_000_000_000_001))
-    refresher.refresh()
-    assert refresher.sources[0].reads == 5  # type: ignore[union-attr]
-    assert refresher.builder.rendered == rendered + 3  # the site, B and the author
+    reloader.reload()
+    assert reloader.sources[0].reads == 5  # type: ignore[union-attr]
+    assert reloader.renderer.rendered == rendered + 3  # the site, B and the author
     assert filled == ["1.md"]
 
 
@@ -472,7 +472,7 @@ def test_lang_front_matter_reaches_the_atom_entry_and_the_json_item(
     write_article(tmp_path / "articles", "uk.md", title="Colour", date="2022-06-01", lang="en-GB")
     write_article(tmp_path / "articles", "bad.md", title="Bad", date="2022-06-02", lang="en GB")
     store = Store()
-    Refresher(make_config(), store).refresh()
+    Reloader(make_config(), store).reload()
     documents = store.current.documents
     atom = etree.fromstring(documents["feed.atom"].body)
     langs = {e.findtext(f"{ATOM}title"): e.get(XML_LANG) for e in atom.iter(f"{ATOM}entry")}

@@ -103,18 +103,18 @@ def test_a_failed_build_leaves_the_previous_output_intact(
 SETTLE = r"""
 import gc, sys
 from pathlib import Path
-from feedsvc.follower import settle_garbage
+from feedsvc.processes.follower import settle_garbage
 from feedsvc.config import load_config
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
-refresher = Refresher(load_config(Path(sys.argv[1])), Store())
+reloader = Reloader(load_config(Path(sys.argv[1])), Store())
 post = Path(sys.argv[2])
 text = post.read_text(encoding="utf-8")
 for n in range(8):
     post.write_text(text.replace("Body text.", f"Body text, edit {n}."), encoding="utf-8")
-    refresher.refresh()
+    reloader.reload()
     settle_garbage()
-assert "edit 7" in refresher.store.current.documents["feed.atom"].body.decode()
+assert "edit 7" in reloader.store.current.documents["feed.atom"].body.decode()
 gc.unfreeze()
 print(gc.collect())
 """

@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 from feedsvc.config import Config
-from feedsvc.configwatch import ConfigWatcher
 from feedsvc.errors import ConfigError
 from feedsvc.feedsettings import is_match
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
+from feedsvc.watch import ConfigWatcher
 
 from conftest import write_article
 
@@ -55,7 +55,7 @@ def _posts(articles_dir: Path) -> None:
 
 def _build(config: Config, now: Callable) -> dict[str, bytes]:
     store = Store()
-    Refresher(config, store, now=now).refresh()
+    Reloader(config, store, now=now).reload()
     return {path: doc.body for path, doc in store.current.documents.items()}
 
 
@@ -88,7 +88,7 @@ def test_an_override_matching_no_feed_is_a_warning_with_its_line(
     _posts(articles_dir)
     config = make_config(feeds={"overrides": [{"match": "tags/none", "limit": 1}]})
     store = Store()
-    Refresher(config, store, now=now).refresh()
+    Reloader(config, store, now=now).reload()
     line = Path(config.path).read_text(encoding="utf-8").splitlines().index("  - limit: 1") + 1
     [warning] = [p for p in store.current.problems if "overrides" in p.message]
     assert warning.severity == "warning"
@@ -120,14 +120,14 @@ def test_overrides_are_applied_on_a_hot_config_reload(
 ) -> None:
     _posts(articles_dir)
     store = Store()
-    refresher = Refresher(config, store, now=now, watcher=ConfigWatcher(config))
-    refresher.refresh()
+    reloader = Reloader(config, store, now=now, watcher=ConfigWatcher(config))
+    reloader.reload()
     assert len(feedparser.parse(store.current.documents["feed.atom"].body).entries) == 3
     path = Path(config.path)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["feeds"] = {"overrides": [{"match": "site", "limit": 1, "content": "summary"}]}
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    refresher.refresh()
+    reloader.reload()
     [entry] = feedparser.parse(store.current.documents["feed.atom"].body).entries
     assert entry.title == "Post 2"
     assert b"Full body" not in store.current.documents["feed.atom"].body

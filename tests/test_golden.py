@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from feedsvc.config import load_config
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 
 ROOT = Path(__file__).parent.parent
@@ -28,7 +28,7 @@ CASES = {
 @pytest.fixture(scope="module", params=sorted(CASES))
 def case(request: pytest.FixtureRequest) -> tuple[Path, dict[str, bytes]]:
     store = Store()
-    Refresher(load_config(CASES[request.param]), store, now=lambda: NOW).refresh()
+    Reloader(load_config(CASES[request.param]), store, now=lambda: NOW).reload()
     documents = {path: doc.body for path, doc in store.current.documents.items()}
     return Path(__file__).parent / request.param, documents
 

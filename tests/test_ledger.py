@@ -15,7 +15,7 @@ import pytest
 
 from feedsvc.builder import build_site
 from feedsvc.config import Config
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.state.ledger import FILE, Ledger
 from feedsvc.store import Store
 from feedsvc.urls import entry_id
@@ -27,11 +27,11 @@ Make = Callable[..., Config]
 
 
 class Site:
-    """A Refresher with a ledger in `state`, restartable like a builder process."""
+    """A Reloader with a ledger in `state`, restartable like a builder process."""
 
     def __init__(self, make_config: Make, state: Path, **overrides: Any) -> None:
         self.make_config, self.state, self.overrides = make_config, state, overrides
-        self.refresher: Refresher | None = None
+        self.reloader: Reloader | None = None
         self.ledger: Ledger | None = None
         self.start()
 
@@ -41,7 +41,7 @@ class Site:
         self.config = self.make_config(**self.overrides)
         self.state.mkdir(exist_ok=True)
         self.ledger, self.damaged = Ledger.open(self.state)
-        self.refresher = Refresher(self.config, Store(), now=lambda: NOW, ledger=self.ledger)
+        self.reloader = Reloader(self.config, Store(), now=lambda: NOW, ledger=self.ledger)
 
     def stop(self) -> None:
         if self.ledger is not None:
@@ -50,19 +50,19 @@ class Site:
 
     def reload(self) -> dict[str, dict[str, Any]]:
         """Reload; the site feed's items by title (JSON Feed)."""
-        assert self.refresher is not None
-        self.refresher.refresh()
+        assert self.reloader is not None
+        self.reloader.reload()
         return self.items()
 
     def items(self, path: str = "feed.json") -> dict[str, dict[str, Any]]:
-        assert self.refresher is not None
-        document = self.refresher.store.current.documents[path]
+        assert self.reloader is not None
+        document = self.reloader.store.current.documents[path]
         return {item["title"]: item for item in json.loads(document.body)["items"]}
 
     @property
     def problems(self) -> list[str]:
-        assert self.refresher is not None
-        return [str(p) for p in self.refresher.store.current.problems]
+        assert self.reloader is not None
+        return [str(p) for p in self.reloader.store.current.problems]
 
 
 @pytest.fixture
@@ -83,9 +83,9 @@ def test_a_fresh_ledger_gives_the_derived_ids_and_the_same_bytes(
     post(articles_dir, "a.md", "央行降准")
     post(articles_dir, "b.md", "Markets close higher", date="2024-03-02 09:00:00")
     site.reload()
-    assert site.refresher is not None
-    with_ledger = site.refresher.store.current.documents
-    without = build_site(site.refresher.sources[0].read().articles, site.config).documents
+    assert site.reloader is not None
+    with_ledger = site.reloader.store.current.documents
+    without = build_site(site.reloader.sources[0].read().articles, site.config).documents
     assert {p: d.etag for p, d in with_ledger.items()} == {p: d.etag for p, d in without.items()}
 
 
@@ -163,8 +163,8 @@ def test_two_new_paths_matching_one_gone_article_get_fresh_ids_and_a_warning(
     post(articles_dir, "b.md", "央行降准")
     post(articles_dir, "c.md", "央行降准")
     site.reload()
-    assert site.refresher is not None
-    feed = json.loads(site.refresher.store.current.documents["feed.json"].body)
+    assert site.reloader is not None
+    feed = json.loads(site.reloader.store.current.documents["feed.json"].body)
     ids = {item["id"] for item in feed["items"]}
     assert before not in ids and len(ids) == 2
     warnings = [p for p in site.problems if "matches more than one" in p]
@@ -280,8 +280,8 @@ def test_replicas_with_fresh_state_agree(make_config: Make, tmp_path: Path) -> N
         shutil.rmtree(tmp_path / "state", ignore_errors=True)
         running = Site(make_config, tmp_path / replica)
         running.reload()
-        assert running.refresher is not None
-        etags.append({p: d.etag for p, d in running.refresher.store.current.documents.items()})
+        assert running.reloader is not None
+        etags.append({p: d.etag for p, d in running.reloader.store.current.documents.items()})
         running.stop()
     assert etags[0] == etags[1]
 
@@ -298,12 +298,12 @@ def test_a_remote_sources_backoff_and_validators_outlive_a_restart(
         site = Site(make_config, tmp_path / "state", sources=[wire])
         first = site.reload()["Undated wire note"]
         upstream.routes["/wire"] = Reply(503, b"down")
-        source = site.refresher.sources[0]  # type: ignore[union-attr]
+        source = site.reloader.sources[0]  # type: ignore[union-attr]
         source._next_fetch = 0  # due now: fail once, then back off
         site.reload()
         assert len(upstream.requests) == 2
         site.start()  # a restart while the upstream is down and the backoff runs
-        restarted = site.refresher.sources[0]  # type: ignore[union-attr]
+        restarted = site.reloader.sources[0]  # type: ignore[union-attr]
         assert not restarted.is_due()
         items = site.reload()
         assert len(upstream.requests) == 2  # the backoff holds through the restart

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from feedsvc.config import load_config
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.state.ledger import Ledger
 from feedsvc.store import Store
 from feedsvc.urls import entry_id
@@ -197,7 +197,7 @@ def test_kill_9_while_the_ledger_is_written_loses_at_most_that_reload(tmp_path: 
         yaml.safe_dump({"site": site, "sources": [{"name": "articles", "path": "articles"}]})
     )
     ledger, _ = Ledger.open(tmp_path / "state")
-    Refresher(load_config(config), Store(), ledger=ledger).refresh()  # ids published at p*.md
+    Reloader(load_config(config), Store(), ledger=ledger).reload()  # ids published at p*.md
     ledger.close()
     churned = tmp_path / "churned"
     for delay in (0.0, 0.05, 0.1, 0.2, 0.3):
@@ -210,8 +210,8 @@ def test_kill_9_while_the_ledger_is_written_loses_at_most_that_reload(tmp_path: 
         ledger, damaged = Ledger.open(tmp_path / "state")
         try:
             assert damaged is None
-            refresher = Refresher(load_config(config), Store(), ledger=ledger)
-            refresher.refresh()
+            reloader = Reloader(load_config(config), Store(), ledger=ledger)
+            reloader.reload()
             present = {row.id for row in ledger.rows().values() if row.present}
         finally:
             ledger.close()
@@ -221,7 +221,7 @@ def test_kill_9_while_the_ledger_is_written_loses_at_most_that_reload(tmp_path: 
 CHURN = """
 from pathlib import Path
 from feedsvc.config import load_config
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.state.ledger import Ledger
 from feedsvc.store import Store
 
@@ -229,11 +229,11 @@ root = Path({root!r})
 articles = root / "articles"
 config = root / "config.yaml"
 ledger, _ = Ledger.open(root / "state")
-refresher = Refresher(load_config(config), Store(), ledger=ledger)
+reloader = Reloader(load_config(config), Store(), ledger=ledger)
 while True:
     for path in sorted(articles.glob("*.md")):
         path.rename(path.with_name(("y" if path.name[0] == "x" else "x") + path.name[1:]))
-    refresher.refresh()
+    reloader.reload()
     (root / "churned").touch()
 """
 

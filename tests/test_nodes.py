@@ -15,7 +15,7 @@ from feedsvc import nodes
 from feedsvc.config import Config
 from feedsvc.model import Article, Author, deflate_html
 from feedsvc.nodes import NodeIndex
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 
 from conftest import write_article
@@ -137,7 +137,7 @@ def test_every_author_name_gets_a_feed_listed_in_the_index_and_the_opml(
     write_article(articles, "c.md", title="C", date="2022-01-03", author=["财联社", "Wu / Ke"])
     write_article(articles, "d.md", title="D", date="2022-01-04")  # site.author: Desk
     store = Store()
-    Refresher(make_config(), store, now=now).refresh()
+    Reloader(make_config(), store, now=now).reload()
     documents = store.current.documents
     expected = {"财联社": ["C", "A"], "Li-Ming": ["B"], "Wu-Ke": ["C"], "Desk": ["D"]}
     for slug, titles in expected.items():
@@ -174,9 +174,9 @@ def test_an_author_whose_articles_are_gone_keeps_a_valid_empty_feed(
     write_article(articles, "a.md", title="A", date="2022-01-01", author="财联社")
     path = write_article(articles, "b.md", title="B", date="2022-01-02", author="Li")
     store = Store()
-    refresher = Refresher(make_config(), store, now=now)
-    refresher.refresh()
+    reloader = Reloader(make_config(), store, now=now)
+    reloader.reload()
     path.unlink()
-    refresher.refresh()
+    reloader.reload()
     feed = feedparser.parse(store.current.documents["authors/Li/feed.atom"].body)
     assert not feed.bozo and feed.entries == []

@@ -14,7 +14,7 @@ import pytest
 import requests
 import yaml
 
-from feedsvc.cores import MIN_BATCH
+from feedsvc.processes.cpus import MIN_BATCH
 
 from conftest import SAMPLE_SHAPED, eventually, write_article
 from tests.support.processes import children, inotify_watches, running
@@ -109,7 +109,9 @@ def test_json_logs_are_one_object_per_line(site: Callable[..., tuple[Server, Pat
     assert server.stop() == 0
     lines = [line for line in server.log.read_text().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]
-    assert any(r["logger"] == "feedsvc.refresh" and "reload:" in r["message"] for r in records)
+    assert any(
+        r["logger"] == "feedsvc.reload.reloader" and "reload:" in r["message"] for r in records
+    )
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
 
 
@@ -237,7 +239,7 @@ def test_the_builder_does_not_outlive_its_server(site: Callable[..., tuple[Serve
 def test_a_builder_killed_during_a_cold_start_on_every_core_takes_its_processes(
     tmp_path: Path,
 ) -> None:
-    """Over feedsvc.cores.MIN_BATCH posts, the builder parses and renders them in
+    """Over feedsvc.processes.cpus.MIN_BATCH posts, the builder parses and renders them in
     processes of its own; killed meanwhile, it leaves none of them behind, and the next
     builder publishes every post."""
     count = MIN_BATCH + 100
@@ -263,7 +265,7 @@ def test_a_builder_killed_during_a_cold_start_on_every_core_takes_its_processes(
 
 
 def pool_of(builder: int) -> list[int]:
-    """The builder's worker processes (feedsvc.cores), not multiprocessing's tracker."""
+    """The builder's worker processes (feedsvc.processes.cpus), not multiprocessing's tracker."""
     found = []
     for pid in children(builder):
         try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from feedsvc.config import Config
 from feedsvc.progress import Progress
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 
 from conftest import write_article
@@ -53,10 +53,10 @@ def test_files_then_feed_entries_are_followed_with_their_rate(
         write_article(
             articles_dir, f"p{n}.md", f"正文 {n}。" * 50, title=f"稿件 {n}", date="2022-01-01"
         )
-    refresher = Refresher(config, Store())
+    reloader = Reloader(config, Store())
     stream = io.StringIO()
-    with Progress(True, stream, delay=0).files(refresher.sources, refresher.builder):
-        refresher.refresh()
+    with Progress(True, stream, delay=0).files(reloader.sources, reloader.renderer):
+        reloader.reload()
     drawn = stream.getvalue()
     assert "files read" in drawn and "/400" in drawn
     assert "feed entries rendered" in drawn and "entries/s" in drawn

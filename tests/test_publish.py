@@ -12,7 +12,7 @@ import pytest
 
 from feedsvc.cli import main
 from feedsvc.config import Config
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.state.ledger import FILE as LEDGER
 from feedsvc.state.ledger import Ledger
 from feedsvc.store import Store
@@ -31,11 +31,11 @@ def built(config: Config) -> dict[str, bytes]:
     """What `feedsvc build` writes now: with the ids and kept feeds of the state's ledger."""
     state = Path(config.state.path)
     ledger = Ledger.open(state, repair=False)[0] if (state / LEDGER).exists() else None
-    refresher = Refresher(config, Store(), ledger=ledger, record=False)
-    refresher.refresh()
+    reloader = Reloader(config, Store(), ledger=ledger, record=False)
+    reloader.reload()
     if ledger is not None:
         ledger.close()
-    return {path: doc.body for path, doc in refresher.store.current.documents.items()}
+    return {path: doc.body for path, doc in reloader.store.current.documents.items()}
 
 
 def test_first_publish_equals_build_byte_for_byte(

@@ -12,7 +12,7 @@ import requests
 import yaml
 
 from feedsvc.config import load_config
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 
 from conftest import eventually, write_article
@@ -36,9 +36,9 @@ def write_config(tmp_path: Path, port: int, url: str, endpoint: str) -> Path:
 
 
 def built(config: Path) -> dict[str, bytes]:
-    refresher = Refresher(load_config(config), Store())
-    refresher.refresh()
-    return {path: doc.body for path, doc in refresher.store.current.documents.items()}
+    reloader = Reloader(load_config(config), Store())
+    reloader.reload()
+    return {path: doc.body for path, doc in reloader.store.current.documents.items()}
 
 
 @pytest.fixture

@@ -20,12 +20,15 @@ import pytest
 import requests
 import yaml
 
-from feedsvc.buildproc import AfterReload, Announcer
 from feedsvc.config import Config
-from feedsvc.follower import Follower
-from feedsvc.refresh import Refresher, ReloadSummary
-from feedsvc.reload import Reloaded, ReloadLoop
-from feedsvc.state.snapshots import SnapshotReader, SnapshotWriter, validate
+from feedsvc.processes.announcer import Announcer
+from feedsvc.processes.builder import AfterReload
+from feedsvc.processes.follower import Follower
+from feedsvc.reload.loop import Reloaded, ReloadLoop
+from feedsvc.reload.reloader import Reloader, ReloadSummary
+from feedsvc.state.snapshotreader import SnapshotReader
+from feedsvc.state.snapshots import validate
+from feedsvc.state.snapshotwriter import SnapshotWriter
 from feedsvc.store import Store
 from feedsvc.web import create_app
 
@@ -36,8 +39,8 @@ from tests.support.server import Server, free_port, get, settings
 SUMMARY = ReloadSummary(1, 1, 0, 0, 0.0)
 
 
-class GatedRefresher:
-    """Stands in for a Refresher: each reload records the state of the world it read,
+class GatedReloader:
+    """Stands in for a Reloader: each reload records the state of the world it read,
     and the first one waits at a gate, so that asks can arrive while it runs."""
 
     def __init__(self) -> None:
@@ -46,7 +49,7 @@ class GatedRefresher:
         self.running = threading.Event()
         self.gate = threading.Event()
 
-    def refresh(self) -> ReloadSummary:
+    def reload(self) -> ReloadSummary:
         self.seen.append(self.world)
         if len(self.seen) == 1:
             self.running.set()
@@ -55,50 +58,50 @@ class GatedRefresher:
 
 
 @pytest.fixture
-def gated() -> Iterator[tuple[GatedRefresher, ReloadLoop]]:
-    refresher = GatedRefresher()
-    loop = ReloadLoop(refresher, lambda summary: summary.articles)  # type: ignore[arg-type]
+def gated() -> Iterator[tuple[GatedReloader, ReloadLoop]]:
+    reloader = GatedReloader()
+    loop = ReloadLoop(reloader, lambda summary: summary.articles)  # type: ignore[arg-type]
     loop.start()
-    yield refresher, loop
-    refresher.gate.set()
+    yield reloader, loop
+    reloader.gate.set()
 
 
 def test_asks_during_a_reload_are_answered_by_exactly_one_more_reload(
-    gated: tuple[GatedRefresher, ReloadLoop],
+    gated: tuple[GatedReloader, ReloadLoop],
 ) -> None:
-    refresher, loop = gated
+    reloader, loop = gated
     first = loop.ask()
-    assert refresher.running.wait(10)
-    refresher.world = "after"  # the reload running has read the world already
+    assert reloader.running.wait(10)
+    reloader.world = "after"  # the reload running has read the world already
     during = [loop.ask() for _ in range(5)]
     poke = threading.Thread(target=loop.poke)  # a signal's ask, from another thread
     poke.start()
     poke.join()  # asked while the first reload runs, not after it
     assert not first.done() and not any(f.done() for f in during)
-    refresher.gate.set()
+    reloader.gate.set()
     assert first.result(10).generation == 1
     results = [f.result(10) for f in during]
     assert {r.generation for r in results} == {2}
     assert all(r.summary.articles == 2 for r in results)
-    assert refresher.seen == ["before", "after"]
+    assert reloader.seen == ["before", "after"]
     # One more ask is the third reload: nothing ran in between for nothing.
     assert loop.ask().result(10).generation == 3
-    assert refresher.seen == ["before", "after", "after"]
+    assert reloader.seen == ["before", "after", "after"]
 
 
 def test_an_ask_is_answered_by_a_reload_that_started_after_it(
-    gated: tuple[GatedRefresher, ReloadLoop],
+    gated: tuple[GatedReloader, ReloadLoop],
 ) -> None:
-    refresher, loop = gated
-    refresher.gate.set()
+    reloader, loop = gated
+    reloader.gate.set()
     for n in range(1, 6):
-        refresher.world = f"state {n}"
+        reloader.world = f"state {n}"
         result = loop.ask().result(10)
-        assert refresher.seen[result.generation - 1] == f"state {n}"
+        assert reloader.seen[result.generation - 1] == f"state {n}"
 
 
-class PausingRefresher(Refresher):
-    """A real Refresher whose first reload pauses after it has read every source."""
+class PausingReloader(Reloader):
+    """A real Reloader whose first reload pauses after it has read every source."""
 
     def __init__(self, config: Config) -> None:
         super().__init__(config, Store(), prepare=False)
@@ -106,8 +109,8 @@ class PausingRefresher(Refresher):
         self.gate = threading.Event()
         self.reloads = 0
 
-    def refresh(self) -> ReloadSummary:
-        summary = super().refresh()
+    def reload(self) -> ReloadSummary:
+        summary = super().reload()
         self.reloads += 1
         if self.reloads == 1:
             self.read.set()
@@ -120,9 +123,9 @@ def test_every_asker_gets_a_generation_holding_what_was_saved_before_its_ask(
 ) -> None:
     articles = tmp_path / "articles"
     write_article(articles, "a.md", title="Early", date="2022-01-01")
-    refresher = PausingRefresher(make_config())
+    reloader = PausingReloader(make_config())
     folder = tmp_path / "state" / "snapshots"
-    publisher = AfterReload(refresher, SnapshotWriter(folder), lambda _: None, lambda _: None)
+    publisher = AfterReload(reloader, SnapshotWriter(folder), lambda _: None, lambda _: None)
     feeds: dict[int, bytes] = {}  # generation -> its feed.atom, read before any newer one
 
     def after(summary: ReloadSummary) -> int:
@@ -131,17 +134,17 @@ def test_every_asker_gets_a_generation_holding_what_was_saved_before_its_ask(
         feeds[generation] = documents["feed.atom"].body
         return generation
 
-    loop = ReloadLoop(refresher, after)
+    loop = ReloadLoop(reloader, after)
     loop.start()
     first = loop.ask()
     try:
-        assert refresher.read.wait(10)
+        assert reloader.read.wait(10)
         later: list[Future[Reloaded]] = []
         for n in range(3):
             write_article(articles, f"late{n}.md", title=f"Late {n}", date="2022-02-01")
             later.append(loop.ask())
     finally:
-        refresher.gate.set()
+        reloader.gate.set()
     done, _ = wait([first, *later], timeout=20)
     assert len(done) == 4
     early = feeds[first.result().generation]
@@ -150,24 +153,24 @@ def test_every_asker_gets_a_generation_holding_what_was_saved_before_its_ask(
     assert generations == {first.result().generation + 1}
     final = feeds[generations.pop()]
     assert all(f"Late {n}".encode() in final for n in range(3))
-    assert refresher.reloads == 2
+    assert reloader.reloads == 2
 
 
 def test_an_operators_request_looks_at_every_file_and_a_watch_at_what_it_saw() -> None:
-    refresher = GatedRefresher()
-    refresher.gate.set()
+    reloader = GatedReloader()
+    reloader.gate.set()
     scans: list[str] = []
     loop = ReloadLoop(
-        refresher,  # type: ignore[arg-type]
+        reloader,  # type: ignore[arg-type]
         lambda summary: summary.articles,
-        scan=lambda: scans.append(refresher.world),
+        scan=lambda: scans.append(reloader.world),
     )
     loop.start()
     loop.poke()  # a watch or a remote fetch: what changed
-    refresher.world = "watched"
-    assert eventually(lambda: len(refresher.seen) == 1)
+    reloader.world = "watched"
+    assert eventually(lambda: len(reloader.seen) == 1)
     assert scans == []
-    refresher.world = "asked"
+    reloader.world = "asked"
     loop.ask().result(10)  # SIGHUP, POST /-/reload, the schedule: every file
     assert scans == ["asked"]
 
@@ -186,9 +189,9 @@ def test_a_failed_publish_does_not_end_the_loop() -> None:
             raise RuntimeError("publishing failed once")
         return len(calls)
 
-    refresher = GatedRefresher()
-    refresher.gate.set()
-    loop = ReloadLoop(refresher, after)  # type: ignore[arg-type]
+    reloader = GatedReloader()
+    reloader.gate.set()
+    loop = ReloadLoop(reloader, after)  # type: ignore[arg-type]
     loop.start()
     failed = loop.ask()
     with pytest.raises(RuntimeError, match="failed once"):
@@ -211,12 +214,12 @@ class InProcessServer:
     """A builder's parts and one worker's, in this process, over a real Unix socket."""
 
     def __init__(self, config: Config, tmp_path: Path) -> None:
-        self.refresher = Refresher(config, Store(), prepare=False)
+        self.reloader = Reloader(config, Store(), prepare=False)
         self.folder = tmp_path / "state" / "snapshots"
         self.writer = FullDisk(self.folder)
         self.pings: list[str] = []
-        self.after = AfterReload(self.refresher, self.writer, lambda _: None, self.pings.extend)
-        self.loop = ReloadLoop(self.refresher, self.after)
+        self.after = AfterReload(self.reloader, self.writer, lambda _: None, self.pings.extend)
+        self.loop = ReloadLoop(self.reloader, self.after)
         socket_path = str(tmp_path / "builder.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(socket_path)
@@ -274,12 +277,12 @@ def test_a_reload_that_cannot_write_its_snapshot_keeps_the_last_generation(
 def test_feeds_a_failed_write_changed_are_pinged_once_they_are_published(
     full_disk: InProcessServer, tmp_path: Path
 ) -> None:
-    """Defect (feedsvc/buildproc.py, AfterReload.__call__): when the write fails, the
+    """Defect (feedsvc/processes/builder.py, AfterReload.__call__): when the write fails, the
     URLs the reload changed are dropped (`self._changed.clear()`); the next reload
     publishes those very documents but changed nothing itself, so the WebSub hub is never
     told of them and push subscribers miss the post until some later change."""
     server = full_disk
-    base = server.refresher.config.site.base_url.rstrip("/")
+    base = server.reloader.config.site.base_url.rstrip("/")
     write_article(tmp_path / "articles", "c.md", title="Written with space", date="2022-01-15")
     server.loop.ask().result(30)
     assert f"{base}/feed.atom" in server.pings  # a published change is pinged
@@ -387,10 +390,10 @@ def builders(server: Server) -> list[int]:
 @pytest.mark.parametrize("through", ["a config edit", "a builder restart", "a server restart"])
 def test_an_emptied_category_stays_a_feed(site: Site, through: str) -> None:
     """A category whose last article goes stays an empty, valid feed for its subscribers
-    (feedsvc.refresh: "kept through config edits too").
+    (feedsvc.reload.reloader: "kept through config edits too").
 
-    Defect, "a builder restart" and "a server restart" (feedsvc/buildproc.py with
-    feedsvc/refresh.py): the feeds served so far (Refresher._known_nodes) live only in
+    Defect, "a builder restart" and "a server restart" (feedsvc/processes/builder.py with
+    feedsvc/reload/reloader.py): the feeds served so far (Reloader.known_nodes) live only in
     the builder's memory; neither the generation's builder section nor warm_start
     carries them, so the first reload of a new builder drops the emptied category and
     its feed turns into a 404."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.serving import accepts_gzip, is_browser_navigation
 
 from conftest import SAMPLE_SHAPED, write_article
@@ -19,10 +19,10 @@ URL = "/categories/金融/feed.atom"
 
 
 @pytest.fixture(autouse=True)
-def loaded(refresher: Refresher, articles_dir: Path) -> None:
+def loaded(reloader: Reloader, articles_dir: Path) -> None:
     (articles_dir / "sample.txt").write_text(SAMPLE_SHAPED, encoding="utf-8")
     write_article(articles_dir, "b.md", title="Bank news", date="2021-11-01", categories=["金融"])
-    refresher.refresh()
+    reloader.reload()
 
 
 def test_gzip_is_served_when_accepted_with_its_own_etag(client: Any) -> None:
@@ -231,21 +231,21 @@ def test_browser_navigation_detection(dest: str | None, accept: str | None, expe
 
 
 def test_unchanged_documents_reuse_their_prepared_representations(
-    refresher: Refresher, articles_dir: Path
+    reloader: Reloader, articles_dir: Path
 ) -> None:
-    before = refresher.store.current.resources
+    before = reloader.store.current.resources
     write_article(articles_dir, "c.md", title="Tech", date="2021-12-01", categories=["科技"])
-    refresher.refresh()
-    after = refresher.store.current.resources
+    reloader.reload()
+    after = reloader.store.current.resources
     bank = "/categories/" + "金融".encode().decode("latin-1") + "/feed.atom"
     assert after[bank] is before[bank]
     assert after["/feed.atom"] is not before["/feed.atom"]
 
 
-def test_bodies_are_made_on_demand_within_a_bound(refresher: Refresher) -> None:
+def test_bodies_are_made_on_demand_within_a_bound(reloader: Reloader) -> None:
     from feedsvc.serving import Bodies
 
-    resources = refresher.store.current.resources
+    resources = reloader.store.current.resources
     feeds = [resources[p] for p in ("/feed.atom", "/feed.rss", "/feed.json")]
     sizes = [r.document.size for r in feeds]
     cache = Bodies(max_bytes=max(sizes) + 1)

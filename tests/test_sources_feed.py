@@ -17,7 +17,7 @@ from lxml import etree
 
 from feedsvc import __version__
 from feedsvc.config import Config
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.sources.feed import RemoteSource, SavedFetch
 from feedsvc.store import Store
 
@@ -91,14 +91,14 @@ def upstream() -> Iterator[Upstream]:
 @pytest.fixture
 def remote(
     make_config: Callable[..., Config], upstream: Upstream
-) -> Callable[..., tuple[Refresher, Store]]:
-    def make(*sources: dict[str, Any]) -> tuple[Refresher, Store]:
+) -> Callable[..., tuple[Reloader, Store]]:
+    def make(*sources: dict[str, Any]) -> tuple[Reloader, Store]:
         config = make_config(
             sources=[{"name": s.get("name", "wire"), "type": "feed", **s} for s in sources]
             or [{"name": "wire", "type": "feed", "url": upstream.base + "/feed"}]
         )
         store = Store()
-        return Refresher(config, store, now=lambda: NOW), store
+        return Reloader(config, store, now=lambda: NOW), store
 
     return make
 
@@ -107,15 +107,15 @@ def titles(store: Store, path: str = "feed.atom") -> list[str]:
     return [e.title for e in feedparser.parse(store.current.documents[path].body).entries]
 
 
-def source_of(refresher: Refresher, index: int = 0) -> RemoteSource:
-    source = refresher.sources[index]
+def source_of(reloader: Reloader, index: int = 0) -> RemoteSource:
+    source = reloader.sources[index]
     assert isinstance(source, RemoteSource)
     return source
 
 
 def test_rss_items_become_articles(remote: Any, upstream: Upstream) -> None:
     upstream.routes["/feed"] = Reply(body=RSS, headers={"Content-Type": "application/rss+xml"})
-    refresher, store = remote(
+    reloader, store = remote(
         {
             "url": upstream.base + "/feed",
             "categories": ["Partners"],
@@ -123,8 +123,8 @@ def test_rss_items_become_articles(remote: Any, upstream: Upstream) -> None:
             "tags": ["wire"],
         }
     )
-    refresher.refresh()
-    [first, undated] = sorted(source_of(refresher).read().articles, key=lambda a: a.title)
+    reloader.reload()
+    [first, undated] = sorted(source_of(reloader).read().articles, key=lambda a: a.title)
     assert first.title == "Rates & bonds rally"
     assert first.link == "https://partner.example/news/rates"
     assert first.published == datetime(2021, 12, 6, 10, 12, 5, tzinfo=UTC)
@@ -155,9 +155,9 @@ def test_every_feed_format_is_read(
     remote: Any, upstream: Upstream, body: bytes, content_type: str, title: str
 ) -> None:
     upstream.routes["/feed"] = Reply(body=body, headers={"Content-Type": content_type})
-    refresher, store = remote()
-    refresher.refresh()
-    [article] = source_of(refresher).read().articles
+    reloader, store = remote()
+    reloader.reload()
+    [article] = source_of(reloader).read().articles
     assert article.title == title
     assert article.link.startswith("https://")
     assert store.current.problems == ()
@@ -165,9 +165,9 @@ def test_every_feed_format_is_read(
 
 def test_json_feed_fields(remote: Any, upstream: Upstream) -> None:
     upstream.routes["/feed"] = Reply(body=JSON11, headers={"Content-Type": "application/feed+json"})
-    refresher, _ = remote()
-    refresher.refresh()
-    [article] = source_of(refresher).read().articles
+    reloader, _ = remote()
+    reloader.reload()
+    [article] = source_of(reloader).read().articles
     assert article.link == "https://jf.example/posts/1"
     assert article.image == "https://jf.example/cover.jpg"
     assert article.published == datetime(2022, 3, 1, 2, 0, tzinfo=UTC)
@@ -184,12 +184,12 @@ def test_polite_conditional_get_reuses_items_on_304(remote: Any, upstream: Upstr
         )
 
     upstream.routes["/feed"] = reply
-    refresher, _ = remote({"url": upstream.base + "/feed", "interval_seconds": 1})
-    source = source_of(refresher)
-    refresher.refresh()
+    reloader, _ = remote({"url": upstream.base + "/feed", "interval_seconds": 1})
+    source = source_of(reloader)
+    reloader.reload()
     before = source.read().articles
     source._next_fetch = 0  # due again now
-    refresher.refresh()
+    reloader.reload()
     assert source.read().articles is before
     (_, first), (_, second) = upstream.requests
     assert first["user-agent"] == f"feedsvc/{__version__} (+http://127.0.0.1:8080)"
@@ -201,11 +201,11 @@ def test_polite_conditional_get_reuses_items_on_304(remote: Any, upstream: Upstr
 
 def test_same_guid_in_two_sources_gives_two_ids(remote: Any, upstream: Upstream) -> None:
     upstream.routes["/a"] = upstream.routes["/b"] = Reply(body=ATOM)
-    refresher, _ = remote(
+    reloader, _ = remote(
         {"name": "a", "url": upstream.base + "/a"}, {"name": "b", "url": upstream.base + "/b"}
     )
-    refresher.refresh()
-    ids = {source_of(refresher, i).read().articles[0].id for i in (0, 1)}
+    reloader.reload()
+    ids = {source_of(reloader, i).read().articles[0].id for i in (0, 1)}
     assert len(ids) == 2
 
 
@@ -215,13 +215,13 @@ def test_undated_items_keep_their_first_seen_time(
     clock = [NOW]
     upstream.routes["/feed"] = Reply(body=RSS)
     config = make_config(sources=[{"name": "w", "type": "feed", "url": upstream.base + "/feed"}])
-    refresher = Refresher(config, Store(), now=lambda: clock[0])
-    refresher.refresh()
-    source = source_of(refresher)
+    reloader = Reloader(config, Store(), now=lambda: clock[0])
+    reloader.reload()
+    source = source_of(reloader)
     source.now = lambda: clock[0]
     clock[0] = datetime(2026, 11, 26, tzinfo=UTC)
     source._next_fetch = 0
-    refresher.refresh()
+    reloader.reload()
     undated = next(a for a in source.read().articles if a.title == "Undated note")
     assert undated.published == NOW
 
@@ -229,8 +229,8 @@ def test_undated_items_keep_their_first_seen_time(
 def test_permanent_redirect_is_followed_and_reported(remote: Any, upstream: Upstream) -> None:
     upstream.routes["/old"] = Reply(301, headers={"Location": "/new"})
     upstream.routes["/new"] = Reply(body=ATOM)
-    refresher, store = remote({"url": upstream.base + "/old"})
-    refresher.refresh()
+    reloader, store = remote({"url": upstream.base + "/old"})
+    reloader.reload()
     assert titles(store) == ["Atom one"]
     [warning] = store.current.problems
     assert warning.severity == "warning" and f"moved permanently to {upstream.base}/new" in str(
@@ -285,10 +285,10 @@ def test_fault_keeps_the_last_good_items(remote: Any, upstream: Upstream, fault:
     upstream.routes[good.removeprefix(upstream.base)] = upstream.routes.get(
         good.removeprefix(upstream.base), Reply(404)
     )
-    refresher, store = remote(settings)
-    source = source_of(refresher)
+    reloader, store = remote(settings)
+    source = source_of(reloader)
     # First it never succeeded: nothing is published and the problem says so.
-    refresher.refresh()
+    reloader.reload()
     assert source.read().articles == ()
     [problem] = store.current.problems
     assert reason in problem.message and "never succeeded" in problem.message
@@ -296,11 +296,11 @@ def test_fault_keeps_the_last_good_items(remote: Any, upstream: Upstream, fault:
     source.url = upstream.base + "/good"
     upstream.routes["/good"] = Reply(body=ATOM)
     source._next_fetch = 0
-    refresher.refresh()
+    reloader.reload()
     assert titles(store) == ["Atom one"]
     source.url = good
     source._next_fetch = 0
-    refresher.refresh()
+    reloader.reload()
     assert titles(store) == ["Atom one"]
     [problem] = store.current.problems
     assert reason in problem.message and "keeping its last good items" in problem.message
@@ -313,29 +313,29 @@ def test_dns_failure_is_reported(
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
-    refresher, store = remote({"url": "http://partner.invalid/feed"})
-    refresher.refresh()
+    reloader, store = remote({"url": "http://partner.invalid/feed"})
+    reloader.reload()
     assert "DNS lookup failed" in store.current.problems[0].message
 
 
 def test_retry_after_and_backoff(remote: Any, upstream: Upstream) -> None:
     upstream.routes["/feed"] = Reply(429, headers={"Retry-After": "120"})
-    refresher, _ = remote({"url": upstream.base + "/feed", "interval_seconds": 10})
-    source = source_of(refresher)
-    refresher.refresh()
+    reloader, _ = remote({"url": upstream.base + "/feed", "interval_seconds": 10})
+    source = source_of(reloader)
+    reloader.reload()
     assert source._next_fetch - time.monotonic() > 110
-    refresher.refresh()
+    reloader.reload()
     assert len(upstream.requests) == 1  # not due: nobody hammers a server that said wait
     upstream.routes["/feed"] = Reply(503)
     delays = []
     for _ in range(3):
         source._next_fetch = 0
-        refresher.refresh()
+        reloader.reload()
         delays.append(source._next_fetch - time.monotonic())
     assert delays[0] < delays[1] < delays[2]  # exponential, with jitter
     upstream.routes["/feed"] = Reply(body=ATOM)
     source._next_fetch = 0
-    refresher.refresh()
+    reloader.reload()
     assert 8 < source._next_fetch - time.monotonic() <= 10  # success resets the backoff
 
 
@@ -345,15 +345,15 @@ def test_retry_after_date_without_a_zone_is_gmt_in_any_local_zone(
     # RFC 9110 §5.6.7: an HTTP date is GMT; "-0000" must not be read in the host's zone.
     in_an_hour = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)
     upstream.routes["/feed"] = Reply(429, headers={"Retry-After": format_datetime(in_an_hour)})
-    refresher, _ = remote({"url": upstream.base + "/feed", "interval_seconds": 10})
+    reloader, _ = remote({"url": upstream.base + "/feed", "interval_seconds": 10})
     monkeypatch.setenv("TZ", "Asia/Shanghai")
     time.tzset()
     try:
-        refresher.refresh()
+        reloader.reload()
     finally:
         monkeypatch.undo()
         time.tzset()
-    assert source_of(refresher)._next_fetch - time.monotonic() > 3000
+    assert source_of(reloader)._next_fetch - time.monotonic() > 3000
 
 
 def test_slow_upstream_delays_neither_others_nor_the_reload(
@@ -372,13 +372,13 @@ def test_slow_upstream_delays_neither_others_nor_the_reload(
         ]
     )
     store = Store()
-    refresher = Refresher(config, store, now=lambda: NOW, fetch_in_background=True)
+    reloader = Reloader(config, store, now=lambda: NOW, fetch_in_background=True)
     started = time.perf_counter()
-    refresher.refresh()
+    reloader.reload()
     assert time.perf_counter() - started < 1.0
 
     def fast_one_served() -> bool:
-        refresher.refresh()
+        reloader.reload()
         return "Rates & bonds rally" in titles(store)
 
     assert eventually(fast_one_served, seconds=2.5, every=0.05)
@@ -422,9 +422,9 @@ def test_served_site_republishes_a_remote_feed(tmp_path: Path, upstream: Upstrea
 
 def test_twenty_megabytes_are_cut_off_at_the_default_cap(remote: Any, upstream: Upstream) -> None:
     upstream.routes["/huge"] = Reply(body=b"<rss>" + b"x" * 20_000_000, chunked=True)
-    refresher, store = remote({"url": upstream.base + "/huge"})
+    reloader, store = remote({"url": upstream.base + "/huge"})
     started = time.perf_counter()
-    refresher.refresh()
+    reloader.reload()
     assert time.perf_counter() - started < 10
     [problem] = store.current.problems
     assert "body is over max_bytes 10000000; stopped reading" in problem.message
@@ -440,7 +440,7 @@ def test_remote_failures_reach_the_metrics(
     upstream.routes["/feed"] = Reply(500, b"down")
     config = make_config(sources=[{"name": "wire", "type": "feed", "url": upstream.base + "/feed"}])
     metrics = Metrics()
-    Refresher(config, Store(), now=lambda: NOW, metrics=metrics).refresh()
+    Reloader(config, Store(), now=lambda: NOW, metrics=metrics).reload()
     text = metrics.exposition()[0].decode()
     assert sample(text, "feedsvc_source_failing", source="wire") == 1
     assert (
@@ -456,12 +456,12 @@ def test_republished_items_carry_their_upstream_feed(remote: Any, upstream: Upst
     tagged = ATOM.replace(b"<id>urn:lab</id>", b"<id>tag:lab.example,2022:feed</id>")
     upstream.routes["/atom"] = Reply(body=tagged, headers={"Content-Type": "application/atom+xml"})
     upstream.routes["/json"] = Reply(body=JSON11, headers={"Content-Type": "application/json"})
-    refresher, store = remote(
+    reloader, store = remote(
         {"name": "rss", "url": upstream.base + "/rss"},
         {"name": "atom", "url": upstream.base + "/atom"},
         {"name": "json", "url": upstream.base + "/json"},
     )
-    refresher.refresh()
+    reloader.reload()
     documents = store.current.documents
     rss = feedparser.parse(documents["feed.rss"].body)
     assert {e.title: (e.source.href, e.source.title) for e in rss.entries} == {
@@ -527,9 +527,9 @@ def test_an_upstream_id_is_kept_only_when_validators_accept_it(
 ) -> None:
     body = ATOM.replace(b"urn:lab</id>", upstream_id.encode() + b"</id>")
     upstream.routes["/feed"] = Reply(body=body, headers={"Content-Type": "application/atom+xml"})
-    refresher, _ = remote({"url": upstream.base + "/feed"})
-    refresher.refresh()
-    [article] = source_of(refresher).read().articles
+    reloader, _ = remote({"url": upstream.base + "/feed"})
+    reloader.reload()
+    [article] = source_of(reloader).read().articles
     assert article.origin is not None
     assert article.origin.id == (upstream_id if kept else upstream.base + "/feed")
 

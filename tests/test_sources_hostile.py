@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from feedsvc.config import Config
 from feedsvc.dates import load_timezone
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.sources import directory
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.sources.fields import PostContext
@@ -98,7 +98,7 @@ def test_whole_hostile_corpus_leaves_the_good_file_published(
     (root / "huge.md").write_bytes(b"---\ntitle: big\n---\n" + b"x" * 200_000)
     write_article(root, "good.md", title="Still here", date="2022-01-01")
     store = Store()
-    summary = Refresher(config, store).refresh()
+    summary = Reloader(config, store).reload()
     assert summary.articles == 1
     reported = {p.path.removeprefix("articles/") for p in store.current.problems}
     assert reported == {*HOSTILE, "huge.md"}
@@ -205,8 +205,8 @@ def test_a_panic_in_a_rust_extension_is_one_file_s_problem(
         return real(data, ctx)
 
     monkeypatch.setattr(directory, "parse_post_bytes", panicking)
-    refresher = Refresher(make_config(), Store())
-    summary = refresher.refresh()
+    reloader = Reloader(make_config(), Store())
+    summary = reloader.reload()
     assert summary.articles == 1
-    [problem] = refresher.store.current.problems
+    [problem] = reloader.store.current.problems
     assert problem.path.endswith("bad.md") and "index out of bounds" in problem.message

@@ -98,7 +98,7 @@ def titles(server: Server, path: str = "/feed.atom") -> set[str]:
 def first_reload_logged_at(server: Server) -> float | None:
     """Wall-clock time of the first `reload:` line in the server's log (the builder's)."""
     for line in log_of(server).splitlines():
-        if " feedsvc.refresh: reload:" in line:
+        if " feedsvc.reload.reloader: reload:" in line:
             # The log's local time, as time.time() counts it.
             stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").astimezone()
             return stamp.timestamp()

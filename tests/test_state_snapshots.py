@@ -14,22 +14,21 @@ import pytest
 
 from feedsvc.config import Config
 from feedsvc.model import Document
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.state.files import write_atomically
+from feedsvc.state.snapshotreader import SnapshotReader
 from feedsvc.state.snapshots import (
     FOOTER,
-    MAX_SEGMENTS,
     ROW,
     VERSION,
     BadStateError,
-    SnapshotReader,
-    SnapshotWriter,
     Status,
     index_path,
     read_index,
     segment_path,
     validate,
 )
+from feedsvc.state.snapshotwriter import MAX_SEGMENTS, SnapshotWriter
 from feedsvc.store import Store
 
 from conftest import SAMPLE_SHAPED, write_article
@@ -38,17 +37,17 @@ STATUS = Status(article_count=3, cache_max_age=120, reload_token="t")
 
 
 class Site:
-    """A folder source, its Refresher (the builder's, serving nothing itself) and a writer."""
+    """A folder source, its Reloader (the builder's, serving nothing itself) and a writer."""
 
     def __init__(self, config: Config, tmp_path: Path) -> None:
         self.articles = tmp_path / "articles"
-        self.refresher = Refresher(config, Store(), prepare=False)
+        self.reloader = Reloader(config, Store(), prepare=False)
         self.folder = tmp_path / "state" / "snapshots"
         self.writer = SnapshotWriter(self.folder)
 
     def build(self) -> dict[str, Document]:
-        self.refresher.refresh()
-        return dict(self.refresher.store.current.documents)
+        self.reloader.reload()
+        return dict(self.reloader.store.current.documents)
 
     def publish(self) -> int:
         return self.writer.write(self.build(), STATUS, {"nodes": 1})
@@ -147,7 +146,7 @@ def test_an_edit_writes_a_small_segment_of_new_pieces_only(site: Site) -> None:
     assert new_digests and not old_digests & set(new_digests)
     assert len(new_digests) == len(set(new_digests))  # each piece once
     documents, _, _ = SnapshotReader(site.folder).read(second)
-    assert served(documents) == served(dict(site.refresher.store.current.documents))
+    assert served(documents) == served(dict(site.reloader.store.current.documents))
     assert b"Post 7, edited" in documents["feed.atom"].body
     # The older generation is still readable as it was, for a worker still serving it.
     older, _, _ = SnapshotReader(site.folder).read(first)
@@ -306,7 +305,7 @@ def test_a_segment_write_that_fails_leaves_the_writer_able_to_publish(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, chunks)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("feedsvc.state.snapshots.write_atomically", full_disk)
+    monkeypatch.setattr("feedsvc.state.snapshotwriter.write_atomically", full_disk)
     with pytest.raises(OSError, match="No space left"):
         site.publish()
     assert failures == ["seg-00000002.bin"]
@@ -318,7 +317,7 @@ def test_a_segment_write_that_fails_leaves_the_writer_able_to_publish(
     assert second == first + 1
     assert validate(site.folder) == second
     documents, _, _ = SnapshotReader(site.folder).read(second)
-    assert served(documents) == served(dict(site.refresher.store.current.documents))
+    assert served(documents) == served(dict(site.reloader.store.current.documents))
     assert b"Post 3, edited" in documents["feed.atom"].body
     assert (b"Post 9, edited" in documents["feed.atom"].body) is edit_meanwhile
 
@@ -342,7 +341,7 @@ def test_many_edits_keep_the_segments_few_and_every_generation_whole(site: Site,
         site.writer.collect(generation - lag)
         assert validate(site.folder) == generation
         documents, _, _ = SnapshotReader(site.folder).read(generation)
-        assert served(documents) == served(dict(site.refresher.store.current.documents))
+        assert served(documents) == served(dict(site.reloader.store.current.documents))
     segments = list(site.folder.glob("seg-*.bin"))
     assert len(segments) <= MAX_SEGMENTS + 2, len(segments)
     assert len(list(site.folder.glob("gen-*.idx"))) == lag + 1

@@ -3,13 +3,13 @@ from typing import Any
 
 import pytest
 
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 
 from conftest import SAMPLE_SHAPED, write_article
 
 
 @pytest.fixture(autouse=True)
-def loaded(refresher: Refresher, articles_dir: Path) -> None:
+def loaded(reloader: Reloader, articles_dir: Path) -> None:
     (articles_dir / "sample.txt").write_text(SAMPLE_SHAPED, encoding="utf-8")
     write_article(
         articles_dir,
@@ -18,7 +18,7 @@ def loaded(refresher: Refresher, articles_dir: Path) -> None:
         date="2022-05-01 10:00:00",
         categories=["Engineering"],
     )
-    refresher.refresh()
+    reloader.reload()
 
 
 def test_percent_encoded_category_path_works(client: Any) -> None:
@@ -57,10 +57,10 @@ def test_other_methods_are_405_with_allow(client: Any, method: str) -> None:
 
 
 def test_healthz_reports_counts_and_problems(
-    client: Any, articles_dir: Path, refresher: Refresher
+    client: Any, articles_dir: Path, reloader: Reloader
 ) -> None:
     (articles_dir / "broken.md").write_text("---\ntitle: [\n---\n", encoding="utf-8")
-    refresher.refresh()
+    reloader.reload()
     body = client.get("/healthz").get_json()
     assert body["status"] == "degraded"
     assert body["articles"] == 2
@@ -167,12 +167,12 @@ def test_json_feed_is_json_feed_1_1(client: Any) -> None:
 
 
 def test_deleted_category_stays_as_an_empty_valid_feed(
-    client: Any, articles_dir: Path, refresher: Refresher
+    client: Any, articles_dir: Path, reloader: Reloader
 ) -> None:
     import feedparser
 
     (articles_dir / "en.md").unlink()
-    refresher.refresh()
+    reloader.reload()
     response = client.get("/categories/Engineering/feed.atom")
     assert response.status_code == 200
     parsed = feedparser.parse(response.data)
@@ -185,16 +185,16 @@ def reload_client(make_config: Any, **server: Any) -> Any:
 
     config = make_config(server=server)
     store = Store()
-    refresher = Refresher(config, store)
+    reloader = Reloader(config, store)
     calls: list[int] = []
-    real_refresh = refresher.refresh
+    real_reload = reloader.reload
 
-    def refresh() -> Any:
+    def reload() -> Any:
         calls.append(1)
-        return real_refresh()
+        return real_reload()
 
-    refresher.refresh = refresh  # type: ignore[method-assign]
-    app = create_app(store, config, refresher)
+    reloader.reload = reload  # type: ignore[method-assign]
+    app = create_app(store, config, reloader)
     return app.test_client(), calls
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from feedsvc.config import Config
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 from feedsvc.transport import post_form
 from feedsvc.websub import Publisher, Relay
@@ -67,15 +67,15 @@ def test_reloads_ping_for_changed_feeds_only(
 ) -> None:
     config = make_config(feeds={"websub_hub": hub.url, "formats": ["atom", "rss"]})
     relay = Relay(lambda: config.feeds.websub_hub, lambda: config.site.base_url)
-    refresher = Refresher(config, Store(), on_change=relay)
+    reloader = Reloader(config, Store(), on_change=relay)
     write_article(articles_dir, "a.md", title="A", date="2022-01-01", categories=["金融"])
     write_article(articles_dir, "b.md", title="B", date="2022-01-02", categories=["科技"])
-    refresher.refresh()  # the first build pings nothing: nothing changed for subscribers
-    refresher.refresh()
+    reloader.reload()  # the first build pings nothing: nothing changed for subscribers
+    reloader.reload()
     assert relay.publishers == {}  # no ping was queued, so none can arrive later
     write_article(articles_dir, "b.md", title="B edited", date="2022-01-02", categories=["科技"])
     os.utime(articles_dir / "b.md", ns=(1, 1_900_000_000_000_000_000))
-    refresher.refresh()
+    reloader.reload()
     relay.publishers[hub.url].wait()
     base = "http://127.0.0.1:8080"
     assert sorted(hub.topics()) == sorted(

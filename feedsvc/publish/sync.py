@@ -22,7 +22,7 @@ from feedsvc.archives import past_archives
 from feedsvc.errors import PublishError
 from feedsvc.model import Document
 from feedsvc.publish.bucket import Bucket, Upload
-from feedsvc.serving import cache_control
+from feedsvc.resources import cache_control
 
 # Uploaded last, so that they never list a feed that is not in the bucket yet.
 LAST = ("index.html", "feeds.opml")

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import is_rust_panic
-from feedsvc.cores import Cores
 from feedsvc.dates import load_timezone
 from feedsvc.errors import ArticleError, SourceError
 from feedsvc.model import Article, Problem, SourceResult
+from feedsvc.processes.cpus import Cores
 from feedsvc.sources.fields import PostContext
 from feedsvc.sources.globs import compile_globs
 from feedsvc.sources.post import parse_post_bytes

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from feedsvc.refresh import Refresher, ReloadSummary
+from feedsvc.reload.reloader import Reloader, ReloadSummary
 
 logger = logging.getLogger(__name__)
 
@@ -30,15 +30,15 @@ class Reloaded:
 
 
 class ReloadLoop:
-    """Runs `refresher.refresh()` then `after(summary)` (which returns the generation)."""
+    """Runs `reloader.reload()` then `after(summary)` (which returns the generation)."""
 
     def __init__(
         self,
-        refresher: Refresher,
+        reloader: Reloader,
         after: Callable[[ReloadSummary], int],
         scan: Callable[[], None] = lambda: None,
     ) -> None:
-        self.refresher = refresher
+        self.reloader = reloader
         self.after = after
         # Called before a reload that must look at every file (FolderWatch.forget).
         self.scan = scan
@@ -89,7 +89,7 @@ class ReloadLoop:
                 self.run_once()
 
     def _reload(self, waiting: list[Future[Reloaded]]) -> Reloaded:
-        summary = self.refresher.refresh()  # never raises
+        summary = self.reloader.reload()  # never raises
         try:
             result = Reloaded(summary, self.after(summary))
         except Exception as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 import feedparser
 
 from feedsvc.config import Config
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 
 from conftest import write_article
@@ -17,83 +17,83 @@ def titles(store: Store, path: str = "feed.atom") -> list[str]:
     return [e.title for e in feedparser.parse(store.current.documents[path].body).entries]
 
 
-def test_new_edited_and_deleted_articles_show_after_a_refresh(
-    refresher: Refresher, store: Store, articles_dir: Path
+def test_new_edited_and_deleted_articles_show_after_a_reload(
+    reloader: Reloader, store: Store, articles_dir: Path
 ) -> None:
     first = write_article(articles_dir, "a.md", title="A", date="2022-01-01")
-    refresher.refresh()
+    reloader.reload()
     assert titles(store) == ["A"]
     write_article(articles_dir, "b.md", title="B", date="2022-01-02")
     write_article(articles_dir, "a.md", title="A edited", date="2022-01-01")
     os.utime(first, ns=(1, 1_800_000_000_000_000_000))
-    refresher.refresh()
+    reloader.reload()
     assert titles(store) == ["B", "A edited"]
     (articles_dir / "b.md").unlink()
-    summary = refresher.refresh()
+    summary = reloader.reload()
     assert titles(store) == ["A edited"]
     assert summary.articles == 1
 
 
-def test_snapshot_is_replaced_whole(refresher: Refresher, store: Store, articles_dir: Path) -> None:
+def test_snapshot_is_replaced_whole(reloader: Reloader, store: Store, articles_dir: Path) -> None:
     write_article(articles_dir, "a.md", title="A", date="2022-01-01")
-    refresher.refresh()
+    reloader.reload()
     before = store.current
     write_article(articles_dir, "b.md", title="B", date="2022-01-02", categories=["X"])
-    refresher.refresh()
+    reloader.reload()
     assert "categories/X/feed.rss" not in before.documents
     assert "categories/X/feed.rss" in store.current.documents
     assert store.current.generation == before.generation + 1
 
 
 def test_unchanged_sources_give_unchanged_documents(
-    refresher: Refresher, store: Store, articles_dir: Path
+    reloader: Reloader, store: Store, articles_dir: Path
 ) -> None:
     write_article(articles_dir, "a.md", title="A", date="2022-01-01")
-    refresher.refresh()
+    reloader.reload()
     etags = {p: d.etag for p, d in store.current.documents.items()}
-    summary = refresher.refresh()
+    summary = reloader.reload()
     assert summary.changed == 0
     assert {p: d.etag for p, d in store.current.documents.items()} == etags
 
 
-def test_future_post_appears_on_the_first_refresh_after_its_date(
+def test_future_post_appears_on_the_first_reload_after_its_date(
     config: Config, store: Store, articles_dir: Path
 ) -> None:
     clock = [datetime(2026, 11, 25, tzinfo=UTC)]
-    refresher = Refresher(config, store, now=lambda: clock[0])
+    reloader = Reloader(config, store, now=lambda: clock[0])
     write_article(articles_dir, "later.md", title="Later", date="2026-12-01T00:00:00Z")
     write_article(articles_dir, "now.md", title="Now", date="2026-11-01T00:00:00Z")
-    refresher.refresh()
+    reloader.reload()
     assert titles(store) == ["Now"]
     clock[0] = datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)
-    refresher.refresh()
+    reloader.reload()
     assert titles(store) == ["Later", "Now"]
 
 
 def test_vanished_source_keeps_its_last_good_articles(
-    refresher: Refresher, store: Store, articles_dir: Path
+    reloader: Reloader, store: Store, articles_dir: Path
 ) -> None:
     write_article(articles_dir, "a.md", title="A", date="2022-01-01")
-    refresher.refresh()
+    reloader.reload()
     shutil.rmtree(articles_dir)
-    refresher.refresh()
+    reloader.reload()
     assert titles(store) == ["A"]
     [problem] = store.current.problems
     assert "source articles: folder is missing" in str(problem)
 
 
 def test_a_failing_build_keeps_the_previous_snapshot(
-    refresher: Refresher, store: Store, articles_dir: Path, monkeypatch: object
+    reloader: Reloader, store: Store, articles_dir: Path, monkeypatch: object
 ) -> None:
     write_article(articles_dir, "a.md", title="A", date="2022-01-01")
-    refresher.refresh()
+    reloader.reload()
     before = store.current
 
     def explode(*args: object) -> None:
         raise RuntimeError("builder bug")
 
-    monkeypatch.setattr(refresher.builder, "build", explode)  # type: ignore[attr-defined]
-    summary = refresher.refresh()
+    monkeypatch.setattr(reloader.renderer, "build", explode)  # type: ignore[attr-defined]
+    summary = reloader.reload()
     assert store.current.documents is before.documents
     assert summary.problems == 1
     [problem] = store.current.problems
@@ -102,4 +102,4 @@ def test_a_failing_build_keeps_the_previous_snapshot(
 
 def test_check_mode_counts(make_config: Callable[..., Config]) -> None:
     config = make_config()
-    assert Refresher(config, Store()).refresh().articles == 0
+    assert Reloader(config, Store()).reload().articles == 0

@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.buildproc import AfterReload, Announcer, warm_start
 from feedsvc.config import Config
-from feedsvc.follower import Follower
 from feedsvc.model import Snapshot
-from feedsvc.refresh import Refresher
-from feedsvc.reload import ReloadLoop
-from feedsvc.serving import wsgi_path
-from feedsvc.state.snapshots import SnapshotWriter, read_index
+from feedsvc.processes.announcer import Announcer
+from feedsvc.processes.builder import AfterReload
+from feedsvc.processes.follower import Follower
+from feedsvc.processes.resume import warm_start
+from feedsvc.reload.loop import ReloadLoop
+from feedsvc.reload.reloader import Reloader
+from feedsvc.resources import wsgi_path
+from feedsvc.state.snapshots import read_index
+from feedsvc.state.snapshotwriter import SnapshotWriter
 from feedsvc.store import Store
 
 from conftest import eventually, write_article
@@ -47,11 +50,11 @@ class Builder:
     """A builder process's parts, run in this process."""
 
     def __init__(self, config: Config, tmp_path: Path) -> None:
-        self.refresher = Refresher(config, Store(), prepare=False)
+        self.reloader = Reloader(config, Store(), prepare=False)
         self.folder = tmp_path / "state" / "snapshots"
         self.writer = SnapshotWriter(self.folder)
-        self.after = AfterReload(self.refresher, self.writer, lambda _: None, lambda _: None)
-        self.loop = ReloadLoop(self.refresher, self.after)
+        self.after = AfterReload(self.reloader, self.writer, lambda _: None, lambda _: None)
+        self.loop = ReloadLoop(self.reloader, self.after)
         self.socket_path = str(tmp_path / "builder.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(self.socket_path)
@@ -84,7 +87,7 @@ def test_every_worker_follows_every_reload_byte_for_byte(builder: Builder, tmp_p
     starting.start()
     builder.reload()
     starting.join(10)
-    assert served(early.store.current) == served_bytes(builder.refresher.store.current)
+    assert served(early.store.current) == served_bytes(builder.reloader.store.current)
     # ...and one that starts later serves the newest generation at once.
     late = builder.follower()
     late.start(builder.writer.generation)
@@ -94,7 +97,7 @@ def test_every_worker_follows_every_reload_byte_for_byte(builder: Builder, tmp_p
         )
         (folder / f"p{11 - step}.md").unlink()
         generation = builder.reload()
-        built = builder.refresher.store.current
+        built = builder.reloader.store.current
         for follower in (early, late):
             assert eventually(
                 lambda f=follower, g=generation: f.store.current.generation == g, 10, every=0.01
@@ -111,7 +114,7 @@ def test_a_reload_request_is_answered_after_the_worker_serves_its_result(
     follower = builder.follower()
     follower.start(None)
     write_article(folder, "b.md", title="Asked for", date="2026-01-02")
-    summary = follower.refresh()
+    summary = follower.reload()
     assert summary.articles == 2
     assert b"Asked for" in follower.store.current.documents["feed.atom"].body
 
@@ -142,13 +145,13 @@ def test_files_no_worker_serves_are_removed(builder: Builder, tmp_path: Path) ->
     segments = {int(n[4:12]) for n in names if n.startswith("seg-")}
     assert segments == set(read_index(builder.folder, generation).segments)
     assert len(segments) < generation
-    assert served(follower.store.current) == served_bytes(builder.refresher.store.current)
+    assert served(follower.store.current) == served_bytes(builder.reloader.store.current)
 
 
 def test_many_edits_leave_few_segments(
     builder: Builder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("feedsvc.state.snapshots.MAX_SEGMENTS", 4)
+    monkeypatch.setattr("feedsvc.state.snapshotwriter.MAX_SEGMENTS", 4)
     folder = tmp_path / "articles"
     for n in range(6):
         write_article(folder, f"p{n}.md", title=f"P{n}", date=f"2026-01-0{n + 1}", tags=[f"t{n}"])
@@ -171,7 +174,7 @@ def test_many_edits_leave_few_segments(
     builder.reload()
     segments = [n for n in os.listdir(builder.folder) if n.startswith("seg-")]
     assert len(segments) <= 4 + 2
-    assert served(follower.store.current) == served_bytes(builder.refresher.store.current)
+    assert served(follower.store.current) == served_bytes(builder.reloader.store.current)
 
 
 def test_a_restarted_builder_counts_and_pings_only_what_changed_while_it_was_down(
@@ -183,18 +186,18 @@ def test_a_restarted_builder_counts_and_pings_only_what_changed_while_it_was_dow
     config = make_config()
     snapshots = tmp_path / "state" / "snapshots"
 
-    def builder() -> tuple[Refresher, AfterReload, list[str]]:
+    def builder() -> tuple[Reloader, AfterReload, list[str]]:
         pinged: list[str] = []
-        refresher = Refresher(config, Store(), prepare=False)
+        reloader = Reloader(config, Store(), prepare=False)
         writer = SnapshotWriter(snapshots)
-        return refresher, AfterReload(refresher, writer, lambda _: None, pinged.extend), pinged
+        return reloader, AfterReload(reloader, writer, lambda _: None, pinged.extend), pinged
 
-    refresher, after, _ = builder()
-    after(refresher.refresh())
+    reloader, after, _ = builder()
+    after(reloader.reload())
     write_article(folder, "p3.md", title="P3, edited", date="2022-01-04", tags=["t3"])
-    refresher, after, pinged = builder()
-    warm_start(refresher, after.writer, snapshots)
-    summary = refresher.refresh()
+    reloader, after, pinged = builder()
+    warm_start(reloader, after.writer, snapshots)
+    summary = reloader.reload()
     after(summary)
     # The site, t3 and the author (site.author) in three formats and their three views
     # (the index and the OPML list no entry titles, so they stay).

@@ -9,14 +9,15 @@ import os
 import threading
 from pathlib import Path
 
-from feedsvc.buildproc import run_builder
 from feedsvc.config import Config
+from feedsvc.processes.builder import run_builder
 
 logger = logging.getLogger(__name__)
 
 
 class BuilderProcess:
-    """Runs feedsvc.buildproc.run_builder in a child process, for as long as the server runs."""
+    """Runs `run_builder` (feedsvc.processes.builder) in a child process, for as long as the
+    server runs."""
 
     def __init__(
         self, config: Config, socket_path: str, folder: Path, checked: int | None = None

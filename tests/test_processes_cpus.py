@@ -1,4 +1,4 @@
-"""feedsvc.cores: big batches on every core give what running them here gives."""
+"""feedsvc.processes.cpus: big batches on every core give what running them here gives."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import pytest
 
 from feedsvc.builder import SiteBuilder, build_site
 from feedsvc.config import Config
-from feedsvc.cores import Cores
 from feedsvc.model import Article, Problem
-from feedsvc.refresh import Refresher
+from feedsvc.processes.cpus import Cores
+from feedsvc.reload.reloader import Reloader
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.store import Store
 
@@ -77,7 +77,7 @@ def test_the_processes_end_with_a_killed_parent(tmp_path: Path) -> None:
     script = f"""
 import sys, time
 sys.path.insert(0, {str(ROOT)!r})
-from feedsvc.cores import Cores
+from feedsvc.processes.cpus import Cores
 from feedsvc.model import Article, Problem
 from tests.support.chunks import double_with_pid
 if __name__ == "__main__":
@@ -147,15 +147,15 @@ def test_entries_rendered_on_every_core_are_the_same_bytes(
 def test_a_reload_stops_the_processes_it_started(config: Config, articles_dir: Path) -> None:
     for n in range(30):
         write_article(articles_dir, f"p{n}.md", title=f"P{n}", date="2022-02-02")
-    refresher = Refresher(config, Store(), cores=Cores(min_batch=1, processes=2))
-    summary = refresher.refresh()
+    reloader = Reloader(config, Store(), cores=Cores(min_batch=1, processes=2))
+    summary = reloader.reload()
     assert summary.articles == 30
     assert multiprocessing.active_children() == []
 
 
 def test_usable_cores_follow_affinity_and_a_cgroup_quota(tmp_path: Path) -> None:
     script = (
-        "import sys; from pathlib import Path; from feedsvc.cores import available_cores;"
+        "import sys; from pathlib import Path; from feedsvc.processes.cpus import available_cores;"
         "print(available_cores(Path(sys.argv[1])))"
     )
     quota = tmp_path / "cpu.max"

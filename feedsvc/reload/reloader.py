@@ -1,4 +1,5 @@
-"""Sources -> builder -> store. Keeps last good data on failure; the only broad except."""
+"""One reload: sources -> documents -> store. Keeps last good data on failure; the only
+broad except of a reload (feedsvc.reload.sources catches a failed background fetch)."""
 
 from __future__ import annotations
 
@@ -6,28 +7,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
-from types import MappingProxyType
 
 from feedsvc.builder import SiteBuild, SiteBuilder
-from feedsvc.config import Config, SourceConfig
-from feedsvc.configwatch import ConfigWatcher
-from feedsvc.cores import Cores
+from feedsvc.config import Config
 from feedsvc.dates import Clock, utc_now
-from feedsvc.errors import FeedsvcError, SourceError
+from feedsvc.errors import FeedsvcError
 from feedsvc.metrics import Metrics
-from feedsvc.model import Article, Document, Problem, Resource, Snapshot, SourceResult
+from feedsvc.model import Article, Document, Problem, Snapshot, read_only
 from feedsvc.nodes import Kind, NodeKeys, node_keys
-from feedsvc.serving import prepare_resources
-from feedsvc.sources.directory import DirectorySource
-from feedsvc.sources.feed import RemoteSource
+from feedsvc.processes.cpus import Cores
+from feedsvc.reload.sources import Source, SourceSet
+from feedsvc.resources import Resource, prepare_resources
 from feedsvc.state.ledger import Ledger
 from feedsvc.state.placing import Placer
 from feedsvc.store import Store
 from feedsvc.urls import join_url
+from feedsvc.watch import ConfigWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +40,9 @@ class ReloadSummary:
     seconds: float
 
 
-Source = DirectorySource | RemoteSource
-
-
-class Refresher:
-    """Reads every source, builds every document and swaps the result into the store."""
+class Reloader:
+    """Runs one reload: reads every source, builds every document and swaps the result
+    into the store."""
 
     def __init__(
         self,
@@ -72,25 +67,24 @@ class Refresher:
         self._lock = threading.Lock()
         # With a watcher, each reload first applies a valid edit of the config file.
         self.watcher = watcher
-        self.sources: list[Source] = []
-        # Remote feeds are fetched on up to 8 threads, off the reload: a slow upstream
-        # delays nobody. on_fetched is told when new items arrived (to reload soon).
-        self.fetch_in_background = fetch_in_background
-        self.on_fetched: Callable[[], None] | None = None
-        # What a watch saw change since the last reload (None: look at every file).
-        self.changed_files: Callable[[], set[str] | None] = lambda: None
-        self._pool: ThreadPoolExecutor | None = None
-        self._in_flight: set[str] = set()
-        self._last_good: dict[str, SourceResult] = {}
-        self._failing: set[str] = set()
-        self._last_problems: tuple[Problem, ...] = ()
         # A cold start parses and renders on every core; the processes last one reload.
         self.cores = cores or Cores()
+        memory = ledger if record else None
+        self.source_set = SourceSet(
+            now, self.cores, metrics=metrics, memory=memory, fetch_in_background=fetch_in_background
+        )
+        # What a watch saw change since the last reload (None: look at every file).
+        self.changed_files: Callable[[], set[str] | None] = lambda: None
+        self._last_problems: tuple[Problem, ...] = ()
         # Whether snapshots carry served resources (in-process serving; the builder
         # process leaves that to the workers).
         self.prepare = prepare
-        # The id ledger gives articles the ids readers know them by; without `record`
-        # (`feedsvc check`) it is only read.
+        self._bind_ledger(ledger, record)
+        self._apply(config)
+
+    def _bind_ledger(self, ledger: Ledger | None, record: bool) -> None:
+        """The id ledger gives articles the ids readers know them by; without `record`
+        (`feedsvc check`) it is only read."""
         self.ledger, self.record = ledger, record
         self.placer: Placer | None = None
         self.id_changes: list[str] = []  # what the last reload did to ids (check prints it)
@@ -101,7 +95,11 @@ class Refresher:
         self.known_nodes: dict[tuple[Kind, str], tuple[str, ...]] = {}
         if ledger is not None:
             self.known_nodes.update(ledger.nodes())
-        self._apply(config)
+
+    @property
+    def sources(self) -> list[Source]:
+        """The running sources."""
+        return self.source_set.sources
 
     @property
     def reload_token(self) -> str | None:
@@ -110,62 +108,32 @@ class Refresher:
 
     def _apply(self, config: Config) -> None:
         """Bind everything derived from a config; sources whose settings stay keep their cache."""
-        base_dir = Path(config.path).parent
-        self.sources = [self._source_for(s, config, base_dir) for s in config.sources]
+        self.source_set.apply(config)
         self.config = config
-        self.builder = SiteBuilder(config, self.cores)
+        self.renderer = SiteBuilder(config, self.cores)  # renders every document
         if self.ledger is not None:
             self.placer = Placer(self.ledger, config.site)
         self._last_build: SiteBuild | None = None
         self._fresh_resources = True  # headers depend on the config: prepare them anew
 
-    def _source_for(self, settings: SourceConfig, config: Config, base_dir: Path) -> Source:
-        """The running source for these settings if they did not change, else a new one."""
-        for source in self.sources:
-            if source.config == settings and source.site == config.site:
-                return source
-        if settings.type == "feed":
-            memory = self.ledger if self.record else None
-            remote = RemoteSource(
-                settings, config.site, config.reload.interval_seconds, now=self.now, memory=memory
-            )
-            if self.metrics is not None:
-                remote.on_failure = self.metrics.count_fetch_failure
-            return remote
-        return DirectorySource(settings, config.site, base_dir, self.cores)
-
-    def refresh(self) -> ReloadSummary:
+    def reload(self) -> ReloadSummary:
         """Run one reload; never raises: failures are logged and reported as problems."""
         with self._lock:
             started = time.perf_counter()
             try:
-                return self._refresh(started)
+                return self._reload_once(started)
             except Exception as exc:
                 logger.exception("reload failed; the previous snapshot keeps serving")
                 return self._keep_serving(exc, started)
             finally:
                 self.cores.release()
 
-    def _refresh(self, started: float) -> ReloadSummary:
+    def _reload_once(self, started: float) -> ReloadSummary:
         now = self.now()
-        articles: list[Article] = []
-        problems: list[Problem] = list(self.state_problems)
-        if self.watcher is not None:
-            changed_config = self.watcher.check()
-            if changed_config is not None:
-                self._apply(changed_config)
-            problems.extend(self.watcher.problems)
-        per_source: dict[str, int] = {}
-        self._fetch_due()
-        files = self.changed_files()
-        for source in self.sources:
-            result, source_problems = self._read_source(source, files)
-            published = [a for a in result.articles if a.published <= now]
-            per_source[source.config.name] = len(published)
-            articles.extend(published)
-            problems.extend(source_problems)
+        problems: list[Problem] = [*self.state_problems, *self._check_config()]
+        articles, per_source = self._read(now, problems)
         articles = self._place(articles, now, problems)
-        build = self.builder.build(articles, self.known_nodes)
+        build = self.renderer.build(articles, self.known_nodes)
         self._remember_nodes(node_keys(build.nodes))
         problems.extend(build.problems)
         previous = self.store.current
@@ -184,19 +152,54 @@ class Refresher:
                 generation=previous.generation + 1,
             )
         )
-        seconds = time.perf_counter() - started
-        if self.metrics is not None:
-            failing = [name for name in per_source if name in self._failing]
-            self.metrics.observe_reload(seconds, per_source, failing, problems, time.time())
-        logger.info(
-            "reload: %d articles, %d documents (%d changed), %d problems, %.3fs",
+        summary = ReloadSummary(
             len(articles),
             len(documents),
             len(changed),
             len(problems),
-            seconds,
+            time.perf_counter() - started,
         )
-        return ReloadSummary(len(articles), len(documents), len(changed), len(problems), seconds)
+        self._report(summary, per_source, problems)
+        return summary
+
+    def _check_config(self) -> list[Problem]:
+        """Apply a valid edit of the config file; the problems of the file as it is."""
+        if self.watcher is None:
+            return []
+        changed_config = self.watcher.check()
+        if changed_config is not None:
+            self._apply(changed_config)
+        return list(self.watcher.problems)
+
+    def _read(self, now: datetime, problems: list[Problem]) -> tuple[list[Article], dict[str, int]]:
+        """The published articles of every source, and how many each has."""
+        articles: list[Article] = []
+        per_source: dict[str, int] = {}
+        self.source_set.fetch_due()
+        files = self.changed_files()
+        for source in self.sources:
+            result, source_problems = self.source_set.read(source, files)
+            published = [a for a in result.articles if a.published <= now]
+            per_source[source.config.name] = len(published)
+            articles.extend(published)
+            problems.extend(source_problems)
+        return articles, per_source
+
+    def _report(
+        self, summary: ReloadSummary, per_source: dict[str, int], problems: list[Problem]
+    ) -> None:
+        """The reload's metrics and its one INFO line."""
+        if self.metrics is not None:
+            failing = [name for name in per_source if name in self.source_set.failing]
+            self.metrics.observe_reload(summary.seconds, per_source, failing, problems, time.time())
+        logger.info(
+            "reload: %d articles, %d documents (%d changed), %d problems, %.3fs",
+            summary.articles,
+            summary.documents,
+            summary.changed,
+            summary.problems,
+            summary.seconds,
+        )
 
     def _place(
         self, articles: list[Article], now: datetime, problems: list[Problem]
@@ -241,7 +244,7 @@ class Refresher:
             if self.prepare
             else {}
         )
-        return MappingProxyType(documents), resources, changed
+        return read_only(documents), resources, changed
 
     def _keep_serving(self, exc: Exception, started: float) -> ReloadSummary:
         """Keep the last good documents, with the failure listed among the problems."""
@@ -257,48 +260,3 @@ class Refresher:
             len(self._last_problems) + 1,
             seconds,
         )
-
-    def _fetch_due(self) -> None:
-        """Fetch the remote sources that are due: inline, or on the pool when serving."""
-        for source in self.sources:
-            if not isinstance(source, RemoteSource) or not source.is_due():
-                continue
-            if not self.fetch_in_background:
-                source.fetch()
-            elif source.config.name not in self._in_flight:
-                self._in_flight.add(source.config.name)
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fetch")
-                self._pool.submit(self._fetch_one, source)
-
-    def _fetch_one(self, source: RemoteSource) -> None:
-        try:
-            changed = source.fetch()
-        except Exception:
-            logger.exception("fetching %s failed", source.url)
-            changed = False
-        finally:
-            self._in_flight.discard(source.config.name)
-        if changed and self.on_fetched is not None:
-            self.on_fetched()
-
-    def _read_source(
-        self, source: Source, changed: set[str] | None
-    ) -> tuple[SourceResult, list[Problem]]:
-        name = source.config.name
-        try:
-            result = source.read(changed) if isinstance(source, DirectorySource) else source.read()
-        except SourceError as exc:
-            self._failing.add(name)
-            # Invariant 5: a source that fails keeps its last good articles.
-            logger.warning("source %s: %s; keeping its last good articles", name, exc)
-            last = self._last_good.get(name, SourceResult((), ()))
-            where = source.config.path or name
-            return last, [*last.problems, Problem(where, None, f"source {name}: {exc}")]
-        # A remote source keeps its own last good items and reports its failures itself.
-        if any(p.severity == "error" for p in result.problems) and isinstance(source, RemoteSource):
-            self._failing.add(name)
-        else:
-            self._failing.discard(name)
-        self._last_good[name] = result
-        return result, list(result.problems)

@@ -5,9 +5,9 @@ import feedparser
 import yaml
 
 from feedsvc.config import Config
-from feedsvc.configwatch import ConfigWatcher
-from feedsvc.refresh import Refresher
+from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
+from feedsvc.watch import ConfigWatcher
 
 from conftest import write_article
 
@@ -24,27 +24,27 @@ def title(store: Store) -> str:
     return str(feedparser.parse(store.current.documents["feed.atom"].body).feed.title)
 
 
-def make(config: Config, now: Callable) -> tuple[Refresher, Store]:
+def make(config: Config, now: Callable) -> tuple[Reloader, Store]:
     store = Store()
-    return Refresher(config, store, now=now, watcher=ConfigWatcher(config)), store
+    return Reloader(config, store, now=now, watcher=ConfigWatcher(config)), store
 
 
 def test_valid_edit_is_applied_on_the_next_reload(
     config: Config, articles_dir: Path, now: Callable
 ) -> None:
     write_article(articles_dir, "a.md", title="A", date="2022-01-01", categories=["金融"])
-    refresher, store = make(config, now)
-    refresher.refresh()
+    reloader, store = make(config, now)
+    reloader.reload()
     assert title(store) == "Test Newsroom"
     edit(
         config,
         site={"title": "Renamed Newsroom"},
         feeds={"limit": 1, "category_map": {"金融": "finance"}},
     )
-    refresher.refresh()
+    reloader.reload()
     assert title(store) == "Renamed Newsroom"
     assert "categories/finance/feed.atom" in store.current.documents
-    assert refresher.config.feeds.limit == 1
+    assert reloader.config.feeds.limit == 1
     assert store.current.problems == ()
 
 
@@ -52,28 +52,28 @@ def test_invalid_edit_keeps_the_last_good_config_and_is_reported(
     config: Config, articles_dir: Path, now: Callable
 ) -> None:
     write_article(articles_dir, "a.md", title="A", date="2022-01-01")
-    refresher, store = make(config, now)
-    refresher.refresh()
+    reloader, store = make(config, now)
+    reloader.reload()
     Path(config.path).write_text(
         Path(config.path).read_text(encoding="utf-8") + "feeds:\n  limt: 3\n", encoding="utf-8"
     )
-    refresher.refresh()
+    reloader.reload()
     assert title(store) == "Test Newsroom"
     [problem] = store.current.problems
     assert problem.path == config.path and problem.message == "feeds.limt: unknown key"
     assert problem.line is not None and problem.severity == "error"
     Path(config.path).write_text("site: [broken\n", encoding="utf-8")
-    refresher.refresh()
+    reloader.reload()
     assert "invalid YAML" in store.current.problems[0].message
     assert title(store) == "Test Newsroom"
 
 
 def test_vanished_config_keeps_serving(config: Config, articles_dir: Path, now: Callable) -> None:
     write_article(articles_dir, "a.md", title="A", date="2022-01-01")
-    refresher, store = make(config, now)
-    refresher.refresh()
+    reloader, store = make(config, now)
+    reloader.reload()
     Path(config.path).unlink()
-    refresher.refresh()
+    reloader.reload()
     assert title(store) == "Test Newsroom"
     assert "cannot read" in store.current.problems[0].message
 
@@ -81,10 +81,10 @@ def test_vanished_config_keeps_serving(config: Config, articles_dir: Path, now: 
 def test_server_address_change_needs_a_restart(
     config: Config, articles_dir: Path, now: Callable
 ) -> None:
-    refresher, store = make(config, now)
-    refresher.refresh()
+    reloader, store = make(config, now)
+    reloader.reload()
     edit(config, server={"port": 9999, "cache_max_age": 60})
-    refresher.refresh()
+    reloader.reload()
     [warning] = store.current.problems
     assert warning.severity == "warning"
     assert warning.message == "server.port changed; it takes effect after a restart"

@@ -26,9 +26,10 @@ from typing import Any
 
 from feedsvc.dates import parse_stored_date
 from feedsvc.model import Problem, Snapshot
-from feedsvc.refresh import ReloadSummary
-from feedsvc.serving import prepare_resources
-from feedsvc.state.snapshots import BadStateError, SnapshotReader, Status
+from feedsvc.reload.reloader import ReloadSummary
+from feedsvc.resources import prepare_resources
+from feedsvc.state.snapshotreader import SnapshotReader
+from feedsvc.state.snapshots import BadStateError, Status
 from feedsvc.store import Store
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class Follower:
         threading.Thread(target=self._follow, name="follower", daemon=True).start()
         self._serving.wait()
 
-    def refresh(self) -> ReloadSummary:
+    def reload(self) -> ReloadSummary:
         """Ask the builder for a reload; returns once this worker serves its result."""
         request = uuid.uuid4().hex
         reply: Future[ReloadSummary] = Future()

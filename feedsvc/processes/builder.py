@@ -1,0 +1,273 @@
+"""The builder process: the one reader of sources and the one writer of the state directory.
+
+`feedsvc serve` runs one builder beside the serving workers, on CPU time the workers
+leave idle. It runs the reload loop (feedsvc.reload.loop), writes each generation into the
+state directory (feedsvc.state.snapshots) and tells every worker over a Unix socket
+which generation is the newest (feedsvc.processes.follower has the worker's side).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from feedsvc.config import Config
+from feedsvc.metrics import Metrics
+from feedsvc.model import Problem, Snapshot
+from feedsvc.processes.announcer import Announcer
+from feedsvc.processes.follower import settle_garbage
+from feedsvc.processes.resume import parse_cache_path, warm_start
+from feedsvc.publish.mirror import Mirror
+from feedsvc.reload.loop import ReloadLoop
+from feedsvc.reload.reloader import Reloader, ReloadSummary
+from feedsvc.scheduler import make_scheduler, reschedule
+from feedsvc.sources.directory import DirectorySource
+from feedsvc.state.ledger import open_ledger
+from feedsvc.state.parsecache import save_parse_cache
+from feedsvc.state.snapshots import Status
+from feedsvc.state.snapshotwriter import SnapshotWriter
+from feedsvc.store import Store
+from feedsvc.watch import ConfigWatcher, FolderWatch
+from feedsvc.websub import Relay
+
+logger = logging.getLogger(__name__)
+
+SAVE_SECONDS = 30.0  # the parse cache is saved at most this often
+
+
+def status_of(snapshot: Snapshot, config: Config, extra: tuple[Problem, ...] = ()) -> Status:
+    """What workers are told of a reload besides its documents."""
+    problems = (*snapshot.problems, *extra)
+    return Status(
+        snapshot.article_count,
+        tuple((p.path, p.line, p.message, p.severity) for p in problems),
+        snapshot.loaded_at.isoformat() if snapshot.loaded_at else None,
+        config.server.cache_max_age,
+        config.server.reload_token,
+    )
+
+
+class AfterReload:
+    """The steps after every reload, in one place: apply the config, write and announce
+    the generation, ping the hub, publish to object storage, remove what no worker serves."""
+
+    def __init__(
+        self,
+        reloader: Reloader,
+        writer: SnapshotWriter,
+        on_config: Callable[[Config], None],
+        relay: Callable[[list[str]], None],
+    ) -> None:
+        self.reloader = reloader
+        self.writer = writer
+        self.on_config = on_config
+        self.relay = relay
+        self.announcer: Announcer | None = None
+        self.mirror: Mirror | None = None  # announces in the announcer's stead when set
+        self._changed: list[str] = []
+        self._saved_reads, self._saved_at = 0, -SAVE_SECONDS
+        reloader.on_change = self._changed.extend
+
+    def __call__(self, summary: ReloadSummary) -> int:
+        started = time.perf_counter()
+        config = self.reloader.config
+        self.on_config(config)
+        snapshot = self.reloader.store.current
+        generation, status, published = self._write(snapshot, config)
+        if self.announcer is not None and generation:
+            (self.mirror or self.announcer).announce(generation, status)
+        if self.mirror is not None and published:
+            self.mirror.offer(snapshot.documents, config, generation)
+        logger.debug(
+            "generation %d announced after %.3fs", generation, time.perf_counter() - started
+        )
+        # URLs a failed write changed are pinged once a generation holds them.
+        changed = self._changed.copy() if published else []
+        if published:
+            self._changed.clear()
+        if changed:
+            self.relay(changed)
+        floor = self.announcer.floor(generation) if self.announcer else generation
+        self.writer.collect(floor)
+        self._save_parse_cache()
+        # Freeze what the reload left alive: full collections would otherwise traverse
+        # every article and piece the builder holds, in the middle of the next reload.
+        settle_garbage()
+        return generation
+
+    def _write(self, snapshot: Snapshot, config: Config) -> tuple[int, Status, bool]:
+        """Write the generation: its number, what workers are told, whether it was written."""
+        try:
+            meta = self.reloader.renderer.export()
+            generation = self.writer.write(snapshot.documents, status_of(snapshot, config), meta)
+        except OSError as exc:
+            # A full disk or a state directory gone read-only: a failed reload like any
+            # other; the last generation keeps serving.
+            logger.error(
+                "cannot write the state directory: %s; the last snapshot keeps serving", exc
+            )
+            failure = Problem(str(self.writer.folder), None, f"cannot write the snapshot: {exc}")
+            return self.writer.generation, status_of(snapshot, config, (failure,)), False
+        return generation, status_of(snapshot, config), True
+
+    def _save_parse_cache(self) -> None:
+        """Save what was parsed, at most every SAVE_SECONDS (the scheduled reload saves
+        what an edit left unsaved); a stale cache only costs parsing a few files again."""
+        sources = [s for s in self.reloader.sources if isinstance(s, DirectorySource)]
+        reads = sum(source.reads for source in sources)
+        now = time.monotonic()
+        if reads == self._saved_reads or now - self._saved_at < SAVE_SECONDS:
+            return
+        cache = {s.config.name: (s.fingerprint, s.export_cache()) for s in sources}
+        try:
+            save_parse_cache(parse_cache_path(self.writer.folder), cache)
+        except OSError as exc:
+            logger.warning("cannot save the parse cache: %s", exc)
+        self._saved_reads, self._saved_at = reads, now
+
+
+def run_builder(
+    config: Config,
+    socket_path: str,
+    folder: Path,
+    parent: int,
+    *,
+    restarted: bool,
+    checked: int | None = None,
+) -> None:
+    """The builder process: listen on `socket_path`, build into `folder` (carrying on from
+    generation `checked` when the main process has validated one), and reload on
+    schedule, on SIGUSR1 and when a file in a source folder changes."""
+    _become_builder()
+    metrics = Metrics()
+    reloader = _make_reloader(config, folder, metrics, restarted=restarted)
+    # Workers connect from their start; they serve the saved generation meanwhile.
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(socket_path)
+    listener.listen()
+    writer = SnapshotWriter(folder)
+    warm_start(reloader, writer, folder, checked)
+    triggers = Triggers(reloader, config)
+    loop = _make_loop(reloader, writer, listener, metrics, triggers)
+    triggers.start(loop, config)
+    loop.start()
+    loop.poke()
+    while os.getppid() == parent:  # the main process is gone: so is its server
+        time.sleep(1.0)
+
+
+def _become_builder() -> None:
+    """What sets the builder process apart from the main process it was forked from."""
+    _yield_to_workers()
+    # The main process stops the builder after the workers; Ctrl-C and a terminal's
+    # hang-up are for the main process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # A big reload runs on every core in processes of the builder's own
+    # (feedsvc.processes.cpus), which multiprocessing refuses to a daemon.
+    multiprocessing.current_process().daemon = False
+
+
+def _make_reloader(config: Config, folder: Path, metrics: Metrics, *, restarted: bool) -> Reloader:
+    ledger, damaged = open_ledger(folder.parent)
+    reloader = Reloader(
+        config,
+        Store(),
+        # After a restart the config may have changed since the main process read it.
+        watcher=ConfigWatcher(config, check_now=restarted),
+        metrics=metrics,
+        # A restarted builder replaces snapshots the workers already serve: it fetches
+        # remote sources before its first build rather than publish them empty.
+        fetch_in_background=not restarted,
+        prepare=False,
+        ledger=ledger,
+    )
+    reloader.state_problems = (damaged,) if damaged else ()
+    return reloader
+
+
+def _make_loop(
+    reloader: Reloader,
+    writer: SnapshotWriter,
+    listener: socket.socket,
+    metrics: Metrics,
+    triggers: Triggers,
+) -> ReloadLoop:
+    """The reload loop, its follow-up steps, and the socket workers ask it through."""
+    relay = Relay(
+        lambda: reloader.config.feeds.websub_hub,
+        lambda: reloader.config.site.base_url,
+        on_result=metrics.count_websub,
+    )
+    publisher = AfterReload(reloader, writer, triggers.apply_config, relay)
+    loop = ReloadLoop(reloader, publisher)
+    announcer = publisher.announcer = Announcer(listener, loop)
+    announcer.start()
+    publisher.mirror = Mirror(
+        announcer.announce,
+        metrics,
+        served=lambda generation: announcer.floor(generation) >= generation,
+    )
+    return loop
+
+
+class Triggers:
+    """What asks the loop for reloads in the builder besides the workers: the schedule,
+    SIGUSR1, the folder watch and remote fetches; a config edit may move the first and
+    the third."""
+
+    def __init__(self, reloader: Reloader, config: Config) -> None:
+        self.reloader = reloader
+        self.interval = config.reload.interval_seconds
+        self.watch: FolderWatch | None = None
+        self.reschedule: Callable[[int], None] = lambda _seconds: None
+
+    def start(self, loop: ReloadLoop, config: Config) -> None:
+        """Start every trigger, before the first build."""
+        watch = FolderWatch(loop.poke)
+        loop.scan = watch.forget
+        signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=loop.ask).start())
+        # The schedule runs before the first build, so that a remote fetch that finishes
+        # during it can already ask for the reload that publishes its items.
+        # A reload the watch asks for looks only at the files it saw change; the schedule
+        # and an operator's request look at every file (the safety net for changes no event
+        # reported, and for a file saved just before the request).
+        self.reloader.changed_files = watch.drain
+        scheduler = make_scheduler(loop.ask, self.interval)
+        scheduler.start()
+        self.reschedule = partial(reschedule, scheduler)
+        self.reloader.source_set.on_fetched = loop.poke
+        watch.follow(config)  # already during the first build: a file saved meanwhile counts
+        self.watch = watch
+
+    def apply_config(self, current: Config) -> None:
+        """After every reload: follow the config it ran with."""
+        self.reloader.source_set.fetch_in_background = True
+        if self.watch is not None:
+            self.watch.follow(current)  # the folders may have changed with the config
+        if current.reload.interval_seconds != self.interval:
+            self.interval = current.reload.interval_seconds
+            self.reschedule(self.interval)
+
+
+def _yield_to_workers() -> None:
+    """Run the builder only on CPU time the workers leave idle (Linux SCHED_IDLE).
+
+    A waking worker preempts it at once, so requests see the latency they see when
+    nothing reloads (measured: bench/latency.py). Even at nice 19 a busy process beside
+    a worker stretched its p99 more than twofold. The cost: while the workers keep
+    every core busy, a reload waits (SCHED_IDLE still gets a sliver, about 0.3%).
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux: the lowest priority is the next best
+        os.nice(19)

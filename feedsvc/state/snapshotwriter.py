@@ -1,0 +1,260 @@
+"""Writes generations of snapshot files (the format: feedsvc.state.snapshots); the builder
+process is the only writer of a state directory."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import struct
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from feedsvc.gzparts import piece_digest
+from feedsvc.model import Document
+from feedsvc.state.files import remove_leftovers, write_atomically
+from feedsvc.state.snapshots import (
+    FOOTER,
+    HEADER,
+    INDEX_MAGIC,
+    INDEX_NAME,
+    REF,
+    ROW,
+    SEGMENT_MAGIC,
+    SEGMENT_NAME,
+    VERSION,
+    Index,
+    Ref,
+    Status,
+    file_names,
+    index_path,
+    segment_path,
+)
+
+MAX_SEGMENTS = 32  # more, and the small ones are merged into the next (SnapshotWriter._compact)
+
+
+@dataclass(slots=True)
+class _Record:
+    etag: str  # the gzip ETag: a digest of the bytes, so equal tags are equal documents
+    line: bytes
+    segments: frozenset[int]
+
+
+@dataclass(slots=True)
+class SnapshotWriter:
+    """Writes generations; the builder process is the only writer of a state directory."""
+
+    folder: Path
+    generation: int = 0
+    _pieces: dict[bytes, Ref] = field(default_factory=dict)  # digest -> where on disk
+    _segments: dict[int, tuple[int, int]] = field(default_factory=dict)  # number -> size, crc
+    _contents: dict[int, list[bytes]] = field(default_factory=dict)  # number -> digests
+    _records: dict[str, _Record] = field(default_factory=dict)  # by document path
+    _kept: dict[int, frozenset[int]] = field(default_factory=dict)  # generation -> segments
+    _next_segment: int = 1
+    _builder_meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        remove_leftovers(self.folder)
+
+    def resume(self, index: Index) -> None:
+        """Carry on from a generation on disk (a restart): its pieces and records are
+        known, so an unchanged rebuild writes nothing."""
+        self.generation = index.generation
+        self._segments.update(index.segments)
+        for number in self._segments:
+            self._contents[number] = self._read_table(number)
+        self._next_segment = max(self._segments, default=0) + 1
+        lines = index.records.splitlines()
+        for line, record in zip(lines, json.loads(b"[" + b",".join(lines) + b"]"), strict=True):
+            self._records[record[0]] = _Record(record[6], line, frozenset(record[12]))
+        self._kept[index.generation] = frozenset(self._segments)
+        self._builder_meta = dict(index.builder)
+
+    def _read_table(self, number: int) -> list[bytes]:
+        with open(segment_path(self.folder, number), "rb") as handle:
+            handle.seek(-FOOTER.size, os.SEEK_END)
+            _, _, count, table, _ = FOOTER.unpack(handle.read(FOOTER.size))
+            handle.seek(table)
+            rows = handle.read(count * ROW.size)
+        digests = []
+        for digest, offset, length in ROW.iter_unpack(rows):
+            self._pieces.setdefault(digest, (number, offset, length))
+            digests.append(digest)
+        return digests
+
+    def write(
+        self, documents: Mapping[str, Document], status: Status, builder: Mapping[str, Any]
+    ) -> int:
+        """Write the documents as the next generation (or nothing, when every document is
+        the one on disk); returns the generation that holds them."""
+        self._compact()
+        new = _Segment(self._next_segment)
+        records: dict[str, _Record] = {}
+        known, made = self._records, 0
+        for path, document in documents.items():
+            kept = known.get(path)
+            if kept is not None and kept.etag == document.gzip_etag:
+                records[path] = kept
+            else:
+                records[path] = self._record(document, new)
+                made += 1
+        unchanged = not made and len(records) == len(known)
+        if unchanged and self.generation and self._builder_meta == builder:
+            return self.generation
+        if new.digests:
+            self._segments[new.number] = new.save(self.folder)
+            self._contents[new.number] = new.digests
+            self._pieces.update(new.refs)  # only now: a failed write leaves no trace
+            self._next_segment += 1
+        used = frozenset(s for record in records.values() for s in record.segments)
+        generation = self.generation + 1
+        meta = {
+            "generation": generation,
+            "segments": {str(n): list(self._segments[n]) for n in sorted(used)},
+            "status": status.to_json(),
+        }
+        lines = b"".join([record.line + b"\n" for record in records.values()])
+        _write_index(self.folder, generation, meta, lines, builder)
+        self.generation = generation
+        self._records = records
+        self._kept[self.generation] = used
+        self._builder_meta = dict(builder)
+        return self.generation
+
+    def _where(self, digest: bytes, piece: bytes | memoryview, new: _Segment) -> Ref:
+        """Where a piece is on disk, or will be once `new` is written."""
+        return self._pieces.get(digest) or new.refs.get(digest) or new.add(digest, piece)
+
+    def _compact(self) -> None:
+        """Keep the segments few: past MAX_SEGMENTS, the live pieces of all but the largest
+        are written again into the next one (each edit leaves a segment of which a few
+        entries may stay listed for long), and the old ones go once no worker maps them."""
+        if len(self._segments) <= MAX_SEGMENTS:
+            return
+        largest = max(self._segments, key=lambda number: self._segments[number][0])
+        moved = frozenset(self._segments) - {largest}
+        for number in moved:
+            for digest in self._contents[number]:
+                if self._pieces.get(digest, (0,))[0] == number:
+                    del self._pieces[digest]
+        self._records = {p: r for p, r in self._records.items() if not r.segments & moved}
+
+    def _record(self, document: Document, new: _Segment) -> _Record:
+        refs = bytearray()
+        # A document read back from disk (a restart) names its pieces by their bytes.
+        digests = document.digests or tuple(map(piece_digest, document.pieces))
+        for digest, piece in zip(digests, document.pieces, strict=True):
+            refs += REF.pack(*self._where(digest, piece, new))
+        listing = bytes(refs)
+        where = self._where(piece_digest(listing), listing, new)
+        segments = _segments_of(refs)
+        line = json.dumps(
+            [
+                document.path,
+                document.media_type,
+                document.size,
+                document.gzip_size,
+                document.trailer.hex(),
+                document.etag,
+                document.gzip_etag,
+                document.last_modified.isoformat(),
+                document.view,
+                *where,
+                sorted(segments | {where[0]}),  # for a restarted writer (resume)
+            ],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+        return _Record(document.gzip_etag, line, segments | {where[0]})
+
+    def collect(self, floor: int) -> None:
+        """Remove the indexes older than `floor` (no worker serves them any more) and the
+        segments no remaining generation refers to."""
+        for generation in [g for g in self._kept if g < floor and g != self.generation]:
+            del self._kept[generation]
+            with contextlib.suppress(OSError):
+                index_path(self.folder, generation).unlink()
+        live = frozenset().union(*self._kept.values())
+        for number in [n for n in self._segments if n not in live]:
+            del self._segments[number]
+            for digest in self._contents.pop(number, ()):
+                if self._pieces.get(digest, (0,))[0] == number:
+                    del self._pieces[digest]
+            with contextlib.suppress(OSError):
+                segment_path(self.folder, number).unlink()
+        for name in file_names(self.folder):  # a crashed writer's files no index refers to
+            match = SEGMENT_NAME.fullmatch(name) or INDEX_NAME.fullmatch(name)
+            if match and int(match.group(1)) not in (
+                live if name.startswith("seg") else self._kept
+            ):
+                if name.startswith("seg") and int(match.group(1)) >= self._next_segment:
+                    continue
+                with contextlib.suppress(OSError):
+                    (self.folder / name).unlink()
+
+    @property
+    def kept(self) -> list[int]:
+        """The generations whose files are still on disk."""
+        return sorted(self._kept)
+
+
+class _Segment:
+    """The pieces one write adds, laid out as they will be on disk."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.chunks: list[bytes | memoryview] = []
+        self.digests: list[bytes] = []
+        self.refs: dict[bytes, Ref] = {}
+        self.rows = bytearray()
+        self.size = 0
+
+    def add(self, digest: bytes, piece: bytes | memoryview) -> Ref:
+        ref = self.refs[digest] = (self.number, self.size, len(piece))
+        self.chunks.append(piece)
+        self.digests.append(digest)
+        self.rows += ROW.pack(digest, self.size, len(piece))
+        self.size += len(piece)
+        return ref
+
+    def save(self, folder: Path) -> tuple[int, int]:
+        """Write the segment; returns its (size, CRC-32)."""
+        # The footer's last field is the CRC-32 of everything before it.
+        head = FOOTER.pack(SEGMENT_MAGIC, VERSION, len(self.digests), self.size, 0)[:-4]
+        crc = 0
+        for chunk in (*self.chunks, self.rows, head):
+            crc = zlib.crc32(chunk, crc)
+        footer = head + struct.pack("<I", crc)
+        write_atomically(
+            segment_path(folder, self.number), [*self.chunks, bytes(self.rows), footer]
+        )
+        return self.size + len(self.rows) + len(footer), crc
+
+
+def _write_index(
+    folder: Path, generation: int, meta: dict[str, Any], records: bytes, builder: Mapping[str, Any]
+) -> None:
+    meta_bytes = json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode()
+    builder_bytes = json.dumps(builder, ensure_ascii=False, separators=(",", ":")).encode()
+    header = HEADER.pack(
+        INDEX_MAGIC, VERSION, generation, len(meta_bytes), len(records), len(builder_bytes)
+    )
+    checksum = hashlib.sha256()
+    for part in (header, meta_bytes, records, builder_bytes):
+        checksum.update(part)
+    write_atomically(
+        index_path(folder, generation),
+        [header, meta_bytes, records, builder_bytes, checksum.digest()],
+    )
+
+
+def _segments_of(listing: bytes | bytearray) -> frozenset[int]:
+    """The segments a list of pieces refers to: the first of every REF's four words."""
+    return frozenset(memoryview(listing).cast("I")[:: REF.size // 4])
