@@ -11,7 +11,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
-from feedsvc.gzparts import gzip_chunks
+from feedsvc.build.gzparts import gzip_chunks
 
 Severity = Literal["error", "warning"]
 

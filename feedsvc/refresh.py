@@ -12,7 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
-from feedsvc.builder import SiteBuild, SiteBuilder
+from feedsvc.build.membership import Kind, NodeKeys, node_keys
+from feedsvc.build.site import SiteBuild, SiteBuilder
 from feedsvc.config import Config, SourceConfig
 from feedsvc.configwatch import ConfigWatcher
 from feedsvc.cores import Cores
@@ -20,7 +21,6 @@ from feedsvc.dates import Clock, utc_now
 from feedsvc.errors import FeedsvcError, SourceError
 from feedsvc.metrics import Metrics
 from feedsvc.model import Article, Document, Problem, Resource, Snapshot, SourceResult
-from feedsvc.nodes import Kind, NodeKeys, node_keys
 from feedsvc.serving import prepare_resources
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.sources.feed import RemoteSource

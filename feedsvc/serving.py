@@ -17,11 +17,11 @@ from typing import Any, Protocol
 from werkzeug.datastructures import Accept, ETags, MIMEAccept
 from werkzeug.http import http_date, parse_accept_header, parse_etags, quote_etag
 
-from feedsvc.archives import is_archive, past_archives
-from feedsvc.builder import MEDIA_TYPES, VIEW_NAME
+from feedsvc.build.archives import is_archive, past_archives
+from feedsvc.build.documents import MEDIA_TYPES, VIEW_NAME
+from feedsvc.build.pages import CONTENT_SECURITY_POLICY
 from feedsvc.dates import parse_http_date
 from feedsvc.model import Document, Resource, Variant
-from feedsvc.pages import CONTENT_SECURITY_POLICY
 from feedsvc.store import Store
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

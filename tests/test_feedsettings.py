@@ -7,10 +7,10 @@ import feedparser
 import pytest
 import yaml
 
+from feedsvc.build.feedsettings import is_match
 from feedsvc.config import Config
 from feedsvc.configwatch import ConfigWatcher
 from feedsvc.errors import ConfigError
-from feedsvc.feedsettings import is_match
 from feedsvc.refresh import Refresher
 from feedsvc.store import Store
 

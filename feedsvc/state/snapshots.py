@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from feedsvc.build.gzparts import piece_digest
 from feedsvc.dates import parse_stored_date
 from feedsvc.errors import FeedsvcError
-from feedsvc.gzparts import piece_digest
 from feedsvc.model import Document
 from feedsvc.state.files import remove_leftovers, write_atomically
 

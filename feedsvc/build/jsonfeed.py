@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from feedsvc.build.entryfields import filed_names
 from feedsvc.model import Article, Author, Origin
 
 VERSION = "https://jsonfeed.org/version/1.1"
@@ -89,9 +90,9 @@ def _item(article: Article, html: str) -> dict[str, Any]:
     item["date_published"] = _rfc3339(article.published)
     item["date_modified"] = _rfc3339(article.updated)
     item["authors"] = [_author(a) for a in article.authors]
-    tags = [name for path in article.categories for name in path] + list(article.tags)
+    tags = filed_names(article)
     if tags:
-        item["tags"] = list(dict.fromkeys(tags))
+        item["tags"] = tags
     if article.language:
         item["language"] = article.language
     if article.origin:
