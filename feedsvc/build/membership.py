@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from feedsvc.config import Config
 from feedsvc.build.feedsettings import SettingsTable
+from feedsvc.config import Config
 from feedsvc.model import Article, Problem
 from feedsvc.urls import join_url, slugize
 

@@ -10,8 +10,8 @@ from typing import Any
 from feedsvc.build.archives import archive_name, by_month
 from feedsvc.build.documents import VIEW_NAME
 from feedsvc.build.entries import Entries
-from feedsvc.build.feedsettings import FeedSettings, SettingsTable
 from feedsvc.build.feeds import FeedRenderer
+from feedsvc.build.feedsettings import FeedSettings, SettingsTable
 from feedsvc.build.gzparts import Compressor
 from feedsvc.build.membership import FeedNode, NodeIndex, NodeKeys, digest
 from feedsvc.build.pages import FeedLinks
@@ -198,7 +198,7 @@ class SiteBuilder:
         return self._entries.rendered, self._entries.asked
 
     def export(self) -> dict[str, Any]:
-        """What a restarted builder needs to reuse this one's documents (JSON-ready): each
+        """What a SiteBuilder after a restart needs to reuse these documents (JSON-ready): each
         node's signature, its budget cuts and its archive months' signatures (its
         documents' paths follow from its directory)."""
         nodes = {

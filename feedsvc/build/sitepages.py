@@ -52,7 +52,9 @@ class SitePages:
         entries = node.articles[: settings.limit if shown is None else shown]
         updated = max((a.updated for a in entries), default=None)
         archives = tuple(
-            Archive(month, [(f, join_url(base, node.path(archive_name(month, f)))) for f in formats])
+            Archive(
+                month, [(f, join_url(base, node.path(archive_name(month, f)))) for f in formats]
+            )
             for month in months
         )
         return FeedLinks(

@@ -5,7 +5,7 @@ write what feedgen 1.0.0 leaves out or gets wrong."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -18,10 +18,10 @@ from lxml import etree
 
 from feedsvc.build.archives import HISTORY_NS
 from feedsvc.build.documents import MEDIA_TYPES
-from feedsvc.build.entryfields import filed_names, image_type
+from feedsvc.build.entryfields import author_fields, filed_names, image_type
 from feedsvc.build.membership import FeedNode, feed_home, feed_title
 from feedsvc.config import Config
-from feedsvc.model import Article, Author, Origin
+from feedsvc.model import Article, Origin
 from feedsvc.urls import join_url
 
 GENERATOR_URI = "https://github.com/feedsvc/feedsvc"
@@ -139,7 +139,7 @@ def fill_entry(entry: FeedEntry, article: Article, html: str) -> None:
     entry.link(href=article.link, rel="alternate", type="text/html")
     entry.published(article.published)
     entry.updated(article.updated)
-    entry.author([_author(a) for a in article.authors])
+    entry.author([author_fields(a, url="uri", email="email") for a in article.authors])
     entry.dc.dc_creator([a.name for a in article.authors])
     summary = article.summary or article.title
     entry.description(summary)
@@ -271,15 +271,6 @@ def _atom_source(origin: Origin) -> Any:
     if origin.updated is not None:
         etree.SubElement(source, "updated").text = origin.updated.isoformat()
     return source
-
-
-def _author(author: Author) -> Mapping[str, str]:
-    fields = {"name": author.name}
-    if author.email:
-        fields["email"] = author.email
-    if author.url:
-        fields["uri"] = author.url
-    return fields
 
 
 # The feedgen extensions of every feed and entry: (namespace, feed class, entry class,
