@@ -1,5 +1,5 @@
-"""What an article's entry says alike in every format: the names it is filed under, its
-authors, the media type of its image."""
+"""What an article's entry says alike in more than one format: the names it is filed under,
+its authors, the media type of its image."""
 
 from __future__ import annotations
 

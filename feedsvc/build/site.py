@@ -65,7 +65,7 @@ class SiteBuilder:
         )
         self._last: tuple[tuple[str, ...], dict[Any, Any], SiteBuild] | None = None
         self._index = NodeIndex(config, self.settings)
-        compressor = Compressor()  # one for every part: a part's bytes depend on it alone
+        compressor = Compressor()  # shared: a part's bytes depend on that part alone
         self._entries = Entries(config, compressor, cores, self.settings)
         self._feeds = FeedRenderer(config, self._entries, compressor)
         self._pages = SitePages(
