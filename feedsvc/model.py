@@ -11,7 +11,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
-from feedsvc.gzparts import gzip_chunks
+from feedsvc.build.gzparts import gzip_chunks
 
 Severity = Literal["error", "warning"]
 
@@ -163,7 +163,7 @@ class Document:
     """One built document, ready to serve: its bytes (kept gzipped), validators, media type.
 
     Only the gzip bytes are kept, as the deflated pieces they are assembled from
-    (feedsvc.gzparts): a feed's entries are shared with every other feed listing them,
+    (feedsvc.build.gzparts): a feed's entries are shared with every other feed listing them,
     so a document costs little more than its head. In the builder the pieces are
     bytes; in a serving worker they are views of the snapshot files it maps
     (feedsvc.state.snapshots). `gzip_body` joins them, `body` inflates them again.

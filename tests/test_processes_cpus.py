@@ -15,11 +15,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_builder import article
+from test_build import article
 from test_operations import running
 from test_sources_hostile import HOSTILE
 
-from feedsvc.builder import SiteBuilder, build_site
+from feedsvc.build.site import SiteBuilder, build_site
 from feedsvc.config import Config
 from feedsvc.model import Article, Problem
 from feedsvc.processes.cpus import Cores

@@ -57,7 +57,7 @@ class Part:
 class Compressor:
     """Makes Parts. One zlib stream, fully flushed after each part: after a full flush
     zlib forgets all history, so a part's bytes depend on that part alone (a test
-    checks it) and nothing is reallocated per part. Not thread-safe; one per builder.
+    checks it) and nothing is reallocated per part. Not thread-safe; one per site build.
     """
 
     def __init__(self, level: int = LEVEL) -> None:
