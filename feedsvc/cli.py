@@ -40,8 +40,8 @@ logger = logging.getLogger(__name__)
 
 # Feed requests are answered from memory in microseconds and granian does the network
 # I/O in Rust. Python threads hand requests over faster when one is free for every
-# connection in flight (measured, 304s per second on one core with 32 connections:
-# 1 thread 65k, 2: 82k, 8: 87k, 16: 89k, 32 and 64: 87k); idle threads cost little.
+# connection in flight; idle threads cost little. Sixteen measured best
+# (docs/performance.md, "Figures behind the code's constants").
 DEFAULT_THREADS = 16
 SOCKET_ENV = "FEEDSVC_BUILDER_SOCKET"
 SNAPSHOTS_ENV = "FEEDSVC_SNAPSHOTS"
@@ -176,7 +176,7 @@ def _make_server(args: argparse.Namespace, config: Config, host: str, port: int)
             header_read_timeout=10_000, keep_alive=True, max_buffer_size=65_536
         ),
         log_level=args.log_level,
-        # Python-side access logging halves feed throughput (measured: README), so it is
+        # Python-side access logging halves feed throughput (docs/performance.md), so it is
         # opt-in; a proxy or CDN in front usually keeps the access log.
         log_access=config.server.access_log,
         log_dictconfig=server_logging(args.log_level, args.log_format),

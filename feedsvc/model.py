@@ -11,7 +11,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
-from feedsvc.gzparts import gzip_chunks
+from feedsvc.build.gzparts import gzip_chunks
 
 Severity = Literal["error", "warning"]
 
@@ -84,8 +84,8 @@ class Article:
     """One publishable article; every datetime is aware UTC.
 
     The body is held deflated (`deflate_html`): it is most of an article's memory
-    (at 50,000 posts, 180 MB as str against 60 MB deflated), and it is read only when
-    the article's entry is rendered, once per format.
+    (docs/performance.md has the figures), and it is read only when the article's entry
+    is rendered, once per format.
 
     `revision` is a digest of every other field, the same in every process and run:
     incremental work (the node index, the entry cache, "nothing changed") is keyed by
@@ -146,7 +146,7 @@ def _revision(article: Article) -> str:
 
 
 def deflate_html(html: str) -> bytes:
-    """An article body as Article holds it. Level 1: a third of level 6's time, 8% larger."""
+    """An article body as Article holds it: level 1, fast for bodies read once per format."""
     return zlib.compress(html.encode("utf-8"), 1)
 
 
@@ -163,7 +163,7 @@ class Document:
     """One built document, ready to serve: its bytes (kept gzipped), validators, media type.
 
     Only the gzip bytes are kept, as the deflated pieces they are assembled from
-    (feedsvc.gzparts): a feed's entries are shared with every other feed listing them,
+    (feedsvc.build.gzparts): a feed's entries are shared with every other feed listing them,
     so a document costs little more than its head. In the builder the pieces are
     bytes; in a serving worker they are views of the snapshot files it maps
     (feedsvc.state.snapshots). `gzip_body` joins them, `body` inflates them again.

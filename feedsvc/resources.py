@@ -12,10 +12,10 @@ from functools import lru_cache
 
 from werkzeug.http import http_date, quote_etag
 
-from feedsvc.archives import is_archive, past_archives
-from feedsvc.builder import MEDIA_TYPES, VIEW_NAME
+from feedsvc.build.archives import is_archive, past_archives
+from feedsvc.build.documents import MEDIA_TYPES, VIEW_NAME
+from feedsvc.build.pages import CONTENT_SECURITY_POLICY
 from feedsvc.model import Document
-from feedsvc.pages import CONTENT_SECURITY_POLICY
 
 STALE = "stale-while-revalidate=60, stale-if-error=86400"  # RFC 5861
 # A past month's archive is complete (RFC 5005 §4: archives should not change): a year,

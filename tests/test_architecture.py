@@ -12,8 +12,8 @@ PACKAGE = Path(__file__).parent.parent / "feedsvc"
 
 # Layers from the bottom up; a module may import only from earlier layers.
 LAYERS = [
-    ["feedsvc", "feedsvc.logs", "feedsvc.progress"],
-    ["feedsvc.gzparts"],
+    ["feedsvc", "feedsvc.logs", "feedsvc.progress", "feedsvc.build"],
+    ["feedsvc.build.gzparts"],
     ["feedsvc.model"],
     ["feedsvc.processes", "feedsvc.processes.cpus"],
     ["feedsvc.errors"],
@@ -22,7 +22,7 @@ LAYERS = [
     ["feedsvc.urls"],
     ["feedsvc.settings"],
     ["feedsvc.config"],
-    ["feedsvc.feedsettings", "feedsvc.archives", "feedsvc.budget"],
+    ["feedsvc.build.feedsettings", "feedsvc.build.archives", "feedsvc.build.budget"],
     ["feedsvc.watch"],
     ["feedsvc.content"],
     [
@@ -34,8 +34,11 @@ LAYERS = [
     ["feedsvc.sources.fields", "feedsvc.sources.feeditems"],
     ["feedsvc.sources.post"],
     ["feedsvc.sources.directory", "feedsvc.sources.feed"],
-    ["feedsvc.nodes", "feedsvc.jsonfeed", "feedsvc.pages"],
-    ["feedsvc.builder"],
+    ["feedsvc.build.membership", "feedsvc.build.documents", "feedsvc.build.entryfields"],
+    ["feedsvc.build.jsonfeed", "feedsvc.build.xmlfeed", "feedsvc.build.pages"],
+    ["feedsvc.build.entries", "feedsvc.build.sitepages"],
+    ["feedsvc.build.feeds"],
+    ["feedsvc.build.site"],
     ["feedsvc.store"],
     ["feedsvc.state", "feedsvc.state.files"],
     ["feedsvc.state.snapshots", "feedsvc.state.parsecache", "feedsvc.state.ledger"],
@@ -61,7 +64,7 @@ LAYERS = [
     ["feedsvc.cli"],
 ]
 OWNERS = {
-    "feedgen": "feedsvc.builder",
+    "feedgen": "feedsvc.build.xmlfeed",
     "flask": "feedsvc.web",
     "apscheduler": "feedsvc.scheduler",
     "requests": "feedsvc.transport",
@@ -69,10 +72,10 @@ OWNERS = {
     "frontmatter": "feedsvc.sources.header",
     "markdown_it_pyrs": "feedsvc.content",
     "nh3": "feedsvc.content",
-    "lxml": "feedsvc.builder",
+    "lxml": "feedsvc.build.xmlfeed",
     "prometheus_client": "feedsvc.metrics",
     "feedparser": "feedsvc.sources.feeditems",
-    "isal": "feedsvc.gzparts",
+    "isal": "feedsvc.build.gzparts",
     "watchdog": "feedsvc.watch",
     "boto3": "feedsvc.publish.bucket",
     "botocore": "feedsvc.publish.bucket",

@@ -9,8 +9,8 @@ import feedparser
 import pytest
 from lxml import etree
 
-from feedsvc.archives import HISTORY_NS, past_archives
-from feedsvc.builder import build_site
+from feedsvc.build.archives import HISTORY_NS, past_archives
+from feedsvc.build.site import build_site
 from feedsvc.config import Config
 from feedsvc.model import Document
 from feedsvc.resources import prepare_resources, wsgi_path

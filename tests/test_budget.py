@@ -9,8 +9,8 @@ import feedparser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedsvc.budget import document_size, fit_count
-from feedsvc.builder import build_site
+from feedsvc.build.budget import document_size, fit_count
+from feedsvc.build.site import build_site
 from feedsvc.config import Config
 from feedsvc.model import Article
 

@@ -7,9 +7,9 @@ import feedparser
 import pytest
 import yaml
 
+from feedsvc.build.feedsettings import is_match
 from feedsvc.config import Config
 from feedsvc.errors import ConfigError
-from feedsvc.feedsettings import is_match
 from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 from feedsvc.watch import ConfigWatcher

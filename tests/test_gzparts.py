@@ -4,7 +4,7 @@ import zlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedsvc.gzparts import Compressor, Part, gzip_chunks, trailer
+from feedsvc.build.gzparts import Compressor, Part, gzip_chunks, trailer
 
 
 def assemble(parts: list[Part]) -> tuple[list[bytes | memoryview], int]:

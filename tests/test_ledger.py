@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from feedsvc.builder import build_site
+from feedsvc.build.site import build_site
 from feedsvc.config import Config
 from feedsvc.reload.reloader import Reloader
 from feedsvc.state.ledger import FILE, Ledger

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.builder import SiteBuilder, build_site
+from feedsvc.build.site import SiteBuilder, build_site
 from feedsvc.config import Config
 from feedsvc.model import Article, Problem
 from feedsvc.processes.cpus import Cores

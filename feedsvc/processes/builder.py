@@ -263,9 +263,9 @@ def _yield_to_workers() -> None:
     """Run the builder only on CPU time the workers leave idle (Linux SCHED_IDLE).
 
     A waking worker preempts it at once, so requests see the latency they see when
-    nothing reloads (measured: bench/latency.py). Even at nice 19 a busy process beside
-    a worker stretched its p99 more than twofold. The cost: while the workers keep
-    every core busy, a reload waits (SCHED_IDLE still gets a sliver, about 0.3%).
+    nothing reloads; even nice 19 does not give that (docs/performance.md, "Latency
+    while reloading"). The cost: while the workers keep every core busy, a reload waits
+    (SCHED_IDLE still gets a sliver).
     """
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))

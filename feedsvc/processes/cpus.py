@@ -33,9 +33,8 @@ Shared = TypeVar("Shared")
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-# Below this many items the work runs in this process. Measured on this 2-core machine
-# (a cold start of the bench's posts, best of 3): 1,000 posts take 1.05 s on one core or
-# two; 2,000 take 1.81 s on one and 1.49 s on two.
+# Below this many items the work runs in this process: starting processes costs more than
+# they save on smaller batches (docs/performance.md, "Figures behind the code's constants").
 MIN_BATCH = 2000
 CHUNK = 200  # items per task: small enough to balance, big enough to pickle in bulk
 PARENT_CHECK_SECONDS = 0.2

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from feedsvc.archives import past_archives
+from feedsvc.build.archives import past_archives
 from feedsvc.errors import PublishError
 from feedsvc.model import Document
 from feedsvc.publish.bucket import Bucket, Upload

@@ -10,13 +10,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from feedsvc.builder import SiteBuild, SiteBuilder
+from feedsvc.build.membership import Kind, NodeKeys, node_keys
+from feedsvc.build.site import SiteBuild, SiteBuilder
 from feedsvc.config import Config
 from feedsvc.dates import Clock, utc_now
 from feedsvc.errors import FeedsvcError
 from feedsvc.metrics import Metrics
 from feedsvc.model import Article, Document, Problem, Snapshot, read_only
-from feedsvc.nodes import Kind, NodeKeys, node_keys
 from feedsvc.processes.cpus import Cores
 from feedsvc.reload.sources import Source, SourceSet
 from feedsvc.resources import Resource, prepare_resources

@@ -223,7 +223,7 @@ class DirectorySource:
 @dataclass(frozen=True, slots=True)
 class FileReader:
     """Reads and parses one file of a source; what it needs pickles, so that a cold start
-    can parse on every core (feedsvc.cores). Logs nothing: the source logs the problems."""
+    can parse on every core (feedsvc.processes.cpus). Logs nothing: the source logs the problems."""
 
     config: SourceConfig
     site: SiteConfig

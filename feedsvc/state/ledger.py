@@ -29,10 +29,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import cast
 
+from feedsvc.build.membership import Kind, NodeKeys
 from feedsvc.dates import parse_stored_date
 from feedsvc.errors import FeedsvcError
 from feedsvc.model import Problem
-from feedsvc.nodes import Kind, NodeKeys
 from feedsvc.sources.feed import SavedFetch
 from feedsvc.state.files import StateError
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feedsvc.gzparts import piece_digest
+from feedsvc.build.gzparts import piece_digest
 from feedsvc.model import Document
 from feedsvc.state.files import remove_leftovers, write_atomically
 from feedsvc.state.snapshots import (

@@ -23,8 +23,8 @@ from isal import isal_zlib
 HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 # An empty final block (fixed Huffman, end-of-block): closes the stream after the parts.
 _LAST_BLOCK = b"\x03\x00"
-# ISA-L (Intel's deflate, as python-isal) at its best level: measured on entries of this
-# project's benchmark corpus, a quarter of zlib level 6's CPU for 2% more bytes.
+# ISA-L (Intel's deflate, as python-isal) at its best level: far less CPU than zlib's
+# level 6 for a few percent more bytes (docs/performance.md, "Gzip from pieces").
 LEVEL = isal_zlib.ISAL_BEST_COMPRESSION
 
 _ZEROS = memoryview(bytes(65536))
@@ -57,7 +57,7 @@ class Part:
 class Compressor:
     """Makes Parts. One zlib stream, fully flushed after each part: after a full flush
     zlib forgets all history, so a part's bytes depend on that part alone (a test
-    checks it) and nothing is reallocated per part. Not thread-safe; one per builder.
+    checks it) and nothing is reallocated per part. Not thread-safe; one per site build.
     """
 
     def __init__(self, level: int = LEVEL) -> None:

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedsvc import nodes
+from feedsvc.build import membership as nodes
+from feedsvc.build.membership import NodeIndex
 from feedsvc.config import Config
 from feedsvc.model import Article, Author, deflate_html
-from feedsvc.nodes import NodeIndex
 from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 

@@ -1,4 +1,5 @@
-"""Which feeds exist: the site, every category node, tag and author, each with its articles."""
+"""Which feeds exist and which articles each holds: the site, every category node, tag and
+author (the nodes), kept up to date as articles come, change and go."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from feedsvc.build.feedsettings import SettingsTable
 from feedsvc.config import Config
-from feedsvc.feedsettings import SettingsTable
 from feedsvc.model import Article, Problem
-from feedsvc.urls import slugize
+from feedsvc.urls import join_url, slugize
 
 Kind = Literal["site", "category", "tag", "author"]
 
@@ -26,7 +27,7 @@ class FeedNode:
     names: tuple[str, ...]
     articles: tuple[Article, ...]
     # What its documents depend on: a digest of its names and its first `limit` entries'
-    # revisions, or every entry's for a feed with archives (the builder renders a node
+    # revisions, or every entry's for a feed with archives (the site build renders a node
     # again only when this changes).
     signature: str = ""
 
@@ -59,7 +60,7 @@ class NodeIndex:
 
     A reload usually adds, edits or removes a handful of articles; only the nodes those
     articles belong to (before or after) are regrouped, and every other node keeps its
-    very FeedNode, so the builder sees at once that it has nothing to render. Articles
+    very FeedNode, so the site build sees at once that it has nothing to render. Articles
     are told apart by `Article.revision`, never by object identity: an equal article
     made anew (a re-parse, a copy from another process) is no change. A few
     changes are placed by binary search; many are merged by one sort. Per membership
@@ -85,6 +86,27 @@ class NodeIndex:
         collision. `keep` maps (kind, directory) -> names of nodes that must exist even
         when empty, so a category whose articles were all deleted still answers with a
         valid, empty feed."""
+        added, gone = self._take(articles)
+        leaving: dict[_Key, list[Article]] = {}
+        arriving: dict[_Key, list[Article]] = {}
+        for changes, sign, batch in ((leaving, -1, gone), (arriving, 1, added)):
+            for article in batch:
+                self._count(article, sign, changes)
+        for key in leaving.keys() | arriving.keys():
+            members = self._members.setdefault(key, [])
+            _apply(members, leaving.get(key, ()), arriving.get(key, ()))
+            if not members:
+                del self._members[key], self._names[key]
+            self._node(key)
+        self._keep(keep or {})
+        if len(self._order) != len(self._nodes) or any(k not in self._nodes for k in leaving):
+            self._order = sorted(self._nodes, key=lambda key: (_KIND_ORDER[key[0]], key[1]))
+        order = self._order
+        problems = [p for key in order for p in self._problems.get(key, ())]
+        return [self._nodes[key] for key in order], problems
+
+    def _take(self, articles: Iterable[Article]) -> tuple[list[Article], list[Article]]:
+        """Hold these articles from now on; returns those added and those gone, by revision."""
         previous = self._articles
         given: dict[str, Article] = {}
         added: list[Article] = []
@@ -97,33 +119,19 @@ class NodeIndex:
                 added.append(article)
             # Unchanged: keep the object the nodes already hold, so one copy stays alive.
             given[revision] = article if kept is None else kept
-        gone = [a for revision, a in previous.items() if revision not in given]
         self._articles = given
-        leaving: dict[_Key, list[Article]] = {}
-        arriving: dict[_Key, list[Article]] = {}
-        for changes, sign, batch in ((leaving, -1, gone), (arriving, 1, added)):
-            for article in batch:
-                self._count(article, sign, changes)
-        for key in leaving.keys() | arriving.keys():
-            members = self._members.setdefault(key, [])
-            _apply(members, leaving.get(key, ()), arriving.get(key, ()))
-            if not members:
-                del self._members[key], self._names[key]
-            self._node(key)
-        keep = keep or {}
+        return added, [a for revision, a in previous.items() if revision not in given]
+
+    def _keep(self, keep: NodeKeys) -> None:
+        """Nodes in `keep` exist even when empty, the site always; an empty node no longer
+        kept (`feedsvc forget`) goes."""
         for key, kept_names in keep.items():
             if key not in self._nodes:
                 self._nodes[key] = self._feed_node(key, kept_names, ())
-        # An empty node no longer kept (`feedsvc forget`) goes.
         for key in [k for k in self._nodes if k not in self._members and k not in keep]:
             del self._nodes[key]
         if ("site", "") not in self._nodes:
             self._nodes[("site", "")] = self._feed_node(("site", ""), (), ())
-        if len(self._order) != len(self._nodes) or any(k not in self._nodes for k in leaving):
-            self._order = sorted(self._nodes, key=lambda key: (_KIND_ORDER[key[0]], key[1]))
-        order = self._order
-        problems = [p for key in order for p in self._problems.get(key, ())]
-        return [self._nodes[key] for key in order], problems
 
     def author_key(self, name: str) -> tuple[Kind, str]:
         """The key of the node of an author's name (whether or not it exists)."""
@@ -264,9 +272,10 @@ def digest(value: object) -> str:
     return hashlib.sha256(repr(value).encode()).hexdigest()[:32]
 
 
-def node_title(site_title: str, node: FeedNode) -> str:
-    """`Site`, `Site — 金融 / 财联社` for a category node, `Site — #A股` for a tag,
-    `Site — 财联社 (author)` for an author."""
+def feed_title(config: Config, node: FeedNode) -> str:
+    """The title of a node's feed: `Site`, `Site — 金融 / 财联社` for a category node,
+    `Site — #A股` for a tag, `Site — 财联社 (author)` for an author."""
+    site_title = config.site.title
     if node.kind == "category":
         return f"{site_title} — {' / '.join(node.names)}"
     if node.kind == "tag":
@@ -274,6 +283,12 @@ def node_title(site_title: str, node: FeedNode) -> str:
     if node.kind == "author":
         return f"{site_title} — {node.names[0]} (author)"
     return site_title
+
+
+def feed_home(config: Config, node: FeedNode) -> str:
+    """The web page a node's feed stands for: the site's home, or the node's folder under it."""
+    home = config.site.home
+    return join_url(home, node.directory + "/") if node.directory else home
 
 
 def node_keys(nodes: Iterable[FeedNode]) -> NodeKeys:

@@ -6,7 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from feedsvc.model import Article, Author, Origin
+from feedsvc.build.entryfields import author_fields, filed_names
+from feedsvc.model import Article, Origin
 
 VERSION = "https://jsonfeed.org/version/1.1"
 # JSON Feed 1.1 has no field for where a republished item came from; its extensions
@@ -88,10 +89,10 @@ def _item(article: Article, html: str) -> dict[str, Any]:
         item["image"] = article.image
     item["date_published"] = _rfc3339(article.published)
     item["date_modified"] = _rfc3339(article.updated)
-    item["authors"] = [_author(a) for a in article.authors]
-    tags = [name for path in article.categories for name in path] + list(article.tags)
+    item["authors"] = [author_fields(a, url="url") for a in article.authors]
+    tags = filed_names(article)
     if tags:
-        item["tags"] = list(dict.fromkeys(tags))
+        item["tags"] = tags
     if article.language:
         item["language"] = article.language
     if article.origin:
@@ -109,13 +110,6 @@ def _source(origin: Origin) -> dict[str, str]:
     if origin.id != origin.feed_url:
         source["id"] = origin.id
     return source
-
-
-def _author(author: Author) -> dict[str, str]:
-    result = {"name": author.name}
-    if author.url:
-        result["url"] = author.url
-    return result
 
 
 def _rfc3339(moment: datetime) -> str:

@@ -9,11 +9,11 @@ import feedparser
 import pytest
 from lxml import etree
 
-from feedsvc.builder import SiteBuilder, build_site, feed_title
+from feedsvc.build.membership import FeedNode, NodeIndex, feed_title
+from feedsvc.build.site import SiteBuilder, build_site
 from feedsvc.config import Config
 from feedsvc.dates import EPOCH
 from feedsvc.model import Article, Author, Document, Origin, SourceResult, deflate_html
-from feedsvc.nodes import FeedNode, NodeIndex
 from feedsvc.reload.reloader import Reloader
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.store import Store
@@ -130,7 +130,7 @@ def test_output_is_deterministic_and_clock_free(config: Config) -> None:
 def test_bytes_are_identical_in_another_process(config: Config, tmp_path: Path) -> None:
     script = (
         "import sys;"
-        "from feedsvc.builder import build_site;"
+        "from feedsvc.build.site import build_site;"
         "from feedsvc.config import load_config;"
         "from tests.support.articles import article;"
         f"config = load_config({config.path!r});"
@@ -262,7 +262,8 @@ def test_only_changed_feeds_are_rendered_again(config: Config) -> None:
 
 def _whole_feed(node: FeedNode, fmt: str, config: Config) -> bytes:
     """What feedgen writes for the whole feed, entries added to one generator."""
-    from feedsvc.builder import _feed_generator, fill_entry
+    from feedsvc.build.xmlfeed import feed_generator as _feed_generator
+    from feedsvc.build.xmlfeed import fill_entry
 
     entries = node.articles[: config.feeds.limit]
     updated = max((a.updated for a in entries), default=EPOCH)
@@ -318,7 +319,7 @@ def test_each_entry_is_rendered_once_for_every_feed_listing_it(
 @pytest.fixture
 def filled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths of the articles whose entries are rendered, in order."""
-    from feedsvc import builder as module
+    from feedsvc.build import xmlfeed as module
 
     paths: list[str] = []
     original = module.fill_entry

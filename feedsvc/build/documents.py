@@ -1,0 +1,47 @@
+"""What the build makes of parts: served documents with their media types and validators."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from feedsvc.build.gzparts import FRAME_BYTES, Part, trailer
+from feedsvc.model import Document
+
+MEDIA_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+}
+HTML = "text/html; charset=utf-8"
+OPML = "text/x-opml; charset=utf-8"
+VIEW_NAME = "feed.html"  # each feed's HTML view, beside its feed.* documents
+
+
+def document(
+    path: str, media_type: str, parts: list[Part], last_modified: datetime, view: str | None = None
+) -> Document:
+    """Wrap built parts as a gzip document with a strong validator per coding (RFC 9110 §8.8.3).
+
+    The tag is a digest of the pieces' digests and the trailer, which determine the gzip
+    bytes and so the identity bytes too; the identity representation gets the bare tag,
+    gzip the tag plus "-gz".
+    """
+    tail, size = trailer(parts)
+    digests = tuple(part.digest for part in parts)
+    tag = hashlib.sha256(b"".join(digests) + tail).hexdigest()[:32]
+    pieces = tuple(part.deflated for part in parts)
+    gzip_size = FRAME_BYTES + sum(map(len, pieces))
+    return Document(
+        path,
+        media_type,
+        pieces,
+        tail,
+        size,
+        gzip_size,
+        tag,
+        f"{tag}-gz",
+        last_modified,
+        view,
+        digests,
+    )

@@ -1,0 +1,125 @@
+"""Each article's entry in every format, rendered and compressed once and shared by every
+feed that lists it; a big batch of new entries runs on every core.
+
+An article listed by the site feed, three category levels and three tags would
+otherwise be serialized and deflated seven times per format. Entries are cached by
+`Article.revision`, so an equal article made anew reuses its entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from feedsvc.build.feedsettings import SettingsTable
+from feedsvc.build.gzparts import Compressor, Part
+from feedsvc.build.jsonfeed import json_item
+from feedsvc.build.membership import FeedNode
+from feedsvc.build.xmlfeed import xml_entries
+from feedsvc.config import Config
+from feedsvc.model import Article
+from feedsvc.processes.cpus import Cores
+
+FORMAT_ORDER = ("rss", "atom", "json")  # of the cached Parts: a tuple costs less than a dict
+
+
+class Entries:
+    """Entry parts by article revision, in each format any feed is built in."""
+
+    def __init__(
+        self,
+        config: Config,
+        compressor: Compressor | None = None,
+        cores: Cores | None = None,
+        settings: SettingsTable | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = settings or SettingsTable(config)
+        # Entries in the default content mode are cached by revision, the other by
+        # revision + "/full" or "/summary" (an override of `content`).
+        self.full = config.feeds.content == "full"
+        self.cores = cores or Cores(processes=1)
+        self._compressor = compressor or Compressor()
+        # article revision -> its entry's Part per format, in FORMAT_ORDER
+        self._entries: dict[str, tuple[Part | None, ...]] = {}
+        self._listed = 0  # entries kept at the last look in forget_unlisted
+        # Entries asked for and rendered since creation (a progress bar follows both).
+        self.asked = self.rendered = 0
+
+    def part(self, article: Article, fmt: str, full: bool) -> Part:
+        """An article's entry in one format, with the whole content or only the summary."""
+        key = article.revision if full == self.full else self._key(article, full)
+        parts = self._entries.get(key)
+        if parts is None:
+            parts = self._entries[key] = self.parts(article, full)
+        part = parts[FORMAT_ORDER.index(fmt)]
+        assert part is not None
+        return part
+
+    def parts(self, article: Article, full: bool) -> tuple[Part | None, ...]:
+        """An article's entry in each format of FORMAT_ORDER (None for formats no feed is
+        built in); `full` puts in the whole content, else only the summary."""
+        formats = self.settings.formats
+        html = article.content_html if full else ""  # inflated once for every format
+        rendered = xml_entries(article, html, formats)
+        if "json" in formats:
+            rendered["json"] = json_item(article, html)
+        return tuple(
+            self._compressor.part(rendered[fmt]) if fmt in rendered else None
+            for fmt in FORMAT_ORDER
+        )
+
+    def wanted(self, nodes: Iterable[FeedNode]) -> Iterable[tuple[Article, bool]]:
+        """(article, full content) of every entry these nodes list: their first `limit`,
+        or every article of a feed with archives."""
+        for node in nodes:
+            settings = self.settings.of(*node.key)
+            listed = node.articles if settings.archived else node.articles[: settings.limit]
+            for article in listed:
+                yield article, settings.full
+
+    def render(self, wanted: Iterable[tuple[Article, bool]]) -> None:
+        """Render now the entries wanted that are not rendered yet.
+
+        All at once, so that a big batch (a cold start: every listed article) runs on
+        every core; the parts are the same as rendering each entry when first met.
+        """
+        missing: dict[bool, dict[str, Article]] = {True: {}, False: {}}
+        for article, full in wanted:
+            key = self._key(article, full)
+            if key not in self._entries:
+                missing[full][key] = article
+        self.asked += sum(len(batch) for batch in missing.values())
+        for full, batch in missing.items():
+            keys, articles = list(batch), list(batch.values())
+            rendered = self.cores.map(_render_entries, (self.config, full), articles)
+            for key, parts in zip(keys, rendered, strict=True):
+                self._entries[key] = parts
+                self.rendered += 1
+
+    def _key(self, article: Article, full: bool) -> str:
+        if full == self.full:
+            return article.revision
+        return article.revision + ("/full" if full else "/summary")
+
+    def forget_unlisted(self, nodes: list[FeedNode]) -> None:
+        """Forget the entries of articles no feed lists any more.
+
+        Looked at only once the cache has grown by a quarter since the last look, so a
+        reload that changes little pays nothing and the cache stays within 125% of what
+        the feeds list.
+        """
+        if len(self._entries) <= self._listed * 5 // 4:
+            return
+        live = {self._key(a, full) for a, full in self.wanted(nodes)}
+        self._entries = {key: value for key, value in self._entries.items() if key in live}
+        self._listed = len(self._entries)
+
+
+def _render_entries(
+    shared: tuple[Config, bool], articles: Sequence[Article]
+) -> list[tuple[Part | None, ...]]:
+    """Entries of a batch of articles (run by feedsvc.processes.cpus, possibly in another process);
+    `shared` is the config and whether entries carry the full content."""
+    config, full = shared
+    entries = Entries(config)
+    return [entries.parts(article, full) for article in articles]

@@ -1,0 +1,251 @@
+"""The site build: which feed nodes to render again, and the reuse of every other node's
+documents, within a run (SiteBuilder.build) and across a restart (export, seed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from feedsvc.build.archives import archive_name, by_month
+from feedsvc.build.documents import VIEW_NAME
+from feedsvc.build.entries import Entries
+from feedsvc.build.feeds import FeedRenderer
+from feedsvc.build.feedsettings import FeedSettings, SettingsTable
+from feedsvc.build.gzparts import Compressor
+from feedsvc.build.membership import FeedNode, NodeIndex, NodeKeys, digest
+from feedsvc.build.pages import FeedLinks
+from feedsvc.build.sitepages import SitePages
+from feedsvc.config import Config
+from feedsvc.dates import load_timezone
+from feedsvc.model import Article, Document, Problem
+from feedsvc.processes.cpus import Cores
+
+
+@dataclass(frozen=True, slots=True)
+class SiteBuild:
+    """One build: every document by URL path, the feed nodes, and warnings about them."""
+
+    documents: dict[str, Document]
+    nodes: list[FeedNode]
+    problems: list[Problem]
+
+
+@dataclass(slots=True)
+class _Built:
+    """What the site build keeps of one rendered node."""
+
+    signature: str
+    documents: list[Document]  # its feeds, its HTML view, then its archives
+    links: FeedLinks | None  # None for nodes seeded from disk (made when first needed)
+    cuts: dict[str, tuple[int, int]]  # feed path -> (entries left out, kept) by the budget
+    months: dict[str, tuple[str, list[Document]]]  # month -> (signature, archive documents)
+
+
+class SiteBuilder:
+    """Builds every document, re-rendering only the feeds whose entries changed.
+
+    A feed node's documents depend on its names and its first `limit` articles (every
+    article, for a feed with archives), so they are kept with that signature and reused
+    while it is equal; each month's archive has a signature of its own. Signatures hold
+    the articles' revisions (`Article.revision`), so an equal article made anew (a
+    re-parse, a copy from another process) renders nothing.
+    One SiteBuilder serves one Config; a new config gets a new one.
+    """
+
+    def __init__(self, config: Config, cores: Cores | None = None) -> None:
+        self.config = config
+        self.tz = load_timezone(config.site.timezone)
+        self.settings = SettingsTable(config)
+        self._nodes: dict[tuple[str, str], _Built] = {}
+        self._documents: dict[str, Document] = {}  # of the last build
+        self._cut_problems: dict[tuple[str, str], list[Problem]] = {}
+        self.config_digest = digest(
+            (config.site, config.sources, config.feeds, config.server.cache_max_age)
+        )
+        self._last: tuple[tuple[str, ...], dict[Any, Any], SiteBuild] | None = None
+        self._index = NodeIndex(config, self.settings)
+        compressor = Compressor()  # shared: a part's bytes depend on that part alone
+        self._entries = Entries(config, compressor, cores, self.settings)
+        self._feeds = FeedRenderer(config, self._entries, compressor)
+        self._pages = SitePages(
+            config, self.settings, self._index.author_key, self._feeds.document, self.tz
+        )
+        self.rendered = 0  # nodes rendered since creation: reloads that change little keep it low
+
+    def build(self, articles: Iterable[Article], keep: NodeKeys | None = None) -> SiteBuild:
+        """Every feed in every format, each feed's HTML view, the index and the OPML.
+
+        Articles of the very same revisions return the very same SiteBuild, so a reload
+        that finds nothing new does no work here.
+        """
+        given = tuple(articles)
+        revisions = tuple(article.revision for article in given)
+        kept = dict(keep or {})
+        if self._last is not None and self._last[0] == revisions and self._last[1] == kept:
+            return self._last[2]
+        build = self._build(given, keep)
+        self._last = (revisions, kept, build)
+        return build
+
+    def _build(self, articles: tuple[Article, ...], keep: NodeKeys | None) -> SiteBuild:
+        nodes, problems = self._index.update(articles, keep)
+        kept = self._nodes
+        stale = [n for n in nodes if n.key not in kept or kept[n.key].signature != n.signature]
+        # All at once: a cold start's go on every core.
+        self._entries.render(self._entries.wanted(stale))
+        # The last build's documents, with those of re-rendered and vanished nodes replaced.
+        documents = dict(self._documents)
+        listed = {node.key for node in nodes}
+        for key in [key for key in kept if key not in listed]:
+            for doc in kept.pop(key).documents:
+                del documents[doc.path]
+            self._cut_problems.pop(key, None)
+        for node in stale:
+            old = kept.get(node.key)
+            if old is not None:
+                for doc in old.documents:
+                    del documents[doc.path]
+            built = kept[node.key] = self._render_node(node, old)
+            documents.update((doc.path, doc) for doc in built.documents)
+            self._note_cuts(node.key, built)
+        self._entries.forget_unlisted(nodes)
+        for doc in self._pages.render([self._links(node) for node in nodes]):
+            documents[doc.path] = doc
+        self._documents = documents
+        if self._cut_problems:  # in node order, so `check` lists them the same every time
+            cuts = self._cut_problems
+            problems.extend(p for node in nodes for p in cuts.get(node.key, ()))
+        problems.extend(self.settings.unmatched(listed))
+        return SiteBuild(documents, nodes, problems)
+
+    def _note_cuts(self, key: tuple[str, str], built: _Built) -> None:
+        """Keep a warning per feed document the byte budget cut."""
+        budget = self.settings.of(*key).max_bytes
+        if built.cuts:
+            self._cut_problems[key] = [
+                Problem(
+                    "feeds",
+                    None,
+                    f"/{path}: {left} oldest of {left + kept} entries left out "
+                    f"to stay within max_bytes ({budget} bytes)",
+                    "warning",
+                )
+                for path, (left, kept) in built.cuts.items()
+            ]
+        else:
+            self._cut_problems.pop(key, None)
+
+    def _render_node(self, node: FeedNode, old: _Built | None) -> _Built:
+        self.rendered += 1
+        settings = self.settings.of(*node.key)
+        months = by_month(node.articles, self.tz) if settings.archived else []
+        newest = months[0][0] if months else None
+        feeds: list[Document] = []
+        cuts: dict[str, tuple[int, int]] = {}
+        for fmt in settings.formats:
+            doc, kept = self._feeds.render(node, fmt, settings, newest)
+            feeds.append(doc)
+            listed = min(len(node.articles), settings.limit)
+            if kept < listed:
+                cuts[doc.path] = (listed - kept, kept)
+        shown = min(k for _, k in cuts.values()) if cuts else None
+        link = self._pages.links(node, settings, shown, [m for m, _ in months])
+        page = self._pages.view(node, link, feeds[0].last_modified)
+        archives = self._render_archives(node, settings, months, old.months if old else {})
+        documents = [*feeds, page, *(d for _, docs in archives.values() for d in docs)]
+        return _Built(node.signature, documents, link, cuts, archives)
+
+    def _render_archives(
+        self,
+        node: FeedNode,
+        settings: FeedSettings,
+        months: list[tuple[str, tuple[Article, ...]]],
+        old: dict[str, tuple[str, list[Document]]],
+    ) -> dict[str, tuple[str, list[Document]]]:
+        """Each month's archive documents; a month whose articles and neighbour are
+        unchanged keeps its documents."""
+        archives: dict[str, tuple[str, list[Document]]] = {}
+        for index, (month, articles) in enumerate(months):
+            older = months[index + 1][0] if index + 1 < len(months) else None
+            newer = months[index - 1][0] if index else None
+            revisions = [a.revision for a in articles]
+            signature = digest((node.names, month, older, newer, revisions))
+            if month in old and old[month][0] == signature:
+                archives[month] = old[month]
+                continue
+            docs = [
+                self._feeds.render_archive(
+                    node, fmt, settings, month=month, articles=articles, around=(older, newer)
+                )
+                for fmt in settings.formats
+            ]
+            archives[month] = (signature, docs)
+        return archives
+
+    def _links(self, node: FeedNode) -> FeedLinks:
+        built = self._nodes[node.key]
+        if built.links is None:  # seeded from the last run: the links cost no rendering
+            settings = self.settings.of(*node.key)
+            shown = min((k for _, k in built.cuts.values()), default=None)
+            months = sorted(built.months, reverse=True)
+            built.links = self._pages.links(node, settings, shown, months)
+        return built.links
+
+    @property
+    def entries(self) -> tuple[int, int]:
+        """Feed entries rendered and asked for since creation (for a progress bar)."""
+        return self._entries.rendered, self._entries.asked
+
+    def export(self) -> dict[str, Any]:
+        """What a SiteBuilder after a restart needs to reuse these documents (JSON-ready): each
+        node's signature, its budget cuts and its archive months' signatures (its
+        documents' paths follow from its directory)."""
+        nodes = {
+            f"{kind}:{directory}": [
+                built.signature,
+                {path: list(cut) for path, cut in built.cuts.items()},
+                {month: signature for month, (signature, _) in built.months.items()},
+            ]
+            for (kind, directory), built in self._nodes.items()
+        }
+        return {
+            "config": self.config_digest,
+            "nodes": nodes,
+            "pages": self._pages.signature,
+        }
+
+    def seed(self, exported: Mapping[str, Any], documents: Mapping[str, Document]) -> None:
+        """Start from what `export` said of `documents` (a restart): nodes whose signature
+        is unchanged are not rendered again. Ignored when the config differs."""
+        if exported.get("config") != self.config_digest:
+            return
+        for name, (signature, cuts, months) in exported["nodes"].items():
+            kind, directory = name.split(":", 1)
+            formats = self.settings.of(kind, directory).formats
+            names = [f"feed.{fmt}" for fmt in formats] + [VIEW_NAME]
+            paths = [f"{directory}/{n}".lstrip("/") for n in names]
+            archived = {
+                month: [f"{directory}/{archive_name(month, f)}".lstrip("/") for f in formats]
+                for month in months
+            }
+            wanted = paths + [p for group in archived.values() for p in group]
+            if all(path in documents for path in wanted):
+                built = self._nodes[(kind, directory)] = _Built(
+                    signature,
+                    [documents[p] for p in wanted],
+                    None,
+                    {path: (cut[0], cut[1]) for path, cut in cuts.items()},
+                    {m: (months[m], [documents[p] for p in ps]) for m, ps in archived.items()},
+                )
+                self._note_cuts((kind, directory), built)
+                self._documents.update((path, documents[path]) for path in wanted)
+        pages = self._pages.seed(exported.get("pages"), documents)
+        self._documents.update((page.path, page) for page in pages)
+
+
+def build_site(
+    articles: Iterable[Article], config: Config, keep: NodeKeys | None = None
+) -> SiteBuild:
+    """Build everything once, without a cache (check, build and tests)."""
+    return SiteBuilder(config).build(articles, keep)
