@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from feedsvc.build.membership import Kind, NodeKeys
 from feedsvc.dates import parse_stored_date
@@ -295,18 +295,10 @@ def open_ledger(folder: Path, *, repair: bool = True) -> tuple[Ledger | None, Pr
         return None, Problem(str(path), None, message, "warning")
 
 
-def _row(values: tuple[object, ...]) -> Row:
+def _row(values: tuple[Any, ...]) -> Row:
+    # The text columns hold what placing writes: str, or NULL for None.
     ident, source, path, content, fields, slug, first, present = values
-    return Row(
-        str(ident),
-        str(source),
-        str(path),
-        content if isinstance(content, str) else None,
-        fields if isinstance(fields, str) else None,
-        slug if isinstance(slug, str) else None,
-        parse_stored_date(str(first)),
-        bool(present),
-    )
+    return Row(ident, source, path, content, fields, slug, parse_stored_date(first), bool(present))
 
 
 def _connect(path: Path) -> sqlite3.Connection:
