@@ -30,7 +30,7 @@ import re
 import struct
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -180,24 +180,12 @@ class Status:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "article_count": self.article_count,
-            "problems": [list(p) for p in self.problems],
-            "loaded_at": self.loaded_at,
-            "cache_max_age": self.cache_max_age,
-            "reload_token": self.reload_token,
-        }
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Status:
         """The inverse of to_json."""
-        return cls(
-            data["article_count"],
-            tuple((p[0], p[1], p[2], p[3]) for p in data["problems"]),
-            data["loaded_at"],
-            data["cache_max_age"],
-            data["reload_token"],
-        )
+        return cls(**{**data, "problems": tuple(map(tuple, data["problems"]))})
 
 
 def map_file(path: Path) -> mmap.mmap:
