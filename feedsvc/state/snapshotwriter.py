@@ -141,10 +141,14 @@ class SnapshotWriter:
         largest = max(self._segments, key=lambda number: self._segments[number][0])
         moved = frozenset(self._segments) - {largest}
         for number in moved:
-            for digest in self._contents[number]:
-                if self._pieces.get(digest, (0,))[0] == number:
-                    del self._pieces[digest]
+            self._forget_pieces(number)
         self._records = {p: r for p, r in self._records.items() if not r.segments & moved}
+
+    def _forget_pieces(self, number: int) -> None:
+        """Forget where the pieces of segment `number` are, unless another segment has them."""
+        for digest in self._contents[number]:
+            if self._pieces.get(digest, (0,))[0] == number:
+                del self._pieces[digest]
 
     def _record(self, document: Document, new: _Segment) -> _Record:
         refs = bytearray()
@@ -184,9 +188,8 @@ class SnapshotWriter:
         live = frozenset().union(*self._kept.values())
         for number in [n for n in self._segments if n not in live]:
             del self._segments[number]
-            for digest in self._contents.pop(number, ()):
-                if self._pieces.get(digest, (0,))[0] == number:
-                    del self._pieces[digest]
+            self._forget_pieces(number)
+            del self._contents[number]
             with contextlib.suppress(OSError):
                 segment_path(self.folder, number).unlink()
         for name in file_names(self.folder):  # a crashed writer's files no index refers to
