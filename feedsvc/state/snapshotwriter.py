@@ -159,7 +159,7 @@ class SnapshotWriter:
         listing = bytes(refs)
         where = self._where(piece_digest(listing), listing, new)
         segments = _segments_of(refs)
-        line = json.dumps(
+        line = _json(
             [
                 document.path,
                 document.media_type,
@@ -172,10 +172,8 @@ class SnapshotWriter:
                 document.view,
                 *where,
                 sorted(segments | {where[0]}),  # for a restarted writer (resume)
-            ],
-            ensure_ascii=False,
-            separators=(",", ":"),
-        ).encode()
+            ]
+        )
         return _Record(document.gzip_etag, line, segments | {where[0]})
 
     def collect(self, floor: int) -> None:
@@ -201,11 +199,6 @@ class SnapshotWriter:
                     continue
                 with contextlib.suppress(OSError):
                     (self.folder / name).unlink()
-
-    @property
-    def kept(self) -> list[int]:
-        """The generations whose files are still on disk."""
-        return sorted(self._kept)
 
 
 class _Segment:
@@ -244,18 +237,19 @@ class _Segment:
 def _write_index(
     folder: Path, generation: int, meta: dict[str, Any], records: bytes, builder: Mapping[str, Any]
 ) -> None:
-    meta_bytes = json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode()
-    builder_bytes = json.dumps(builder, ensure_ascii=False, separators=(",", ":")).encode()
+    meta_bytes, builder_bytes = _json(meta), _json(builder)
     header = HEADER.pack(
         INDEX_MAGIC, VERSION, generation, len(meta_bytes), len(records), len(builder_bytes)
     )
+    parts = [header, meta_bytes, records, builder_bytes]
     checksum = hashlib.sha256()
-    for part in (header, meta_bytes, records, builder_bytes):
+    for part in parts:
         checksum.update(part)
-    write_atomically(
-        index_path(folder, generation),
-        [header, meta_bytes, records, builder_bytes, checksum.digest()],
-    )
+    write_atomically(index_path(folder, generation), [*parts, checksum.digest()])
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _segments_of(listing: bytes | bytearray) -> frozenset[int]:
