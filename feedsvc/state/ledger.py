@@ -97,8 +97,7 @@ _SELECT = "SELECT id, source, path, content, fields, slug, first_published, pres
 _BY_KEY = _SELECT + " WHERE source = ? AND path = ?"
 _BY_ID = _SELECT + " WHERE id = ?"
 _GONE = {
-    "content": _SELECT + " WHERE present = 0 AND source = ? AND content = ?",
-    "fields": _SELECT + " WHERE present = 0 AND source = ? AND fields = ?",
+    c: f"{_SELECT} WHERE present = 0 AND source = ? AND {c} = ?" for c in ("content", "fields")
 }
 
 
