@@ -59,18 +59,10 @@ _PARSER_MODULES = (
     "feedsvc.sources.directory",
 )
 _PARSER_LIBRARIES = ("PyYAML", "python-frontmatter", "markdown-it-pyrs", "nh3", "tzdata")
-_ALLOWED = frozenset(
-    {
-        ("feedsvc.model", "Article"),
-        ("feedsvc.model", "Author"),
-        ("feedsvc.model", "Identity"),
-        ("feedsvc.model", "Origin"),
-        ("feedsvc.model", "Problem"),
-        ("datetime", "datetime"),
-        ("datetime", "timezone"),
-        ("datetime", "timedelta"),
-    }
-)
+_ALLOWED = {  # module -> the names a parse cache may hold from it
+    "feedsvc.model": frozenset({"Article", "Author", "Identity", "Origin", "Problem"}),
+    "datetime": frozenset({"datetime", "timezone", "timedelta"}),
+}
 
 
 # What unpickling raises on bytes it cannot make sense of (pickle names the first five).
@@ -226,6 +218,6 @@ class _Unpickler(pickle.Unpickler):
     """Admits only the classes a parse cache holds: a stray file cannot run code."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED:
+        if name not in _ALLOWED.get(module, ()):
             raise pickle.UnpicklingError(f"{module}.{name} has no place in a parse cache")
         return super().find_class(module, name)
