@@ -24,7 +24,7 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -247,18 +247,15 @@ class Ledger:
             ).fetchone()
         if found is None:
             return None
-        url, etag, last_modified, content_type, body, failures, next_attempt = found
-        body = zlib.decompress(body) if body is not None else None
-        return SavedFetch(url, etag, last_modified, content_type, body, failures, next_attempt)
+        saved = SavedFetch(*found)  # the columns in the order of its fields
+        return saved if saved.body is None else replace(saved, body=zlib.decompress(saved.body))
 
     def save_fetch(self, source: str, saved: SavedFetch) -> None:
         """Keep a good response with its validators and the schedule."""
-        body = None if saved.body is None else zlib.compress(saved.body)
-        values = (source, saved.url, saved.etag, saved.last_modified, saved.content_type, body)
-        self._keep_fetch(
-            "INSERT OR REPLACE INTO fetches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*values, saved.failures, saved.next_attempt),
-        )
+        if saved.body is not None:
+            saved = replace(saved, body=zlib.compress(saved.body))
+        statement = "INSERT OR REPLACE INTO fetches VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        self._keep_fetch(statement, (source, *astuple(saved)))
 
     def save_schedule(self, source: str, url: str, failures: int, next_attempt: float) -> None:
         """Keep a source's schedule (after a 304 or a failure); its last body stays."""
