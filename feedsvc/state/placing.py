@@ -127,9 +127,7 @@ class Placer:
             logger.info("%s", change)
 
     def _rows(self, todo: list[Article]) -> dict[Key, Row]:
-        if len(todo) > _BULK:
-            return self.ledger.rows()
-        return self.ledger.rows((a.source, a.path) for a in todo)
+        return self.ledger.rows(None if len(todo) > _BULK else [(a.source, a.path) for a in todo])
 
     def _assign(self, todo: list[Article], work: _Round) -> None:
         """Ids for every changed article: known paths and front-matter ids, then renames
@@ -225,12 +223,8 @@ class Placer:
         published = row.first_published if row and not identity.dated else article.published
         link = self._link(article, row, ident, published)
         updated = max(article.updated, published)
-        same = (ident, link, published, updated) == (
-            article.id,
-            article.link,
-            article.published,
-            article.updated,
-        )
+        given = (ident, link, published, updated)
+        same = given == (article.id, article.link, article.published, article.updated)
         work.placed[id(article)] = (
             article
             if same
