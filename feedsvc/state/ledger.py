@@ -316,10 +316,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     except sqlite3.OperationalError:  # locked, a full disk: not damage, nothing moved
         db.close()
         raise
-    except sqlite3.DatabaseError as exc:  # not a database, malformed
+    except (sqlite3.DatabaseError, DamagedLedgerError) as exc:  # malformed, or fails a check
         db.close()
         raise DamagedLedgerError(str(exc)) from exc
-    except DamagedLedgerError:
-        db.close()
-        raise
     return db
