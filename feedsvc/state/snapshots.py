@@ -101,11 +101,12 @@ class Index:
 
 def read_index(folder: Path, generation: int) -> Index:
     """Parse and check one index (BadStateError when it is not whole and ours)."""
+    path = index_path(folder, generation)
     try:
-        data = index_path(folder, generation).read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
         raise BadStateError(f"generation {generation}: cannot read: {exc}") from exc
-    name = f"gen-{generation:08d}.idx"
+    name = path.name
     if len(data) < HEADER.size + CHECKSUM:
         raise BadStateError(f"{name}: truncated")
     magic, version, number, meta_len, records_len, builder_len = HEADER.unpack_from(data)
