@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import astuple, dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from feedsvc.build.membership import Kind, NodeKeys
 from feedsvc.dates import parse_stored_date
@@ -168,12 +168,9 @@ class Ledger:
 
     def rows(self, keys: Iterable[tuple[str, str]] | None = None) -> dict[tuple[str, str], Row]:
         """Rows by (source, path): of `keys`, or every row."""
-        with self._lock:
-            if keys is None:
-                found = self._db.execute(_SELECT).fetchall()
-            else:
-                found = [r for key in keys for r in self._db.execute(_BY_KEY, key).fetchall()]
-        return {(r[1], r[2]): _row(r) for r in found}
+        if keys is None:
+            return {(row.source, row.path): row for row in self._select(_SELECT)}
+        return {key: row for key in keys for row in self._select(_BY_KEY, *key)}
 
     def present(self) -> dict[tuple[str, str], str]:
         """(source, path) -> id of every article present when last placed."""
@@ -183,14 +180,20 @@ class Ledger:
 
     def gone(self, source: str, column: str, digest: str) -> list[Row]:
         """Rows of `source` no longer present whose `column` (content/fields) is `digest`."""
-        with self._lock:
-            return [_row(r) for r in self._db.execute(_GONE[column], (source, digest))]
+        return self._select(_GONE[column], source, digest)
 
     def holder(self, ident: str) -> Row | None:
         """The row holding id `ident`."""
+        return next(iter(self._select(_BY_ID, ident)), None)
+
+    def _select(self, statement: str, *values: str) -> list[Row]:
         with self._lock:
-            row = self._db.execute(_BY_ID, (ident,)).fetchone()
-        return None if row is None else _row(row)
+            found = self._db.execute(statement, values).fetchall()
+        # The text columns hold what placing writes: str, or NULL for None.
+        return [
+            Row(ident, source, path, content, fields, slug, parse_stored_date(first), bool(present))
+            for ident, source, path, content, fields, slug, first, present in found
+        ]
 
     # ---- feed nodes ----
 
@@ -289,12 +292,6 @@ def open_ledger(folder: Path, *, repair: bool = True) -> tuple[Ledger | None, Pr
         )
         logger.warning("%s: %s", path, message)
         return None, Problem(str(path), None, message, "warning")
-
-
-def _row(values: tuple[Any, ...]) -> Row:
-    # The text columns hold what placing writes: str, or NULL for None.
-    ident, source, path, content, fields, slug, first, present = values
-    return Row(ident, source, path, content, fields, slug, parse_stored_date(first), bool(present))
 
 
 def _connect(path: Path) -> sqlite3.Connection:
