@@ -15,15 +15,14 @@ class StateError(FeedsvcError):
     """The state directory cannot be used (unwritable, or held by another server)."""
 
 
-def write_atomically(path: Path, chunks: Iterable[bytes | memoryview]) -> int:
+def write_atomically(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
     """Write `path` so that it is either whole or absent: a temporary file, fsync, rename,
-    fsync of the folder. Returns the bytes written."""
+    fsync of the folder."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    written = 0
     try:
         with open(temporary, "wb") as handle:
             for chunk in chunks:
-                written += handle.write(chunk)
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -32,7 +31,6 @@ def write_atomically(path: Path, chunks: Iterable[bytes | memoryview]) -> int:
             temporary.unlink()
         raise
     sync_folder(path.parent)
-    return written
 
 
 def sync_folder(folder: Path) -> None:
