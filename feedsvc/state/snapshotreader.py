@@ -17,8 +17,7 @@ from feedsvc.state.snapshots import REF, Index, Ref, Status, map_file, read_inde
 def _listing(maps: Mapping[int, mmap.mmap], ref: Ref) -> list[Ref]:
     """The refs a document's list of pieces holds."""
     segment, offset, length = ref
-    data = maps[segment][offset : offset + length]
-    return [REF.unpack_from(data, start) for start in range(0, length, REF.size)]
+    return list(REF.iter_unpack(maps[segment][offset : offset + length]))
 
 
 class MappedPieces(Sequence[memoryview]):
