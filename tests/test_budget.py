@@ -9,7 +9,7 @@ import feedparser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedsvc.build.budget import document_size, fit_count
+from feedsvc.build.feeds import document_size, fit_count
 from feedsvc.build.site import build_site
 from feedsvc.config import Config
 from feedsvc.model import Article, Author, deflate_html
