@@ -16,7 +16,7 @@ from feedsvc.build.entries import Entries
 from feedsvc.build.feedsettings import FeedSettings
 from feedsvc.build.gzparts import Compressor, Part
 from feedsvc.build.jsonfeed import ITEM_SEPARATOR, json_head, json_tail
-from feedsvc.build.membership import FeedNode, feed_home, feed_title
+from feedsvc.build.membership import FeedNode
 from feedsvc.build.xmlfeed import XML_TAILS, feed_generator, xml_head
 from feedsvc.config import Config
 from feedsvc.dates import EPOCH
@@ -113,31 +113,18 @@ class FeedRenderer:
         return document(path, MEDIA_TYPES[fmt], self._splice(fmt, head, pieces), updated)
 
     def _head_part(self, head: _Head, entries: Sequence[Article]) -> Part:
-        updated = max((a.updated for a in entries), default=EPOCH)
-        return self._compressor.part(self._head(head, updated))
-
-    def _head(self, head: _Head, updated: datetime) -> bytes:
         config = self.config
-        base = config.site.base_url
-        links = tuple((rel, join_url(base, target)) for rel, target in head.links)
+        links = tuple((rel, join_url(config.site.base_url, target)) for rel, target in head.links)
         if head.fmt == "json":
-            site = config.site
-            return json_head(
-                title=feed_title(config, head.node),
-                home_page_url=feed_home(config, head.node),
-                feed_url=join_url(base, head.path),
-                description=site.description,
-                language=site.language,
-                author=site.default_author,
-                icon=site.icon,
-                hub=config.feeds.websub_hub,
-                # JSON Feed 1.1 has no archives: next_url pages along the same chain.
-                next_url=dict(links).get("prev-archive"),
+            # JSON Feed 1.1 has no archives: next_url pages along the same chain.
+            body = json_head(head.node, head.path, config, dict(links).get("prev-archive"))
+        else:
+            updated = max((a.updated for a in entries), default=EPOCH)
+            generator = feed_generator(
+                head.node, head.fmt, head.path, updated, config, links=links, archived=head.archived
             )
-        generator = feed_generator(
-            head.node, head.fmt, head.path, updated, config, links=links, archived=head.archived
-        )
-        return xml_head(generator, head.fmt)
+            body = xml_head(generator, head.fmt)
+        return self._compressor.part(body)
 
     def _tail(self, fmt: str, empty: bool) -> Part:
         return self._fixed[json_tail(empty) if fmt == "json" else XML_TAILS[fmt]]
