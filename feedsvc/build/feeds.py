@@ -7,7 +7,6 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import accumulate
 
 from feedsvc.build.archives import archive_name
@@ -140,12 +139,6 @@ class FeedRenderer:
             parts.append(piece)
         parts.append(self._tail(fmt, False))
         return parts
-
-    def document(
-        self, path: str, media_type: str, body: bytes, last_modified: datetime
-    ) -> Document:
-        """A document made of one piece (pages and the OPML)."""
-        return document(path, media_type, [self._compressor.part(body)], last_modified)
 
 
 def document_size(head: int, sizes: Sequence[int], separator: int, tail: int) -> int:

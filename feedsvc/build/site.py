@@ -68,9 +68,7 @@ class SiteBuilder:
         compressor = Compressor()  # shared: a part's bytes depend on that part alone
         self._entries = Entries(config, compressor, cores, self.settings)
         self._feeds = FeedRenderer(config, self._entries, compressor)
-        self._pages = SitePages(
-            config, self.settings, self._index.author_key, self._feeds.document, self.tz
-        )
+        self._pages = SitePages(config, self.settings, self._index.author_key, compressor, self.tz)
         self.rendered = 0  # nodes rendered since creation: reloads that change little keep it low
 
     def build(self, articles: Iterable[Article], keep: NodeKeys | None = None) -> SiteBuild:

@@ -7,8 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, tzinfo
 
 from feedsvc.build.archives import archive_name
-from feedsvc.build.documents import HTML, OPML, VIEW_NAME
+from feedsvc.build.documents import HTML, OPML, VIEW_NAME, document
 from feedsvc.build.feedsettings import FeedSettings, SettingsTable
+from feedsvc.build.gzparts import Compressor
 from feedsvc.build.membership import FeedNode, digest, feed_home, feed_title
 from feedsvc.build.pages import Archive, FeedLinks, render_feed_view, render_index, render_opml
 from feedsvc.config import Config
@@ -17,7 +18,6 @@ from feedsvc.model import Document
 from feedsvc.urls import join_url
 
 PAGE_PATHS = ("index.html", "feeds.opml")
-MakeDocument = Callable[[str, str, bytes, datetime], Document]  # path, media type, body, date
 
 
 class SitePages:
@@ -28,14 +28,14 @@ class SitePages:
         config: Config,
         settings: SettingsTable,
         author_key: Callable[[str], tuple[str, str]],
-        make: MakeDocument,
+        compressor: Compressor,
         tz: tzinfo,
     ) -> None:
         self.config = config
         self.settings = settings
         self.tz = tz
         self._author_key = author_key
-        self._make = make
+        self._compressor = compressor
         self._author_urls: dict[str, str] = {}
         self._pages: tuple[str, list[Document]] | None = None  # (signature, documents)
         self._lines: tuple[object, ...] = ()
@@ -78,7 +78,7 @@ class SitePages:
             tz=self.tz,
             author_url=self._author_url,
         )
-        return self._make(node.path(VIEW_NAME), HTML, body, last_modified)
+        return self._document(node.path(VIEW_NAME), HTML, body, last_modified)
 
     def _author_url(self, name: str) -> str | None:
         """The URL of an author's feed (its first format), for the HTML views: every
@@ -110,11 +110,14 @@ class SitePages:
         )
         opml = render_opml(site.title, site.default_author, links)
         pages = [
-            self._make("index.html", HTML, index, newest),
-            self._make("feeds.opml", OPML, opml, newest),
+            self._document("index.html", HTML, index, newest),
+            self._document("feeds.opml", OPML, opml, newest),
         ]
         self._pages = (signature, pages)
         return pages
+
+    def _document(self, path: str, media_type: str, body: bytes, modified: datetime) -> Document:
+        return document(path, media_type, [self._compressor.part(body)], modified)
 
     @property
     def signature(self) -> str | None:
