@@ -199,9 +199,6 @@ def _collision(key: tuple[Kind, str], first: tuple[str, ...], names: tuple[str, 
     )
 
 
-_SITE: tuple[_Key, tuple[tuple[str, ...], ...]] = (("site", ""), ((),))
-
-
 class _Memberships:
     """Node keys for category paths, tags and authors, computed once per distinct name."""
 
@@ -245,25 +242,16 @@ class _Memberships:
 
     def of(self, article: Article) -> dict[_Key, tuple[tuple[str, ...], ...]]:
         """Every node an article belongs to, with the name paths that lead there."""
-        found = dict([_SITE])
-        for path in article.categories:
-            for key, names in self.categories(path):
-                seen = found.get(key)
-                if seen is None:
-                    found[key] = (names,)
-                elif names not in seen:
-                    found[key] = (*seen, names)
-        for key, name in [(self.tag(t), t) for t in article.tags] + self._by(article):
-            seen = found.get(key)
-            if seen is None:
-                found[key] = ((name,),)
-            elif (name,) not in seen:
-                found[key] = (*seen, (name,))
+        pairs = [pair for path in article.categories for pair in self.categories(path)]
+        pairs += [(self.tag(tag), (tag,)) for tag in article.tags]
+        authors = [a.name for a in article.authors] or [self.default_author]
+        pairs += [(self.author(name), (name,)) for name in authors]
+        found: dict[_Key, tuple[tuple[str, ...], ...]] = {("site", ""): ((),)}
+        for key, names in pairs:
+            seen = found.get(key, ())
+            if names not in seen:
+                found[key] = (*seen, names)
         return found
-
-    def _by(self, article: Article) -> list[tuple[_Key, str]]:
-        names = [a.name for a in article.authors] or [self.default_author]
-        return [(self.author(name), name) for name in names]
 
 
 def digest(value: object) -> str:
