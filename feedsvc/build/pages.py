@@ -12,14 +12,10 @@ from email.utils import format_datetime
 from html import escape
 from xml.sax.saxutils import quoteattr
 
+from feedsvc.build.documents import FEED_TYPES
 from feedsvc.model import Article
 
 FORMAT_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
-FORMAT_TYPES = {
-    "rss": "application/rss+xml",
-    "atom": "application/atom+xml",
-    "json": "application/feed+json",
-}
 
 _CSS = """
 :root{color-scheme:light dark;--fg:#1d1d1f;--muted:#6e6e73;--line:#d2d2d7;--accent:#b3261e}
@@ -183,7 +179,7 @@ def render_opml(site_title: str, owner: str, feeds: Sequence[FeedLinks]) -> byte
 def _alternates(feed: FeedLinks) -> str:
     """`<link rel="alternate">` autodiscovery of every format of a feed."""
     return "".join(
-        f'<link rel="alternate" type="{FORMAT_TYPES[fmt]}" title="{_e(feed.title)} '
+        f'<link rel="alternate" type="{FEED_TYPES[fmt]}" title="{_e(feed.title)} '
         f'({FORMAT_LABELS[fmt]})" href="{_e(url)}">\n'
         for fmt, url in feed.urls
     )

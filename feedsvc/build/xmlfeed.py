@@ -17,7 +17,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feedsvc.build.archives import HISTORY_NS
-from feedsvc.build.documents import MEDIA_TYPES
+from feedsvc.build.documents import FEED_TYPES
 from feedsvc.build.entryfields import author_fields, filed_names, image_type
 from feedsvc.build.membership import FeedNode, feed_home, feed_title
 from feedsvc.config import Config
@@ -53,7 +53,7 @@ def feed_generator(
     generator.language(site.language)
     generator.author({"name": site.default_author})
     # Order matters to feedgen: the last `link` call sets RSS <link>, so the home page is last.
-    media_type = MEDIA_TYPES[fmt].split(";")[0]
+    media_type = FEED_TYPES[fmt]
     generator.link(href=self_url, rel="self", type=media_type)
     hub = config.feeds.websub_hub
     if hub:
