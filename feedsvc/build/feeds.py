@@ -130,15 +130,10 @@ class FeedRenderer:
 
     def _splice(self, fmt: str, head: Part, pieces: Sequence[Part]) -> list[Part]:
         """A whole document: its head, its entries (JSON items comma-separated), its tail."""
-        if fmt != "json" or len(pieces) < 2:
-            return [head, *pieces, self._tail(fmt, not pieces)]
-        parts = [head, pieces[0]]
-        separator = self._fixed[ITEM_SEPARATOR]
-        for piece in pieces[1:]:
-            parts.append(separator)
-            parts.append(piece)
-        parts.append(self._tail(fmt, False))
-        return parts
+        if fmt == "json" and pieces:
+            separator = self._fixed[ITEM_SEPARATOR]
+            pieces = [pieces[0], *(part for piece in pieces[1:] for part in (separator, piece))]
+        return [head, *pieces, self._tail(fmt, not pieces)]
 
 
 def document_size(head: int, sizes: Sequence[int], separator: int, tail: int) -> int:
