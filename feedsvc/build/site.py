@@ -147,8 +147,7 @@ class SiteBuilder:
             listed = min(len(node.articles), settings.limit)
             if kept < listed:
                 cuts[doc.path] = (listed - kept, kept)
-        shown = min(k for _, k in cuts.values()) if cuts else None
-        link = self._pages.links(node, settings, shown, [m for m, _ in months])
+        link = self._pages.links(node, cuts, [m for m, _ in months])
         page = self._pages.view(node, link, feeds[0].last_modified)
         archives = self._render_archives(node, settings, months, old.months if old else {})
         documents = [*feeds, page, *(d for _, docs in archives.values() for d in docs)]
@@ -184,10 +183,7 @@ class SiteBuilder:
     def _links(self, node: FeedNode) -> FeedLinks:
         built = self._nodes[node.key]
         if built.links is None:  # seeded from the last run: the links cost no rendering
-            settings = self.settings.of(*node.key)
-            shown = min((k for _, k in built.cuts.values()), default=None)
-            months = sorted(built.months, reverse=True)
-            built.links = self._pages.links(node, settings, shown, months)
+            built.links = self._pages.links(node, built.cuts, sorted(built.months, reverse=True))
         return built.links
 
     @property

@@ -8,7 +8,7 @@ from datetime import datetime, tzinfo
 
 from feedsvc.build.archives import archive_name
 from feedsvc.build.documents import HTML, OPML, VIEW_NAME, document
-from feedsvc.build.feedsettings import FeedSettings, SettingsTable
+from feedsvc.build.feedsettings import SettingsTable
 from feedsvc.build.gzparts import Compressor
 from feedsvc.build.membership import FeedNode, digest, feed_home, feed_title
 from feedsvc.build.pages import Archive, FeedLinks, render_feed_view, render_index, render_opml
@@ -41,15 +41,17 @@ class SitePages:
         self._lines: tuple[object, ...] = ()
 
     def links(
-        self, node: FeedNode, settings: FeedSettings, shown: int | None, months: Sequence[str]
+        self, node: FeedNode, cuts: Mapping[str, tuple[int, int]], months: Sequence[str]
     ) -> FeedLinks:
-        """What pages say of a node; `shown` is how many entries its cut feeds hold (None: all
-        of its first `limit`), `months` its archives, newest first."""
+        """What pages say of a node; `cuts` are its feeds' (entries left out, kept) by the
+        byte budget, `months` its archives, newest first."""
         config = self.config
         base = config.site.base_url
+        settings = self.settings.of(*node.key)
         formats = settings.formats
         urls = [(fmt, join_url(base, node.path(f"feed.{fmt}"))) for fmt in formats]
-        entries = node.articles[: settings.limit if shown is None else shown]
+        # The entries every feed of the node holds: its first `limit`, or fewer when cut.
+        entries = node.articles[: min((k for _, k in cuts.values()), default=settings.limit)]
         updated = max((a.updated for a in entries), default=None)
         archives = tuple(
             Archive(
