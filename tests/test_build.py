@@ -13,7 +13,7 @@ import pytest
 from lxml import etree
 
 from feedsvc.build.membership import FeedNode, NodeIndex, feed_title
-from feedsvc.build.site import SiteBuilder, build_site
+from feedsvc.build.site import SiteBuilder
 from feedsvc.config import Config
 from feedsvc.dates import EPOCH
 from feedsvc.model import Article, Author, Document, Origin, SourceResult, deflate_html
@@ -27,7 +27,7 @@ T0 = datetime(2022, 1, 1, 8, 0, tzinfo=UTC)
 
 
 def build_documents(articles: list[Article], config: Config) -> dict[str, Document]:
-    return build_site(articles, config).documents
+    return SiteBuilder(config).build(articles).documents
 
 
 def article(n: int, categories: tuple[tuple[str, ...], ...] = (), **changes: object) -> Article:
@@ -316,7 +316,7 @@ def test_spliced_feeds_are_what_feedgen_writes_whole(
         article(4, (("金融", "财联社"),), origin=WIRE),
         article(5, (("金融",),), title="五", language="en-GB"),
     ]
-    build = build_site(articles, config)
+    build = SiteBuilder(config).build(articles)
     nodes = {node.path("feed.rss"): node for node in build.nodes}
     assert len(nodes) == 8  # site, 金融, 金融/财联社, Tech, A股, AI, authors 李明 and Desk
     for path, node in nodes.items():
@@ -325,7 +325,7 @@ def test_spliced_feeds_are_what_feedgen_writes_whole(
             assert spliced == _whole_feed(node, fmt, config), (path, fmt)
         body = build.documents[path.replace(".rss", ".json")].body
         assert body == (json.dumps(json.loads(body), ensure_ascii=False, indent=1) + "\n").encode()
-    empty = build_site([], config).documents
+    empty = SiteBuilder(config).build([]).documents
     assert json.loads(empty["feed.json"].body)["items"] == []
 
 

@@ -237,9 +237,3 @@ class SiteBuilder:
         pages = self._pages.seed(exported.get("pages"), documents)
         self._documents.update((page.path, page) for page in pages)
 
-
-def build_site(
-    articles: Iterable[Article], config: Config, keep: NodeKeys | None = None
-) -> SiteBuild:
-    """Build everything once, without a cache (check, build and tests)."""
-    return SiteBuilder(config).build(articles, keep)
