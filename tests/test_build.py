@@ -12,6 +12,7 @@ import feedparser
 import pytest
 from lxml import etree
 
+from feedsvc.build import xmlfeed
 from feedsvc.build.membership import FeedNode, NodeIndex, feed_title
 from feedsvc.build.site import SiteBuilder
 from feedsvc.config import Config
@@ -287,15 +288,12 @@ def test_only_changed_feeds_are_rendered_again(config: Config) -> None:
 
 def _whole_feed(node: FeedNode, fmt: str, config: Config) -> bytes:
     """What feedgen writes for the whole feed, entries added to one generator."""
-    from feedsvc.build.xmlfeed import feed_generator as _feed_generator
-    from feedsvc.build.xmlfeed import fill_entry
-
     entries = node.articles[: config.feeds.limit]
     updated = max((a.updated for a in entries), default=EPOCH)
-    generator = _feed_generator(node, fmt, node.path(f"feed.{fmt}"), updated, config)
+    generator = xmlfeed.feed_generator(node, fmt, node.path(f"feed.{fmt}"), updated, config)
     for entry in entries:
         html = entry.content_html if config.feeds.content == "full" else ""
-        fill_entry(generator.add_entry(order="append"), entry, html)
+        xmlfeed.fill_entry(generator.add_entry(order="append"), entry, html)
     return bytes(
         generator.rss_str(pretty=True) if fmt == "rss" else generator.atom_str(pretty=True)
     )
@@ -344,12 +342,10 @@ def test_each_entry_is_rendered_once_for_every_feed_listing_it(
 @pytest.fixture
 def filled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths of the articles whose entries are rendered, in order."""
-    from feedsvc.build import xmlfeed as module
-
     paths: list[str] = []
-    original = module.fill_entry
+    original = xmlfeed.fill_entry
     monkeypatch.setattr(
-        module,
+        xmlfeed,
         "fill_entry",
         lambda entry, a, html: (paths.append(a.path), original(entry, a, html)),
     )
