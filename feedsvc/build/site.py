@@ -236,4 +236,3 @@ class SiteBuilder:
                 self._documents.update((path, documents[path]) for path in wanted)
         pages = self._pages.seed(exported.get("pages"), documents)
         self._documents.update((page.path, page) for page in pages)
-
