@@ -3,6 +3,7 @@ feed's HTML view, and the index and OPML, made again only when what they list ch
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, tzinfo
 
@@ -36,7 +37,7 @@ class SitePages:
         self.tz = tz
         self._author_key = author_key
         self._compressor = compressor
-        self._author_urls: dict[str, str] = {}
+        self._author_url = functools.cache(self._author_feed)
         self._pages: tuple[str, list[Document]] | None = None  # (signature, documents)
         self._lines: tuple[object, ...] = ()
 
@@ -82,16 +83,12 @@ class SitePages:
         )
         return self._document(node.path(VIEW_NAME), HTML, body, last_modified)
 
-    def _author_url(self, name: str) -> str | None:
+    def _author_feed(self, name: str) -> str:
         """The URL of an author's feed (its first format), for the HTML views: every
         author of a listed article has one."""
-        url = self._author_urls.get(name)
-        if url is None:
-            key = self._author_key(name)
-            fmt = self.settings.of(*key).formats[0]
-            url = join_url(self.config.site.base_url, f"{key[1]}/feed.{fmt}")
-            self._author_urls[name] = url
-        return url
+        kind, directory = self._author_key(name)
+        fmt = self.settings.of(kind, directory).formats[0]
+        return join_url(self.config.site.base_url, f"{directory}/feed.{fmt}")
 
     def render(self, links: list[FeedLinks]) -> list[Document]:
         """The index and the OPML of these feeds; the last ones while what they say of
