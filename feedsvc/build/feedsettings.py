@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 from feedsvc.config import Config
 from feedsvc.model import Problem
@@ -25,7 +25,7 @@ class FeedSettings:
     archived: bool  # RFC 5005 monthly archives (feeds.archive)
 
 
-@lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)
 def pattern_regex(pattern: str) -> re.Pattern[str]:
     """`*` is one segment (or part of one), `**` any number of segments, zero included.
 
@@ -58,22 +58,15 @@ class SettingsTable:
         self._default = FeedSettings(
             feeds.limit, feeds.content == "full", feeds.formats, feeds.max_bytes, False
         )
-        self._cache: dict[tuple[str, str], FeedSettings] = {}
+        self.of = functools.cache(self._resolve)
         self._matched: dict[tuple[str, str], tuple[int, ...]] = {}
         # Every format any feed is built in: entries are rendered in these.
         self.formats = tuple(
             dict.fromkeys([*feeds.formats, *(f for o in self.overrides for f in o.formats or ())])
         )
 
-    def of(self, kind: str, directory: str) -> FeedSettings:
-        """The settings of the feed of this node kind and directory."""
-        key = (kind, directory)
-        found = self._cache.get(key)
-        if found is None:
-            found = self._cache[key] = self._resolve(kind, directory)
-        return found
-
     def _resolve(self, kind: str, directory: str) -> FeedSettings:
+        """The settings of the feed of this node kind and directory (`of` caches them)."""
         base = replace(self._default, archived=KIND_NAMES[kind] in self.archived_kinds)
         path = "site" if kind == "site" else directory  # what overrides match: `tags/A股`
         matching = tuple(n for n, o in enumerate(self.overrides) if is_match(o.match, path))
