@@ -76,7 +76,7 @@ class FeedLinks:
     archives: Sequence[Archive] = ()  # newest first
 
 
-AuthorUrl = Callable[[str], str | None]
+AuthorUrl = Callable[[str], str]
 
 
 def render_feed_view(
@@ -86,7 +86,7 @@ def render_feed_view(
     language: str,
     index_url: str,
     tz: tzinfo,
-    author_url: AuthorUrl = lambda name: None,
+    author_url: AuthorUrl,
 ) -> bytes:
     """The page a browser gets for a feed URL: what a feed is, its URLs, its entries (each
     author's name linked to the author's feed), its monthly archives."""
@@ -196,8 +196,8 @@ def _entry(article: Article, tz: tzinfo, author_url: AuthorUrl) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _author(name: str, url: str | None) -> str:
-    return f'<a href="{_e(url)}" rel="author">{_e(name)}</a>' if url else _e(name)
+def _author(name: str, url: str) -> str:
+    return f'<a href="{_e(url)}" rel="author">{_e(name)}</a>'
 
 
 def _page(title: str, language: str, head: str, body: str) -> bytes:
