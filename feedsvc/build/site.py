@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from feedsvc.build.archives import archive_name, by_month
 from feedsvc.build.documents import VIEW_NAME
@@ -13,7 +13,7 @@ from feedsvc.build.entries import Entries
 from feedsvc.build.feeds import FeedRenderer
 from feedsvc.build.feedsettings import FeedSettings, SettingsTable
 from feedsvc.build.gzparts import Compressor
-from feedsvc.build.membership import FeedNode, NodeIndex, NodeKeys, digest
+from feedsvc.build.membership import FeedNode, Kind, NodeIndex, NodeKeys, digest
 from feedsvc.build.pages import FeedLinks
 from feedsvc.build.sitepages import SitePages
 from feedsvc.config import Config
@@ -216,13 +216,10 @@ class SiteBuilder:
             return
         for name, (signature, cuts, months) in exported["nodes"].items():
             kind, directory = name.split(":", 1)
+            node = FeedNode(cast(Kind, kind), directory, (), ())  # for its documents' paths
             formats = self.settings.of(kind, directory).formats
-            names = [f"feed.{fmt}" for fmt in formats] + [VIEW_NAME]
-            paths = [f"{directory}/{n}".lstrip("/") for n in names]
-            archived = {
-                month: [f"{directory}/{archive_name(month, f)}".lstrip("/") for f in formats]
-                for month in months
-            }
+            paths = [node.path(f"feed.{fmt}") for fmt in formats] + [node.path(VIEW_NAME)]
+            archived = {m: [node.path(archive_name(m, f)) for f in formats] for m in months}
             wanted = paths + [p for group in archived.values() for p in group]
             if all(path in documents for path in wanted):
                 built = self._nodes[(kind, directory)] = _Built(
