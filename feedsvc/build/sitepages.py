@@ -47,27 +47,22 @@ class SitePages:
         """What pages say of a node; `cuts` are its feeds' (entries left out, kept) by the
         byte budget, `months` its archives, newest first."""
         config = self.config
-        base = config.site.base_url
         settings = self.settings.of(*node.key)
         formats = settings.formats
-        urls = [(fmt, join_url(base, node.path(f"feed.{fmt}"))) for fmt in formats]
+
+        def url(name: str) -> str:
+            return join_url(config.site.base_url, node.path(name))
+
         # The entries every feed of the node holds: its first `limit`, or fewer when cut.
         entries = node.articles[: min((k for _, k in cuts.values()), default=settings.limit)]
-        updated = max((a.updated for a in entries), default=None)
-        archives = tuple(
-            Archive(
-                month, [(f, join_url(base, node.path(archive_name(month, f)))) for f in formats]
-            )
-            for month in months
-        )
         return FeedLinks(
             feed_title(config, node),
             feed_home(config, node),
-            urls,
+            [(fmt, url(f"feed.{fmt}")) for fmt in formats],
             entries,
-            updated,
-            view=join_url(base, node.path(VIEW_NAME)),
-            archives=archives,
+            max((a.updated for a in entries), default=None),
+            view=url(VIEW_NAME),
+            archives=[Archive(m, [(f, url(archive_name(m, f))) for f in formats]) for m in months],
         )
 
     def view(self, node: FeedNode, link: FeedLinks, last_modified: datetime) -> Document:
