@@ -55,14 +55,7 @@ def feed_generator(
     # Order matters to feedgen: the last `link` call sets RSS <link>, so the home page is last.
     media_type = FEED_TYPES[fmt]
     generator.link(href=self_url, rel="self", type=media_type)
-    hub = config.feeds.websub_hub
-    if hub:
-        # WebSub §4: the hub and self links tell subscribers where to subscribe.
-        generator.link(href=hub, rel="hub")
-        generator.feedsvc.hub = hub
-    for rel, href in links:  # RFC 5005 §4: current, prev-archive
-        generator.link(href=href, rel=rel, type=media_type)
-    generator.feedsvc.history = [(rel, href, media_type) for rel, href in links]
+    _add_links(generator, media_type, config.feeds.websub_hub, links)
     generator.feedsvc.archived = archived
     generator.link(href=feed_home(config, node), rel="alternate", type="text/html")
     if fmt == "rss":
@@ -76,6 +69,19 @@ def feed_generator(
     generator.updated(updated)
     generator.lastBuildDate(updated)
     return generator
+
+
+def _add_links(
+    generator: FeedGenerator, media_type: str, hub: str | None, links: tuple[tuple[str, str], ...]
+) -> None:
+    """The channel's hub and RFC 5005 §4 links (current, prev-archive) after its self link:
+    feedgen writes them in Atom, the channel extension in RSS."""
+    # WebSub §4: the hub and self links tell subscribers where to subscribe.
+    added = [{"href": hub, "rel": "hub"}] if hub else []
+    added += [{"href": href, "rel": rel, "type": media_type} for rel, href in links]
+    for attributes in added:
+        generator.link(**attributes)
+    generator.feedsvc.links = added
 
 
 def xml_head(generator: FeedGenerator, fmt: str) -> bytes:
@@ -164,20 +170,17 @@ class _ChannelExtension(BaseExtension):  # type: ignore[misc]
     formats), declared on the element so no other document changes."""
 
     def __init__(self) -> None:
-        self.hub: str | None = None
-        self.history: list[tuple[str, str, str]] = []  # (rel, href, type)
+        self.links: list[dict[str, str]] = []  # attributes of each atom:link
         self.archived = False
 
     def extend_rss(self, rss_feed: Any) -> Any:
         channel = rss_feed.find("channel")  # feedgen always writes one
         own = channel.find(f"{{{ATOM_NS}}}link")
         at = list(channel).index(own) + 1 if own is not None else 0
-        added = [{"href": self.hub, "rel": "hub"}] if self.hub else []
-        added += [{"href": href, "rel": rel, "type": kind} for rel, href, kind in self.history]
-        for offset, attributes in enumerate(added):
+        for offset, attributes in enumerate(self.links):
             channel.insert(at + offset, etree.Element(f"{{{ATOM_NS}}}link", attributes))
         if self.archived:
-            channel.insert(at + len(added), _archive_marker())
+            channel.insert(at + len(self.links), _archive_marker())
         return rss_feed
 
     def extend_atom(self, atom_feed: Any) -> Any:
