@@ -1,16 +1,18 @@
 import os
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
+import yaml
 
-from feedsvc.config import Config
+from feedsvc.config import Config, load_config
 from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 
 from conftest import write_article
+from tests.support.upstream import Reply, Upstream
 
 
 def titles(store: Store, path: str = "feed.atom") -> list[str]:
@@ -103,3 +105,39 @@ def test_a_failing_build_keeps_the_previous_snapshot(
 def test_check_mode_counts(make_config: Callable[..., Config]) -> None:
     config = make_config()
     assert Reloader(config, Store()).reload().articles == 0
+
+
+def test_an_undated_remote_item_is_in_the_reload_that_fetched_it(tmp_path: Path) -> None:
+    """An item without a date is dated when first fetched; a fetch made inline (check,
+    build) must not date it after the moment the reload publishes up to."""
+    upstream = Upstream()
+    upstream.routes["/wire.rss"] = Reply(
+        body=b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>
+<link>https://wire.example/</link><description>Wire</description>
+<item><title>Undated note</title><link>https://wire.example/n</link><guid>n1</guid>
+</item></channel></rss>""",
+        headers={"Content-Type": "application/rss+xml"},
+    )
+    ticks = iter(range(1000))
+    started = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+
+    def clock() -> datetime:  # a second passes whenever anyone looks
+        return started + timedelta(seconds=next(ticks))
+
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(
+        yaml.safe_dump(
+            {
+                "site": {"title": "T", "base_url": "https://news.example"},
+                "sources": [{"name": "wire", "type": "feed", "url": upstream.base + "/wire.rss"}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    try:
+        store = Store()
+        summary = Reloader(load_config(config_path), store, now=clock).reload()
+    finally:
+        upstream.close()
+    assert summary.articles == 1
+    assert titles(store) == ["Undated note"]

@@ -129,8 +129,11 @@ class Reloader:
                 self.cores.release()
 
     def _reload_once(self, started: float) -> ReloadSummary:
-        now = self.now()
         problems: list[Problem] = [*self.state_problems, *self._check_config()]
+        # Fetches made inline (check, build) come first: an undated item is dated when
+        # first fetched, and must not be dated after the moment this reload publishes up to.
+        self.source_set.fetch_due()
+        now = self.now()
         articles, per_source = self._read(now, problems)
         articles = self._place(articles, now, problems)
         build = self.renderer.build(articles, self.known_nodes)
@@ -175,7 +178,6 @@ class Reloader:
         """The published articles of every source, and how many each has."""
         articles: list[Article] = []
         per_source: dict[str, int] = {}
-        self.source_set.fetch_due()
         files = self.changed_files()
         for source in self.sources:
             result, source_problems = self.source_set.read(source, files)
