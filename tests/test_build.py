@@ -11,7 +11,7 @@ from lxml import etree
 
 from feedsvc.build import xmlfeed
 from feedsvc.build.membership import FeedNode, NodeIndex, feed_title
-from feedsvc.build.site import SiteBuilder
+from feedsvc.build.site import SiteRenderer
 from feedsvc.config import Config
 from feedsvc.dates import EPOCH
 from feedsvc.model import Article, Author, Document, Origin, SourceResult, deflate_html
@@ -25,7 +25,7 @@ from tests.support.commands import in_another_process
 
 
 def build_documents(articles: list[Article], config: Config) -> dict[str, Document]:
-    return SiteBuilder(config).build(articles).documents
+    return SiteRenderer(config).build(articles).documents
 
 
 def test_site_every_category_node_tag_and_author_get_every_format(config: Config) -> None:
@@ -131,11 +131,11 @@ def test_output_is_deterministic_and_clock_free(config: Config) -> None:
 def test_bytes_are_identical_in_another_process(config: Config, tmp_path: Path) -> None:
     script = (
         "import sys;"
-        "from feedsvc.build.site import SiteBuilder;"
+        "from feedsvc.build.site import SiteRenderer;"
         "from feedsvc.config import load_config;"
         "from tests.support.articles import article;"
         f"config = load_config({config.path!r});"
-        "docs = SiteBuilder(config).build([article(n, (('金融',),)) for n in range(3)]).documents;"
+        "docs = SiteRenderer(config).build([article(n, (('金融',),)) for n in range(3)]).documents;"
         "sys.stdout.buffer.write(docs['categories/金融/feed.atom'].body)"
     )
     here = build_documents([article(n, (("金融",),)) for n in range(3)], config)
@@ -247,7 +247,7 @@ def test_json_feed_honours_summary_mode(make_config: Callable[..., Config]) -> N
 
 
 def test_only_changed_feeds_are_rendered_again(config: Config) -> None:
-    builder = SiteBuilder(config)
+    builder = SiteRenderer(config)
     articles = [article(n, ((f"C{n % 3}",),)) for n in range(9)]
     first = builder.build(articles).documents
     assert builder.rendered == 5  # the site, three categories and the author
@@ -289,7 +289,7 @@ def test_spliced_feeds_are_what_feedgen_writes_whole(
         article(4, (("金融", "财联社"),), origin=WIRE),
         article(5, (("金融",),), title="五", language="en-GB"),
     ]
-    build = SiteBuilder(config).build(articles)
+    build = SiteRenderer(config).build(articles)
     nodes = {node.path("feed.rss"): node for node in build.nodes}
     assert len(nodes) == 8  # site, 金融, 金融/财联社, Tech, A股, AI, authors 李明 and Desk
     for path, node in nodes.items():
@@ -298,14 +298,14 @@ def test_spliced_feeds_are_what_feedgen_writes_whole(
             assert spliced == _whole_feed(node, fmt, config), (path, fmt)
         body = build.documents[path.replace(".rss", ".json")].body
         assert body == (json.dumps(json.loads(body), ensure_ascii=False, indent=1) + "\n").encode()
-    empty = SiteBuilder(config).build([]).documents
+    empty = SiteRenderer(config).build([]).documents
     assert json.loads(empty["feed.json"].body)["items"] == []
 
 
 def test_each_entry_is_rendered_once_for_every_feed_listing_it(
     config: Config, filled: list[str]
 ) -> None:
-    site = SiteBuilder(config)
+    site = SiteRenderer(config)
     articles = [article(n, (("A", "B", "C"),), tags=("t1", "t2")) for n in range(4)]
     site.build(articles)  # each article is in 6 feeds of 3 formats
     assert sorted(filled) == sorted(a.path for a in articles)

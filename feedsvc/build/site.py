@@ -1,5 +1,5 @@
 """The site build: which feed nodes to render again, and the reuse of every other node's
-documents, within a run (SiteBuilder.build) and across a restart (export, seed)."""
+documents, within a run (SiteRenderer.build) and across a restart (export, seed)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class _Built:
     months: dict[str, tuple[str, list[Document]]]  # month -> (signature, archive documents)
 
 
-class SiteBuilder:
+class SiteRenderer:
     """Builds every document, re-rendering only the feeds whose entries changed.
 
     A feed node's documents depend on its names and its first `limit` articles (every
@@ -50,7 +50,7 @@ class SiteBuilder:
     while it is equal; each month's archive has a signature of its own. Signatures hold
     the articles' revisions (`Article.revision`), so an equal article made anew (a
     re-parse, a copy from another process) renders nothing.
-    One SiteBuilder serves one Config; a new config gets a new one.
+    One SiteRenderer serves one Config; a new config gets a new one.
     """
 
     def __init__(self, config: Config, cores: Cores | None = None) -> None:
@@ -192,7 +192,7 @@ class SiteBuilder:
         return self._entries.rendered, self._entries.asked
 
     def export(self) -> dict[str, Any]:
-        """What a SiteBuilder after a restart needs to reuse these documents (JSON-ready): each
+        """What a SiteRenderer after a restart needs to reuse these documents (JSON-ready): each
         node's signature, its budget cuts and its archive months' signatures (its
         documents' paths follow from its directory)."""
         nodes = {

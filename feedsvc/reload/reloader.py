@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from feedsvc.build.membership import Kind, NodeKeys, node_keys
-from feedsvc.build.site import SiteBuild, SiteBuilder
+from feedsvc.build.site import SiteBuild, SiteRenderer
 from feedsvc.config import Config
 from feedsvc.dates import Clock, utc_now
 from feedsvc.errors import FeedsvcError
@@ -110,7 +110,7 @@ class Reloader:
         """Bind everything derived from a config; sources whose settings stay keep their cache."""
         self.source_set.apply(config)
         self.config = config
-        self.renderer = SiteBuilder(config, self.cores)  # renders every document
+        self.renderer = SiteRenderer(config, self.cores)  # renders every document
         if self.ledger is not None:
             self.placer = Placer(self.ledger, config.site)
         self._last_build: SiteBuild | None = None
