@@ -1,7 +1,6 @@
 """config.yaml -> a frozen, validated Config; every problem names its YAML key path.
 
-The settings themselves (the dataclasses, their defaults and checks) are feedsvc.settings;
-they are importable from here too, the one path the rest of feedsvc uses.
+The settings themselves (the dataclasses, their defaults and checks) are feedsvc.settings.
 """
 
 from __future__ import annotations
@@ -19,39 +18,7 @@ import yaml
 
 from feedsvc.errors import ConfigError
 from feedsvc.model import Problem, read_only
-from feedsvc.settings import (
-    ARCHIVE_KINDS,
-    FORMATS,
-    SECTIONS,
-    Config,
-    FeedOverride,
-    FeedsConfig,
-    PublishConfig,
-    ReloadConfig,
-    ServerConfig,
-    SiteConfig,
-    SourceConfig,
-    StateConfig,
-    s3_url_problem,
-)
-
-__all__ = [
-    "ARCHIVE_KINDS",
-    "FORMATS",
-    "SECTIONS",
-    "Config",
-    "FeedOverride",
-    "FeedsConfig",
-    "PublishConfig",
-    "ReloadConfig",
-    "ServerConfig",
-    "SiteConfig",
-    "SourceConfig",
-    "StateConfig",
-    "load_config",
-    "parse_config",
-    "s3_url_problem",
-]
+from feedsvc.settings import SECTIONS, Config, SourceConfig
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

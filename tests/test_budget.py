@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from feedsvc.build.budget import document_size, fit_count
 from feedsvc.build.site import build_site
-from feedsvc.config import Config
 from feedsvc.model import Article
+from feedsvc.settings import Config
 
 from tests.support.articles import post
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import feedparser
 
-from feedsvc.config import Config
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.store import Store
 
 from conftest import write_article

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from feedsvc.config import Config, FeedOverride
 from feedsvc.model import Problem
+from feedsvc.settings import Config, FeedOverride
 
 # Node kinds (nodes.Kind) as feed paths and `feeds.archive` name them.
 KIND_NAMES = {"site": "site", "category": "categories", "tag": "tags", "author": "authors"}

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
-from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import is_rust_panic
 from feedsvc.dates import load_timezone
 from feedsvc.errors import ArticleError, SourceError
 from feedsvc.model import Article, Problem, SourceResult
 from feedsvc.processes.cpus import Cores
+from feedsvc.settings import SiteConfig, SourceConfig
 from feedsvc.sources.fields import PostContext
 from feedsvc.sources.globs import compile_globs
 from feedsvc.sources.post import parse_post_bytes

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import html_to_text, truncate
 from feedsvc.dates import Clock, utc_now
 from feedsvc.errors import FetchError
 from feedsvc.model import Article, Author, Identity, Origin, Problem, SourceResult, deflate_html
+from feedsvc.settings import SiteConfig, SourceConfig
 from feedsvc.sources.feeditems import Channel, Item, parse_feed
 from feedsvc.sources.post import SUMMARY_LIMIT
 from feedsvc.transport import Fetched, fetch, make_session

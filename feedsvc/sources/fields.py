@@ -9,11 +9,11 @@ from datetime import datetime, tzinfo
 from typing import Any
 from urllib.parse import urljoin
 
-from feedsvc.config import SiteConfig
 from feedsvc.content import plain_text
 from feedsvc.dates import to_utc
 from feedsvc.errors import ArticleError
 from feedsvc.model import Author
+from feedsvc.settings import SiteConfig
 from feedsvc.sources.header import FrontMatter
 from feedsvc.sources.shared import share
 from feedsvc.urls import is_absolute, to_uri
