@@ -122,7 +122,8 @@ class _Builder:
                 continue
             value = self.convert(data[name], hints[name], key)
             check = spec.metadata.get("check")
-            message = check(value) if check and value is not _INVALID else None
+            # null leaves an optional setting unset: there is nothing to check.
+            message = check(value) if check and value not in (None, _INVALID) else None
             if message:
                 self.fail(key, message)
             values[name] = value
