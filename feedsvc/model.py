@@ -200,22 +200,14 @@ def read_only(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
     return MappingProxyType(mapping)
 
 
-def _frozen_documents() -> Mapping[str, Document]:
-    return read_only({})
-
-
-def _frozen_resources() -> Mapping[str, Any]:
-    return read_only({})
-
-
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything served at one moment; replaced whole, never mutated."""
 
-    documents: Mapping[str, Document] = field(default_factory=_frozen_documents)
+    documents: Mapping[str, Document] = field(default_factory=lambda: read_only({}))
     # What the serving layer made of the documents, by PATH_INFO (feedsvc.resources.Resource,
     # with the HTTP header lists): swapped with them, opaque to the domain.
-    resources: Mapping[str, Any] = field(default_factory=_frozen_resources)
+    resources: Mapping[str, Any] = field(default_factory=lambda: read_only({}))
     article_count: int = 0
     problems: tuple[Problem, ...] = ()
     loaded_at: datetime | None = None
