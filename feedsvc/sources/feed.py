@@ -72,14 +72,13 @@ class RemoteSource:
         site: SiteConfig,
         default_interval: int,
         now: Clock = utc_now,
-        fetcher: Callable[..., Fetched] = fetch,
         *,
         memory: FetchMemory | None = None,
     ) -> None:
         assert config.url is not None  # config validation requires it for feeds
         self.config, self.site, self.url = config, site, config.url
         self.interval = float(config.interval_seconds or default_interval)
-        self.now, self._fetch = now, fetcher
+        self.now = now
         self._session = make_session(site.base_url)
         self._lock = threading.Lock()
         self._articles: tuple[Article, ...] = ()
@@ -90,7 +89,6 @@ class RemoteSource:
         self._first_seen: dict[str, datetime] = {}
         self._next_fetch = 0.0  # monotonic seconds
         self._failures = 0
-        self.fetches = 0
         self.on_failure: Callable[[str, str], None] | None = None  # (source, kind)
         self.memory = memory
         if memory is not None:
@@ -140,10 +138,9 @@ class RemoteSource:
 
     def fetch(self) -> bool:
         """Fetch now; True when the items changed."""
-        self.fetches += 1
         etag, last_modified = self._validators
         try:
-            fetched = self._fetch(
+            fetched = fetch(
                 self._session,
                 self.url,
                 headers=self.config.headers,
