@@ -20,11 +20,6 @@ TIMEOUT = (5.0, 20.0)  # (connect, read) seconds
 Session = requests.Session
 
 
-def user_agent(site_url: str) -> str:
-    """How feedsvc names itself to other servers: product, version and the site it serves."""
-    return f"feedsvc/{__version__} (+{site_url})"
-
-
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How one request ended: `ok`, or the last status or error after every attempt."""
@@ -63,9 +58,9 @@ def post_form(
 
 
 def make_session(site_url: str) -> requests.Session:
-    """A session that names feedsvc in its User-Agent."""
+    """A session whose User-Agent names feedsvc: product, version and the site it serves."""
     session = requests.Session()
-    session.headers["User-Agent"] = user_agent(site_url)
+    session.headers["User-Agent"] = f"feedsvc/{__version__} (+{site_url})"
     return session
 
 
