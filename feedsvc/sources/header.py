@@ -89,27 +89,23 @@ class _Handler(frontmatter.default_handlers.YAMLHandler):
                 return loader.construct_document(node), node
             except (ValueError, TypeError, OverflowError) as exc:
                 # PyYAML raises a bare ValueError for a timestamp like 2021-13-45.
-                raise _bad_value(_failing_node(node, exc), str(exc)) from None
+                raise _bad_value(node, exc) from None
         finally:
             loader.dispose()
 
 
-def _bad_value(node: yaml.Node, reason: str) -> _HeaderError:
-    name = f"{node.value}: " if isinstance(node, yaml.ScalarNode) else ""
-    return _HeaderError(node.start_mark.line, f"{name}{reason}")
-
-
-def _failing_node(root: yaml.Node, exc: Exception) -> yaml.Node:
-    """The top-level value whose construction raises `exc`'s kind, to point at its line."""
+def _bad_value(root: yaml.Node, exc: Exception) -> _HeaderError:
+    """`exc` at the key of the top-level value whose construction raises its kind."""
+    node = root
     if isinstance(root, yaml.MappingNode):
         for key, value in root.value:
-            probe = yaml.constructor.SafeConstructor()
             try:
-                probe.construct_object(value, deep=True)
+                yaml.constructor.SafeConstructor().construct_object(value, deep=True)
             except type(exc):
-                found: yaml.Node = key
-                return found
-    return root
+                node = key
+                break
+    name = f"{node.value}: " if isinstance(node, yaml.ScalarNode) else ""
+    return _HeaderError(node.start_mark.line, f"{name}{exc}")
 
 
 _HANDLER = _Handler()
