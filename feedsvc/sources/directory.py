@@ -247,18 +247,15 @@ class FileReader:
                 return _Cached(previous.key, previous.article, (problem,))
             return _Cached(key, None, (problem,))
         except ArticleError as exc:
-            problems: tuple[Problem, ...] = (Problem(exc.path, exc.line, exc.reason),)
-            article = None
-        else:
-            try:
-                article, problems = parse_post_bytes(data, ctx)
-            except BaseException as exc:
-                # A panic in a Rust extension (markdown, sanitizer) on this file's text:
-                # one bad file must not stop the reload, nor the builder process.
-                if not is_rust_panic(exc):
-                    raise
-                problems = (Problem(display, 1, f"could not be parsed: {exc}"),)
-                article = None
+            return _Cached(key, None, (Problem(exc.path, exc.line, exc.reason),))
+        try:
+            article, problems = parse_post_bytes(data, ctx)
+        except BaseException as exc:
+            # A panic in a Rust extension (markdown, sanitizer) on this file's text:
+            # one bad file must not stop the reload, nor the builder process.
+            if not is_rust_panic(exc):
+                raise
+            return _Cached(key, None, (Problem(display, 1, f"could not be parsed: {exc}"),))
         return _Cached(key, article, problems)
 
     def _read_bytes(self, relpath: str, info: os.stat_result, display: str) -> bytes:
