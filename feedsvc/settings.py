@@ -6,7 +6,7 @@ from __future__ import annotations
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
 from feedsvc.dates import load_timezone
@@ -67,6 +67,7 @@ def s3_url_problem(value: str) -> str | None:
     return None
 
 
+FORMATS = ("rss", "atom", "json")
 ARCHIVE_KINDS = ("site", "categories", "tags", "authors")
 
 
@@ -177,9 +178,7 @@ class FeedOverride:
 class FeedsConfig:
     """The `feeds` section: which documents are built and how."""
 
-    formats: tuple[str, ...] = _checked(
-        ("rss", "atom", "json"), _formats, "formats built for every feed"
-    )
+    formats: tuple[str, ...] = _checked(FORMATS, _formats, "formats built for every feed")
     limit: int = _checked(50, _positive, "entries per feed")
     content: str = _checked("full", _one_of("full", "summary"), "full content or summary only")
     category_hierarchy: bool = _doc(True, "a post is in every ancestor category")
@@ -243,12 +242,7 @@ class Config:
     path: str = ""
 
 
+# The sections of config.yaml that are mappings: every field of Config but `sources` and `path`.
 SECTIONS: dict[str, type] = {
-    "site": SiteConfig,
-    "feeds": FeedsConfig,
-    "reload": ReloadConfig,
-    "server": ServerConfig,
-    "state": StateConfig,
-    "publish": PublishConfig,
+    name: hint for name, hint in get_type_hints(Config).items() if name not in ("sources", "path")
 }
-FORMATS = ("rss", "atom", "json")
