@@ -39,7 +39,8 @@ def parse_config(text: str, config_path: Path) -> Config:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        problem = Problem(str(config_path), line, f"invalid YAML: {_yaml_reason(exc)}")
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = Problem(str(config_path), line, f"invalid YAML: {reason}")
         raise ConfigError([problem]) from exc
     lines = _key_lines(node, "") if node is not None else {}
     builder = _Builder(config_path, lines)
@@ -48,11 +49,6 @@ def parse_config(text: str, config_path: Path) -> Config:
         raise ConfigError(builder.problems)
     assert config is not None
     return config
-
-
-def _yaml_reason(exc: yaml.YAMLError) -> str:
-    problem = getattr(exc, "problem", None)
-    return str(problem) if problem else str(exc).splitlines()[0]
 
 
 def _key_lines(node: yaml.Node, prefix: str) -> dict[str, int]:
