@@ -242,12 +242,11 @@ class FileReader:
         except _UnreadableError as exc:
             # A read error (permission, disk) says nothing about the article: keep the last
             # good one, and keep the old key so that the next reload tries again.
-            problem = Problem(exc.path, exc.line, exc.reason)
             if previous is not None and previous.article is not None:
-                return _Cached(previous.key, previous.article, (problem,))
-            return _Cached(key, None, (problem,))
+                return _Cached(previous.key, previous.article, (exc.problem,))
+            return _Cached(key, None, (exc.problem,))
         except ArticleError as exc:
-            return _Cached(key, None, (Problem(exc.path, exc.line, exc.reason),))
+            return _Cached(key, None, (exc.problem,))
         try:
             article, problems = parse_post_bytes(data, ctx)
         except BaseException as exc:

@@ -32,7 +32,7 @@ def parse_post_bytes(data: bytes, ctx: PostContext) -> tuple[Article | None, tup
         text, encoding_warnings = decode_text(data, ctx.display_path)
         article, warnings = read_post(text, ctx)
     except ArticleError as exc:
-        return None, (Problem(exc.path, exc.line, exc.reason),)
+        return None, (exc.problem,)
     return article, encoding_warnings + warnings
 
 
