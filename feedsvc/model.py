@@ -13,8 +13,6 @@ from typing import Any, Literal
 
 from feedsvc.build.gzparts import gzip_chunks
 
-Severity = Literal["error", "warning"]
-
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -23,7 +21,7 @@ class Problem:
     path: str
     line: int | None
     message: str
-    severity: Severity = "error"
+    severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
