@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
@@ -14,9 +13,8 @@ from feedsvc import __version__
 from feedsvc.dates import parse_http_date
 from feedsvc.errors import FetchError
 
-logger = logging.getLogger(__name__)
-
 TIMEOUT = (5.0, 20.0)  # (connect, read) seconds
+POST_ATTEMPTS = 3
 Session = requests.Session
 
 
@@ -30,17 +28,11 @@ class Outcome:
 
 
 def post_form(
-    session: requests.Session,
-    url: str,
-    form: Mapping[str, str],
-    *,
-    attempts: int = 3,
-    backoff: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
+    session: requests.Session, url: str, form: Mapping[str, str], *, backoff: float = 1.0
 ) -> Outcome:
     """POST a form; retry on connection errors and 5xx/429 with exponential backoff."""
     detail = ""
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, POST_ATTEMPTS + 1):
         try:
             response = session.post(url, data=dict(form), timeout=TIMEOUT, allow_redirects=False)
         except requests.RequestException as exc:
@@ -52,9 +44,9 @@ def post_form(
             detail = f"HTTP {response.status_code}"
             if response.status_code < 500 and response.status_code != 429:
                 return Outcome(False, attempt, detail)  # the hub refused: retrying won't help
-        if attempt < attempts:
-            sleep(backoff * 2 ** (attempt - 1))
-    return Outcome(False, attempts, detail)
+        if attempt < POST_ATTEMPTS:
+            time.sleep(backoff * 2 ** (attempt - 1))
+    return Outcome(False, POST_ATTEMPTS, detail)
 
 
 def make_session(site_url: str) -> requests.Session:
