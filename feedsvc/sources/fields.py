@@ -62,12 +62,8 @@ def _names(value: Any, ctx: PostContext) -> tuple[str, ...]:
     items = [value] if isinstance(value, str | int | float) else value
     if not isinstance(items, list):
         raise ValueError(f"expected a name or a list of names, got {type(value).__name__}")
-    names: list[str] = []
-    for item in items:
-        name = _text(item, ctx)
-        if name and name not in names:
-            names.append(name)
-    return tuple(names)
+    names = (_text(item, ctx) for item in items)
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def _categories(value: Any, ctx: PostContext) -> tuple[tuple[str, ...], ...]:
@@ -78,11 +74,7 @@ def _categories(value: Any, ctx: PostContext) -> tuple[tuple[str, ...], ...]:
         paths = [_names(v, ctx) for v in value]
     else:
         paths = [_names(value, ctx)]
-    unique: list[tuple[str, ...]] = []
-    for path in paths:
-        if path and path not in unique:
-            unique.append(path)
-    return tuple(unique)
+    return tuple(dict.fromkeys(path for path in paths if path))
 
 
 def _authors(value: Any, ctx: PostContext) -> tuple[Author, ...]:
