@@ -78,8 +78,6 @@ def _categories(value: Any, ctx: PostContext) -> tuple[tuple[str, ...], ...]:
 
 
 def _authors(value: Any, ctx: PostContext) -> tuple[Author, ...]:
-    if value is None:
-        return ()
     items = value if isinstance(value, list) else [value]
     authors = [_author(item, ctx) for item in items]
     return tuple(a for a in authors if a is not None)
