@@ -147,10 +147,9 @@ class _Builder:
 
     def source_fits_type(self, source: SourceConfig, data: Any, where: str) -> bool:
         """A directory needs `path`, a feed needs `url`; keys of the other type are errors."""
-        own = _DIRECTORY_KEYS if source.type == "directory" else _FEED_KEYS
         other = _FEED_KEYS if source.type == "directory" else _DIRECTORY_KEYS
         fits = True
-        for key in other - own:
+        for key in other:
             if key in data:
                 self.fail(f"{where}.{key}", f"not a setting of a {source.type} source")
                 fits = False
