@@ -169,7 +169,6 @@ class RemoteSource:
                 f"source {self.config.name}: moved permanently to {fetched.moved_to}; update url"
             )
             problems.append(Problem(self.url, None, message, "warning"))
-        items = None if parsed is None else parsed[1]
         with self._lock:
             if parsed is not None:
                 self._take(parsed, (fetched.etag, fetched.last_modified))
@@ -179,7 +178,7 @@ class RemoteSource:
         logger.info(
             "source %s: %s",
             self.config.name,
-            "not modified" if items is None else f"{len(items)} items",
+            "not modified" if parsed is None else f"{len(parsed[1])} items",
         )
 
     def _failed(self, reason: str, retry_after: float | None) -> None:
