@@ -126,11 +126,8 @@ def _json_items(body: bytes) -> tuple[Channel, list[Item]]:
         id=_absolute(document.get("feed_url"), ""),
     )
     items = document.get("items")
-    return channel, (
-        [_json_item(i, base) for i in items if isinstance(i, dict)]
-        if isinstance(items, list)
-        else []
-    )
+    items = items if isinstance(items, list) else []
+    return channel, [_json_item(i, base) for i in items if isinstance(i, dict)]
 
 
 def _json_item(item: dict[str, Any], base: str) -> Item:
