@@ -103,15 +103,13 @@ class _Builder:
             self.fail(where, "must be a mapping" if data is not None else "is required")
             return None
         values: dict[str, Any] = {}
-        known = {f.name: f for f in fields(cls)}
+        known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
         for key in data:
-            if key not in known or known[key].metadata.get("internal"):
+            if key not in known:
                 self.fail(f"{where}.{key}", "unknown key")
         hints = typing.get_type_hints(cls)
         for name, spec in known.items():
             key = f"{where}.{name}"
-            if spec.metadata.get("internal"):
-                continue
             if name not in data:
                 if spec.default is MISSING and spec.default_factory is MISSING:
                     self.fail(key, "is required")
