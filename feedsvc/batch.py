@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from feedsvc.config import Config
 from feedsvc.errors import PublishError
 from feedsvc.model import Snapshot
 from feedsvc.progress import Progress
 from feedsvc.publish.bucket import Bucket, parse_target
 from feedsvc.publish.sync import Publication
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.state.files import StateError, StateLock, prepare_folder
 from feedsvc.state.ledger import FILE as LEDGER_FILE
 from feedsvc.state.ledger import Ledger, open_ledger

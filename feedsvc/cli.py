@@ -24,13 +24,14 @@ from feedsvc.batch import (
     forget_command,
     publish_command,
 )
-from feedsvc.config import Config, load_config
+from feedsvc.config import load_config
 from feedsvc.errors import ConfigError
 from feedsvc.logs import configure_logging, server_logging
 from feedsvc.metrics import Metrics, enable_multiprocess, process_exited
 from feedsvc.processes.cpus import available_cores
 from feedsvc.processes.follower import Follower
 from feedsvc.processes.supervisor import BuilderProcess
+from feedsvc.settings import Config
 from feedsvc.state.files import StateError, StateLock, prepare_folder
 from feedsvc.state.snapshots import discard, validate
 from feedsvc.store import Store

@@ -1,7 +1,6 @@
 """config.yaml -> a frozen, validated Config; every problem names its YAML key path.
 
-The settings themselves (the dataclasses, their defaults and checks) are feedsvc.settings;
-they are importable from here too, the one path the rest of feedsvc uses.
+The settings themselves (the dataclasses, their defaults and checks) are feedsvc.settings.
 """
 
 from __future__ import annotations
@@ -19,39 +18,7 @@ import yaml
 
 from feedsvc.errors import ConfigError
 from feedsvc.model import Problem, read_only
-from feedsvc.settings import (
-    ARCHIVE_KINDS,
-    FORMATS,
-    SECTIONS,
-    Config,
-    FeedOverride,
-    FeedsConfig,
-    PublishConfig,
-    ReloadConfig,
-    ServerConfig,
-    SiteConfig,
-    SourceConfig,
-    StateConfig,
-    s3_url_problem,
-)
-
-__all__ = [
-    "ARCHIVE_KINDS",
-    "FORMATS",
-    "SECTIONS",
-    "Config",
-    "FeedOverride",
-    "FeedsConfig",
-    "PublishConfig",
-    "ReloadConfig",
-    "ServerConfig",
-    "SiteConfig",
-    "SourceConfig",
-    "StateConfig",
-    "load_config",
-    "parse_config",
-    "s3_url_problem",
-]
+from feedsvc.settings import SECTIONS, Config, SourceConfig
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
@@ -72,7 +39,8 @@ def parse_config(text: str, config_path: Path) -> Config:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        problem = Problem(str(config_path), line, f"invalid YAML: {_yaml_reason(exc)}")
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = Problem(str(config_path), line, f"invalid YAML: {reason}")
         raise ConfigError([problem]) from exc
     lines = _key_lines(node, "") if node is not None else {}
     builder = _Builder(config_path, lines)
@@ -81,11 +49,6 @@ def parse_config(text: str, config_path: Path) -> Config:
         raise ConfigError(builder.problems)
     assert config is not None
     return config
-
-
-def _yaml_reason(exc: yaml.YAMLError) -> str:
-    problem = getattr(exc, "problem", None)
-    return str(problem) if problem else str(exc).splitlines()[0]
 
 
 def _key_lines(node: yaml.Node, prefix: str) -> dict[str, int]:
@@ -140,22 +103,21 @@ class _Builder:
             self.fail(where, "must be a mapping" if data is not None else "is required")
             return None
         values: dict[str, Any] = {}
-        known = {f.name: f for f in fields(cls)}
+        known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
         for key in data:
-            if key not in known or known[key].metadata.get("internal"):
+            if key not in known:
                 self.fail(f"{where}.{key}", "unknown key")
         hints = typing.get_type_hints(cls)
         for name, spec in known.items():
             key = f"{where}.{name}"
-            if spec.metadata.get("internal"):
-                continue
             if name not in data:
                 if spec.default is MISSING and spec.default_factory is MISSING:
                     self.fail(key, "is required")
                 continue
             value = self.convert(data[name], hints[name], key)
             check = spec.metadata.get("check")
-            message = check(value) if check and value is not _INVALID else None
+            # null leaves an optional setting unset: there is nothing to check.
+            message = check(value) if check and value not in (None, _INVALID) else None
             if message:
                 self.fail(key, message)
             values[name] = value
@@ -183,10 +145,9 @@ class _Builder:
 
     def source_fits_type(self, source: SourceConfig, data: Any, where: str) -> bool:
         """A directory needs `path`, a feed needs `url`; keys of the other type are errors."""
-        own = _DIRECTORY_KEYS if source.type == "directory" else _FEED_KEYS
         other = _FEED_KEYS if source.type == "directory" else _DIRECTORY_KEYS
         fits = True
-        for key in other - own:
+        for key in other:
             if key in data:
                 self.fail(f"{where}.{key}", f"not a setting of a {source.type} source")
                 fits = False

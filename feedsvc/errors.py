@@ -18,13 +18,11 @@ class ConfigError(FeedsvcError):
 
 
 class ArticleError(FeedsvcError):
-    """One article file cannot be published; carries the file and the line at fault."""
+    """One article file cannot be published; `problem` locates the file and the line at fault."""
 
     def __init__(self, path: str, line: int, reason: str) -> None:
-        super().__init__(f"{path}:{line}: {reason}")
-        self.path = path
-        self.line = line
-        self.reason = reason
+        self.problem = Problem(path, line, reason)
+        super().__init__(str(self.problem))
 
 
 class SourceError(FeedsvcError):

@@ -13,8 +13,6 @@ from typing import Any, Literal
 
 from feedsvc.build.gzparts import gzip_chunks
 
-Severity = Literal["error", "warning"]
-
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -23,7 +21,7 @@ class Problem:
     path: str
     line: int | None
     message: str
-    severity: Severity = "error"
+    severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
@@ -200,22 +198,14 @@ def read_only(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
     return MappingProxyType(mapping)
 
 
-def _frozen_documents() -> Mapping[str, Document]:
-    return read_only({})
-
-
-def _frozen_resources() -> Mapping[str, Any]:
-    return read_only({})
-
-
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything served at one moment; replaced whole, never mutated."""
 
-    documents: Mapping[str, Document] = field(default_factory=_frozen_documents)
+    documents: Mapping[str, Document] = field(default_factory=lambda: read_only({}))
     # What the serving layer made of the documents, by PATH_INFO (feedsvc.resources.Resource,
     # with the HTTP header lists): swapped with them, opaque to the domain.
-    resources: Mapping[str, Any] = field(default_factory=_frozen_resources)
+    resources: Mapping[str, Any] = field(default_factory=lambda: read_only({}))
     article_count: int = 0
     problems: tuple[Problem, ...] = ()
     loaded_at: datetime | None = None

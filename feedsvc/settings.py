@@ -6,7 +6,7 @@ from __future__ import annotations
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
 from feedsvc.dates import load_timezone
@@ -24,11 +24,6 @@ def _http_url(value: str) -> str | None:
     if parts.scheme in ("http", "https") and parts.netloc:
         return None
     return "must be an absolute http(s) URL"
-
-
-def _optional(check: Check) -> Check:
-    """`check`, for a setting whose value may also be null."""
-    return lambda value: None if value is None else check(value)
 
 
 def _timezone(value: str) -> str | None:
@@ -72,6 +67,7 @@ def s3_url_problem(value: str) -> str | None:
     return None
 
 
+FORMATS = ("rss", "atom", "json")
 ARCHIVE_KINDS = ("site", "categories", "tags", "authors")
 
 
@@ -98,11 +94,20 @@ def _port(value: int) -> str | None:
 
 
 def _checked(default: Any, check: Check, doc: str) -> Any:
+    """A setting `check` vets; never given null, which leaves an optional setting unset."""
     return field(default=default, metadata={"check": check, "doc": doc})
 
 
 def _doc(default: Any, doc: str) -> Any:
     return field(default=default, metadata={"doc": doc})
+
+
+def _mapping(doc: str, check: Check | None = None) -> Any:
+    """An empty mapping by default: a read-only view made for each instance, as dataclasses
+    refuse one shared default of an unhashable type."""
+    return field(
+        default_factory=lambda: types.MappingProxyType({}), metadata={"doc": doc, "check": check}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +117,11 @@ class SiteConfig:
     base_url: str = field(metadata={"check": _http_url, "doc": "public URL of this service"})
     title: str = _doc("feedsvc", "feed title")
     description: str = _doc("Latest articles", "feed description")
-    link: str | None = _checked(None, _optional(_http_url), "website of the articles")
+    link: str | None = _checked(None, _http_url, "website of the articles")
     permalink: str = _doc(":year/:month/:day/:slug/", "item link pattern under link")
     language: str = _doc("en", "feed language (BCP 47)")
     author: str | None = _doc(None, "default author; default title")
-    icon: str | None = _checked(None, _optional(_http_url), "feed icon URL")
+    icon: str | None = _checked(None, _http_url, "feed icon URL")
     timezone: str = _checked("UTC", _timezone, "IANA zone for dates without offset")
 
     @property
@@ -139,22 +144,14 @@ class SourceConfig:
     path: str | None = _doc(None, "directory: the folder")
     include: tuple[str, ...] = _doc(("**/*.md", "**/*.markdown", "**/*.txt"), "globs to read")
     exclude: tuple[str, ...] = _doc((), "globs to skip")
-    max_bytes: int | None = _checked(None, _optional(_positive), "cap")
-    url: str | None = _checked(None, _optional(_http_url), "feed: the upstream feed URL")
+    max_bytes: int | None = _checked(None, _positive, "cap")
+    url: str | None = _checked(None, _http_url, "feed: the upstream feed URL")
     categories: tuple[str, ...] = _doc((), "feed: categories added to every item")
-    category_map: Mapping[str, str] = field(
-        default_factory=lambda: types.MappingProxyType({}),
-        metadata={"doc": "feed: upstream category -> local"},
-    )
+    category_map: Mapping[str, str] = _mapping("feed: upstream category -> local")
     tags: tuple[str, ...] = _doc((), "feed: tags added to every item")
-    headers: Mapping[str, str] = field(
-        default_factory=lambda: types.MappingProxyType({}),
-        metadata={"doc": "feed: extra request headers"},
-    )
+    headers: Mapping[str, str] = _mapping("feed: extra request headers")
     timeout_seconds: int = _checked(20, _positive, "feed: read timeout")
-    interval_seconds: int | None = _checked(
-        None, _optional(_positive), "feed: seconds between fetches"
-    )
+    interval_seconds: int | None = _checked(None, _positive, "feed: seconds between fetches")
 
     @property
     def byte_limit(self) -> int:
@@ -169,10 +166,10 @@ class FeedOverride:
     """One entry of `feeds.overrides`: settings for the feeds whose path matches."""
 
     match: str = field(metadata={"check": _feed_pattern, "doc": "feed path pattern"})
-    limit: int | None = _checked(None, _optional(_positive), "entries per feed")
-    content: str | None = _checked(None, _optional(_one_of("full", "summary")), "full or summary")
-    formats: tuple[str, ...] | None = _checked(None, _optional(_formats), "formats built")
-    max_bytes: int | None = _checked(None, _optional(_positive), "byte budget of one document")
+    limit: int | None = _checked(None, _positive, "entries per feed")
+    content: str | None = _checked(None, _one_of("full", "summary"), "full or summary")
+    formats: tuple[str, ...] | None = _checked(None, _formats, "formats built")
+    max_bytes: int | None = _checked(None, _positive, "byte budget of one document")
     # Where the entry is in config.yaml, for the warning when it matches no feed.
     line: int = field(default=0, metadata={"internal": True})
 
@@ -181,25 +178,14 @@ class FeedOverride:
 class FeedsConfig:
     """The `feeds` section: which documents are built and how."""
 
-    formats: tuple[str, ...] = _checked(
-        ("rss", "atom", "json"), _formats, "formats built for every feed"
-    )
+    formats: tuple[str, ...] = _checked(FORMATS, _formats, "formats built for every feed")
     limit: int = _checked(50, _positive, "entries per feed")
     content: str = _checked("full", _one_of("full", "summary"), "full content or summary only")
     category_hierarchy: bool = _doc(True, "a post is in every ancestor category")
-    category_map: Mapping[str, str] = field(
-        default_factory=lambda: types.MappingProxyType({}),
-        metadata={"doc": "name -> slug", "check": _slug_map},
-    )
-    tag_map: Mapping[str, str] = field(
-        default_factory=lambda: types.MappingProxyType({}),
-        metadata={"doc": "tag -> slug", "check": _slug_map},
-    )
-    author_map: Mapping[str, str] = field(
-        default_factory=lambda: types.MappingProxyType({}),
-        metadata={"doc": "author name -> slug", "check": _slug_map},
-    )
-    websub_hub: str | None = _checked(None, _optional(_http_url), "WebSub hub advertised in feeds")
+    category_map: Mapping[str, str] = _mapping("name -> slug", _slug_map)
+    tag_map: Mapping[str, str] = _mapping("tag -> slug", _slug_map)
+    author_map: Mapping[str, str] = _mapping("author name -> slug", _slug_map)
+    websub_hub: str | None = _checked(None, _http_url, "WebSub hub advertised in feeds")
     max_bytes: int = _checked(1_048_576, _positive, "byte budget of one feed document")
     archive: tuple[str, ...] = _checked((), _archive_kinds, "kinds with RFC 5005 archives")
     overrides: tuple[FeedOverride, ...] = _doc((), "per-feed settings, first match wins")
@@ -220,8 +206,8 @@ class ServerConfig:
     host: str = _doc("127.0.0.1", "listen address")
     port: int = _checked(8080, _port, "listen port")
     cache_max_age: int = _doc(300, "Cache-Control max-age of feeds, seconds")
-    workers: int | None = _checked(None, _optional(_positive), "processes")
-    threads: int | None = _checked(None, _optional(_positive), "threads")
+    workers: int | None = _checked(None, _positive, "processes")
+    threads: int | None = _checked(None, _positive, "threads")
     access_log: bool = _doc(False, "log every request at INFO (costs about half the throughput)")
     reload_token: str | None = _doc(None, "enables POST /-/reload with this bearer token")
 
@@ -237,8 +223,8 @@ class StateConfig:
 class PublishConfig:
     """The `publish` section: a copy of every document in S3-compatible object storage."""
 
-    url: str | None = _checked(None, _optional(s3_url_problem), "s3://bucket/prefix to publish to")
-    endpoint_url: str | None = _checked(None, _optional(_http_url), "S3 endpoint (not AWS)")
+    url: str | None = _checked(None, s3_url_problem, "s3://bucket/prefix to publish to")
+    endpoint_url: str | None = _checked(None, _http_url, "S3 endpoint (not AWS)")
     encoding: str = _checked("identity", _one_of("identity", "gzip"), "bytes stored")
 
 
@@ -256,12 +242,7 @@ class Config:
     path: str = ""
 
 
+# The sections of config.yaml that are mappings: every field of Config but `sources` and `path`.
 SECTIONS: dict[str, type] = {
-    "site": SiteConfig,
-    "feeds": FeedsConfig,
-    "reload": ReloadConfig,
-    "server": ServerConfig,
-    "state": StateConfig,
-    "publish": PublishConfig,
+    name: hint for name, hint in get_type_hints(Config).items() if name not in ("sources", "path")
 }
-FORMATS = ("rss", "atom", "json")

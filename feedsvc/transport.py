@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
@@ -14,15 +13,9 @@ from feedsvc import __version__
 from feedsvc.dates import parse_http_date
 from feedsvc.errors import FetchError
 
-logger = logging.getLogger(__name__)
-
 TIMEOUT = (5.0, 20.0)  # (connect, read) seconds
+POST_ATTEMPTS = 3
 Session = requests.Session
-
-
-def user_agent(site_url: str) -> str:
-    """How feedsvc names itself to other servers: product, version and the site it serves."""
-    return f"feedsvc/{__version__} (+{site_url})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,17 +28,11 @@ class Outcome:
 
 
 def post_form(
-    session: requests.Session,
-    url: str,
-    form: Mapping[str, str],
-    *,
-    attempts: int = 3,
-    backoff: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
+    session: requests.Session, url: str, form: Mapping[str, str], *, backoff: float = 1.0
 ) -> Outcome:
     """POST a form; retry on connection errors and 5xx/429 with exponential backoff."""
     detail = ""
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, POST_ATTEMPTS + 1):
         try:
             response = session.post(url, data=dict(form), timeout=TIMEOUT, allow_redirects=False)
         except requests.RequestException as exc:
@@ -57,15 +44,15 @@ def post_form(
             detail = f"HTTP {response.status_code}"
             if response.status_code < 500 and response.status_code != 429:
                 return Outcome(False, attempt, detail)  # the hub refused: retrying won't help
-        if attempt < attempts:
-            sleep(backoff * 2 ** (attempt - 1))
-    return Outcome(False, attempts, detail)
+        if attempt < POST_ATTEMPTS:
+            time.sleep(backoff * 2 ** (attempt - 1))
+    return Outcome(False, POST_ATTEMPTS, detail)
 
 
 def make_session(site_url: str) -> requests.Session:
-    """A session that names feedsvc in its User-Agent."""
+    """A session whose User-Agent names feedsvc: product, version and the site it serves."""
     session = requests.Session()
-    session.headers["User-Agent"] = user_agent(site_url)
+    session.headers["User-Agent"] = f"feedsvc/{__version__} (+{site_url})"
     return session
 
 

@@ -27,9 +27,10 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from feedsvc.config import Config, ServerConfig, load_config
+from feedsvc.config import load_config
 from feedsvc.errors import ConfigError
 from feedsvc.model import Problem
+from feedsvc.settings import Config, ServerConfig
 
 logger = logging.getLogger(__name__)
 

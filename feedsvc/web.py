@@ -8,11 +8,11 @@ from typing import Protocol
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
-from feedsvc.config import Config
 from feedsvc.metrics import Metrics
 from feedsvc.model import Snapshot
 from feedsvc.reload.reloader import ReloadSummary
 from feedsvc.serving import FastPath
+from feedsvc.settings import Config
 from feedsvc.store import Store
 
 bp = Blueprint("feeds", __name__)

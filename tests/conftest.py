@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from feedsvc.config import Config, load_config
+from feedsvc.config import load_config
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.store import Store
 from feedsvc.web import create_app
 

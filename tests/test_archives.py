@@ -11,9 +11,9 @@ from lxml import etree
 
 from feedsvc.build.archives import HISTORY_NS, past_archives
 from feedsvc.build.site import SiteRenderer
-from feedsvc.config import Config
 from feedsvc.model import Document
 from feedsvc.resources import prepare_resources, wsgi_path
+from feedsvc.settings import Config
 
 from tests.support.articles import post
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from feedsvc.build.feeds import document_size, fit_count
 from feedsvc.build.site import SiteRenderer
-from feedsvc.config import Config
 from feedsvc.model import Article
+from feedsvc.settings import Config
 
 from tests.support.articles import post
 

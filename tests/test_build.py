@@ -12,10 +12,10 @@ from lxml import etree
 from feedsvc.build import xmlfeed
 from feedsvc.build.membership import FeedNode, NodeIndex, feed_title
 from feedsvc.build.site import SiteRenderer
-from feedsvc.config import Config
 from feedsvc.dates import EPOCH
 from feedsvc.model import Article, Author, Document, Origin, SourceResult, deflate_html
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.store import Store
 

@@ -9,7 +9,7 @@ import feedparser
 import pytest
 
 from feedsvc.cli import main
-from feedsvc.config import Config
+from feedsvc.settings import Config
 
 from conftest import write_article
 from tests.support.commands import run_cli

@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.config import SECTIONS, Config, SourceConfig, load_config, parse_config
+from feedsvc.config import load_config, parse_config
 from feedsvc.errors import ConfigError
+from feedsvc.settings import SECTIONS, Config, SourceConfig
 
 MINIMAL = """
 site:

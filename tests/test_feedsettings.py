@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from feedsvc.build.feedsettings import is_match
-from feedsvc.config import Config
 from feedsvc.errors import ConfigError
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.store import Store
 from feedsvc.watch import ConfigWatcher
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from feedsvc.build.site import SiteRenderer
-from feedsvc.config import Config
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.state.ledger import FILE, Ledger
 from feedsvc.store import Store
 from feedsvc.urls import entry_id

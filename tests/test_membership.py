@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from feedsvc.build import membership
 from feedsvc.build.membership import NodeIndex
-from feedsvc.config import Config
 from feedsvc.model import Article, Author, deflate_html
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.store import Store
 
 from conftest import write_article

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from feedsvc.config import Config
 from feedsvc.metrics import Metrics
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.store import Store
 from feedsvc.web import create_app
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.config import Config
 from feedsvc.model import Snapshot
 from feedsvc.processes.announcer import Announcer
 from feedsvc.processes.builder import AfterReload
@@ -20,6 +19,7 @@ from feedsvc.processes.resume import warm_start
 from feedsvc.reload.loop import ReloadLoop
 from feedsvc.reload.reloader import Reloader
 from feedsvc.resources import wsgi_path
+from feedsvc.settings import Config
 from feedsvc.state.snapshots import read_index
 from feedsvc.state.snapshotwriter import SnapshotWriter
 from feedsvc.store import Store

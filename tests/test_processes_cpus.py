@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from feedsvc.build.site import SiteRenderer
-from feedsvc.config import Config
 from feedsvc.model import Article, Problem
 from feedsvc.processes.cpus import Cores
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.store import Store
 

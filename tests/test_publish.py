@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from feedsvc.cli import main
-from feedsvc.config import Config
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.state.ledger import FILE as LEDGER
 from feedsvc.state.ledger import Ledger
 from feedsvc.store import Store

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from feedsvc.cli import main
-from feedsvc.config import Config
+from feedsvc.settings import Config
 
 from conftest import PublishingConfig, bucket_of, write_corpus
 from tests.support.seaweed import SeaweedFS

@@ -20,12 +20,12 @@ import pytest
 import requests
 import yaml
 
-from feedsvc.config import Config
 from feedsvc.processes.announcer import Announcer
 from feedsvc.processes.builder import AfterReload
 from feedsvc.processes.follower import Follower
 from feedsvc.reload.loop import Reloaded, ReloadLoop
 from feedsvc.reload.reloader import Reloader, ReloadSummary
+from feedsvc.settings import Config
 from feedsvc.state.snapshotreader import SnapshotReader
 from feedsvc.state.snapshots import validate
 from feedsvc.state.snapshotwriter import SnapshotWriter

@@ -7,8 +7,9 @@ from pathlib import Path
 import feedparser
 import yaml
 
-from feedsvc.config import Config, load_config
+from feedsvc.config import load_config
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.store import Store
 
 from conftest import write_article

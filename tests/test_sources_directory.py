@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.config import Config
 from feedsvc.errors import SourceError
 from feedsvc.model import Author
+from feedsvc.settings import Config
 from feedsvc.sources.directory import DirectorySource
 
 from conftest import SAMPLE_SHAPED, write_article

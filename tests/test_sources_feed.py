@@ -16,8 +16,8 @@ import pytest
 from lxml import etree
 
 from feedsvc import __version__
-from feedsvc.config import Config
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.sources.feed import RemoteSource, SavedFetch
 from feedsvc.store import Store
 

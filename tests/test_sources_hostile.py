@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedsvc.config import Config
 from feedsvc.dates import load_timezone
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.sources import directory
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.sources.fields import PostContext

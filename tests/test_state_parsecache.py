@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.config import Config
+from feedsvc.settings import Config
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.state import parsecache
 from feedsvc.state.parsecache import load_parse_cache, matching_files, save_parse_cache

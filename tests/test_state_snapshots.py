@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.config import Config
 from feedsvc.model import Document
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.state.files import write_atomically
 from feedsvc.state.snapshotreader import SnapshotReader
 from feedsvc.state.snapshots import (

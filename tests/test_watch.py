@@ -16,7 +16,7 @@ from watchdog.events import (
     FileMovedEvent,
 )
 
-from feedsvc.config import Config
+from feedsvc.settings import Config
 from feedsvc.watch import FolderWatch, _Handler
 
 from conftest import write_article

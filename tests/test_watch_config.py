@@ -4,8 +4,8 @@ from pathlib import Path
 import feedparser
 import yaml
 
-from feedsvc.config import Config
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.store import Store
 from feedsvc.watch import ConfigWatcher
 

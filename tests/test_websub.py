@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.config import Config
 from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
 from feedsvc.store import Store
 from feedsvc.transport import post_form
 from feedsvc.websub import Publisher, Relay

@@ -15,9 +15,9 @@ from feedsvc.build.gzparts import Compressor, Part
 from feedsvc.build.jsonfeed import json_item
 from feedsvc.build.membership import FeedNode
 from feedsvc.build.xmlfeed import xml_entries
-from feedsvc.config import Config
 from feedsvc.model import Article
 from feedsvc.processes.cpus import Cores
+from feedsvc.settings import Config
 
 FORMAT_ORDER = ("rss", "atom", "json")  # of the cached Parts: a tuple costs less than a dict
 

@@ -17,9 +17,9 @@ from feedsvc.build.gzparts import Compressor, Part
 from feedsvc.build.jsonfeed import ITEM_SEPARATOR, json_head, json_tail
 from feedsvc.build.membership import FeedNode
 from feedsvc.build.xmlfeed import XML_TAILS, feed_generator, xml_head
-from feedsvc.config import Config
 from feedsvc.dates import EPOCH
 from feedsvc.model import Article, Document
+from feedsvc.settings import Config
 from feedsvc.urls import join_url
 
 

@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from feedsvc.config import Config
 from feedsvc.model import Problem
+from feedsvc.settings import Config
 
 # Node kinds (membership.Kind) as feed paths and `feeds.archive` name them.
 KIND_NAMES = {"site": "site", "category": "categories", "tag": "tags", "author": "authors"}

@@ -8,8 +8,8 @@ from typing import Any
 
 from feedsvc.build.entryfields import author_fields, filed_names
 from feedsvc.build.membership import FeedNode, feed_home, feed_title
-from feedsvc.config import Config
 from feedsvc.model import Article, Origin
+from feedsvc.settings import Config
 from feedsvc.urls import join_url
 
 VERSION = "https://jsonfeed.org/version/1.1"

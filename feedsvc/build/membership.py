@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from feedsvc.build.feedsettings import SettingsTable
-from feedsvc.config import Config
 from feedsvc.model import Article, Problem
+from feedsvc.settings import Config
 from feedsvc.urls import join_url, slugize
 
 Kind = Literal["site", "category", "tag", "author"]

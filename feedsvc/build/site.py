@@ -16,10 +16,10 @@ from feedsvc.build.gzparts import Compressor
 from feedsvc.build.membership import FeedNode, Kind, NodeIndex, NodeKeys, digest
 from feedsvc.build.pages import FeedLinks
 from feedsvc.build.sitepages import SitePages
-from feedsvc.config import Config
 from feedsvc.dates import load_timezone
 from feedsvc.model import Article, Document, Problem
 from feedsvc.processes.cpus import Cores
+from feedsvc.settings import Config
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from feedsvc.build.feedsettings import SettingsTable
 from feedsvc.build.gzparts import Compressor
 from feedsvc.build.membership import FeedNode, digest, feed_home, feed_title
 from feedsvc.build.pages import Archive, FeedLinks, render_feed_view, render_index, render_opml
-from feedsvc.config import Config
 from feedsvc.dates import EPOCH
 from feedsvc.model import Document
+from feedsvc.settings import Config
 from feedsvc.urls import join_url
 
 PAGE_PATHS = ("index.html", "feeds.opml")

@@ -20,8 +20,8 @@ from feedsvc.build.archives import HISTORY_NS
 from feedsvc.build.documents import FEED_TYPES
 from feedsvc.build.entryfields import author_fields, filed_names, image_type
 from feedsvc.build.membership import FeedNode, feed_home, feed_title
-from feedsvc.config import Config
 from feedsvc.model import Article, Origin
+from feedsvc.settings import Config
 from feedsvc.urls import join_url
 
 GENERATOR_URI = "https://github.com/feedsvc/feedsvc"

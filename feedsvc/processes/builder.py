@@ -19,7 +19,6 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from feedsvc.config import Config
 from feedsvc.metrics import Metrics
 from feedsvc.model import Problem, Snapshot
 from feedsvc.processes.announcer import Announcer
@@ -29,6 +28,7 @@ from feedsvc.publish.mirror import Mirror
 from feedsvc.reload.loop import ReloadLoop
 from feedsvc.reload.reloader import Reloader, ReloadSummary
 from feedsvc.scheduler import make_scheduler, reschedule
+from feedsvc.settings import Config
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.state.ledger import open_ledger
 from feedsvc.state.parsecache import save_parse_cache

@@ -9,8 +9,8 @@ import os
 import threading
 from pathlib import Path
 
-from feedsvc.config import Config
 from feedsvc.processes.builder import run_builder
+from feedsvc.settings import Config
 
 logger = logging.getLogger(__name__)
 

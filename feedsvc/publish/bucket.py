@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from feedsvc.config import s3_url_problem
 from feedsvc.errors import PublishError
+from feedsvc.settings import s3_url_problem
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

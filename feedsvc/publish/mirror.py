@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from feedsvc.config import Config, PublishConfig
 from feedsvc.errors import PublishError
 from feedsvc.metrics import Metrics
 from feedsvc.model import Document
 from feedsvc.publish.bucket import Bucket, parse_target
 from feedsvc.publish.sync import Publication
+from feedsvc.settings import Config, PublishConfig
 from feedsvc.state.snapshots import Status
 
 logger = logging.getLogger(__name__)

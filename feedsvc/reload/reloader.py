@@ -12,7 +12,6 @@ from datetime import datetime
 
 from feedsvc.build.membership import Kind, NodeKeys, node_keys
 from feedsvc.build.site import SiteBuild, SiteRenderer
-from feedsvc.config import Config
 from feedsvc.dates import Clock, utc_now
 from feedsvc.errors import FeedsvcError
 from feedsvc.metrics import Metrics
@@ -20,6 +19,7 @@ from feedsvc.model import Article, Document, Problem, Snapshot, read_only
 from feedsvc.processes.cpus import Cores
 from feedsvc.reload.sources import Source, SourceSet
 from feedsvc.resources import Resource, prepare_resources
+from feedsvc.settings import Config
 from feedsvc.state.ledger import Ledger
 from feedsvc.state.placing import Placer
 from feedsvc.store import Store

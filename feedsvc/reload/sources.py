@@ -9,12 +9,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from feedsvc.config import Config, SourceConfig
 from feedsvc.dates import Clock
 from feedsvc.errors import SourceError
 from feedsvc.metrics import Metrics
 from feedsvc.model import Problem, SourceResult
 from feedsvc.processes.cpus import Cores
+from feedsvc.settings import Config, SourceConfig
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.sources.feed import RemoteSource
 from feedsvc.state.ledger import Ledger

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
-from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import is_rust_panic
 from feedsvc.dates import load_timezone
 from feedsvc.errors import ArticleError, SourceError
 from feedsvc.model import Article, Problem, SourceResult
 from feedsvc.processes.cpus import Cores
+from feedsvc.settings import SiteConfig, SourceConfig
 from feedsvc.sources.fields import PostContext
 from feedsvc.sources.globs import compile_globs
 from feedsvc.sources.post import parse_post_bytes
@@ -242,23 +242,19 @@ class FileReader:
         except _UnreadableError as exc:
             # A read error (permission, disk) says nothing about the article: keep the last
             # good one, and keep the old key so that the next reload tries again.
-            problem = Problem(exc.path, exc.line, exc.reason)
             if previous is not None and previous.article is not None:
-                return _Cached(previous.key, previous.article, (problem,))
-            return _Cached(key, None, (problem,))
+                return _Cached(previous.key, previous.article, (exc.problem,))
+            return _Cached(key, None, (exc.problem,))
         except ArticleError as exc:
-            problems: tuple[Problem, ...] = (Problem(exc.path, exc.line, exc.reason),)
-            article = None
-        else:
-            try:
-                article, problems = parse_post_bytes(data, ctx)
-            except BaseException as exc:
-                # A panic in a Rust extension (markdown, sanitizer) on this file's text:
-                # one bad file must not stop the reload, nor the builder process.
-                if not is_rust_panic(exc):
-                    raise
-                problems = (Problem(display, 1, f"could not be parsed: {exc}"),)
-                article = None
+            return _Cached(key, None, (exc.problem,))
+        try:
+            article, problems = parse_post_bytes(data, ctx)
+        except BaseException as exc:
+            # A panic in a Rust extension (markdown, sanitizer) on this file's text:
+            # one bad file must not stop the reload, nor the builder process.
+            if not is_rust_panic(exc):
+                raise
+            return _Cached(key, None, (Problem(display, 1, f"could not be parsed: {exc}"),))
         return _Cached(key, article, problems)
 
     def _read_bytes(self, relpath: str, info: os.stat_result, display: str) -> bytes:

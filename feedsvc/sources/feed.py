@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from feedsvc.config import SiteConfig, SourceConfig
 from feedsvc.content import html_to_text, truncate
 from feedsvc.dates import Clock, utc_now
 from feedsvc.errors import FetchError
 from feedsvc.model import Article, Author, Identity, Origin, Problem, SourceResult, deflate_html
+from feedsvc.settings import SiteConfig, SourceConfig
 from feedsvc.sources.feeditems import Channel, Item, parse_feed
 from feedsvc.sources.post import SUMMARY_LIMIT
 from feedsvc.transport import Fetched, fetch, make_session
@@ -72,14 +72,13 @@ class RemoteSource:
         site: SiteConfig,
         default_interval: int,
         now: Clock = utc_now,
-        fetcher: Callable[..., Fetched] = fetch,
         *,
         memory: FetchMemory | None = None,
     ) -> None:
         assert config.url is not None  # config validation requires it for feeds
         self.config, self.site, self.url = config, site, config.url
         self.interval = float(config.interval_seconds or default_interval)
-        self.now, self._fetch = now, fetcher
+        self.now = now
         self._session = make_session(site.base_url)
         self._lock = threading.Lock()
         self._articles: tuple[Article, ...] = ()
@@ -90,7 +89,6 @@ class RemoteSource:
         self._first_seen: dict[str, datetime] = {}
         self._next_fetch = 0.0  # monotonic seconds
         self._failures = 0
-        self.fetches = 0
         self.on_failure: Callable[[str, str], None] | None = None  # (source, kind)
         self.memory = memory
         if memory is not None:
@@ -140,10 +138,9 @@ class RemoteSource:
 
     def fetch(self) -> bool:
         """Fetch now; True when the items changed."""
-        self.fetches += 1
         etag, last_modified = self._validators
         try:
-            fetched = self._fetch(
+            fetched = fetch(
                 self._session,
                 self.url,
                 headers=self.config.headers,
@@ -172,7 +169,6 @@ class RemoteSource:
                 f"source {self.config.name}: moved permanently to {fetched.moved_to}; update url"
             )
             problems.append(Problem(self.url, None, message, "warning"))
-        items = None if parsed is None else parsed[1]
         with self._lock:
             if parsed is not None:
                 self._take(parsed, (fetched.etag, fetched.last_modified))
@@ -182,7 +178,7 @@ class RemoteSource:
         logger.info(
             "source %s: %s",
             self.config.name,
-            "not modified" if items is None else f"{len(items)} items",
+            "not modified" if parsed is None else f"{len(parsed[1])} items",
         )
 
     def _failed(self, reason: str, retry_after: float | None) -> None:

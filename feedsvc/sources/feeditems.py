@@ -126,11 +126,8 @@ def _json_items(body: bytes) -> tuple[Channel, list[Item]]:
         id=_absolute(document.get("feed_url"), ""),
     )
     items = document.get("items")
-    return channel, (
-        [_json_item(i, base) for i in items if isinstance(i, dict)]
-        if isinstance(items, list)
-        else []
-    )
+    items = items if isinstance(items, list) else []
+    return channel, [_json_item(i, base) for i in items if isinstance(i, dict)]
 
 
 def _json_item(item: dict[str, Any], base: str) -> Item:
@@ -145,7 +142,7 @@ def _json_item(item: dict[str, Any], base: str) -> Item:
     )
     html = item.get("content_html") or ""
     if not html and item.get("content_text"):
-        html = "<p>" + _escape(str(item["content_text"])) + "</p>"
+        html = "<p>" + escape(str(item["content_text"])).replace("\n\n", "</p><p>") + "</p>"
     return Item(
         guid=str(item.get("id") or link),
         title=plain_text(str(item.get("title") or "")),
@@ -193,7 +190,3 @@ def _when(parsed: Any) -> datetime | None:
         return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except (TypeError, ValueError):
         return None
-
-
-def _escape(text: str) -> str:
-    return escape(text).replace("\n\n", "</p><p>")

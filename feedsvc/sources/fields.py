@@ -9,11 +9,11 @@ from datetime import datetime, tzinfo
 from typing import Any
 from urllib.parse import urljoin
 
-from feedsvc.config import SiteConfig
 from feedsvc.content import plain_text
 from feedsvc.dates import to_utc
 from feedsvc.errors import ArticleError
 from feedsvc.model import Author
+from feedsvc.settings import SiteConfig
 from feedsvc.sources.header import FrontMatter
 from feedsvc.sources.shared import share
 from feedsvc.urls import is_absolute, to_uri
@@ -62,12 +62,8 @@ def _names(value: Any, ctx: PostContext) -> tuple[str, ...]:
     items = [value] if isinstance(value, str | int | float) else value
     if not isinstance(items, list):
         raise ValueError(f"expected a name or a list of names, got {type(value).__name__}")
-    names: list[str] = []
-    for item in items:
-        name = _text(item, ctx)
-        if name and name not in names:
-            names.append(name)
-    return tuple(names)
+    names = (_text(item, ctx) for item in items)
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def _categories(value: Any, ctx: PostContext) -> tuple[tuple[str, ...], ...]:
@@ -78,16 +74,10 @@ def _categories(value: Any, ctx: PostContext) -> tuple[tuple[str, ...], ...]:
         paths = [_names(v, ctx) for v in value]
     else:
         paths = [_names(value, ctx)]
-    unique: list[tuple[str, ...]] = []
-    for path in paths:
-        if path and path not in unique:
-            unique.append(path)
-    return tuple(unique)
+    return tuple(dict.fromkeys(path for path in paths if path))
 
 
 def _authors(value: Any, ctx: PostContext) -> tuple[Author, ...]:
-    if value is None:
-        return ()
     items = value if isinstance(value, list) else [value]
     authors = [_author(item, ctx) for item in items]
     return tuple(a for a in authors if a is not None)

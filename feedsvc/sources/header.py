@@ -9,11 +9,12 @@ from typing import Any
 import frontmatter.default_handlers
 import yaml
 
-from feedsvc.errors import ArticleError, FeedsvcError
+from feedsvc.errors import ArticleError
 
 # A YAML document may not expand (through aliases) to more nodes than this:
 # a "billion laughs" header is refused before anything walks it.
 MAX_EXPANDED_NODES = 100_000
+_NOT_A_MAPPING = "front matter is not a mapping of keys"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +47,23 @@ def split_post(text: str, display: str) -> FrontMatter:
 
 
 def _load(header: str, display: str, first: int) -> tuple[dict[str, Any], yaml.MappingNode]:
+    """Load a header with a bounded, tag-free C loader."""
+    loader = yaml.CSafeLoader(header)
     try:
-        meta, node = _HANDLER.load(header)
-    except _HeaderError as exc:
-        raise ArticleError(display, first + exc.line, exc.reason) from None
+        node = loader.get_single_node()
+        if node is None:  # an empty header
+            raise ArticleError(display, first, _NOT_A_MAPPING)
+        # Without an alias (`*name`) the nodes are what the text spells out, at most
+        # two per character, so only text with aliases or of that size is counted.
+        could_expand = "*" in header or 2 * len(header) > MAX_EXPANDED_NODES
+        if could_expand and _expanded_size(node) > MAX_EXPANDED_NODES:
+            reason = "front matter expands (YAML aliases) beyond the limit"
+            raise ArticleError(display, first, reason)
+        try:
+            meta = loader.construct_document(node)
+        except (ValueError, TypeError, OverflowError) as exc:
+            # PyYAML raises a bare ValueError for a timestamp like 2021-13-45.
+            raise _bad_value(node, exc, display, first) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = first + mark.line if mark else first
@@ -57,62 +71,29 @@ def _load(header: str, display: str, first: int) -> tuple[dict[str, Any], yaml.M
         raise ArticleError(display, line, f"invalid YAML front matter: {reason}") from None
     except RecursionError:
         raise ArticleError(display, first, "front matter nests too deeply") from None
+    finally:
+        loader.dispose()
     if not isinstance(meta, dict) or not isinstance(node, yaml.MappingNode):
-        raise ArticleError(display, first, "front matter is not a mapping of keys")
+        raise ArticleError(display, first, _NOT_A_MAPPING)
     return meta, node
 
 
-class _HeaderError(FeedsvcError):
-    """A header the loader refuses; `line` counts from the opening ---."""
-
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(reason)
-        self.line = line
-        self.reason = reason
-
-
-class _Handler(frontmatter.default_handlers.YAMLHandler):
-    """python-frontmatter's YAML handler with a bounded, tag-free C loader."""
-
-    def load(self, fm: str, **kwargs: object) -> Any:
-        loader = yaml.CSafeLoader(fm)
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                return None, None
-            # Without an alias (`*name`) the nodes are what the text spells out, at most
-            # two per character, so only text with aliases or of that size is counted.
-            could_expand = "*" in fm or 2 * len(fm) > MAX_EXPANDED_NODES
-            if could_expand and _expanded_size(node) > MAX_EXPANDED_NODES:
-                raise _HeaderError(0, "front matter expands (YAML aliases) beyond the limit")
-            try:
-                return loader.construct_document(node), node
-            except (ValueError, TypeError, OverflowError) as exc:
-                # PyYAML raises a bare ValueError for a timestamp like 2021-13-45.
-                raise _bad_value(_failing_node(node, exc), str(exc)) from None
-        finally:
-            loader.dispose()
-
-
-def _bad_value(node: yaml.Node, reason: str) -> _HeaderError:
-    name = f"{node.value}: " if isinstance(node, yaml.ScalarNode) else ""
-    return _HeaderError(node.start_mark.line, f"{name}{reason}")
-
-
-def _failing_node(root: yaml.Node, exc: Exception) -> yaml.Node:
-    """The top-level value whose construction raises `exc`'s kind, to point at its line."""
+def _bad_value(root: yaml.Node, exc: Exception, display: str, first: int) -> ArticleError:
+    """`exc` at the key of the top-level value whose construction raises its kind."""
+    node = root
     if isinstance(root, yaml.MappingNode):
         for key, value in root.value:
-            probe = yaml.constructor.SafeConstructor()
             try:
-                probe.construct_object(value, deep=True)
+                yaml.constructor.SafeConstructor().construct_object(value, deep=True)
             except type(exc):
-                found: yaml.Node = key
-                return found
-    return root
+                node = key
+                break
+    name = f"{node.value}: " if isinstance(node, yaml.ScalarNode) else ""
+    return ArticleError(display, first + node.start_mark.line, f"{name}{exc}")
 
 
-_HANDLER = _Handler()
+# python-frontmatter finds and splits off the header; _load loads it.
+_HANDLER = frontmatter.default_handlers.YAMLHandler()
 
 
 def _expanded_size(root: yaml.Node) -> int:

@@ -32,7 +32,7 @@ def parse_post_bytes(data: bytes, ctx: PostContext) -> tuple[Article | None, tup
         text, encoding_warnings = decode_text(data, ctx.display_path)
         article, warnings = read_post(text, ctx)
     except ArticleError as exc:
-        return None, (Problem(exc.path, exc.line, exc.reason),)
+        return None, (exc.problem,)
     return article, encoding_warnings + warnings
 
 
@@ -152,19 +152,15 @@ def _identity(
 ) -> Identity:
     """What the id ledger recognises this post by after a rename (README: "Ids")."""
     date = values["published"].isoformat() if values["published"] else None
-    fields = repr((values["title"], date))
-    content = hashlib.sha256(fields.encode("utf-8"))
-    content.update(body.strip().encode("utf-8"))
+    digest = hashlib.sha256(repr((values["title"], date)).encode("utf-8"))
+    fields = digest.hexdigest()[:16]
+    digest.update(body.strip().encode("utf-8"))  # content: the fields, then the body
     return Identity(
-        content=content.hexdigest()[:16],
-        fields=_digest(fields) if values["title"] and date else None,
+        content=digest.hexdigest()[:16],
+        fields=fields if values["title"] and date else None,
         explicit=bool(values["id"]),
         dated=date is not None,
         pattern=share(pattern),
         slug=slug if values["slug"] or values["permalink"] else None,
         category=share(category),
     )
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import PurePosixPath
 
-from feedsvc.config import SiteConfig
 from feedsvc.dates import load_timezone
 from feedsvc.model import Article, Problem
+from feedsvc.settings import SiteConfig
 from feedsvc.state.ledger import Ledger, Row
 from feedsvc.urls import entry_id, expand_permalink, slugize
 
