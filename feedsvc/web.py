@@ -40,28 +40,23 @@ def create_app(
     (a private registry when not given).
     """
     app = Flask(__name__)
+    metrics = metrics or Metrics()
     app.extensions["feedsvc"] = {
         "store": store,
         "config": config,
         "reloader": reloader,
-        "metrics": metrics or Metrics(),
+        "metrics": metrics,
     }
     app.register_blueprint(bp)
     # Built documents never reach Flask: the prepared-bytes layer answers them first.
-    tally = app.extensions["feedsvc"]["metrics"]
-    app.wsgi_app = FastPath(store, app.wsgi_app, tally)  # type: ignore[method-assign]
+    app.wsgi_app = FastPath(store, app.wsgi_app, metrics.requests)  # type: ignore[method-assign]
     return app
-
-
-def _snapshot() -> Snapshot:
-    store: Store = current_app.extensions["feedsvc"]["store"]
-    return store.current
 
 
 @bp.route("/healthz", methods=["GET"], provide_automatic_options=False)
 def healthz() -> Response:
     """Liveness and the current problems, as JSON."""
-    snapshot = _snapshot()
+    snapshot: Snapshot = current_app.extensions["feedsvc"]["store"].current
     errors = [p for p in snapshot.problems if p.severity == "error"]
     response = jsonify(
         status="ok" if snapshot.generation and not errors else "degraded",
