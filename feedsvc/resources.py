@@ -136,7 +136,7 @@ def _all_resources(
         if old is not None and _same(old.document, document) and _same_view(old, view):
             resources[key] = old
         else:
-            resources[key] = _resource(document, view, max_age)
+            resources[key] = Resource(document, view, _variants(max_age))
     return resources, archives
 
 
@@ -159,7 +159,7 @@ def _update_resources(
             resources.pop(wsgi_path(path), None)
         else:
             view = documents.get(document.view) if document.view else None
-            resources[wsgi_path(path)] = _resource(document, view, max_age)
+            resources[wsgi_path(path)] = Resource(document, view, _variants(max_age))
     # A new month makes the month before it past: its feed's archives are made again.
     folders = {p.rpartition("/")[0] for p in changed if "archive-" in p and is_archive(p)}
     if not folders:
@@ -176,7 +176,9 @@ def _archive_resources(
     """Resources of these archive paths (whole feeds' worth): past months immutable."""
     past = past_archives(archives)
     for path in archives:
-        resources[wsgi_path(path)] = _resource(documents[path], None, max_age, path in past)
+        resources[wsgi_path(path)] = Resource(
+            documents[path], None, _variants(max_age, path in past)
+        )
 
 
 def _same(old: Document, new: Document) -> bool:
@@ -208,12 +210,6 @@ def _cache_controls(max_age: int, immutable: bool) -> tuple[str, str]:
     every response that sends it."""
     feed_cache = IMMUTABLE if immutable else f"public, max-age={max_age}, {STALE}"
     return feed_cache, f"public, max-age={max_age}"
-
-
-def _resource(
-    document: Document, view: Document | None, max_age: int, immutable: bool = False
-) -> Resource:
-    return Resource(document, view, _variants(max_age, immutable))
 
 
 _FEED_MEDIA_TYPES = frozenset(MEDIA_TYPES.values())

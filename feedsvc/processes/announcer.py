@@ -21,7 +21,8 @@ from feedsvc.state.snapshots import Status
 
 logger = logging.getLogger(__name__)
 
-SEND_TIMEOUT = 30  # seconds: a worker that reads nothing for this long is dropped
+# A worker that reads nothing for 30 s is dropped (SO_SNDTIMEO takes a struct timeval).
+SEND_TIMEOUT = struct.pack("ll", 30, 0)
 
 
 @dataclass(eq=False)
@@ -67,7 +68,7 @@ class Announcer:
                 logger.error("cannot take a worker's connection: %s", exc)
                 time.sleep(1.0)
                 continue
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _seconds(SEND_TIMEOUT))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, SEND_TIMEOUT)
             worker = _Worker(sock)
             with self._lock:
                 self._workers.append(worker)
@@ -111,7 +112,3 @@ class Announcer:
         # Shut down rather than close: this wakes the thread reading from it.
         with contextlib.suppress(OSError):
             worker.sock.shutdown(socket.SHUT_RDWR)
-
-
-def _seconds(seconds: int) -> bytes:
-    return struct.pack("ll", seconds, 0)
