@@ -61,8 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
-    command: int = args.run(args, config)
-    return command
+    return int(args.run(args, config))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -168,7 +167,8 @@ def _make_server(args: argparse.Namespace, config: Config, host: str, port: int)
         address=host,
         port=port,
         interface=Interfaces.WSGI,
-        workers=config.server.workers or default_workers(),
+        # One worker per core: each maps the same snapshot files.
+        workers=config.server.workers or available_cores(),
         blocking_threads=config.server.threads or DEFAULT_THREADS,
         # Keep-alive on; a client has 10 s to send its headers, which may total 64 KiB
         # (larger is 431). Feeds take no request bodies.
@@ -229,11 +229,6 @@ def _server_class() -> type:
                 os.kill(self.builder.pid, signal.SIGUSR1)
 
     return FeedsvcServer
-
-
-def default_workers() -> int:
-    """One server process per core this process may use: each maps the same snapshot files."""
-    return available_cores()
 
 
 def worker_app() -> object:
