@@ -39,16 +39,13 @@ class Mirror:
         self,
         announce: Announce,
         metrics: Metrics | None = None,
-        backoff: tuple[float, ...] = BACKOFF,
         served: Callable[[int], bool] = lambda generation: True,
     ) -> None:
         self._announce = announce
         # Whether every worker serves a generation: the bucket gets it after they do.
         self._served = served
         self.metrics = metrics
-        self.backoff = backoff
         self.failure: str | None = None  # why the last attempt failed; None once one succeeds
-        self.completed = 0  # publications that succeeded
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._newest: tuple[Mapping[str, Document], Config, int] | None = None
@@ -100,7 +97,7 @@ class Mirror:
             self._wake.clear()
             attempt = 0
             while not self._attempt():
-                delay = self.backoff[min(attempt, len(self.backoff) - 1)]
+                delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
                 attempt += 1
                 time.sleep(delay)
 
@@ -124,7 +121,6 @@ class Mirror:
             logger.info("publish: %s", result.line(str(publication.bucket.target)))
         if self.metrics is not None:
             self.metrics.observe_publish(result.uploaded, result.deleted, result.bytes, time.time())
-        self.completed += 1
         self._set_failure(None)
         return True
 
@@ -138,12 +134,9 @@ class Mirror:
     def _publication_for(self, settings: PublishConfig) -> Publication:
         """The publication of the current settings; a new one when they changed."""
         if self._publication is None or settings != self._settings:
-            assert settings.url is not None
-            try:
-                target = parse_target(settings.url)
-            except ValueError as exc:  # config validation lets no such URL through
-                raise PublishError(str(exc), config=True) from exc
-            bucket = Bucket(target, settings.endpoint_url)
+            assert settings.url is not None  # offer() keeps no documents without one
+            # The config was validated with the same check: the URL parses.
+            bucket = Bucket(parse_target(settings.url), settings.endpoint_url)
             self._publication = Publication(bucket, settings.encoding)
             self._settings = settings
         return self._publication
