@@ -66,32 +66,13 @@ class Resource:
         self._make = make
         self._variants: list[Variant | None] = [None, None, None, None]
 
-    def _variant(self, slot: int, gzipped: bool, browser: bool) -> Variant:
-        # Two threads may make the same variant at once; both make equal ones.
+    def variant(self, gzipped: bool, browser: bool) -> Variant:
+        """The document, or with `browser` a feed's HTML view; gzipped or not."""
+        slot = 2 * browser + gzipped
         variant = self._variants[slot]
-        if variant is None:
+        if variant is None:  # two threads may make it at once; both make equal ones
             variant = self._variants[slot] = self._make(self, gzipped, browser)
         return variant
-
-    @property
-    def identity(self) -> Variant:
-        """The document, uncompressed."""
-        return self._variant(0, False, False)
-
-    @property
-    def gzip(self) -> Variant:
-        """The document, gzipped."""
-        return self._variant(1, True, False)
-
-    @property
-    def browser_identity(self) -> Variant | None:
-        """A feed's HTML view, uncompressed (None for other documents)."""
-        return None if self.view_document is None else self._variant(2, False, True)
-
-    @property
-    def browser_gzip(self) -> Variant | None:
-        """A feed's HTML view, gzipped (None for other documents)."""
-        return None if self.view_document is None else self._variant(3, True, True)
 
 
 def wsgi_path(path: str) -> str:

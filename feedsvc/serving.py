@@ -125,15 +125,12 @@ class FastPath:
         accept = environ.get("HTTP_ACCEPT")
         # Cheap test first: readers send neither Sec-Fetch-Dest nor an Accept naming HTML.
         maybe_browser = dest is not None or (accept is not None and "html" in accept)
-        if (
+        browser = (
             maybe_browser
             and resource.view_document is not None
             and is_browser_navigation(dest, accept)
-        ):
-            variant = resource.browser_gzip if gzipped else resource.browser_identity
-        else:
-            variant = resource.gzip if gzipped else resource.identity
-        assert variant is not None
+        )
+        variant = resource.variant(gzipped, browser)
         route = "feed" if resource.view_document is not None else "page"
         if is_not_modified(variant, environ):
             self.requests.counts[(route, "304")] += 1

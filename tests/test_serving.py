@@ -235,12 +235,12 @@ def test_bodies_are_made_on_demand_within_a_bound(reloader: Reloader) -> None:
     sizes = [r.document.size for r in feeds]
     cache = Bodies(max_bytes=max(sizes) + 1)
     for resource in feeds:
-        body = cache.get(resource.identity)
+        body = cache.get(resource.variant(False, False))
         assert body == resource.document.body and len(body) == resource.document.size
         assert cache._size <= cache.max_bytes
-        assert gzip.decompress(cache.get(resource.gzip)) == body
+        assert gzip.decompress(cache.get(resource.variant(True, False))) == body
     assert len(cache._bodies) == 1  # the older ones were dropped to stay under the bound
-    view = cache.get(feeds[0].browser_identity)
+    view = cache.get(feeds[0].variant(False, True))
     assert view.startswith(b"<!doctype html>")
 
 
