@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import os
 import threading
+import time
 from collections import Counter as Tally
 from collections.abc import Iterable
 from functools import partial
@@ -205,14 +206,12 @@ class Metrics:
         self.flush()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
-    def start_flushing(self) -> threading.Thread:
+    def start_flushing(self) -> None:
         """Flush request tallies every few seconds from a daemon thread."""
 
         def loop() -> None:
-            while not stop.wait(FLUSH_SECONDS):
+            while True:
+                time.sleep(FLUSH_SECONDS)
                 self.flush()
 
-        stop = threading.Event()
-        thread = threading.Thread(target=loop, name="metrics-flush", daemon=True)
-        thread.start()
-        return thread
+        threading.Thread(target=loop, name="metrics-flush", daemon=True).start()

@@ -83,8 +83,7 @@ def metrics() -> Response:
 @bp.route("/-/reload", methods=["GET", "POST"], provide_automatic_options=False)
 def reload() -> Response:
     """Reload now; only with `Authorization: Bearer <server.reload_token>`."""
-    state = current_app.extensions["feedsvc"]
-    reloader: ReloadTarget | None = state["reloader"]
+    reloader: ReloadTarget | None = current_app.extensions["feedsvc"]["reloader"]
     token = reloader.reload_token if reloader else None
     if reloader is None or not token:
         abort(404)

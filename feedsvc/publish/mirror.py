@@ -28,7 +28,6 @@ from feedsvc.state.snapshots import Status
 logger = logging.getLogger(__name__)
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)  # seconds before each retry; then every 60 s
-Announce = Callable[[int, Status], None]
 WORKERS_WAIT = 10.0  # seconds
 
 
@@ -37,7 +36,7 @@ class Mirror:
 
     def __init__(
         self,
-        announce: Announce,
+        announce: Callable[[int, Status], None],
         metrics: Metrics | None = None,
         served: Callable[[int], bool] = lambda generation: True,
     ) -> None:
