@@ -69,6 +69,7 @@ class Follower:
         self.status = Status()
         self._parent = os.getppid()
         self._sock: socket.socket | None = None
+        self._linked = threading.Event()  # set while _sock is connected to the builder
         self._send_lock = threading.Lock()
         self._replies: dict[str, Future[ReloadSummary]] = {}
         self._serving = threading.Event()  # set once a generation is served
@@ -98,9 +99,7 @@ class Follower:
         self._replies[request] = reply
         try:
             # Just after a start (or while the builder restarts) the link may be coming up.
-            deadline = time.monotonic() + CONNECT_TIMEOUT
-            while self._sock is None and time.monotonic() < deadline:
-                time.sleep(0.05)
+            self._linked.wait(CONNECT_TIMEOUT)
             sock = self._sock
             if sock is None:
                 raise ConnectionError("the builder process is not reachable")
@@ -156,6 +155,7 @@ class Follower:
     def _follow(self) -> None:
         self._sock = self._connect()
         while True:
+            self._linked.set()
             self._step()
 
     def _step(self) -> None:
@@ -169,6 +169,7 @@ class Follower:
             logger.warning("the link to the builder broke: %s", exc)
         except BadStateError as exc:
             logger.error("cannot serve the builder's newest generation: %s", exc)
+        self._linked.clear()
         sock.close()
         self._sock = None
         for waiting in list(self._replies.values()):
