@@ -41,6 +41,7 @@ class Announcer:
         self.last: dict[str, Any] | None = None  # the newest announcement
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
+        self._moved = threading.Condition(self._lock)  # a worker serves a newer one, or left
 
     def start(self) -> None:
         """Take workers as they connect, for as long as the process lives."""
@@ -59,6 +60,13 @@ class Announcer:
         """The oldest generation a connected worker may still serve."""
         with self._lock:
             return min((w.serving for w in self._workers), default=newest)
+
+    def wait_served(self, generation: int, timeout: float) -> None:
+        """Wait, at most `timeout` seconds, until every connected worker serves `generation`."""
+        with self._moved:
+            self._moved.wait_for(
+                lambda: all(w.serving >= generation for w in self._workers), timeout
+            )
 
     def _accept(self) -> None:
         while True:
@@ -82,7 +90,9 @@ class Announcer:
             for line in worker.sock.makefile("rb"):
                 message = json.loads(line)
                 if "serving" in message:
-                    worker.serving = int(message["serving"])
+                    with self._moved:
+                        worker.serving = int(message["serving"])
+                        self._moved.notify_all()
                 elif "reload" in message:
                     asked: str = message["reload"]
                     self.loop.ask().add_done_callback(partial(self._reply, worker, asked))
@@ -109,6 +119,7 @@ class Announcer:
         with self._lock:
             if worker in self._workers:
                 self._workers.remove(worker)
+                self._moved.notify_all()
         # Shut down rather than close: this wakes the thread reading from it.
         with contextlib.suppress(OSError):
             worker.sock.shutdown(socket.SHUT_RDWR)

@@ -213,7 +213,7 @@ def _make_loop(
     publisher.mirror = Mirror(
         announcer.announce,
         metrics,
-        served=lambda generation: announcer.floor(generation) >= generation,
+        wait_served=announcer.wait_served,
     )
     return loop
 

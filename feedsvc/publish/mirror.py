@@ -38,11 +38,11 @@ class Mirror:
         self,
         announce: Callable[[int, Status], None],
         metrics: Metrics | None = None,
-        served: Callable[[int], bool] = lambda generation: True,
+        wait_served: Callable[[int, float], None] = lambda generation, timeout: None,
     ) -> None:
         self._announce = announce
-        # Whether every worker serves a generation: the bucket gets it after they do.
-        self._served = served
+        # Waits until every worker serves a generation: the bucket gets it after they do.
+        self._wait_served = wait_served
         self.metrics = metrics
         self.failure: str | None = None  # why the last attempt failed; None once one succeeds
         self._lock = threading.Lock()
@@ -106,7 +106,8 @@ class Mirror:
             if self._newest is None:
                 return True
             documents, config, generation = self._newest
-        self._wait_for_workers(generation)
+        # At most WORKERS_WAIT seconds: a stuck worker holds back no publication.
+        self._wait_served(generation, WORKERS_WAIT)
         try:
             publication = self._publication_for(config.publish)
             result = publication.publish(documents, config.server.cache_max_age)
@@ -122,13 +123,6 @@ class Mirror:
             self.metrics.observe_publish(result.uploaded, result.deleted, result.bytes, time.time())
         self._set_failure(None)
         return True
-
-    def _wait_for_workers(self, generation: int) -> None:
-        """Wait (at most WORKERS_WAIT seconds: a stuck worker holds back no publication)
-        until every worker serves `generation`, so the bucket is never ahead of them."""
-        deadline = time.monotonic() + WORKERS_WAIT
-        while not self._served(generation) and time.monotonic() < deadline:
-            time.sleep(0.01)
 
     def _publication_for(self, settings: PublishConfig) -> Publication:
         """The publication of the current settings; a new one when they changed."""
