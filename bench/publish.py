@@ -34,9 +34,9 @@ import yaml
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent))
 from corpus import write_corpus
-from seaweed import SeaweedFS
+from tests.support.seaweed import SeaweedFS
 from service import FEEDSVC, bench_config, free_port
 
 EDITS = 5

@@ -16,7 +16,7 @@ from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 from feedsvc.web import create_app
 
-from seaweed import SeaweedFS
+from tests.support.seaweed import SeaweedFS
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SAMPLE_SHAPED = """
@@ -140,13 +140,13 @@ def client(app: Any) -> Any:
     return app.test_client()
 
 
-def eventually(condition: Callable[[], bool], seconds: float = 15) -> bool:
-    """Whether `condition` holds within `seconds` (asked every 0.1 s)."""
+def eventually(condition: Callable[[], bool], seconds: float = 15, every: float = 0.1) -> bool:
+    """Whether `condition` holds within `seconds` (asked every `every` seconds)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
             return True
-        time.sleep(0.1)
+        time.sleep(every)
     return False
 
 

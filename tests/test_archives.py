@@ -12,30 +12,20 @@ from lxml import etree
 from feedsvc.build.archives import HISTORY_NS, past_archives
 from feedsvc.build.site import build_site
 from feedsvc.config import Config
-from feedsvc.model import Article, Author, Document, deflate_html
+from feedsvc.model import Document
 from feedsvc.resources import prepare_resources, wsgi_path
+
+from tests.support.articles import post
 
 T0 = datetime(2021, 10, 20, tzinfo=UTC)
 BASE = "http://127.0.0.1:8080/"
 
 
-def post(n: int, days: int, author: str = "财联社") -> Article:
-    return Article(
-        id=f"urn:post:{n}",
-        source="posts",
-        path=f"{n}.md",
-        title=f"Post {n}",
-        link=f"https://news.example.cn/{n}/",
-        published=T0 + timedelta(days=days),
-        updated=T0 + timedelta(days=days),
-        content=deflate_html(f"<p>Body {n}</p>"),
-        authors=(Author(author),),
-        categories=(("金融",),),
-    )
-
-
 # 9 posts over Oct 2021 - Jan 2022 (Asia/Shanghai months), the newest first in feeds.
-POSTS = [post(n, days) for n, days in enumerate([0, 5, 11, 12, 30, 41, 45, 60, 75])]
+POSTS = [
+    post(n, T0 + timedelta(days=days), f"<p>Body {n}</p>", "财联社")
+    for n, days in enumerate([0, 5, 11, 12, 30, 41, 45, 60, 75])
+]
 
 
 def _links(body: bytes, fmt: str) -> dict[str, str]:

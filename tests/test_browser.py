@@ -14,7 +14,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from test_e2e import ROOT, Server, free_port
+from tests.support.server import ROOT, Server, free_port
 
 pytestmark = pytest.mark.browser
 

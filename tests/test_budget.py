@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from feedsvc.build.budget import document_size, fit_count
 from feedsvc.build.site import build_site
 from feedsvc.config import Config
-from feedsvc.model import Article, Author, deflate_html
+from feedsvc.model import Article
+
+from tests.support.articles import post
 
 T0 = datetime(2022, 3, 1, tzinfo=UTC)
 
@@ -35,25 +37,15 @@ def test_fit_count_is_the_most_entries_that_fit_but_at_least_one(
     assert fit_count(head, sizes, separator, tail, budget) == max(fitting, default=1)
 
 
-def post(n: int, body_bytes: int = 3000) -> Article:
-    return Article(
-        id=f"urn:post:{n}",
-        source="posts",
-        path=f"{n}.md",
-        title=f"Post {n}",
-        link=f"https://news.example.cn/{n}/",
-        published=T0 + timedelta(days=n),
-        updated=T0 + timedelta(days=n),
-        content=deflate_html(f"<p>{n} " + "字" * (body_bytes // 3) + "</p>"),
-        authors=(Author("Desk"),),
-        categories=(("金融",),),
-    )
+def sized(n: int, body_bytes: int = 3000) -> Article:
+    """Post n, a day after post n - 1, with a body of about `body_bytes` bytes."""
+    return post(n, T0 + timedelta(days=n), f"<p>{n} " + "字" * (body_bytes // 3) + "</p>")
 
 
 def test_a_feed_over_its_budget_keeps_the_newest_entries_that_fit_in_every_format(
     make_config: Callable[..., Config],
 ) -> None:
-    articles = [post(n) for n in range(20)]
+    articles = [sized(n) for n in range(20)]
     unlimited = build_site(articles, make_config()).documents
     config = make_config(
         feeds={"max_bytes": 20_000, "overrides": [{"match": "categories/**", "max_bytes": 9000}]}
@@ -90,7 +82,7 @@ def _one_entry(documents: dict, path: str, fmt: str, index: int) -> bytes:
 def test_the_newest_entry_stays_even_when_it_alone_is_over(
     make_config: Callable[..., Config],
 ) -> None:
-    build = build_site([post(1, 6000), post(2, 6000)], make_config(feeds={"max_bytes": 1000}))
+    build = build_site([sized(1, 6000), sized(2, 6000)], make_config(feeds={"max_bytes": 1000}))
     for fmt in ("rss", "atom", "json"):
         assert _titles(build.documents[f"feed.{fmt}"].body, fmt) == ["Post 2"]
 
@@ -98,14 +90,14 @@ def test_the_newest_entry_stays_even_when_it_alone_is_over(
 def test_feeds_within_budget_are_untouched_and_warn_nothing(
     make_config: Callable[..., Config],
 ) -> None:
-    articles = [post(n, 100) for n in range(5)]
+    articles = [sized(n, 100) for n in range(5)]
     build = build_site(articles, make_config())
     assert build.problems == []
     assert len(_titles(build.documents["feed.atom"].body, "atom")) == 5
 
 
 def test_archives_are_exempt_from_the_budget(make_config: Callable[..., Config]) -> None:
-    articles = [replace(post(n), published=T0 + timedelta(hours=n)) for n in range(10)]
+    articles = [replace(sized(n), published=T0 + timedelta(hours=n)) for n in range(10)]
     config = make_config(feeds={"max_bytes": 8000, "archive": ["site"]})
     documents = build_site(articles, config).documents
     assert len(_titles(documents["feed.atom"].body, "atom")) < 10

@@ -1,10 +1,7 @@
 import copy
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,30 +19,12 @@ from feedsvc.sources.directory import DirectorySource
 from feedsvc.store import Store
 
 from conftest import write_article
-
-T0 = datetime(2022, 1, 1, 8, 0, tzinfo=UTC)
+from tests.support.articles import T0, article
+from tests.support.commands import in_another_process
 
 
 def build_documents(articles: list[Article], config: Config) -> dict[str, Document]:
     return build_site(articles, config).documents
-
-
-def article(n: int, categories: tuple[tuple[str, ...], ...] = (), **changes: object) -> Article:
-    base = Article(
-        id=f"urn:uuid:00000000-0000-5000-8000-{n:012d}",
-        source="articles",
-        path=f"post-{n}.md",
-        title=f"Post {n} & <friends>",
-        link=f"http://127.0.0.1:8080/2022/01/01/post-{n}/",
-        published=T0 + timedelta(hours=n),
-        updated=T0 + timedelta(hours=n),
-        content=deflate_html(
-            f"<p>Body of post {n} with <a href='http://x.example/'>a link</a>.</p>"
-        ),
-        authors=(Author("Desk"),),
-        categories=categories,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def test_site_every_category_node_tag_and_author_get_every_format(config: Config) -> None:
@@ -150,20 +129,16 @@ def test_output_is_deterministic_and_clock_free(config: Config) -> None:
 
 def test_bytes_are_identical_in_another_process(config: Config, tmp_path: Path) -> None:
     script = (
-        "import sys; sys.path.insert(0, 'tests');"
-        "from test_build import article, build_documents;"
+        "import sys;"
+        "from feedsvc.build.site import build_site;"
         "from feedsvc.config import load_config;"
+        "from tests.support.articles import article;"
         f"config = load_config({config.path!r});"
-        "docs = build_documents([article(n, (('金融',),)) for n in range(3)], config);"
+        "docs = build_site([article(n, (('金融',),)) for n in range(3)], config).documents;"
         "sys.stdout.buffer.write(docs['categories/金融/feed.atom'].body)"
     )
-    root = Path(__file__).parent.parent
-    env = {"PYTHONHASHSEED": "12345", "TZ": "America/New_York", "PATH": "/usr/bin:/bin"}
-    other = subprocess.run(
-        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, check=True
-    )
     here = build_documents([article(n, (("金融",),)) for n in range(3)], config)
-    assert other.stdout == here["categories/金融/feed.atom"].body
+    assert in_another_process(script) == here["categories/金融/feed.atom"].body
 
 
 def test_etag_changes_with_the_bytes(config: Config) -> None:

@@ -12,17 +12,7 @@ from feedsvc.cli import main
 from feedsvc.config import Config
 
 from conftest import write_article
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "feedsvc.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.support.commands import run_cli
 
 
 def test_invalid_config_exits_2_with_one_clear_line(tmp_path: Path) -> None:

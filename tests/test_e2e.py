@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,69 +12,12 @@ from urllib.parse import quote
 import feedparser
 import pytest
 import requests
-import yaml
 
 from conftest import SAMPLE_SHAPED, write_article
+from tests.support.commands import run_cli
+from tests.support.server import ROOT, Server, free_port, write_config
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Server:
-    """`feedsvc serve` in a child process; its log goes to a file beside the config.
-
-    Waits until /healthz answers, unless `ready=False` (to act while it still builds).
-    """
-
-    def __init__(self, config: Path, port: int, log: Path, *extra: str, ready: bool = True) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.log = log
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "feedsvc.cli",
-                    "serve",
-                    "--config",
-                    str(config),
-                    "--port",
-                    str(port),
-                    *extra,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-        if ready:
-            self.wait_ready()
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(self.log.read_text(encoding="utf-8", errors="replace"))
-            try:
-                if requests.get(self.base + "/healthz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=10)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
 
 
 @pytest.fixture
@@ -94,22 +35,12 @@ def server(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
         categories=["Engineering"],
         tags=["http"],
     )
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "site": {
-                    "title": "E2E Newsroom",
-                    "base_url": f"http://127.0.0.1:{port}",
-                    "timezone": "Asia/Shanghai",
-                },
-                "sources": [{"name": "articles", "path": "articles"}],
-                "reload": {"interval_seconds": 1},
-                "server": {"workers": 1, "threads": 2},
-            },
-            allow_unicode=True,
-        ),
-        encoding="utf-8",
+    config = write_config(
+        tmp_path,
+        port,
+        site={"title": "E2E Newsroom"},
+        reload={"interval_seconds": 1},
+        server={"workers": 1, "threads": 2},
     )
     running = Server(config, port, tmp_path / "serve.log")
     yield running, articles
@@ -180,23 +111,7 @@ def test_broken_file_is_reported_and_the_rest_still_served(server: tuple[Server,
 def test_second_serve_on_a_taken_port_exits_2(server: tuple[Server, Path], tmp_path: Path) -> None:
     srv, _ = server
     port = srv.base.rsplit(":", 1)[1]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "feedsvc.cli",
-            "serve",
-            "--config",
-            str(tmp_path / "config.yaml"),
-            "--port",
-            port,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-        check=False,
-    )
+    result = run_cli("serve", "--config", str(tmp_path / "config.yaml"), "--port", port)
     assert result.returncode == 2
     assert "address already in use" in result.stderr
 
@@ -268,18 +183,11 @@ def test_a_reader_follows_an_author_feed_and_its_archives_over_http(tmp_path: Pa
     (articles / "2021-10-24-brokerage-day.txt").write_text(SAMPLE_SHAPED, encoding="utf-8")
     for n, date in enumerate(["2021-11-02T09:00:00+08:00", "2021-12-01T09:00:00+08:00"]):
         write_article(articles, f"{n}.md", title=f"Later {n}", date=date, author="财联社")
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "site": {"base_url": f"http://127.0.0.1:{port}", "timezone": "Asia/Shanghai"},
-                "sources": [{"name": "articles", "path": "articles"}],
-                "feeds": {"limit": 1, "archive": ["authors"]},
-                "server": {"workers": 1, "threads": 2},
-            },
-            allow_unicode=True,
-        ),
-        encoding="utf-8",
+    config = write_config(
+        tmp_path,
+        port,
+        feeds={"limit": 1, "archive": ["authors"]},
+        server={"workers": 1, "threads": 2},
     )
     srv = Server(config, port, tmp_path / "serve.log")
     try:

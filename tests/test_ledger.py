@@ -21,7 +21,7 @@ from feedsvc.store import Store
 from feedsvc.urls import entry_id
 
 from conftest import NOW, write_article
-from upstream import Reply, Upstream
+from tests.support.upstream import Reply, Upstream
 
 Make = Callable[..., Config]
 

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_operations import settings
-from test_state_serve import get, log_of
 
 from feedsvc.config import load_config
 from feedsvc.reload.reloader import Reloader
@@ -24,8 +22,9 @@ from feedsvc.store import Store
 from feedsvc.urls import entry_id
 
 from conftest import eventually, write_article
-from test_e2e import ROOT, Server, free_port
-from upstream import Reply, Upstream
+from tests.support.commands import run_cli
+from tests.support.server import ROOT, Server, free_port, get, log_of, settings
+from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.e2e
 
@@ -149,7 +148,7 @@ def test_a_live_rename_keeps_the_id_and_forget_drops_an_emptied_feed(
     assert (after["id"], after["url"]) == (before["id"], before["url"])
     emptied = "/categories/%E6%97%A7%E6%A0%8F%E7%9B%AE/feed.atom"
     assert get(server.base, emptied).status_code == 200
-    forget = feedsvc("forget", "--config", str(config), "categories/旧栏目")
+    forget = run_cli("forget", "--config", str(config), "categories/旧栏目")
     assert forget.returncode == 0, forget.stderr
     assert "forgot categories/旧栏目" in forget.stdout
     assert eventually(lambda: get(server.base, emptied).status_code == 404), log_of(server)
@@ -160,7 +159,7 @@ def test_check_tells_what_the_next_reload_does_to_ids_and_writes_nothing(
     site: tuple[Path, list[Server]], tmp_path: Path
 ) -> None:
     config, _ = site
-    assert feedsvc("build", "--config", str(config), "--out", str(tmp_path / "out")).returncode == 0
+    assert run_cli("build", "--config", str(config), "--out", str(tmp_path / "out")).returncode == 0
     articles = config.parent / "articles"
     (articles / "finance/x.md").rename(articles / "finance/rbi-cut.md")
     write_article(articles, "dup.md", "另一篇。", title="Another", date="2024-02-01", id="urn:x:1")
@@ -168,11 +167,11 @@ def test_check_tells_what_the_next_reload_does_to_ids_and_writes_nothing(
         articles, "dup2.md", "又一篇。", title="Yet another", date="2024-02-02", id="urn:x:1"
     )
     before = dump(config)
-    check = feedsvc("check", "--config", str(config))
+    check = run_cli("check", "--config", str(config))
     assert "articles/finance/rbi-cut.md: renamed from articles/finance/x.md" in check.stdout
     assert "articles/dup2.md: id urn:x:1 is articles/dup.md's already" in check.stdout
     assert dump(config) == before
-    assert feedsvc("check", "--config", str(config)).stdout == check.stdout
+    assert run_cli("check", "--config", str(config)).stdout == check.stdout
 
 
 def dump(config: Path) -> list[str]:
@@ -239,12 +238,3 @@ while True:
 """
 
 
-def feedsvc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "feedsvc.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )

@@ -1,7 +1,10 @@
-"""Bounded load on loopback while sources change and the service reloads every second.
+"""Saturating load on loopback while sources change and the service reloads every second.
 
-16 keep-alive connections send conditional and full GETs for 20 s against two worker
-processes while a writer adds and edits articles; every reload swaps a whole snapshot.
+16 keep-alive connections send conditional and full GETs for 20 s, as fast as they are
+answered, against two worker processes while a writer adds and edits articles. The builder
+runs under SCHED_IDLE (README "Processes", docs/performance.md): at saturation reloads may
+not get through at all, and that is not promised. What is: every request is answered, from
+a whole snapshot, never an error; and once the load drops, the reloads run.
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from conftest import write_article
-from test_e2e import Server, free_port
+from tests.support.server import Server, every_worker_sees, free_port, write_config
 
 pytestmark = pytest.mark.e2e
 DURATION = 20.0
@@ -113,18 +115,7 @@ def test_load_during_reloads(tmp_path: Path) -> None:
             date=f"2022-01-01T00:{n:02d}:00Z",
             categories=["Load"],
         )
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "site": {"title": "Load", "base_url": f"http://127.0.0.1:{port}"},
-                "sources": [{"name": "articles", "path": "articles"}],
-                "reload": {"interval_seconds": 1},
-                "server": {"workers": 2},
-            }
-        ),
-        encoding="utf-8",
-    )
+    config = write_config(tmp_path, port, site={"title": "Load"}, reload={"interval_seconds": 1})
     server = Server(config, port, tmp_path / "serve.log")
     stop = threading.Event()
     bodies = Bodies()
@@ -155,17 +146,19 @@ def test_load_during_reloads(tmp_path: Path) -> None:
         stop.set()
         for client in clients:
             client.join(timeout=30)
+        newest = f"Load post {n - 1}<".encode()
+        # Once the load drops, the reloads run: every worker serves the last post written.
+        caught_up = every_worker_sees(server.base, lambda body: newest in body, seconds=60)
     finally:
         stop.set()
         assert server.stop() == 0
     statuses = sum((c.statuses for c in clients), Counter())
     errors = [e for c in clients for e in c.errors]
     print(
-        f"statuses {dict(statuses)}, newest post {max(c.newest for c in clients)}, "
+        f"statuses {dict(statuses)}, newest post {max(c.newest for c in clients)} of {n - 1}, "
         f"generation {max(c.generation for c in clients)}"
     )
     assert errors == []
     assert set(statuses) <= {200, 304}, statuses
     assert statuses[200] > 100 and statuses[304] > 100, statuses
-    assert max(c.generation for c in clients) >= 15  # a reload every second in each worker
-    assert max(c.newest for c in clients) >= 60
+    assert caught_up, f"post {n - 1} was not served within 60 s of the load's end"

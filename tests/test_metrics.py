@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +10,6 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 
 from feedsvc.config import Config
 from feedsvc.metrics import Metrics
@@ -20,19 +18,8 @@ from feedsvc.store import Store
 from feedsvc.web import create_app
 
 from conftest import write_article
-from test_e2e import Server, free_port
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = (
-        rf"^{re.escape(name)}(?:\{{{re.escape(wanted)}\}})? ([0-9.e+-]+)$"
-        if labels
-        else (rf"^{re.escape(name)} ([0-9.e+-]+)$")
-    )
-    found = re.search(pattern, text, re.M)
-    assert found, f"{name} {labels} not in metrics"
-    return float(found.group(1))
+from tests.support.metrics import sample
+from tests.support.server import Server, free_port, write_config
 
 
 def test_metrics_report_reloads_sources_problems_and_responses(
@@ -71,17 +58,7 @@ def test_metrics_report_reloads_sources_problems_and_responses(
 def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
     port = free_port()
     write_article(tmp_path / "articles", "a.md", title="A", date="2022-01-01")
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "site": {"title": "Counted", "base_url": f"http://127.0.0.1:{port}"},
-                "sources": [{"name": "articles", "path": "articles"}],
-                "server": {"workers": 2},
-            }
-        ),
-        encoding="utf-8",
-    )
+    config = write_config(tmp_path, port, site={"title": "Counted"})
     server = Server(config, port, tmp_path / "serve.log")
     try:
         etag = requests.get(server.base + "/feed.rss").headers["ETag"]

@@ -2,35 +2,17 @@
 
 import copy
 import pickle
-import subprocess
-import sys
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from feedsvc.model import Article, Author, Identity, Origin, deflate_html
 
+from tests.support.articles import make_article
+from tests.support.commands import in_another_process
+
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
-
-
-def make_article() -> Article:
-    return Article(
-        id="urn:post:1",
-        source="posts",
-        path="2024/钱塘.md",
-        title="钱塘证券 & <friends>",
-        link="https://news.example.cn/2024/03/01/qiantang/",
-        published=T0,
-        updated=T0 + timedelta(hours=1),
-        content=deflate_html("<p>正文</p>"),
-        authors=(Author("财联社", email="desk@example.cn"),),
-        categories=(("金融", "财联社"),),
-        tags=("A股",),
-        summary="导语",
-        image="https://img.example.cn/a.png",
-    )
 
 
 CHANGES: dict[str, object] = {
@@ -78,13 +60,7 @@ def test_equal_articles_made_anew_have_the_same_revision() -> None:
 
 def test_the_revision_is_the_same_in_another_process() -> None:
     script = (
-        "import sys; sys.path.insert(0, 'tests');"
-        "from test_model import make_article;"
+        "from tests.support.articles import make_article;"
         "print(make_article().revision)"
     )
-    root = Path(__file__).parent.parent
-    env = {"PYTHONHASHSEED": "12345", "TZ": "America/New_York", "PATH": "/usr/bin:/bin"}
-    other = subprocess.run(
-        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, check=True
-    )
-    assert other.stdout.decode().strip() == make_article().revision
+    assert in_another_process(script).decode().strip() == make_article().revision

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from conftest import write_article
-from test_e2e import ROOT, Server, free_port
+from tests.support.server import ROOT, Server, free_port, write_config
 
 pytestmark = pytest.mark.nginx
 MAX_AGE = 2
@@ -40,17 +39,12 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Server, Path]]:
     articles = tmp_path / "articles"
     write_article(articles, "a.md", "First version.", title="Cached post", date="2022-01-01")
     upstream_port, public_port = free_port(), free_port()
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "site": {"title": "Behind nginx", "base_url": f"http://127.0.0.1:{public_port}"},
-                "sources": [{"name": "articles", "path": "articles"}],
-                "reload": {"interval_seconds": 1},
-                "server": {"workers": 1, "cache_max_age": MAX_AGE},
-            }
-        ),
-        encoding="utf-8",
+    config = write_config(
+        tmp_path,
+        public_port,  # the address readers see: nginx's
+        site={"title": "Behind nginx"},
+        reload={"interval_seconds": 1},
+        server={"workers": 1, "cache_max_age": MAX_AGE},
     )
     server = Server(config, upstream_port, tmp_path / "serve.log")
     site = (ROOT / "deploy/nginx/feedsvc.conf").read_text(encoding="utf-8")

@@ -17,25 +17,17 @@ import yaml
 from feedsvc.processes.cpus import MIN_BATCH
 
 from conftest import SAMPLE_SHAPED, eventually, write_article
-from test_e2e import Server, free_port
+from tests.support.processes import children, inotify_watches, running
+from tests.support.server import (
+    Server,
+    every_worker_sees,
+    free_port,
+    settings,
+    slow_first_build,
+    write_config,
+)
 
 pytestmark = pytest.mark.e2e
-
-
-def settings(port: int, **sections: dict) -> dict:
-    data = {
-        "site": {
-            "title": "Ops Newsroom",
-            "base_url": f"http://127.0.0.1:{port}",
-            "timezone": "Asia/Shanghai",
-        },
-        "sources": [{"name": "articles", "path": "articles"}],
-        "reload": {"interval_seconds": 3600},
-        "server": {"workers": 2},
-    }
-    for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    return data
 
 
 @pytest.fixture
@@ -47,8 +39,7 @@ def site(tmp_path: Path) -> Iterator[Callable[..., tuple[Server, Path]]]:
         articles = tmp_path / "articles"
         articles.mkdir(exist_ok=True)
         (articles / "sample.txt").write_text(SAMPLE_SHAPED, encoding="utf-8")
-        config = tmp_path / "config.yaml"
-        config.write_text(yaml.safe_dump(settings(port, **sections), allow_unicode=True), "utf-8")
+        config = write_config(tmp_path, port, **sections)
         server = Server(config, port, tmp_path / f"serve-{port}.log", *extra)
         started.append(server)
         return server, config
@@ -56,16 +47,6 @@ def site(tmp_path: Path) -> Iterator[Callable[..., tuple[Server, Path]]]:
     yield start
     for server in started:
         server.stop()
-
-
-def every_worker_sees(base: str, check: Callable[[bytes], bool], seconds: float = 20) -> bool:
-    """True once 12 requests in a row on fresh connections (so both workers) satisfy check."""
-    deadline, streak = time.monotonic() + seconds, 0
-    while time.monotonic() < deadline and streak < 12:
-        body = requests.get(base + "/feed.atom", headers={"Connection": "close"}, timeout=5).content
-        streak = streak + 1 if check(body) else 0
-        time.sleep(0.05)
-    return streak >= 12
 
 
 def test_sighup_reloads_every_worker_now(site: Callable[..., tuple[Server, Path]]) -> None:
@@ -76,8 +57,6 @@ def test_sighup_reloads_every_worker_now(site: Callable[..., tuple[Server, Path]
         title="Arrived before SIGHUP",
         date="2022-06-01T00:00:00Z",
     )
-    time.sleep(0.2)
-    assert b"Arrived before SIGHUP" not in requests.get(server.base + "/feed.atom").content
     server.process.send_signal(signal.SIGHUP)
     assert every_worker_sees(server.base, lambda body: b"Arrived before SIGHUP" in body)
     assert server.process.poll() is None
@@ -177,25 +156,6 @@ def test_two_replicas_serve_identical_documents(tmp_path: Path) -> None:
             replica.stop()
 
 
-def slow_first_build(tmp_path: Path) -> tuple[Path, int]:
-    """A config whose first build takes seconds: 1,500 posts in 600 categories, 300 tags."""
-    articles = tmp_path / "articles"
-    for n in range(1500):
-        write_article(
-            articles,
-            f"p{n}.md",
-            "Text. " * 100,
-            title=f"Post {n}",
-            date=f"2022-01-01T00:{n // 60 % 60:02d}:{n % 60:02d}Z",
-            categories=[f"C{n % 20}", f"D{n % 30}"],
-            tags=[f"t{n % 300}"],
-        )
-    port = free_port()
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(settings(port)), encoding="utf-8")
-    return config, port
-
-
 def test_sigterm_during_the_first_build_still_stops_the_server(tmp_path: Path) -> None:
     config, port = slow_first_build(tmp_path)
     server = Server(config, port, tmp_path / "serve.log", ready=False)
@@ -225,19 +185,6 @@ def wait_for_processes(server: Server) -> None:
     granian's serve loop, with its own signal handlers. (A fixed sleep was not always
     long enough on a busy machine; a signal before that ends the process.)"""
     assert eventually(lambda: len(children(server.process.pid)) >= 3, 20)
-
-
-def children(pid: int) -> list[int]:
-    """Process ids whose parent is `pid` (from /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def builder_of(server: Server) -> int:
@@ -329,19 +276,11 @@ def pool_of(builder: int) -> list[int]:
     return found
 
 
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_a_post_saved_into_a_source_folder_is_served_without_a_signal(
     site: Callable[..., tuple[Server, Path]],
 ) -> None:
     server, config = site()  # the scheduled reload is an hour away
+    assert inotify_watches(builder_of(server)) > 0
     write_article(
         config.parent / "articles", "2022/watched.md", title="Seen by inotify", date="2022-08-01"
     )
@@ -360,9 +299,9 @@ def test_with_reload_watch_off_a_saved_post_waits_for_a_reload(
     site: Callable[..., tuple[Server, Path]],
 ) -> None:
     server, config = site(reload={"watch": False})
+    # No file event can reach the builder: it watches nothing (the schedule is an hour away).
+    assert inotify_watches(builder_of(server)) == 0
     write_article(config.parent / "articles", "unseen.md", title="Not yet", date="2022-08-01")
-    time.sleep(1.5)
-    assert b"Not yet" not in requests.get(server.base + "/feed.atom", timeout=5).content
     server.process.send_signal(signal.SIGHUP)
     assert every_worker_sees(server.base, lambda body: b"Not yet" in body)
 

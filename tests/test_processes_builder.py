@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from feedsvc.state.snapshots import read_index
 from feedsvc.state.snapshotwriter import SnapshotWriter
 from feedsvc.store import Store
 
-from conftest import write_article
+from conftest import eventually, write_article
 
 
 def served(snapshot: Snapshot) -> dict[str, tuple[bytes, str]]:
@@ -76,13 +75,6 @@ def builder(make_config: Callable[..., Config], tmp_path: Path) -> Iterator[Buil
     yield Builder(make_config(), tmp_path)
 
 
-def wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-
-
 def test_every_worker_follows_every_reload_byte_for_byte(builder: Builder, tmp_path: Path) -> None:
     folder = tmp_path / "articles"
     for n in range(12):
@@ -107,7 +99,9 @@ def test_every_worker_follows_every_reload_byte_for_byte(builder: Builder, tmp_p
         generation = builder.reload()
         built = builder.reloader.store.current
         for follower in (early, late):
-            wait_until(lambda f=follower, g=generation: f.store.current.generation == g)
+            assert eventually(
+                lambda f=follower, g=generation: f.store.current.generation == g, 10, every=0.01
+            )
             assert served(follower.store.current) == served_bytes(built)
 
 
@@ -134,11 +128,15 @@ def test_files_no_worker_serves_are_removed(builder: Builder, tmp_path: Path) ->
     for n in range(4):
         write_article(folder, "a.md", title=f"Edit {n}", date="2026-01-01", tags=["x"])
         generation = builder.reload()
-        wait_until(lambda g=generation: follower.store.current.generation == g)
+        assert eventually(
+            lambda g=generation: follower.store.current.generation == g, 10, every=0.01
+        )
     # Once the worker serves the newest, one more reload collects everything older.
     write_article(folder, "b.md", title="Another", date="2026-01-02")
     generation = builder.reload()
-    wait_until(lambda: follower.store.current.generation == generation)
+    assert eventually(
+        lambda: follower.store.current.generation == generation, 10, every=0.01
+    )
     builder.reload()
     names = sorted(os.listdir(builder.folder))
     assert [n for n in names if n.startswith("gen-")] == [f"gen-{generation:08d}.idx"]
@@ -170,7 +168,9 @@ def test_many_edits_leave_few_segments(
             tags=[f"t{n % 6}"],
         )
         generation = builder.reload()
-        wait_until(lambda g=generation: follower.store.current.generation == g)
+        assert eventually(
+            lambda g=generation: follower.store.current.generation == g, 10, every=0.01
+        )
     builder.reload()
     segments = [n for n in os.listdir(builder.folder) if n.startswith("seg-")]
     assert len(segments) <= 4 + 2

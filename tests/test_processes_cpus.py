@@ -9,15 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_build import article
-from test_operations import running
-from test_sources_hostile import HOSTILE
 
 from feedsvc.build.site import SiteBuilder, build_site
 from feedsvc.config import Config
@@ -27,17 +23,12 @@ from feedsvc.reload.reloader import Reloader
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.store import Store
 
-from conftest import SAMPLE_SHAPED, write_article
-
-
-def double_with_pid(_: None, chunk: Sequence[int]) -> list[tuple[int, int]]:
-    return [(n * 2, os.getpid()) for n in chunk]
-
-
-def die_in_a_child(_: None, chunk: Sequence[int]) -> list[int]:
-    if multiprocessing.parent_process() is not None:
-        os._exit(3)  # as a crash in an extension would
-    return [n * 2 for n in chunk]
+from conftest import SAMPLE_SHAPED, eventually, write_article
+from tests.support.articles import article
+from tests.support.chunks import die_in_a_child, double_with_pid
+from tests.support.commands import ROOT
+from tests.support.hostile import HOSTILE
+from tests.support.processes import running
 
 
 def test_a_big_batch_runs_in_other_processes_in_order() -> None:
@@ -85,10 +76,10 @@ def test_a_batch_runs_here_when_no_process_can_start(caplog: pytest.LogCaptureFi
 def test_the_processes_end_with_a_killed_parent(tmp_path: Path) -> None:
     script = f"""
 import sys, time
-sys.path.insert(0, {str(Path(__file__).parent)!r})
+sys.path.insert(0, {str(ROOT)!r})
 from feedsvc.processes.cpus import Cores
 from feedsvc.model import Article, Problem
-from test_processes_cpus import double_with_pid
+from tests.support.chunks import double_with_pid
 if __name__ == "__main__":
     cores = Cores(min_batch=1, processes=2)
     list(cores.map(double_with_pid, None, range(1000)))
@@ -103,10 +94,7 @@ if __name__ == "__main__":
         assert len(pids) == 2
         parent.send_signal(signal.SIGKILL)  # no chance to stop them
 
-    deadline = time.monotonic() + 5
-    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(running(pid) for pid in pids)
+    assert eventually(lambda: not any(running(pid) for pid in pids), 5, every=0.05)
 
 
 def test_a_folder_read_on_every_core_is_the_same_as_here(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 from feedsvc.config import Config
@@ -13,6 +11,7 @@ from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 
 from conftest import write_article
+from tests.support.commands import run_cli
 
 
 def test_bar_draws_on_its_stream_with_rate() -> None:
@@ -38,12 +37,7 @@ def test_check_off_a_terminal_prints_problems_and_summary_only(
 ) -> None:
     write_article(articles_dir, "a.md", title="A", date="2022-01-01")
     (articles_dir / "bad.md").write_text("---\ntitle: x\ndate: 2021-13-45\n---\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "feedsvc.cli", "check", "--config", config.path, "--quiet"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_cli("check", "--config", config.path, "--quiet")
     assert done.returncode == 1
     assert done.stdout.splitlines() == [
         "articles/bad.md:3: date: month must be in 1..12",

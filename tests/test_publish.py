@@ -18,9 +18,8 @@ from feedsvc.state.ledger import Ledger
 from feedsvc.store import Store
 
 from conftest import PublishingConfig, bucket_of, eventually, write_article, write_corpus
-from seaweed import SeaweedFS
-
-ROOT = Path(__file__).parent.parent
+from tests.support.commands import ROOT, run_cli
+from tests.support.seaweed import SeaweedFS
 
 
 def publish(config: Config, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
@@ -197,14 +196,7 @@ def test_store_killed_mid_publish_then_a_publish_completes(
 
 
 def run_publish(config: Config) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "feedsvc.cli", "publish", "--config", config.path],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_cli("publish", "--config", config.path, timeout=300)
 
 
 def _has(client: object, bucket: str, key: str) -> bool:

@@ -12,7 +12,7 @@ from feedsvc.cli import main
 from feedsvc.config import Config
 
 from conftest import PublishingConfig, bucket_of, write_corpus
-from seaweed import SeaweedFS
+from tests.support.seaweed import SeaweedFS
 
 
 def test_wrong_credentials_exit_2_with_one_line(

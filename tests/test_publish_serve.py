@@ -16,8 +16,8 @@ from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 
 from conftest import eventually, write_article
-from seaweed import SeaweedFS
-from test_e2e import Server, free_port
+from tests.support.seaweed import SeaweedFS
+from tests.support.server import Server, free_port
 
 pytestmark = pytest.mark.e2e
 

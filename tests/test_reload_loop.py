@@ -19,7 +19,6 @@ import feedparser
 import pytest
 import requests
 import yaml
-from test_operations import children, settings
 
 from feedsvc.config import Config
 from feedsvc.processes.announcer import Announcer
@@ -34,7 +33,8 @@ from feedsvc.store import Store
 from feedsvc.web import create_app
 
 from conftest import eventually, write_article
-from test_e2e import Server, free_port
+from tests.support.processes import children
+from tests.support.server import Server, free_port, get, settings
 
 SUMMARY = ReloadSummary(1, 1, 0, 0, 0.0)
 
@@ -74,7 +74,9 @@ def test_asks_during_a_reload_are_answered_by_exactly_one_more_reload(
     assert reloader.running.wait(10)
     reloader.world = "after"  # the reload running has read the world already
     during = [loop.ask() for _ in range(5)]
-    threading.Thread(target=loop.poke).start()  # a signal's ask, from another thread
+    poke = threading.Thread(target=loop.poke)  # a signal's ask, from another thread
+    poke.start()
+    poke.join()  # asked while the first reload runs, not after it
     assert not first.done() and not any(f.done() for f in during)
     reloader.gate.set()
     assert first.result(10).generation == 1
@@ -339,10 +341,6 @@ def reload_now(server: Server) -> dict[str, Any]:
     return dict(answer.json())
 
 
-def get(server: Server, path: str) -> requests.Response:
-    return requests.get(server.base + path, headers={"Connection": "close"}, timeout=5)
-
-
 @pytest.mark.e2e
 @pytest.mark.parametrize("made", ["before the edit", "after the edit"])
 def test_a_folder_added_by_a_config_edit_is_watched(site: Site, made: str) -> None:
@@ -369,10 +367,14 @@ def test_a_folder_added_by_a_config_edit_is_watched(site: Site, made: str) -> No
     reload_now(server)
     more.mkdir(exist_ok=True)
     write_article(more, "b.md", title="Saved into the new folder", date="2022-01-03")
-    assert eventually(lambda: b"Saved into the new folder" in get(server, "/feed.atom").content)
+    assert eventually(
+        lambda: b"Saved into the new folder" in get(server.base, "/feed.atom").content
+    )
     # And the old folder is still watched.
     write_article(articles, "c.md", title="Saved into the first folder", date="2022-01-04")
-    assert eventually(lambda: b"Saved into the first folder" in get(server, "/feed.atom").content)
+    assert eventually(
+        lambda: b"Saved into the first folder" in get(server.base, "/feed.atom").content
+    )
 
 
 def builders(server: Server) -> list[int]:
@@ -401,10 +403,10 @@ def test_an_emptied_category_stays_a_feed(site: Site, through: str) -> None:
     site.configure(reload={"watch": False})
     server = site.start()
     path = "/categories/Solo/feed.atom"
-    assert get(server, path).status_code == 200
+    assert get(server.base, path).status_code == 200
     (articles / "solo.md").unlink()
     assert reload_now(server)["articles"] == 1
-    emptied = get(server, path)
+    emptied = get(server.base, path)
     assert emptied.status_code == 200  # subscribers keep a valid, empty feed
     assert feedparser.parse(emptied.content).entries == []
     if through == "a builder restart":
@@ -417,7 +419,7 @@ def test_an_emptied_category_stays_a_feed(site: Site, through: str) -> None:
         server = site.start()
     site.configure(reload={"watch": False}, site={"title": "Renamed Newsroom"})
     assert eventually(lambda: b"Renamed Newsroom" in reload_and_get(server, "/feed.atom"))
-    after = get(server, path)
+    after = get(server.base, path)
     assert after.status_code == 200, "the emptied category's feed became a 404"
     feed = feedparser.parse(after.content)
     assert not feed.bozo and feed.entries == []
@@ -428,4 +430,4 @@ def reload_and_get(server: Server, path: str) -> bytes:
     """The document after a reload (a reload asked of a builder not yet back fails)."""
     with contextlib.suppress(requests.RequestException):
         requests.post(server.base + "/-/reload", headers=AUTH, timeout=10)
-    return get(server, path).content
+    return get(server.base, path).content

@@ -7,31 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from feedsvc.config import parse_config
 from feedsvc.dates import load_timezone
 from feedsvc.model import Article
 from feedsvc.sources.fields import PostContext
 from feedsvc.sources.post import parse_post_bytes
 
-POSTS = Path(__file__).parent / "data" / "posts"
-CONFIG = parse_config(
-    """
-site:
-  base_url: http://127.0.0.1:8080
-  link: https://news.example.cn/
-  author: 编辑部
-  timezone: Asia/Shanghai
-sources: [{name: articles, path: articles}]
-""",
-    POSTS / "config.yaml",
-)
-MTIME = datetime(2024, 1, 1, tzinfo=UTC)
+from tests.support.posts import CONFIG, MTIME, POSTS
 
 
 def context(relpath: str) -> PostContext:

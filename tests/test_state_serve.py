@@ -24,12 +24,20 @@ import feedparser
 import pytest
 import requests
 import yaml
-from test_operations import children, running, settings, slow_first_build
 
 from feedsvc.state.snapshots import validate
 
 from conftest import SAMPLE_SHAPED, eventually, write_article
-from test_e2e import ROOT, Server, free_port
+from tests.support.processes import children, running
+from tests.support.server import (
+    ROOT,
+    Server,
+    free_port,
+    get,
+    log_of,
+    settings,
+    slow_first_build,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -59,10 +67,6 @@ def small_site(tmp_path: Path) -> Path:
 TITLES = {"Alpha post", "Beta post", "钱塘证券首届“客户服务日”启幕：以数字化重塑财富管理"}
 
 
-def get(base: str, path: str, **headers: str) -> requests.Response:
-    return requests.get(base + path, headers={"Connection": "close", **headers}, timeout=5)
-
-
 def wait_for_200(server: Server, paths: list[str], seconds: float = 20) -> dict[str, str]:
     """Poll until every path answers 200; their ETags."""
     deadline = time.monotonic() + seconds
@@ -89,10 +93,6 @@ def titles(server: Server, path: str = "/feed.atom") -> set[str]:
     feed = feedparser.parse(get(server.base, path).content)
     assert not feed.bozo, feed.get("bozo_exception")
     return {entry.title for entry in feed.entries}
-
-
-def log_of(server: Server) -> str:
-    return server.log.read_text(encoding="utf-8", errors="replace")
 
 
 def first_reload_logged_at(server: Server) -> float | None:

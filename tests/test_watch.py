@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,23 +17,49 @@ from conftest import write_article
 
 
 class Calls:
+    """The watch's `on_change`: each call drains the watch, as a reload does, and is kept
+    with what it drained (None: every file), so that a test can wait for the call that saw
+    a given file and look at every call before it."""
+
     def __init__(self) -> None:
-        self.count = 0
-        self.event = threading.Event()
+        self.watch: FolderWatch | None = None
+        self.drained: list[set[str] | None] = []
+        self._seen = 0  # calls already handed to a test by `until`
+        self._changed = threading.Condition()
 
     def __call__(self) -> None:
-        self.count += 1
-        self.event.set()
+        assert self.watch is not None
+        with self._changed:
+            self.drained.append(self.watch.drain())
+            self._changed.notify_all()
+
+    def until(self, path: Path, seconds: float = 5) -> list[set[str] | None]:
+        """The calls since the last `until`, up to the first that drained `path` (or every
+        file); fails after `seconds` without one."""
+        wanted = os.path.realpath(path)
+
+        def index() -> int | None:
+            for n in range(self._seen, len(self.drained)):
+                drained = self.drained[n]
+                if drained is None or wanted in drained:
+                    return n
+            return None
+
+        with self._changed:
+            assert self._changed.wait_for(lambda: index() is not None, seconds), (
+                f"no call drained {path} within {seconds} s: {self.drained[self._seen :]}"
+            )
+            found = index()
+            assert found is not None
+            calls, self._seen = self.drained[self._seen : found + 1], found + 1
+        return calls
 
     def wait(self, seconds: float = 5) -> bool:
-        found = self.event.wait(seconds)
-        self.event.clear()
+        """Whether a call comes (after those handed out so far) within `seconds`."""
+        with self._changed:
+            found = self._changed.wait_for(lambda: len(self.drained) > self._seen, seconds)
+            self._seen = len(self.drained)
         return found
-
-    def settle(self) -> None:
-        """Let the rest of a burst's events pass, so that the next wait is for the next step."""
-        time.sleep(0.5)
-        self.event.clear()
 
 
 @pytest.fixture
@@ -44,8 +69,9 @@ def start_watch() -> Iterator[Callable[[float], tuple[FolderWatch, Calls]]]:
 
     def start(settle_seconds: float) -> tuple[FolderWatch, Calls]:
         calls = Calls()
-        started.append(FolderWatch(calls, settle_seconds))
-        return started[-1], calls
+        calls.watch = FolderWatch(calls, settle_seconds)
+        started.append(calls.watch)
+        return calls.watch, calls
 
     yield start
     for watch in started:
@@ -56,8 +82,10 @@ def start_watch() -> Iterator[Callable[[float], tuple[FolderWatch, Calls]]]:
 def watching(
     start_watch: Callable[[float], tuple[FolderWatch, Calls]], config: Config
 ) -> tuple[FolderWatch, Calls]:
+    """A watch of `config` whose files are known: its next drain names what changes next."""
     watch, calls = start_watch(0.2)
     watch.follow(config)
+    watch.drain()
     return watch, calls
 
 
@@ -66,13 +94,11 @@ def test_a_new_edited_or_deleted_post_asks_for_a_reload(
 ) -> None:
     _, calls = watching
     post = write_article(articles_dir / "2026" / "11", "new.md", title="New", date="2026-11-25")
-    assert calls.wait()
-    calls.settle()
+    calls.until(post)
     post.write_text(post.read_text(encoding="utf-8") + "\nMore.\n", encoding="utf-8")
-    assert calls.wait()
-    calls.settle()
+    calls.until(post)
     post.unlink()
-    assert calls.wait()
+    calls.until(post)
 
 
 def test_a_burst_of_writes_is_at_most_two_reloads(
@@ -80,12 +106,19 @@ def test_a_burst_of_writes_is_at_most_two_reloads(
 ) -> None:
     watch, calls = start_watch(1.0)  # wide enough for a slow disk
     watch.follow(config)
-    for n in range(30):  # as a git pull or an rsync would
-        write_article(articles_dir, f"p{n}.md", title=f"P{n}", date="2026-11-25")
-    assert calls.wait()
-    time.sleep(1.5)
-    # The first completed write at once, the rest of the burst once it settles.
-    assert calls.count <= 2
+    watch.drain()
+    posts = [  # as a git pull or an rsync would
+        write_article(articles_dir, f"p{n}.md", title=f"P{n}", date="2026-11-25") for n in range(30)
+    ]
+    # The watch reports a folder's events in order: the call that drains the last post
+    # comes after every post's events.
+    burst = calls.until(posts[-1], seconds=10)
+    assert None in burst or set().union(*burst) == {os.path.realpath(post) for post in posts}
+    # The first completed write at once, the rest of the burst once it settles...
+    assert len(burst) <= 2, burst
+    # ...and nothing more: the next call is for the next write, and drains only it.
+    later = write_article(articles_dir, "later.md", title="Later", date="2026-11-25")
+    assert calls.until(later) == [{os.path.realpath(later)}]
 
 
 def test_reading_the_posts_asks_for_nothing(
@@ -93,10 +126,12 @@ def test_reading_the_posts_asks_for_nothing(
 ) -> None:
     _, calls = watching
     post = write_article(articles_dir, "p.md", title="P", date="2026-11-25")
-    assert calls.wait()
-    calls.settle()
+    calls.until(post)
     post.read_bytes()  # what a reload does: it must not start another one
-    assert not calls.wait(0.6)
+    # The watch reports a folder's events in order: by the call for a later write, the
+    # read's events have been seen, and neither asked nor left the post to drain.
+    later = write_article(articles_dir, "later.md", title="Later", date="2026-11-25")
+    assert calls.until(later) == [{os.path.realpath(later)}]
 
 
 def test_watch_off_or_no_folder_watches_nothing(
@@ -108,10 +143,13 @@ def test_watch_off_or_no_folder_watches_nothing(
     watch.follow(make_config(reload={"watch": False}))
     assert watch.folders == set()
     write_article(articles_dir, "p.md", title="P", date="2026-11-25")
-    assert not calls.wait(0.5)
-    # A config edit that turns it on, and one that points at a missing folder.
+    # A config edit that turns it on: the first call is for the first file written since.
     watch.follow(make_config())
     assert watch.folders == {str(articles_dir.resolve())}
+    watch.drain()
+    later = write_article(articles_dir, "later.md", title="Later", date="2026-11-25")
+    assert calls.until(later) == [{os.path.realpath(later)}]
+    # And one that points at a missing folder.
     watch.follow(make_config(sources=[{"name": "gone", "path": "nowhere"}]))
     assert watch.folders == set()
 
@@ -122,11 +160,12 @@ def test_the_config_file_counts_and_its_neighbours_do_not(
     _, calls = watching
     folder = Path(config.path).parent
     (folder / "notes.txt").write_text("not a source, not the config", encoding="utf-8")
+    # A call names no file for the config, so no later event shows that a neighbour's
+    # write was passed over: only time does.
     assert not calls.wait(0.6)
     # Saved in place, and saved the way many editors do: a new file renamed over it.
     Path(config.path).write_text(Path(config.path).read_text(encoding="utf-8"), "utf-8")
     assert calls.wait()
-    calls.settle()
     (folder / "config.yaml.new").write_text(Path(config.path).read_text(encoding="utf-8"))
     assert not calls.wait(0.6)  # a neighbour; only the rename below counts
     (folder / "config.yaml.new").replace(config.path)
@@ -138,36 +177,33 @@ def test_a_completed_write_asks_at_once_not_when_the_burst_settles(
 ) -> None:
     watch, calls = start_watch(30.0)  # a settle time no test waits for
     watch.follow(config)
-    write_article(articles_dir, "p.md", title="P", date="2026-11-25")  # written and closed
-    assert calls.wait(5)
+    post = write_article(articles_dir, "p.md", title="P", date="2026-11-25")  # written, closed
+    calls.until(post)
 
 
 def test_one_saved_file_is_one_reload(
+    watching: tuple[FolderWatch, Calls], articles_dir: Path
+) -> None:
+    _, calls = watching
+    a = write_article(articles_dir, "a.md", title="A", date="2026-11-25")  # made, written, closed
+    assert calls.until(a) == [{os.path.realpath(a)}]
+    # A second call for the same save would come before the next file's, or with it, and
+    # drain something other than that file alone.
+    b = write_article(articles_dir, "b.md", title="B", date="2026-11-25")
+    assert calls.until(b) == [{os.path.realpath(b)}]
+
+
+def test_the_watch_remembers_which_files_changed(
     start_watch: Callable[[float], tuple[FolderWatch, Calls]], config: Config, articles_dir: Path
 ) -> None:
     watch, calls = start_watch(0.2)
     watch.follow(config)
-    write_article(articles_dir, "a.md", title="A", date="2026-11-25")  # created, modified, closed
-    assert calls.wait()
-    time.sleep(0.6)  # past the settle time: a second call for the same save would be in
-    calls.event.clear()
-    write_article(articles_dir, "b.md", title="B", date="2026-11-25")
-    assert calls.wait()
-    assert calls.count == 2
-
-
-def test_the_watch_remembers_which_files_changed(
-    watching: tuple[FolderWatch, Calls], articles_dir: Path
-) -> None:
-    watch, calls = watching
     assert watch.drain() is None  # files of a folder just watched are not known
     post = write_article(articles_dir, "p.md", title="P", date="2026-11-25")
-    assert calls.wait()
-    assert watch.drain() == {os.path.realpath(post)}
+    assert calls.until(post) == [{os.path.realpath(post)}]
     assert watch.drain() == set()
     (articles_dir / "2027").mkdir()  # a folder: any file under it may be new
-    write_article(articles_dir / "2027", "q.md", title="Q", date="2026-11-25")
-    assert calls.wait()
-    assert watch.drain() is None
+    later = write_article(articles_dir / "2027", "q.md", title="Q", date="2026-11-25")
+    assert calls.until(later)[-1] is None
     watch.forget()  # the scheduled reload: look at everything
     assert watch.drain() is None
