@@ -158,9 +158,8 @@ def is_not_modified(variant: Variant, environ: dict[str, Any]) -> bool:
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
         # §13.1.2: weak comparison, so W/"x" matches "x"; "*" matches any current one.
-        if if_none_match == variant.etag:
-            return True
-        return bool(_etags(if_none_match).contains_weak(variant.etag.strip('"')))
+        etag = variant.etag
+        return if_none_match == etag or _etags(if_none_match).contains_weak(etag.strip('"'))
     if_modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
     if if_modified_since is None:
         return False
