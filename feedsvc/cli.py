@@ -246,7 +246,7 @@ def worker_app() -> object:
     follower = Follower(os.environ[SOCKET_ENV], Path(os.environ[SNAPSHOTS_ENV]), store)
     generation = os.environ.get(GENERATION_ENV)
     follower.start(int(generation) if generation else None)
-    app = create_app(store, None, follower, metrics=metrics)
+    app = create_app(store, follower, metrics=metrics)
     # Serve the app's WSGI callable (FastPath in front of Flask) directly: one frame less
     # on every feed request than going through Flask.__call__.
     return app.wsgi_app

@@ -1,4 +1,4 @@
-"""create_app(store, config): the Flask app serving the current snapshot. The only user of Flask."""
+"""create_app(store): the Flask app serving the current snapshot. The only user of Flask."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Protocol
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
-from feedsvc.config import Config
 from feedsvc.metrics import Metrics
 from feedsvc.model import Snapshot
 from feedsvc.reload.reloader import ReloadSummary
@@ -29,7 +28,6 @@ class ReloadTarget(Protocol):
 
 def create_app(
     store: Store,
-    config: Config | None = None,
     reloader: ReloadTarget | None = None,
     metrics: Metrics | None = None,
 ) -> Flask:
@@ -41,12 +39,7 @@ def create_app(
     """
     app = Flask(__name__)
     metrics = metrics or Metrics()
-    app.extensions["feedsvc"] = {
-        "store": store,
-        "config": config,
-        "reloader": reloader,
-        "metrics": metrics,
-    }
+    app.extensions["feedsvc"] = {"store": store, "reloader": reloader, "metrics": metrics}
     app.register_blueprint(bp)
     # Built documents never reach Flask: the prepared-bytes layer answers them first.
     app.wsgi_app = FastPath(store, app.wsgi_app, metrics.requests)  # type: ignore[method-assign]
