@@ -159,10 +159,9 @@ class Metrics:
     ) -> None:
         """Record one reload's outcome."""
         self.reload_seconds.observe(seconds)
+        failing = set(failing)
         for source, count in articles.items():
             self.articles.labels(source).set(count)
-        failing = set(failing)
-        for source in articles:
             self.source_failing.labels(source).set(1 if source in failing else 0)
         by_severity = Tally(p.severity for p in problems)
         for severity in ("error", "warning"):

@@ -118,13 +118,12 @@ class Follower:
             documents, resources = current.documents, current.resources
             read_status = self.status
         else:
-            found, read_status, changed = self.reader.read(generation, _let_requests_run)
-            documents = found
+            documents, read_status, changed = self.reader.read(generation, _let_requests_run)
             max_age = (status or read_status).cache_max_age
             # A new max-age changes every header list.
             same_age = max_age == self.status.cache_max_age and current.generation
             resources = prepare_resources(
-                found, max_age, current.resources, changed if same_age else None
+                documents, max_age, current.resources, changed if same_age else None
             )
         self.status = status or read_status
         self.store.swap(_snapshot(documents, resources, self.status, generation))
