@@ -57,10 +57,7 @@ def healthz() -> Response:
         documents=len(snapshot.documents),
         last_reload=snapshot.loaded_at.isoformat() if snapshot.loaded_at else None,
         generation=snapshot.generation,
-        problems=[
-            {"path": p.path, "line": p.line, "message": p.message, "severity": p.severity}
-            for p in snapshot.problems
-        ],
+        problems=[asdict(problem) for problem in snapshot.problems],
     )
     response.headers["Cache-Control"] = "no-store"
     return response
