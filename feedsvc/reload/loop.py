@@ -77,8 +77,8 @@ class ReloadLoop:
                 self._wanted.clear()
             if everything:
                 self.scan()
-            summary = self.reloader.reload()  # never raises
             try:
+                summary = self.reloader.reload()  # never raises: its failures are problems
                 result = Reloaded(summary, self.after(summary))
             except Exception as exc:
                 # Logged, and every asker has it; the loop goes on.
