@@ -72,11 +72,7 @@ def _ledger(config: Config, *, create: bool) -> Iterator[tuple[Ledger | None, bo
         yield None, False
         return
     lock = StateLock(folder)
-    try:
-        lock.acquire()
-        held = True
-    except StateError:
-        held = False  # a server runs: read the ledger, leave writing to it
+    held = lock.try_acquire()  # False: a server runs; read the ledger, leave writing to it
     ledger, damage = open_ledger(folder, repair=create)
     if damage is not None and ledger is None:
         print(damage, file=sys.stderr)

@@ -22,7 +22,7 @@ LAYERS = [
     ["feedsvc.urls"],
     ["feedsvc.settings"],
     ["feedsvc.config"],
-    ["feedsvc.build.feedsettings", "feedsvc.build.archives", "feedsvc.build.budget"],
+    ["feedsvc.build.feedsettings", "feedsvc.build.archives"],
     ["feedsvc.watch"],
     ["feedsvc.content"],
     [

@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from feedsvc.build.archives import HISTORY_NS, past_archives
-from feedsvc.build.site import build_site
+from feedsvc.build.site import SiteBuilder
 from feedsvc.config import Config
 from feedsvc.model import Document
 from feedsvc.resources import prepare_resources, wsgi_path
@@ -48,7 +48,7 @@ def test_following_the_chain_from_the_feed_yields_every_article_and_none_twice(
     make_config: Callable[..., Config], fmt: str, directory: str
 ) -> None:
     config = make_config(feeds={"limit": 2, "archive": ["site", "authors"]})
-    documents = build_site(POSTS, config).documents
+    documents = SiteBuilder(config).build(POSTS).documents
     follow = "next" if fmt == "json" else "prev-archive"
     body = documents[f"{directory}feed.{fmt}"].body
     seen = set(_ids(body, fmt))
@@ -75,7 +75,7 @@ def test_following_the_chain_from_the_feed_yields_every_article_and_none_twice(
 def test_archives_carry_fh_archive_and_the_subscription_feed_does_not(
     make_config: Callable[..., Config],
 ) -> None:
-    documents = build_site(POSTS, make_config(feeds={"archive": ["site"]})).documents
+    documents = SiteBuilder(make_config(feeds={"archive": ["site"]})).build(POSTS).documents
     marker = f"{{{HISTORY_NS}}}archive"
     for fmt in ("rss", "atom"):
         archive = etree.fromstring(documents[f"archive-2021-11.{fmt}"].body)
@@ -86,7 +86,7 @@ def test_archives_carry_fh_archive_and_the_subscription_feed_does_not(
 
 
 def test_without_feeds_archive_there_are_no_archives_and_no_links(config: Config) -> None:
-    documents = build_site(POSTS, config).documents
+    documents = SiteBuilder(config).build(POSTS).documents
     assert not [p for p in documents if "archive-" in p]
     assert b"prev-archive" not in documents["feed.atom"].body
     assert b"archives" not in documents["index.html"].body
@@ -95,7 +95,7 @@ def test_without_feeds_archive_there_are_no_archives_and_no_links(config: Config
 def test_the_index_links_each_feed_archives_once_and_the_view_lists_the_months(
     make_config: Callable[..., Config],
 ) -> None:
-    documents = build_site(POSTS, make_config(feeds={"archive": ["authors"]})).documents
+    documents = SiteBuilder(make_config(feeds={"archive": ["authors"]})).build(POSTS).documents
     index = documents["index.html"].body.decode()
     assert index.count(">archives</a>") == 1
     author = f"{BASE}authors/{quote('财联社')}"
@@ -117,12 +117,12 @@ def test_past_months_are_immutable_and_the_newest_is_an_ordinary_feed(
     make_config: Callable[..., Config],
 ) -> None:
     config = make_config(feeds={"archive": ["site"]})
-    first = build_site(POSTS[:7], config).documents  # Oct-Dec: December is the newest
+    first = SiteBuilder(config).build(POSTS[:7]).documents  # Oct-Dec: December is the newest
     caching = _resources(first)
     assert caching["archive-2021-12.atom"].startswith("public, max-age=300")
     assert caching["archive-2021-11.atom"] == "public, max-age=31536000, immutable"
     # A January post makes December past, also for a worker told only what changed.
-    second = build_site(POSTS, config).documents
+    second = SiteBuilder(config).build(POSTS).documents
     changed = [p for p in second if p not in first or second[p].etag != first[p].etag]
     previous = prepare_resources(first, 300, {})
     resources = prepare_resources(second, 300, previous, changed)

@@ -9,8 +9,8 @@ import feedparser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedsvc.build.budget import document_size, fit_count
-from feedsvc.build.site import build_site
+from feedsvc.build.feeds import document_size, fit_count
+from feedsvc.build.site import SiteBuilder
 from feedsvc.config import Config
 from feedsvc.model import Article
 
@@ -46,11 +46,11 @@ def test_a_feed_over_its_budget_keeps_the_newest_entries_that_fit_in_every_forma
     make_config: Callable[..., Config],
 ) -> None:
     articles = [sized(n) for n in range(20)]
-    unlimited = build_site(articles, make_config()).documents
+    unlimited = SiteBuilder(make_config()).build(articles).documents
     config = make_config(
         feeds={"max_bytes": 20_000, "overrides": [{"match": "categories/**", "max_bytes": 9000}]}
     )
-    build = build_site(articles, config)
+    build = SiteBuilder(config).build(articles)
     for path, budget in (("feed", 20_000), ("categories/金融/feed", 9000)):
         for fmt in ("rss", "atom", "json"):
             body = build.documents[f"{path}.{fmt}"].body
@@ -82,7 +82,9 @@ def _one_entry(documents: dict, path: str, fmt: str, index: int) -> bytes:
 def test_the_newest_entry_stays_even_when_it_alone_is_over(
     make_config: Callable[..., Config],
 ) -> None:
-    build = build_site([sized(1, 6000), sized(2, 6000)], make_config(feeds={"max_bytes": 1000}))
+    build = SiteBuilder(make_config(feeds={"max_bytes": 1000})).build(
+        [sized(1, 6000), sized(2, 6000)]
+    )
     for fmt in ("rss", "atom", "json"):
         assert _titles(build.documents[f"feed.{fmt}"].body, fmt) == ["Post 2"]
 
@@ -91,7 +93,7 @@ def test_feeds_within_budget_are_untouched_and_warn_nothing(
     make_config: Callable[..., Config],
 ) -> None:
     articles = [sized(n, 100) for n in range(5)]
-    build = build_site(articles, make_config())
+    build = SiteBuilder(make_config()).build(articles)
     assert build.problems == []
     assert len(_titles(build.documents["feed.atom"].body, "atom")) == 5
 
@@ -99,6 +101,6 @@ def test_feeds_within_budget_are_untouched_and_warn_nothing(
 def test_archives_are_exempt_from_the_budget(make_config: Callable[..., Config]) -> None:
     articles = [replace(sized(n), published=T0 + timedelta(hours=n)) for n in range(10)]
     config = make_config(feeds={"max_bytes": 8000, "archive": ["site"]})
-    documents = build_site(articles, config).documents
+    documents = SiteBuilder(config).build(articles).documents
     assert len(_titles(documents["feed.atom"].body, "atom")) < 10
     assert len(_titles(documents["archive-2022-03.atom"].body, "atom")) == 10

@@ -9,8 +9,9 @@ import feedparser
 import pytest
 from lxml import etree
 
+from feedsvc.build import xmlfeed
 from feedsvc.build.membership import FeedNode, NodeIndex, feed_title
-from feedsvc.build.site import SiteBuilder, build_site
+from feedsvc.build.site import SiteBuilder
 from feedsvc.config import Config
 from feedsvc.dates import EPOCH
 from feedsvc.model import Article, Author, Document, Origin, SourceResult, deflate_html
@@ -24,7 +25,7 @@ from tests.support.commands import in_another_process
 
 
 def build_documents(articles: list[Article], config: Config) -> dict[str, Document]:
-    return build_site(articles, config).documents
+    return SiteBuilder(config).build(articles).documents
 
 
 def test_site_every_category_node_tag_and_author_get_every_format(config: Config) -> None:
@@ -130,11 +131,11 @@ def test_output_is_deterministic_and_clock_free(config: Config) -> None:
 def test_bytes_are_identical_in_another_process(config: Config, tmp_path: Path) -> None:
     script = (
         "import sys;"
-        "from feedsvc.build.site import build_site;"
+        "from feedsvc.build.site import SiteBuilder;"
         "from feedsvc.config import load_config;"
         "from tests.support.articles import article;"
         f"config = load_config({config.path!r});"
-        "docs = build_site([article(n, (('金融',),)) for n in range(3)], config).documents;"
+        "docs = SiteBuilder(config).build([article(n, (('金融',),)) for n in range(3)]).documents;"
         "sys.stdout.buffer.write(docs['categories/金融/feed.atom'].body)"
     )
     here = build_documents([article(n, (("金融",),)) for n in range(3)], config)
@@ -262,15 +263,12 @@ def test_only_changed_feeds_are_rendered_again(config: Config) -> None:
 
 def _whole_feed(node: FeedNode, fmt: str, config: Config) -> bytes:
     """What feedgen writes for the whole feed, entries added to one generator."""
-    from feedsvc.build.xmlfeed import feed_generator as _feed_generator
-    from feedsvc.build.xmlfeed import fill_entry
-
     entries = node.articles[: config.feeds.limit]
     updated = max((a.updated for a in entries), default=EPOCH)
-    generator = _feed_generator(node, fmt, node.path(f"feed.{fmt}"), updated, config)
+    generator = xmlfeed.feed_generator(node, fmt, node.path(f"feed.{fmt}"), updated, config)
     for entry in entries:
         html = entry.content_html if config.feeds.content == "full" else ""
-        fill_entry(generator.add_entry(order="append"), entry, html)
+        xmlfeed.fill_entry(generator.add_entry(order="append"), entry, html)
     return bytes(
         generator.rss_str(pretty=True) if fmt == "rss" else generator.atom_str(pretty=True)
     )
@@ -291,7 +289,7 @@ def test_spliced_feeds_are_what_feedgen_writes_whole(
         article(4, (("金融", "财联社"),), origin=WIRE),
         article(5, (("金融",),), title="五", language="en-GB"),
     ]
-    build = build_site(articles, config)
+    build = SiteBuilder(config).build(articles)
     nodes = {node.path("feed.rss"): node for node in build.nodes}
     assert len(nodes) == 8  # site, 金融, 金融/财联社, Tech, A股, AI, authors 李明 and Desk
     for path, node in nodes.items():
@@ -300,7 +298,7 @@ def test_spliced_feeds_are_what_feedgen_writes_whole(
             assert spliced == _whole_feed(node, fmt, config), (path, fmt)
         body = build.documents[path.replace(".rss", ".json")].body
         assert body == (json.dumps(json.loads(body), ensure_ascii=False, indent=1) + "\n").encode()
-    empty = build_site([], config).documents
+    empty = SiteBuilder(config).build([]).documents
     assert json.loads(empty["feed.json"].body)["items"] == []
 
 
@@ -319,12 +317,10 @@ def test_each_entry_is_rendered_once_for_every_feed_listing_it(
 @pytest.fixture
 def filled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths of the articles whose entries are rendered, in order."""
-    from feedsvc.build import xmlfeed as module
-
     paths: list[str] = []
-    original = module.fill_entry
+    original = xmlfeed.fill_entry
     monkeypatch.setattr(
-        module,
+        xmlfeed,
         "fill_entry",
         lambda entry, a, html: (paths.append(a.path), original(entry, a, html)),
     )

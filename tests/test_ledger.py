@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from feedsvc.build.site import build_site
+from feedsvc.build.site import SiteBuilder
 from feedsvc.config import Config
 from feedsvc.reload.reloader import Reloader
 from feedsvc.state.ledger import FILE, Ledger
@@ -85,7 +85,7 @@ def test_a_fresh_ledger_gives_the_derived_ids_and_the_same_bytes(
     site.reload()
     assert site.reloader is not None
     with_ledger = site.reloader.store.current.documents
-    without = build_site(site.reloader.sources[0].read().articles, site.config).documents
+    without = SiteBuilder(site.config).build(site.reloader.sources[0].read().articles).documents
     assert {p: d.etag for p, d in with_ledger.items()} == {p: d.etag for p, d in without.items()}
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedsvc.build import membership as nodes
+from feedsvc.build import membership
 from feedsvc.build.membership import NodeIndex
 from feedsvc.config import Config
 from feedsvc.model import Article, Author, deflate_html
@@ -68,7 +68,7 @@ def test_updates_in_place_match_a_fresh_grouping(
     bulk: int,
     history: list[list[Article]],
 ) -> None:
-    monkeypatch.setattr(nodes, "_BULK", bulk)
+    monkeypatch.setattr(membership, "_BULK", bulk)
     config = make_config()
     index = NodeIndex(config)
     current: dict[str, Article] = {}
@@ -117,7 +117,7 @@ def test_equal_but_new_articles_keep_every_node(make_config: Callable[..., Confi
 def test_a_repeated_guid_loses_the_right_copy(
     make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch, bulk: int
 ) -> None:
-    monkeypatch.setattr(nodes, "_BULK", bulk)
+    monkeypatch.setattr(membership, "_BULK", bulk)
     config = make_config()
     index = NodeIndex(config)
     # A remote feed may list one guid twice: same source, path, id and date, other text.
@@ -157,10 +157,10 @@ def test_authors_sharing_a_slug_share_a_feed_with_a_warning(
 ) -> None:
     first = make_article(1, 0, 1, [], [])
     second = replace(make_article(2, 0, 2, [], []), authors=(Author("Wu-Ke"),))
-    nodes_, problems = NodeIndex(make_config()).update(
+    nodes, problems = NodeIndex(make_config()).update(
         [replace(first, authors=(Author("Wu Ke"),)), second]
     )
-    [author] = [n for n in nodes_ if n.kind == "author"]
+    [author] = [n for n in nodes if n.kind == "author"]
     assert author.directory == "authors/Wu-Ke" and len(author.articles) == 2
     [warning] = problems
     assert "share the URL /authors/Wu-Ke/" in warning.message

@@ -4,7 +4,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from feedsvc.reload.reloader import Reloader
 from feedsvc.store import Store
 from feedsvc.web import create_app
 
-from conftest import write_article
+from conftest import eventually, write_article
 from tests.support.metrics import sample
 from tests.support.server import Server, free_port, write_config
 
@@ -66,7 +65,15 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
             requests.get(
                 server.base + "/feed.rss", headers={"If-None-Match": etag, "Connection": "close"}
             )
-        time.sleep(6)  # each worker moves its tallies into the shared counters every 5 s
+        # Each worker moves its tallies into the shared counters every 5 s: wait until
+        # both have (a lost count never gets there, an extra one goes past).
+        def counted() -> float:
+            text = requests.get(server.base + "/metrics").text
+            if 'route="feed",status="304"' not in text:
+                return 0  # no worker has moved its tallies yet
+            return sample(text, "feedsvc_http_responses_total", route="feed", status="304")
+
+        assert eventually(lambda: counted() >= 40, seconds=20)
         text = requests.get(server.base + "/metrics").text
     finally:
         server.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.build.site import SiteBuilder, build_site
+from feedsvc.build.site import SiteBuilder
 from feedsvc.config import Config
 from feedsvc.model import Article, Problem
 from feedsvc.processes.cpus import Cores
@@ -138,7 +138,7 @@ def test_entries_rendered_on_every_core_are_the_same_bytes(
         article(n, ((f"Desk{n % 3}", f"Beat{n % 5}"),), tags=(f"t{n % 7}",)) for n in range(60)
     ]
     parallel = SiteBuilder(config, Cores(min_batch=1, processes=2, chunk=7)).build(articles)
-    here = build_site(articles, config)
+    here = SiteBuilder(config).build(articles)
     assert {p: d.etag for p, d in parallel.documents.items()} == {
         p: d.etag for p, d in here.documents.items()
     }

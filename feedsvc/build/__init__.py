@@ -1,5 +1,5 @@
 """Articles -> every served document: pure, no I/O, no clock.
 
-`site.SiteBuilder` is the entry point (`site.build_site` for one build without reuse).
+`site.SiteBuilder` is the entry point.
 Nothing is imported here: `feedsvc.model` uses `gzparts` from below this package.
 """

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import tzinfo
+from itertools import groupby
 
 from feedsvc.model import Article
 
@@ -30,19 +31,12 @@ def by_month(articles: Sequence[Article], tz: tzinfo) -> list[tuple[str, tuple[A
 
     `articles` are newest first, so each month's articles are one run of the sequence.
     """
-    months: list[tuple[str, tuple[Article, ...]]] = []
-    start = 0
-    current = ""
-    for index, article in enumerate(articles):
+
+    def month(article: Article) -> str:
         local = article.published.astimezone(tz)
-        month = f"{local.year:04d}-{local.month:02d}"
-        if month != current:
-            if index:
-                months.append((current, tuple(articles[start:index])))
-            current, start = month, index
-    if articles:
-        months.append((current, tuple(articles[start:])))
-    return months
+        return f"{local.year:04d}-{local.month:02d}"
+
+    return [(name, tuple(run)) for name, run in groupby(articles, month)]
 
 
 def is_archive(path: str) -> bool:

@@ -8,11 +8,12 @@ from datetime import datetime
 from feedsvc.build.gzparts import FRAME_BYTES, Part, trailer
 from feedsvc.model import Document
 
-MEDIA_TYPES = {
-    "rss": "application/rss+xml; charset=utf-8",
-    "atom": "application/atom+xml; charset=utf-8",
-    "json": "application/feed+json; charset=utf-8",
+FEED_TYPES = {
+    "rss": "application/rss+xml",
+    "atom": "application/atom+xml",
+    "json": "application/feed+json",
 }
+MEDIA_TYPES = {fmt: f"{kind}; charset=utf-8" for fmt, kind in FEED_TYPES.items()}
 HTML = "text/html; charset=utf-8"
 OPML = "text/x-opml; charset=utf-8"
 VIEW_NAME = "feed.html"  # each feed's HTML view, beside its feed.* documents

@@ -1,20 +1,21 @@
 """Feed documents spliced from shared pieces: a head, the entries (each rendered once, see
-`entries`), a tail; a subscription feed within its byte budget, and monthly archives."""
+`entries`), a tail; a subscription feed within its byte budget (`feeds.max_bytes`: how
+many entries fit), and monthly archives."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from itertools import accumulate
 
 from feedsvc.build.archives import archive_name
-from feedsvc.build.budget import document_size, fit_count
 from feedsvc.build.documents import MEDIA_TYPES, VIEW_NAME, document
 from feedsvc.build.entries import Entries
 from feedsvc.build.feedsettings import FeedSettings
 from feedsvc.build.gzparts import Compressor, Part
 from feedsvc.build.jsonfeed import ITEM_SEPARATOR, json_head, json_tail
-from feedsvc.build.membership import FeedNode, feed_home, feed_title
+from feedsvc.build.membership import FeedNode
 from feedsvc.build.xmlfeed import XML_TAILS, feed_generator, xml_head
 from feedsvc.config import Config
 from feedsvc.dates import EPOCH
@@ -62,45 +63,30 @@ class FeedRenderer:
         links = (("prev-archive", node.path(archive_name(archive, fmt))),) if archive else ()
         head = _Head(node, fmt, path, links)
         pieces = [self._entries.part(a, fmt, settings.full) for a in entries]
-        head_part = self._head_part(head, entries)
-        count = len(entries)
-        if count > 1 and not self._fits(fmt, head_part, pieces, settings.max_bytes):
-            count = self._fit(head, entries, head_part, pieces, settings.max_bytes)
-            # The head names the newest update of what is left.
-            head_part = self._head_part(head, entries[:count])
+        count, head_part = self._fit(head, entries, pieces, settings.max_bytes)
         parts = self._splice(fmt, head_part, pieces[:count])
         updated = max((a.updated for a in entries[:count]), default=EPOCH)
         return document(path, MEDIA_TYPES[fmt], parts, updated, node.path(VIEW_NAME)), count
 
-    def _fits(self, fmt: str, head: Part, pieces: Sequence[Part], budget: int) -> bool:
-        """Whether the whole feed is within `budget` bytes (nearly every feed is)."""
-        separators = (len(pieces) - 1) * self._fixed[ITEM_SEPARATOR].size if fmt == "json" else 0
-        body = sum(piece.size for piece in pieces) + separators
-        return head.size + body + self._tail(fmt, not pieces).size <= budget
-
     def _fit(
-        self,
-        head: _Head,
-        entries: Sequence[Article],
-        head_part: Part,
-        pieces: Sequence[Part],
-        budget: int,
-    ) -> int:
-        """How many entries the feed keeps within `budget` identity bytes (at least one).
+        self, head: _Head, entries: Sequence[Article], pieces: Sequence[Part], budget: int
+    ) -> tuple[int, Part]:
+        """How many entries the feed keeps within `budget` identity bytes (at least one),
+        and the head of that many: it names the newest update of what is left.
 
         Computed from the sizes of the pieces already rendered; only the head is made
         again, since leaving entries out may change its date (and so, in principle, its
         length): one extra turn at most in practice.
         """
+        part = self._head_part(head, entries)
         separator = self._fixed[ITEM_SEPARATOR].size if head.fmt == "json" else 0
         tail = self._tail(head.fmt, not entries).size
         sizes = [piece.size for piece in pieces]
         count = len(sizes)
-        size = head_part.size
-        while count > 1 and document_size(size, sizes[:count], separator, tail) > budget:
-            count = min(count - 1, fit_count(size, sizes[:count], separator, tail, budget))
-            size = self._head_part(head, entries[:count]).size
-        return count
+        while count > 1 and document_size(part.size, sizes[:count], separator, tail) > budget:
+            count = min(count - 1, fit_count(part.size, sizes[:count], separator, tail, budget))
+            part = self._head_part(head, entries[:count])
+        return count, part
 
     def render_archive(
         self,
@@ -126,49 +112,40 @@ class FeedRenderer:
         return document(path, MEDIA_TYPES[fmt], self._splice(fmt, head, pieces), updated)
 
     def _head_part(self, head: _Head, entries: Sequence[Article]) -> Part:
-        updated = max((a.updated for a in entries), default=EPOCH)
-        return self._compressor.part(self._head(head, updated))
-
-    def _head(self, head: _Head, updated: datetime) -> bytes:
         config = self.config
-        base = config.site.base_url
-        links = tuple((rel, join_url(base, target)) for rel, target in head.links)
+        links = tuple((rel, join_url(config.site.base_url, target)) for rel, target in head.links)
         if head.fmt == "json":
-            site = config.site
-            return json_head(
-                title=feed_title(config, head.node),
-                home_page_url=feed_home(config, head.node),
-                feed_url=join_url(base, head.path),
-                description=site.description,
-                language=site.language,
-                author=site.default_author,
-                icon=site.icon,
-                hub=config.feeds.websub_hub,
-                # JSON Feed 1.1 has no archives: next_url pages along the same chain.
-                next_url=dict(links).get("prev-archive"),
+            # JSON Feed 1.1 has no archives: next_url pages along the same chain.
+            body = json_head(head.node, head.path, config, dict(links).get("prev-archive"))
+        else:
+            updated = max((a.updated for a in entries), default=EPOCH)
+            generator = feed_generator(
+                head.node, head.fmt, head.path, updated, config, links=links, archived=head.archived
             )
-        generator = feed_generator(
-            head.node, head.fmt, head.path, updated, config, links=links, archived=head.archived
-        )
-        return xml_head(generator, head.fmt)
+            body = xml_head(generator, head.fmt)
+        return self._compressor.part(body)
 
     def _tail(self, fmt: str, empty: bool) -> Part:
         return self._fixed[json_tail(empty) if fmt == "json" else XML_TAILS[fmt]]
 
     def _splice(self, fmt: str, head: Part, pieces: Sequence[Part]) -> list[Part]:
         """A whole document: its head, its entries (JSON items comma-separated), its tail."""
-        if fmt != "json" or len(pieces) < 2:
-            return [head, *pieces, self._tail(fmt, not pieces)]
-        parts = [head, pieces[0]]
-        separator = self._fixed[ITEM_SEPARATOR]
-        for piece in pieces[1:]:
-            parts.append(separator)
-            parts.append(piece)
-        parts.append(self._tail(fmt, False))
-        return parts
+        if fmt == "json" and pieces:
+            separator = self._fixed[ITEM_SEPARATOR]
+            pieces = [pieces[0], *(part for piece in pieces[1:] for part in (separator, piece))]
+        return [head, *pieces, self._tail(fmt, not pieces)]
 
-    def document(
-        self, path: str, media_type: str, body: bytes, last_modified: datetime
-    ) -> Document:
-        """A document made of one piece (pages and the OPML)."""
-        return document(path, media_type, [self._compressor.part(body)], last_modified)
+
+def document_size(head: int, sizes: Sequence[int], separator: int, tail: int) -> int:
+    """Bytes of a document of a head, entries joined by `separator` bytes, and a tail."""
+    return head + sum(sizes) + separator * max(len(sizes) - 1, 0) + tail
+
+
+def fit_count(head: int, sizes: Sequence[int], separator: int, tail: int, budget: int) -> int:
+    """The most leading entries (newest first) that fit in `budget` bytes with this head
+    and tail, but at least one: the feed keeps its newest entry even when that alone is
+    over. From the entries' sizes alone, by binary search over their running sums."""
+    # totals[k - 1]: bytes of the first k entries, each with a separator after it.
+    totals = list(accumulate(size + separator for size in sizes))
+    room = budget - head - tail + separator  # the last entry has no separator after it
+    return max(1, bisect_right(totals, room))

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, replace
 
-from feedsvc.config import Config, FeedOverride
+from feedsvc.config import Config
 from feedsvc.model import Problem
 
-# Node kinds (nodes.Kind) as feed paths and `feeds.archive` name them.
+# Node kinds (membership.Kind) as feed paths and `feeds.archive` name them.
 KIND_NAMES = {"site": "site", "category": "categories", "tag": "tags", "author": "authors"}
 
 
@@ -25,12 +25,7 @@ class FeedSettings:
     archived: bool  # RFC 5005 monthly archives (feeds.archive)
 
 
-def feed_path(kind: str, directory: str) -> str:
-    """The path overrides match: `site`, or the feed's directory (`tags/A股`)."""
-    return "site" if kind == "site" else directory
-
-
-@lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)
 def pattern_regex(pattern: str) -> re.Pattern[str]:
     """`*` is one segment (or part of one), `**` any number of segments, zero included.
 
@@ -63,36 +58,28 @@ class SettingsTable:
         self._default = FeedSettings(
             feeds.limit, feeds.content == "full", feeds.formats, feeds.max_bytes, False
         )
-        self._cache: dict[tuple[str, str], FeedSettings] = {}
+        self.of = functools.cache(self._resolve)
         self._matched: dict[tuple[str, str], tuple[int, ...]] = {}
         # Every format any feed is built in: entries are rendered in these.
         self.formats = tuple(
             dict.fromkeys([*feeds.formats, *(f for o in self.overrides for f in o.formats or ())])
         )
 
-    def of(self, kind: str, directory: str) -> FeedSettings:
-        """The settings of the feed of this node kind and directory."""
-        key = (kind, directory)
-        found = self._cache.get(key)
-        if found is None:
-            found = self._cache[key] = self._resolve(kind, directory)
-        return found
-
     def _resolve(self, kind: str, directory: str) -> FeedSettings:
-        base = self._default
-        archived = KIND_NAMES[kind] in self.archived_kinds
-        path = feed_path(kind, directory)
+        """The settings of the feed of this node kind and directory (`of` caches them)."""
+        base = replace(self._default, archived=KIND_NAMES[kind] in self.archived_kinds)
+        path = "site" if kind == "site" else directory  # what overrides match: `tags/A股`
         matching = tuple(n for n, o in enumerate(self.overrides) if is_match(o.match, path))
         self._matched[(kind, directory)] = matching
         if not matching:
-            return FeedSettings(base.limit, base.full, base.formats, base.max_bytes, archived)
+            return base
         first = self.overrides[matching[0]]
-        return FeedSettings(
-            first.limit or base.limit,
-            base.full if first.content is None else first.content == "full",
-            first.formats or base.formats,
-            first.max_bytes or base.max_bytes,
-            archived,
+        return replace(
+            base,
+            limit=first.limit or base.limit,
+            full=base.full if first.content is None else first.content == "full",
+            formats=first.formats or base.formats,
+            max_bytes=first.max_bytes or base.max_bytes,
         )
 
     def unmatched(self, keys: Iterable[tuple[str, str]]) -> list[Problem]:
@@ -104,16 +91,12 @@ class SettingsTable:
             self.of(kind, directory)
             seen.update(self._matched[(kind, directory)])
         return [
-            _unmatched(self.config_path, n, o)
+            Problem(
+                self.config_path,
+                o.line or None,
+                f"feeds.overrides[{n}].match: {o.match!r} matches no feed",
+                "warning",
+            )
             for n, o in enumerate(self.overrides)
             if n not in seen
         ]
-
-
-def _unmatched(config_path: str, index: int, override: FeedOverride) -> Problem:
-    return Problem(
-        config_path,
-        override.line or None,
-        f"feeds.overrides[{index}].match: {override.match!r} matches no feed",
-        "warning",
-    )

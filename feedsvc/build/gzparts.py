@@ -60,8 +60,8 @@ class Compressor:
     checks it) and nothing is reallocated per part. Not thread-safe; one per site build.
     """
 
-    def __init__(self, level: int = LEVEL) -> None:
-        self._stream = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+    def __init__(self) -> None:
+        self._stream = isal_zlib.compressobj(LEVEL, isal_zlib.DEFLATED, -15)
 
     def part(self, data: bytes) -> Part:
         deflated = self._stream.compress(data) + self._stream.flush(isal_zlib.Z_FULL_FLUSH)

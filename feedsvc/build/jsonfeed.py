@@ -7,7 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from feedsvc.build.entryfields import author_fields, filed_names
+from feedsvc.build.membership import FeedNode, feed_home, feed_title
+from feedsvc.config import Config
 from feedsvc.model import Article, Origin
+from feedsvc.urls import join_url
 
 VERSION = "https://jsonfeed.org/version/1.1"
 # JSON Feed 1.1 has no field for where a republished item came from; its extensions
@@ -22,39 +25,30 @@ ITEM_SEPARATOR = b","
 _ITEM_INDENT = "\n  "  # items sit two levels deep: {"items": [ ... ]}
 
 
-def json_head(
-    *,
-    title: str,
-    home_page_url: str,
-    feed_url: str,
-    description: str,
-    language: str,
-    author: str,
-    icon: str | None,
-    hub: str | None,
-    next_url: str | None = None,
-) -> bytes:
-    """The feed object up to and including `"items": [`; keys in a fixed order.
+def json_head(node: FeedNode, path: str, config: Config, next_url: str | None = None) -> bytes:
+    """The feed object of a node's document at `path`, up to and including `"items": [`;
+    keys in a fixed order.
 
     `next_url` (JSON Feed 1.1: the feed with the next items) is how a JSON feed with
     archives leads to them: the subscription feed to its newest archive, each archive
     to the month before, the chain RFC 5005 archives form in RSS and Atom.
     """
+    site = config.site
     feed: dict[str, Any] = {
         "version": VERSION,
-        "title": title,
-        "home_page_url": home_page_url,
-        "feed_url": feed_url,
+        "title": feed_title(config, node),
+        "home_page_url": feed_home(config, node),
+        "feed_url": join_url(site.base_url, path),
         **({"next_url": next_url} if next_url else {}),
-        "description": description,
-        "language": language,
-        "authors": [{"name": author}],
+        "description": site.description,
+        "language": site.language,
+        "authors": [{"name": site.default_author}],
     }
-    if icon:
-        feed["icon"] = icon
-        feed["favicon"] = icon
-    if hub:
-        feed["hubs"] = [{"type": "WebSub", "url": hub}]
+    if site.icon:
+        feed["icon"] = site.icon
+        feed["favicon"] = site.icon
+    if config.feeds.websub_hub:
+        feed["hubs"] = [{"type": "WebSub", "url": config.feeds.websub_hub}]
     text = json.dumps(feed, ensure_ascii=False, indent=1)
     return (text.removesuffix("\n}") + ',\n "items": [').encode("utf-8")
 

@@ -3,9 +3,10 @@ author (the nodes), kept up to date as articles come, change and go."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from bisect import bisect_left, insort
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -75,7 +76,7 @@ class NodeIndex:
         self._order: list[_Key] = []  # node keys, the site first: sorted when keys come or go
         self._articles: dict[str, Article] = {}  # by revision: the objects the nodes hold
         self._members: dict[_Key, list[Article]] = {}  # newest first
-        self._names: dict[_Key, Counter[tuple[str, ...]]] = {}
+        self._names: defaultdict[_Key, Counter[tuple[str, ...]]] = defaultdict(Counter)
         self._nodes: dict[_Key, FeedNode] = {}
         self._problems: dict[_Key, list[Problem]] = {}
 
@@ -141,9 +142,7 @@ class NodeIndex:
         """Note an article leaving (-1) or arriving (+1) in every node it belongs to."""
         for key, paths in self._paths.of(article).items():
             changes.setdefault(key, []).append(article)
-            counts = self._names.get(key)
-            if counts is None:
-                counts = self._names[key] = Counter()
+            counts = self._names[key]
             for names in paths:
                 counts[names] += sign
 
@@ -199,9 +198,6 @@ def _collision(key: tuple[Kind, str], first: tuple[str, ...], names: tuple[str, 
     )
 
 
-_SITE: tuple[_Key, tuple[tuple[str, ...], ...]] = (("site", ""), ((),))
-
-
 class _Memberships:
     """Node keys for category paths, tags and authors, computed once per distinct name."""
 
@@ -210,60 +206,38 @@ class _Memberships:
         self.tag_map = config.feeds.tag_map
         self.author_map = config.feeds.author_map
         self.default_author = config.site.default_author
-        self._authors: dict[str, _Key] = {}
         self.hierarchy = config.feeds.category_hierarchy
-        self._categories: dict[tuple[str, ...], list[tuple[_Key, tuple[str, ...]]]] = {}
-        self._tags: dict[str, _Key] = {}
+        # Cached per instance: the maps are this config's.
+        self.categories = functools.cache(self._categories)
+        self.tag = functools.cache(self._tag)
+        self.author = functools.cache(self._author)
 
-    def categories(self, path: tuple[str, ...]) -> list[tuple[_Key, tuple[str, ...]]]:
+    def _categories(self, path: tuple[str, ...]) -> list[tuple[_Key, tuple[str, ...]]]:
         """(key, names) of every node a category path puts an article in (Hexo)."""
-        cached = self._categories.get(path)
-        if cached is not None:
-            return cached
         slugs = [self.category_map.get(name) or slugize(name) for name in path]
         depths = range(1, len(path) + 1) if self.hierarchy else [len(path)]
-        found: list[tuple[_Key, tuple[str, ...]]] = [
-            (("category", "categories/" + "/".join(slugs[:d])), path[:d]) for d in depths
-        ]
-        self._categories[path] = found
-        return found
+        return [(("category", "categories/" + "/".join(slugs[:d])), path[:d]) for d in depths]
 
-    def tag(self, tag: str) -> _Key:
+    def _tag(self, tag: str) -> _Key:
         """The key of a tag's node."""
-        found = self._tags.get(tag)
-        if found is None:
-            found = self._tags[tag] = ("tag", "tags/" + (self.tag_map.get(tag) or slugize(tag)))
-        return found
+        return ("tag", "tags/" + (self.tag_map.get(tag) or slugize(tag)))
 
-    def author(self, name: str) -> _Key:
+    def _author(self, name: str) -> _Key:
         """The key of an author's node."""
-        found = self._authors.get(name)
-        if found is None:
-            slug = self.author_map.get(name) or slugize(name)
-            found = self._authors[name] = ("author", "authors/" + slug)
-        return found
+        return ("author", "authors/" + (self.author_map.get(name) or slugize(name)))
 
     def of(self, article: Article) -> dict[_Key, tuple[tuple[str, ...], ...]]:
         """Every node an article belongs to, with the name paths that lead there."""
-        found = dict([_SITE])
-        for path in article.categories:
-            for key, names in self.categories(path):
-                seen = found.get(key)
-                if seen is None:
-                    found[key] = (names,)
-                elif names not in seen:
-                    found[key] = (*seen, names)
-        for key, name in [(self.tag(t), t) for t in article.tags] + self._by(article):
-            seen = found.get(key)
-            if seen is None:
-                found[key] = ((name,),)
-            elif (name,) not in seen:
-                found[key] = (*seen, (name,))
+        pairs = [pair for path in article.categories for pair in self.categories(path)]
+        pairs += [(self.tag(tag), (tag,)) for tag in article.tags]
+        authors = [a.name for a in article.authors] or [self.default_author]
+        pairs += [(self.author(name), (name,)) for name in authors]
+        found: dict[_Key, tuple[tuple[str, ...], ...]] = {("site", ""): ((),)}
+        for key, names in pairs:
+            seen = found.get(key, ())
+            if names not in seen:
+                found[key] = (*seen, names)
         return found
-
-    def _by(self, article: Article) -> list[tuple[_Key, str]]:
-        names = [a.name for a in article.authors] or [self.default_author]
-        return [(self.author(name), name) for name in names]
 
 
 def digest(value: object) -> str:

@@ -12,14 +12,10 @@ from email.utils import format_datetime
 from html import escape
 from xml.sax.saxutils import quoteattr
 
+from feedsvc.build.documents import FEED_TYPES
 from feedsvc.model import Article
 
 FORMAT_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
-FORMAT_TYPES = {
-    "rss": "application/rss+xml",
-    "atom": "application/atom+xml",
-    "json": "application/feed+json",
-}
 
 _CSS = """
 :root{color-scheme:light dark;--fg:#1d1d1f;--muted:#6e6e73;--line:#d2d2d7;--accent:#b3261e}
@@ -80,7 +76,7 @@ class FeedLinks:
     archives: Sequence[Archive] = ()  # newest first
 
 
-AuthorUrl = Callable[[str], str | None]
+AuthorUrl = Callable[[str], str]
 
 
 def render_feed_view(
@@ -90,7 +86,7 @@ def render_feed_view(
     language: str,
     index_url: str,
     tz: tzinfo,
-    author_url: AuthorUrl = lambda name: None,
+    author_url: AuthorUrl,
 ) -> bytes:
     """The page a browser gets for a feed URL: what a feed is, its URLs, its entries (each
     author's name linked to the author's feed), its monthly archives."""
@@ -183,7 +179,7 @@ def render_opml(site_title: str, owner: str, feeds: Sequence[FeedLinks]) -> byte
 def _alternates(feed: FeedLinks) -> str:
     """`<link rel="alternate">` autodiscovery of every format of a feed."""
     return "".join(
-        f'<link rel="alternate" type="{FORMAT_TYPES[fmt]}" title="{_e(feed.title)} '
+        f'<link rel="alternate" type="{FEED_TYPES[fmt]}" title="{_e(feed.title)} '
         f'({FORMAT_LABELS[fmt]})" href="{_e(url)}">\n'
         for fmt, url in feed.urls
     )
@@ -200,8 +196,8 @@ def _entry(article: Article, tz: tzinfo, author_url: AuthorUrl) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _author(name: str, url: str | None) -> str:
-    return f'<a href="{_e(url)}" rel="author">{_e(name)}</a>' if url else _e(name)
+def _author(name: str, url: str) -> str:
+    return f'<a href="{_e(url)}" rel="author">{_e(name)}</a>'
 
 
 def _page(title: str, language: str, head: str, body: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from feedsvc.build.archives import archive_name, by_month
 from feedsvc.build.documents import VIEW_NAME
@@ -13,7 +13,7 @@ from feedsvc.build.entries import Entries
 from feedsvc.build.feeds import FeedRenderer
 from feedsvc.build.feedsettings import FeedSettings, SettingsTable
 from feedsvc.build.gzparts import Compressor
-from feedsvc.build.membership import FeedNode, NodeIndex, NodeKeys, digest
+from feedsvc.build.membership import FeedNode, Kind, NodeIndex, NodeKeys, digest
 from feedsvc.build.pages import FeedLinks
 from feedsvc.build.sitepages import SitePages
 from feedsvc.config import Config
@@ -68,9 +68,7 @@ class SiteBuilder:
         compressor = Compressor()  # shared: a part's bytes depend on that part alone
         self._entries = Entries(config, compressor, cores, self.settings)
         self._feeds = FeedRenderer(config, self._entries, compressor)
-        self._pages = SitePages(
-            config, self.settings, self._index.author_key, self._feeds.document, self.tz
-        )
+        self._pages = SitePages(config, self.settings, self._index.author_key, compressor, self.tz)
         self.rendered = 0  # nodes rendered since creation: reloads that change little keep it low
 
     def build(self, articles: Iterable[Article], keep: NodeKeys | None = None) -> SiteBuild:
@@ -149,8 +147,7 @@ class SiteBuilder:
             listed = min(len(node.articles), settings.limit)
             if kept < listed:
                 cuts[doc.path] = (listed - kept, kept)
-        shown = min(k for _, k in cuts.values()) if cuts else None
-        link = self._pages.links(node, settings, shown, [m for m, _ in months])
+        link = self._pages.links(node, cuts, [m for m, _ in months])
         page = self._pages.view(node, link, feeds[0].last_modified)
         archives = self._render_archives(node, settings, months, old.months if old else {})
         documents = [*feeds, page, *(d for _, docs in archives.values() for d in docs)]
@@ -186,10 +183,7 @@ class SiteBuilder:
     def _links(self, node: FeedNode) -> FeedLinks:
         built = self._nodes[node.key]
         if built.links is None:  # seeded from the last run: the links cost no rendering
-            settings = self.settings.of(*node.key)
-            shown = min((k for _, k in built.cuts.values()), default=None)
-            months = sorted(built.months, reverse=True)
-            built.links = self._pages.links(node, settings, shown, months)
+            built.links = self._pages.links(node, built.cuts, sorted(built.months, reverse=True))
         return built.links
 
     @property
@@ -222,13 +216,10 @@ class SiteBuilder:
             return
         for name, (signature, cuts, months) in exported["nodes"].items():
             kind, directory = name.split(":", 1)
+            node = FeedNode(cast(Kind, kind), directory, (), ())  # for its documents' paths
             formats = self.settings.of(kind, directory).formats
-            names = [f"feed.{fmt}" for fmt in formats] + [VIEW_NAME]
-            paths = [f"{directory}/{n}".lstrip("/") for n in names]
-            archived = {
-                month: [f"{directory}/{archive_name(month, f)}".lstrip("/") for f in formats]
-                for month in months
-            }
+            paths = [node.path(f"feed.{fmt}") for fmt in formats] + [node.path(VIEW_NAME)]
+            archived = {m: [node.path(archive_name(m, f)) for f in formats] for m in months}
             wanted = paths + [p for group in archived.values() for p in group]
             if all(path in documents for path in wanted):
                 built = self._nodes[(kind, directory)] = _Built(
@@ -242,10 +233,3 @@ class SiteBuilder:
                 self._documents.update((path, documents[path]) for path in wanted)
         pages = self._pages.seed(exported.get("pages"), documents)
         self._documents.update((page.path, page) for page in pages)
-
-
-def build_site(
-    articles: Iterable[Article], config: Config, keep: NodeKeys | None = None
-) -> SiteBuild:
-    """Build everything once, without a cache (check, build and tests)."""
-    return SiteBuilder(config).build(articles, keep)

@@ -3,12 +3,14 @@ feed's HTML view, and the index and OPML, made again only when what they list ch
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, tzinfo
 
 from feedsvc.build.archives import archive_name
-from feedsvc.build.documents import HTML, OPML, VIEW_NAME
-from feedsvc.build.feedsettings import FeedSettings, SettingsTable
+from feedsvc.build.documents import HTML, OPML, VIEW_NAME, document
+from feedsvc.build.feedsettings import SettingsTable
+from feedsvc.build.gzparts import Compressor
 from feedsvc.build.membership import FeedNode, digest, feed_home, feed_title
 from feedsvc.build.pages import Archive, FeedLinks, render_feed_view, render_index, render_opml
 from feedsvc.config import Config
@@ -17,7 +19,6 @@ from feedsvc.model import Document
 from feedsvc.urls import join_url
 
 PAGE_PATHS = ("index.html", "feeds.opml")
-MakeDocument = Callable[[str, str, bytes, datetime], Document]  # path, media type, body, date
 
 
 class SitePages:
@@ -28,43 +29,40 @@ class SitePages:
         config: Config,
         settings: SettingsTable,
         author_key: Callable[[str], tuple[str, str]],
-        make: MakeDocument,
+        compressor: Compressor,
         tz: tzinfo,
     ) -> None:
         self.config = config
         self.settings = settings
         self.tz = tz
         self._author_key = author_key
-        self._make = make
-        self._author_urls: dict[str, str] = {}
+        self._compressor = compressor
+        self._author_url = functools.cache(self._author_feed)
         self._pages: tuple[str, list[Document]] | None = None  # (signature, documents)
         self._lines: tuple[object, ...] = ()
 
     def links(
-        self, node: FeedNode, settings: FeedSettings, shown: int | None, months: Sequence[str]
+        self, node: FeedNode, cuts: Mapping[str, tuple[int, int]], months: Sequence[str]
     ) -> FeedLinks:
-        """What pages say of a node; `shown` is how many entries its cut feeds hold (None: all
-        of its first `limit`), `months` its archives, newest first."""
+        """What pages say of a node; `cuts` are its feeds' (entries left out, kept) by the
+        byte budget, `months` its archives, newest first."""
         config = self.config
-        base = config.site.base_url
+        settings = self.settings.of(*node.key)
         formats = settings.formats
-        urls = [(fmt, join_url(base, node.path(f"feed.{fmt}"))) for fmt in formats]
-        entries = node.articles[: settings.limit if shown is None else shown]
-        updated = max((a.updated for a in entries), default=None)
-        archives = tuple(
-            Archive(
-                month, [(f, join_url(base, node.path(archive_name(month, f)))) for f in formats]
-            )
-            for month in months
-        )
+
+        def url(name: str) -> str:
+            return join_url(config.site.base_url, node.path(name))
+
+        # The entries every feed of the node holds: its first `limit`, or fewer when cut.
+        entries = node.articles[: min((k for _, k in cuts.values()), default=settings.limit)]
         return FeedLinks(
             feed_title(config, node),
             feed_home(config, node),
-            urls,
+            [(fmt, url(f"feed.{fmt}")) for fmt in formats],
             entries,
-            updated,
-            view=join_url(base, node.path(VIEW_NAME)),
-            archives=archives,
+            max((a.updated for a in entries), default=None),
+            view=url(VIEW_NAME),
+            archives=[Archive(m, [(f, url(archive_name(m, f))) for f in formats]) for m in months],
         )
 
     def view(self, node: FeedNode, link: FeedLinks, last_modified: datetime) -> Document:
@@ -78,18 +76,14 @@ class SitePages:
             tz=self.tz,
             author_url=self._author_url,
         )
-        return self._make(node.path(VIEW_NAME), HTML, body, last_modified)
+        return self._document(node.path(VIEW_NAME), HTML, body, last_modified)
 
-    def _author_url(self, name: str) -> str | None:
+    def _author_feed(self, name: str) -> str:
         """The URL of an author's feed (its first format), for the HTML views: every
         author of a listed article has one."""
-        url = self._author_urls.get(name)
-        if url is None:
-            key = self._author_key(name)
-            fmt = self.settings.of(*key).formats[0]
-            url = join_url(self.config.site.base_url, f"{key[1]}/feed.{fmt}")
-            self._author_urls[name] = url
-        return url
+        kind, directory = self._author_key(name)
+        fmt = self.settings.of(kind, directory).formats[0]
+        return join_url(self.config.site.base_url, f"{directory}/feed.{fmt}")
 
     def render(self, links: list[FeedLinks]) -> list[Document]:
         """The index and the OPML of these feeds; the last ones while what they say of
@@ -110,11 +104,14 @@ class SitePages:
         )
         opml = render_opml(site.title, site.default_author, links)
         pages = [
-            self._make("index.html", HTML, index, newest),
-            self._make("feeds.opml", OPML, opml, newest),
+            self._document("index.html", HTML, index, newest),
+            self._document("feeds.opml", OPML, opml, newest),
         ]
         self._pages = (signature, pages)
         return pages
+
+    def _document(self, path: str, media_type: str, body: bytes, modified: datetime) -> Document:
+        return document(path, media_type, [self._compressor.part(body)], modified)
 
     @property
     def signature(self) -> str | None:

@@ -17,7 +17,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feedsvc.build.archives import HISTORY_NS
-from feedsvc.build.documents import MEDIA_TYPES
+from feedsvc.build.documents import FEED_TYPES
 from feedsvc.build.entryfields import author_fields, filed_names, image_type
 from feedsvc.build.membership import FeedNode, feed_home, feed_title
 from feedsvc.config import Config
@@ -52,8 +52,11 @@ def feed_generator(
     generator.subtitle(site.description)
     generator.language(site.language)
     generator.author({"name": site.default_author})
-    _add_links(generator, MEDIA_TYPES[fmt].split(";")[0], self_url, config.feeds.websub_hub, links)
-    generator.links.archived = archived
+    # Order matters to feedgen: the last `link` call sets RSS <link>, so the home page is last.
+    media_type = FEED_TYPES[fmt]
+    generator.link(href=self_url, rel="self", type=media_type)
+    _add_links(generator, media_type, config.feeds.websub_hub, links)
+    generator.feedsvc.archived = archived
     generator.link(href=feed_home(config, node), rel="alternate", type="text/html")
     if fmt == "rss":
         # RSS 2.0 <ttl>: minutes a reader may cache the feed, as Cache-Control says.
@@ -69,22 +72,16 @@ def feed_generator(
 
 
 def _add_links(
-    generator: FeedGenerator,
-    media_type: str,
-    self_url: str,
-    hub: str | None,
-    links: tuple[tuple[str, str], ...],
+    generator: FeedGenerator, media_type: str, hub: str | None, links: tuple[tuple[str, str], ...]
 ) -> None:
-    """The channel's self, hub and RFC 5005 links. Order matters to feedgen: the last
-    `link` call sets RSS <link> (the caller adds the home page last)."""
-    generator.link(href=self_url, rel="self", type=media_type)
-    if hub:
-        # WebSub §4: the hub and self links tell subscribers where to subscribe.
-        generator.link(href=hub, rel="hub")
-        generator.links.hub = hub
-    for rel, href in links:  # RFC 5005 §4: current, prev-archive
-        generator.link(href=href, rel=rel, type=media_type)
-    generator.links.history = [(rel, href, media_type) for rel, href in links]
+    """The channel's hub and RFC 5005 §4 links (current, prev-archive) after its self link:
+    feedgen writes them in Atom, the channel extension in RSS."""
+    # WebSub §4: the hub and self links tell subscribers where to subscribe.
+    added = [{"href": hub, "rel": "hub"}] if hub else []
+    added += [{"href": href, "rel": rel, "type": media_type} for rel, href in links]
+    for attributes in added:
+        generator.link(**attributes)
+    generator.feedsvc.links = added
 
 
 def xml_head(generator: FeedGenerator, fmt: str) -> bytes:
@@ -158,37 +155,32 @@ def fill_entry(entry: FeedEntry, article: Article, html: str) -> None:
         entry.media.content(media, group=None)
         entry.media.thumbnail({"url": article.image}, group=None)
         links.append({"href": article.image, "rel": "enclosure", "type": media_type, "length": "0"})
-    entry.links.links = links
+    entry.feedsvc.links = links
     if article.origin:
         # RSS 2.0 <source url>: the channel the item came from, by its title.
         origin = article.origin
         entry.source(url=origin.feed_url, title=origin.title or origin.feed_url)
-    entry.origin.origin = article.origin
-    entry.origin.language = article.language
+    entry.feedsvc.origin = article.origin
+    entry.feedsvc.language = article.language
 
 
-class _LinksExtension(BaseExtension):  # type: ignore[misc]
+class _ChannelExtension(BaseExtension):  # type: ignore[misc]
     """Channel links feedgen does not write in RSS: `<atom:link rel="hub">` for WebSub,
     RFC 5005's `current` and `prev-archive`; and `<fh:archive/>` in archives (both
     formats), declared on the element so no other document changes."""
 
     def __init__(self) -> None:
-        self.hub: str | None = None
-        self.history: list[tuple[str, str, str]] = []  # (rel, href, type)
+        self.links: list[dict[str, str]] = []  # attributes of each atom:link
         self.archived = False
 
     def extend_rss(self, rss_feed: Any) -> Any:
-        channel = rss_feed.find("channel")
-        if channel is None:
-            return rss_feed
+        channel = rss_feed.find("channel")  # feedgen always writes one
         own = channel.find(f"{{{ATOM_NS}}}link")
         at = list(channel).index(own) + 1 if own is not None else 0
-        added = [{"href": self.hub, "rel": "hub"}] if self.hub else []
-        added += [{"href": href, "rel": rel, "type": kind} for rel, href, kind in self.history]
-        for offset, attributes in enumerate(added):
+        for offset, attributes in enumerate(self.links):
             channel.insert(at + offset, etree.Element(f"{{{ATOM_NS}}}link", attributes))
         if self.archived:
-            channel.insert(at + len(added), _archive_marker())
+            channel.insert(at + len(self.links), _archive_marker())
         return rss_feed
 
     def extend_atom(self, atom_feed: Any) -> Any:
@@ -202,57 +194,38 @@ def _archive_marker() -> Any:
     return etree.Element(f"{{{HISTORY_NS}}}archive", nsmap={"fh": HISTORY_NS})
 
 
-class _EntryLinksExtension(BaseEntryExtension):  # type: ignore[misc]
-    """Writes Atom entry links with their attributes.
+class _AtomEntryExtension(BaseEntryExtension):  # type: ignore[misc]
+    """Writes what feedgen 1.0.0 gets wrong or leaves out in Atom entries.
 
-    feedgen 1.0.0 drops `rel`, `type` and `length` from Atom entry links (it reads
-    them from the new element instead of the link's dict), so an enclosure becomes
-    a second alternate link that validators reject. This rewrites the links the
-    entry already wrote, in place, from the list fill_entry sets.
+    It drops `rel`, `type` and `length` from Atom entry links (it reads them from the
+    new element instead of the link's dict), so an enclosure becomes a second alternate
+    link that validators reject: the links the entry already wrote are rewritten, in
+    place, from the list fill_entry sets. Its Atom source holds only a title and a link
+    without `rel`: it is replaced by the whole `<source>` (RFC 4287 §4.2.11) of a
+    republished item, the upstream feed's id, title, self link and home page (not its
+    `updated`: see feedsvc.sources.feed.Channel). And it has no entry `xml:lang`. RSS
+    has its `<source url>` from feedgen and no per-item language.
     """
 
     def __init__(self) -> None:
         self.links: list[dict[str, str]] = []
-
-    def extend_rss(self, entry: Any) -> Any:
-        return entry
+        self.origin: Origin | None = None
+        self.language: str | None = None
 
     def extend_atom(self, entry: Any) -> Any:
         # feedgen builds Atom elements without a namespace and declares the
         # Atom namespace as the document default when it serializes.
         written = entry.findall("link")
-        if not written:
-            return entry
-        position = list(entry).index(written[0])
-        for element in written:
-            entry.remove(element)
-        for offset, link in enumerate(self.links):
-            entry.insert(position + offset, etree.Element("link", link))
-        return entry
-
-
-class _EntryOriginExtension(BaseEntryExtension):  # type: ignore[misc]
-    """Writes what feedgen cannot in Atom entries: the whole `<source>` (RFC 4287
-    §4.2.11) of a republished item, and the entry's `xml:lang`.
-
-    feedgen 1.0.0's Atom source holds only a title and a link without `rel`; this
-    replaces it with the upstream feed's id, title, self link and home page (not its
-    `updated`: see feedsvc.sources.feed.Channel). RSS has its `<source url>` from
-    feedgen and no per-item language.
-    """
-
-    def __init__(self) -> None:
-        self.origin: Origin | None = None
-        self.language: str | None = None
-
-    def extend_rss(self, entry: Any) -> Any:
-        return entry
-
-    def extend_atom(self, entry: Any) -> Any:
+        if written:
+            position = list(entry).index(written[0])
+            for element in written:
+                entry.remove(element)
+            for offset, link in enumerate(self.links):
+                entry.insert(position + offset, etree.Element("link", link))
         if self.language:
             entry.set(XML_LANG, self.language)
-        for written in entry.findall("source"):
-            entry.remove(written)
+        for source in entry.findall("source"):
+            entry.remove(source)
         if self.origin is not None:
             entry.append(_atom_source(self.origin))
         return entry
@@ -279,8 +252,7 @@ def _atom_source(origin: Origin) -> Any:
 _EXTENSIONS: tuple[tuple[str, type, type, bool, bool], ...] = (
     ("dc", DcExtension, DcEntryExtension, False, True),
     ("media", MediaExtension, MediaEntryExtension, False, True),
-    ("links", _LinksExtension, _EntryLinksExtension, True, True),
-    ("origin", BaseExtension, _EntryOriginExtension, True, False),
+    ("feedsvc", _ChannelExtension, _AtomEntryExtension, True, True),
 )
 
 

@@ -15,15 +15,14 @@ class StateError(FeedsvcError):
     """The state directory cannot be used (unwritable, or held by another server)."""
 
 
-def write_atomically(path: Path, chunks: Iterable[bytes | memoryview]) -> int:
+def write_atomically(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
     """Write `path` so that it is either whole or absent: a temporary file, fsync, rename,
-    fsync of the folder. Returns the bytes written."""
+    fsync of the folder."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    written = 0
     try:
         with open(temporary, "wb") as handle:
             for chunk in chunks:
-                written += handle.write(chunk)
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -32,7 +31,6 @@ def write_atomically(path: Path, chunks: Iterable[bytes | memoryview]) -> int:
             temporary.unlink()
         raise
     sync_folder(path.parent)
-    return written
 
 
 def sync_folder(folder: Path) -> None:
@@ -64,34 +62,37 @@ class StateLock:
 
     def acquire(self) -> None:
         """Take the lock; StateError names the holder when another server has it."""
-        path = self.folder / "lock"
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if not self.try_acquire():
+            raise StateError(
+                f"state directory {self.folder} is in use by another feedsvc process (pid "
+                f"{self.holder() or '?'}); give each server its own state.path"
+            )
+
+    def try_acquire(self) -> bool:
+        """Take the lock unless another process holds it; whether it was taken."""
+        descriptor = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip() or "?"
             os.close(descriptor)
-            raise StateError(
-                f"state directory {self.folder} is in use by another feedsvc process (pid "
-                f"{holder}); give each server its own state.path"
-            ) from None
+            return False
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
         # Forked processes (the builder, the workers) share it; close-on-exec keeps it out
         # of the processes a cold start spawns.
         self._descriptor = descriptor
+        return True
 
     def holder(self) -> int | None:
         """The pid of the process holding the lock, or None when no one does."""
         try:
-            self.acquire()
-        except StateError:
+            if self.try_acquire():
+                self.release()
+                return None
             text = (self.folder / "lock").read_text("ascii", "replace").strip()
-            return int(text) if text.isdigit() else None
         except OSError:
             return None
-        self.release()
-        return None
+        return int(text) if text.isdigit() else None
 
     def release(self) -> None:
         """Let the lock go (the kernel does it too when the process ends)."""

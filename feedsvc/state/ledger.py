@@ -24,7 +24,7 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import cast
@@ -97,8 +97,7 @@ _SELECT = "SELECT id, source, path, content, fields, slug, first_published, pres
 _BY_KEY = _SELECT + " WHERE source = ? AND path = ?"
 _BY_ID = _SELECT + " WHERE id = ?"
 _GONE = {
-    "content": _SELECT + " WHERE present = 0 AND source = ? AND content = ?",
-    "fields": _SELECT + " WHERE present = 0 AND source = ? AND fields = ?",
+    c: f"{_SELECT} WHERE present = 0 AND source = ? AND {c} = ?" for c in ("content", "fields")
 }
 
 
@@ -169,12 +168,9 @@ class Ledger:
 
     def rows(self, keys: Iterable[tuple[str, str]] | None = None) -> dict[tuple[str, str], Row]:
         """Rows by (source, path): of `keys`, or every row."""
-        with self._lock:
-            if keys is None:
-                found = self._db.execute(_SELECT).fetchall()
-            else:
-                found = [r for key in keys for r in self._db.execute(_BY_KEY, key).fetchall()]
-        return {(r[1], r[2]): _row(r) for r in found}
+        if keys is None:
+            return {(row.source, row.path): row for row in self._select(_SELECT)}
+        return {key: row for key in keys for row in self._select(_BY_KEY, *key)}
 
     def present(self) -> dict[tuple[str, str], str]:
         """(source, path) -> id of every article present when last placed."""
@@ -184,14 +180,20 @@ class Ledger:
 
     def gone(self, source: str, column: str, digest: str) -> list[Row]:
         """Rows of `source` no longer present whose `column` (content/fields) is `digest`."""
-        with self._lock:
-            return [_row(r) for r in self._db.execute(_GONE[column], (source, digest))]
+        return self._select(_GONE[column], source, digest)
 
     def holder(self, ident: str) -> Row | None:
         """The row holding id `ident`."""
+        return next(iter(self._select(_BY_ID, ident)), None)
+
+    def _select(self, statement: str, *values: str) -> list[Row]:
         with self._lock:
-            row = self._db.execute(_BY_ID, (ident,)).fetchone()
-        return None if row is None else _row(row)
+            found = self._db.execute(statement, values).fetchall()
+        # The text columns hold what placing writes: str, or NULL for None.
+        return [
+            Row(ident, source, path, content, fields, slug, parse_stored_date(first), bool(present))
+            for ident, source, path, content, fields, slug, first, present in found
+        ]
 
     # ---- feed nodes ----
 
@@ -248,18 +250,15 @@ class Ledger:
             ).fetchone()
         if found is None:
             return None
-        url, etag, last_modified, content_type, body, failures, next_attempt = found
-        body = zlib.decompress(body) if body is not None else None
-        return SavedFetch(url, etag, last_modified, content_type, body, failures, next_attempt)
+        saved = SavedFetch(*found)  # the columns in the order of its fields
+        return saved if saved.body is None else replace(saved, body=zlib.decompress(saved.body))
 
     def save_fetch(self, source: str, saved: SavedFetch) -> None:
         """Keep a good response with its validators and the schedule."""
-        body = None if saved.body is None else zlib.compress(saved.body)
-        values = (source, saved.url, saved.etag, saved.last_modified, saved.content_type, body)
-        self._keep_fetch(
-            "INSERT OR REPLACE INTO fetches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*values, saved.failures, saved.next_attempt),
-        )
+        if saved.body is not None:
+            saved = replace(saved, body=zlib.compress(saved.body))
+        statement = "INSERT OR REPLACE INTO fetches VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        self._keep_fetch(statement, (source, *astuple(saved)))
 
     def save_schedule(self, source: str, url: str, failures: int, next_attempt: float) -> None:
         """Keep a source's schedule (after a 304 or a failure); its last body stays."""
@@ -295,20 +294,6 @@ def open_ledger(folder: Path, *, repair: bool = True) -> tuple[Ledger | None, Pr
         return None, Problem(str(path), None, message, "warning")
 
 
-def _row(values: tuple[object, ...]) -> Row:
-    ident, source, path, content, fields, slug, first, present = values
-    return Row(
-        str(ident),
-        str(source),
-        str(path),
-        content if isinstance(content, str) else None,
-        fields if isinstance(fields, str) else None,
-        slug if isinstance(slug, str) else None,
-        parse_stored_date(str(first)),
-        bool(present),
-    )
-
-
 def _connect(path: Path) -> sqlite3.Connection:
     """A connection to a ledger that passed its checks; DamagedLedgerError when it fails."""
     fresh = not path.exists() or path.stat().st_size == 0
@@ -328,10 +313,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     except sqlite3.OperationalError:  # locked, a full disk: not damage, nothing moved
         db.close()
         raise
-    except sqlite3.DatabaseError as exc:  # not a database, malformed
+    except (sqlite3.DatabaseError, DamagedLedgerError) as exc:  # malformed, or fails a check
         db.close()
         raise DamagedLedgerError(str(exc)) from exc
-    except DamagedLedgerError:
-        db.close()
-        raise
     return db

@@ -127,9 +127,7 @@ class Placer:
             logger.info("%s", change)
 
     def _rows(self, todo: list[Article]) -> dict[Key, Row]:
-        if len(todo) > _BULK:
-            return self.ledger.rows()
-        return self.ledger.rows((a.source, a.path) for a in todo)
+        return self.ledger.rows(None if len(todo) > _BULK else [(a.source, a.path) for a in todo])
 
     def _assign(self, todo: list[Article], work: _Round) -> None:
         """Ids for every changed article: known paths and front-matter ids, then renames
@@ -211,47 +209,48 @@ class Placer:
 
     def _give(self, article: Article, row: Row | None, ident: str, work: _Round) -> None:
         """Publish `article` with id `ident` and what `row` remembers (first date, slug)."""
+        identity = article.identity
         work.taken[ident] = _where(article)
         if (
             row is None
-            or row.content != article.identity.content
-            or row.fields != article.identity.fields
+            or row.content != identity.content
+            or row.fields != identity.fields
             or not row.present
             or row.id != ident
             or (row.source, row.path) != (article.source, article.path)
         ):
             work.writes.append((article, row, ident))
-        identity = article.identity
         published = row.first_published if row and not identity.dated else article.published
-        link = article.link
-        # The file's name is the slug unless front matter fixed one: a renamed article keeps
-        # the one it was first published with (the ledger's), so its link stays.
-        inherited = row.slug if row and row.slug and identity.slug is None else None
-        if inherited is not None and inherited == _slug(article):
-            inherited = None
-        if identity.pattern is not None and (
-            ident != article.id or published != article.published or inherited
-        ):
-            link = expand_permalink(
-                identity.pattern,
-                self.site.home,
-                published=published,
-                tz=self._tz,
-                slug=inherited or _slug(article),
-                category=identity.category,
-                ident=ident,
-            )
+        link = self._link(article, row, ident, published)
         updated = max(article.updated, published)
-        same = (ident, link, published, updated) == (
-            article.id,
-            article.link,
-            article.published,
-            article.updated,
-        )
+        given = (ident, link, published, updated)
+        same = given == (article.id, article.link, article.published, article.updated)
         work.placed[id(article)] = (
             article
             if same
             else replace(article, id=ident, link=link, published=published, updated=updated)
+        )
+
+    def _link(self, article: Article, row: Row | None, ident: str, published: datetime) -> str:
+        """The article's link once its id, first date and slug are the ledger's."""
+        identity = article.identity
+        # The file's name is the slug unless front matter fixed one: a renamed article keeps
+        # the one it was first published with (the ledger's), so its link stays.
+        inherited = row.slug if row and row.slug and identity.slug is None else None
+        if inherited == _slug(article):
+            inherited = None
+        if identity.pattern is None or (
+            ident == article.id and published == article.published and not inherited
+        ):
+            return article.link
+        return expand_permalink(
+            identity.pattern,
+            self.site.home,
+            published=published,
+            tz=self._tz,
+            slug=inherited or _slug(article),
+            category=identity.category,
+            ident=ident,
         )
 
 

@@ -17,8 +17,7 @@ from feedsvc.state.snapshots import REF, Index, Ref, Status, map_file, read_inde
 def _listing(maps: Mapping[int, mmap.mmap], ref: Ref) -> list[Ref]:
     """The refs a document's list of pieces holds."""
     segment, offset, length = ref
-    data = maps[segment][offset : offset + length]
-    return [REF.unpack_from(data, start) for start in range(0, length, REF.size)]
+    return list(REF.iter_unpack(maps[segment][offset : offset + length]))
 
 
 class MappedPieces(Sequence[memoryview]):
@@ -67,11 +66,10 @@ class SnapshotReader:
         self, index: Index, pause: Callable[[], None] | None = None
     ) -> tuple[dict[str, Document], Status, set[str]]:
         """`read`, of an index read already."""
-        wanted = index.segments
-        maps = {n: m for n, m in self._maps.items() if n in wanted}
-        for number in wanted:
-            if number not in maps:
-                maps[number] = map_file(segment_path(self.folder, number))
+        maps = {
+            n: self._maps[n] if n in self._maps else map_file(segment_path(self.folder, n))
+            for n in index.segments
+        }
         # Documents still being sent hold the old dict; new ones see the new maps.
         self._maps = maps
         documents: dict[str, Document] = {}

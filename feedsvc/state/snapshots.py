@@ -30,7 +30,7 @@ import re
 import struct
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +101,12 @@ class Index:
 
 def read_index(folder: Path, generation: int) -> Index:
     """Parse and check one index (BadStateError when it is not whole and ours)."""
+    path = index_path(folder, generation)
     try:
-        data = index_path(folder, generation).read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
         raise BadStateError(f"generation {generation}: cannot read: {exc}") from exc
-    name = f"gen-{generation:08d}.idx"
+    name = path.name
     if len(data) < HEADER.size + CHECKSUM:
         raise BadStateError(f"{name}: truncated")
     magic, version, number, meta_len, records_len, builder_len = HEADER.unpack_from(data)
@@ -180,24 +181,12 @@ class Status:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "article_count": self.article_count,
-            "problems": [list(p) for p in self.problems],
-            "loaded_at": self.loaded_at,
-            "cache_max_age": self.cache_max_age,
-            "reload_token": self.reload_token,
-        }
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Status:
         """The inverse of to_json."""
-        return cls(
-            data["article_count"],
-            tuple((p[0], p[1], p[2], p[3]) for p in data["problems"]),
-            data["loaded_at"],
-            data["cache_max_age"],
-            data["reload_token"],
-        )
+        return cls(**{**data, "problems": tuple(map(tuple, data["problems"]))})
 
 
 def map_file(path: Path) -> mmap.mmap:

@@ -141,10 +141,14 @@ class SnapshotWriter:
         largest = max(self._segments, key=lambda number: self._segments[number][0])
         moved = frozenset(self._segments) - {largest}
         for number in moved:
-            for digest in self._contents[number]:
-                if self._pieces.get(digest, (0,))[0] == number:
-                    del self._pieces[digest]
+            self._forget_pieces(number)
         self._records = {p: r for p, r in self._records.items() if not r.segments & moved}
+
+    def _forget_pieces(self, number: int) -> None:
+        """Forget where the pieces of segment `number` are, unless another segment has them."""
+        for digest in self._contents[number]:
+            if self._pieces.get(digest, (0,))[0] == number:
+                del self._pieces[digest]
 
     def _record(self, document: Document, new: _Segment) -> _Record:
         refs = bytearray()
@@ -155,7 +159,7 @@ class SnapshotWriter:
         listing = bytes(refs)
         where = self._where(piece_digest(listing), listing, new)
         segments = _segments_of(refs)
-        line = json.dumps(
+        line = _json(
             [
                 document.path,
                 document.media_type,
@@ -168,10 +172,8 @@ class SnapshotWriter:
                 document.view,
                 *where,
                 sorted(segments | {where[0]}),  # for a restarted writer (resume)
-            ],
-            ensure_ascii=False,
-            separators=(",", ":"),
-        ).encode()
+            ]
+        )
         return _Record(document.gzip_etag, line, segments | {where[0]})
 
     def collect(self, floor: int) -> None:
@@ -184,9 +186,8 @@ class SnapshotWriter:
         live = frozenset().union(*self._kept.values())
         for number in [n for n in self._segments if n not in live]:
             del self._segments[number]
-            for digest in self._contents.pop(number, ()):
-                if self._pieces.get(digest, (0,))[0] == number:
-                    del self._pieces[digest]
+            self._forget_pieces(number)
+            del self._contents[number]
             with contextlib.suppress(OSError):
                 segment_path(self.folder, number).unlink()
         for name in file_names(self.folder):  # a crashed writer's files no index refers to
@@ -198,11 +199,6 @@ class SnapshotWriter:
                     continue
                 with contextlib.suppress(OSError):
                     (self.folder / name).unlink()
-
-    @property
-    def kept(self) -> list[int]:
-        """The generations whose files are still on disk."""
-        return sorted(self._kept)
 
 
 class _Segment:
@@ -241,18 +237,19 @@ class _Segment:
 def _write_index(
     folder: Path, generation: int, meta: dict[str, Any], records: bytes, builder: Mapping[str, Any]
 ) -> None:
-    meta_bytes = json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode()
-    builder_bytes = json.dumps(builder, ensure_ascii=False, separators=(",", ":")).encode()
+    meta_bytes, builder_bytes = _json(meta), _json(builder)
     header = HEADER.pack(
         INDEX_MAGIC, VERSION, generation, len(meta_bytes), len(records), len(builder_bytes)
     )
+    parts = [header, meta_bytes, records, builder_bytes]
     checksum = hashlib.sha256()
-    for part in (header, meta_bytes, records, builder_bytes):
+    for part in parts:
         checksum.update(part)
-    write_atomically(
-        index_path(folder, generation),
-        [header, meta_bytes, records, builder_bytes, checksum.digest()],
-    )
+    write_atomically(index_path(folder, generation), [*parts, checksum.digest()])
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _segments_of(listing: bytes | bytearray) -> frozenset[int]:
