@@ -36,10 +36,6 @@ logger = logging.getLogger(__name__)
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 
 
-def _progress(args: argparse.Namespace) -> Progress:
-    return Progress.for_terminal(getattr(args, "quiet", False))
-
-
 def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[Snapshot, str]:
     """Read every source and build, with the ids of the state directory's ledger (kept up
     to date when `record` and no server holds it); the snapshot and its summary line.
@@ -96,14 +92,14 @@ def _status(snapshot: Snapshot) -> int:
 def check_command(args: argparse.Namespace, config: Config) -> int:
     """Read every source without serving; print each problem, what the next reload would
     do to ids (nothing is written to the ledger), and a summary line."""
-    snapshot, line = _read(config, _progress(args), record=False)
+    snapshot, line = _read(config, Progress.for_terminal(args.quiet), record=False)
     print(line)
     return _status(snapshot)
 
 
 def build_command(args: argparse.Namespace, config: Config) -> int:
     """Write every document under --out, replacing the folder only once all is written."""
-    progress = _progress(args)
+    progress = Progress.for_terminal(args.quiet)
     snapshot, line = _read(config, progress)
     out: Path = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +153,7 @@ def publish_command(args: argparse.Namespace, config: Config) -> int:
     except ValueError as exc:
         print(f"feedsvc: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    progress = _progress(args)
+    progress = Progress.for_terminal(args.quiet)
     snapshot, _ = _read(config, progress)
     documents = snapshot.documents
     try:

@@ -62,8 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
-    command: int = args.run(args, config)
-    return command
+    return int(args.run(args, config))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -169,7 +168,8 @@ def _make_server(args: argparse.Namespace, config: Config, host: str, port: int)
         address=host,
         port=port,
         interface=Interfaces.WSGI,
-        workers=config.server.workers or default_workers(),
+        # One worker per core: each maps the same snapshot files.
+        workers=config.server.workers or available_cores(),
         blocking_threads=config.server.threads or DEFAULT_THREADS,
         # Keep-alive on; a client has 10 s to send its headers, which may total 64 KiB
         # (larger is 431). Feeds take no request bodies.
@@ -232,11 +232,6 @@ def _server_class() -> type:
     return FeedsvcServer
 
 
-def default_workers() -> int:
-    """One server process per core this process may use: each maps the same snapshot files."""
-    return available_cores()
-
-
 def worker_app() -> object:
     """Granian worker factory: serve the saved generation, or wait for the builder's first;
     then return the WSGI app."""
@@ -252,7 +247,7 @@ def worker_app() -> object:
     follower = Follower(os.environ[SOCKET_ENV], Path(os.environ[SNAPSHOTS_ENV]), store)
     generation = os.environ.get(GENERATION_ENV)
     follower.start(int(generation) if generation else None)
-    app = create_app(store, None, follower, metrics=metrics)
+    app = create_app(store, follower, metrics=metrics)
     # Serve the app's WSGI callable (FastPath in front of Flask) directly: one frame less
     # on every feed request than going through Flask.__call__.
     return app.wsgi_app

@@ -12,9 +12,10 @@ from __future__ import annotations
 import glob
 import os
 import threading
+import time
 from collections import Counter as Tally
 from collections.abc import Iterable
-from typing import Literal
+from functools import partial
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -67,17 +68,6 @@ class _ProcessFiles(MultiProcessCollector):
         return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
 
 
-def _gauge(
-    name: str,
-    documentation: str,
-    registry: CollectorRegistry | None,
-    mode: Literal["mostrecent", "max"],
-    *labels: str,
-) -> Gauge:
-    """A gauge; `mode` says how multiprocess mode joins the processes' values."""
-    return Gauge(name, documentation, labels, registry=registry, multiprocess_mode=mode)
-
-
 class RequestCounts(threading.local):
     """One thread's response counts, (route, status) -> count: only that thread writes
     them, so a `+=` needs no lock. Made on a thread's first use, and listed in `every`
@@ -97,7 +87,6 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = None if self.multiprocess else self.registry
         self._reload_metrics(registry)
-        self._traffic_metrics(registry)
         self._publish_metrics(registry)
         self._lock = threading.Lock()
         self._every: list[Tally[tuple[str, str]]] = []  # every thread's counts
@@ -107,18 +96,17 @@ class Metrics:
             _ProcessFiles(self.registry)  # type: ignore[no-untyped-call]
 
     def _reload_metrics(self, registry: CollectorRegistry | None) -> None:
-        self.articles = _gauge(
-            "feedsvc_articles", "Published articles per source", registry, "mostrecent", "source"
-        )
-        self.problems = _gauge(
-            "feedsvc_problems", "Current problems by severity", registry, "mostrecent", "severity"
-        )
-        self.source_failing = _gauge(
+        """The metrics of reloads and requests, in `registry` (None: multiprocess mode's
+        files, where a gauge's mode says how the processes' values join)."""
+        counter = partial(Counter, registry=registry)
+        gauge = partial(Gauge, registry=registry, multiprocess_mode="mostrecent")
+        latest = partial(Gauge, registry=registry, multiprocess_mode="max")
+        self.articles = gauge("feedsvc_articles", "Published articles per source", ["source"])
+        self.problems = gauge("feedsvc_problems", "Current problems by severity", ["severity"])
+        self.source_failing = gauge(
             "feedsvc_source_failing",
             "1 while a source cannot be read (its last good articles stay)",
-            registry,
-            "mostrecent",
-            "source",
+            ["source"],
         )
         self.reload_seconds = Histogram(
             "feedsvc_reload_duration_seconds",
@@ -126,31 +114,39 @@ class Metrics:
             registry=registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
-        self.last_success = _gauge(
-            "feedsvc_last_reload_success_timestamp_seconds",
-            "When a reload last succeeded",
-            registry,
-            "max",
+        self.last_success = latest(
+            "feedsvc_last_reload_success_timestamp_seconds", "When a reload last succeeded"
         )
-
-    def _traffic_metrics(self, registry: CollectorRegistry | None) -> None:
-        self.responses = Counter(
-            "feedsvc_http_responses",
-            "HTTP responses by route and status",
-            ["route", "status"],
-            registry=registry,
+        self.responses = counter(
+            "feedsvc_http_responses", "HTTP responses by route and status", ["route", "status"]
         )
-        self.fetch_failures = Counter(
+        self.fetch_failures = counter(
             "feedsvc_source_fetch_failures",
             "Failed fetches of remote sources by source and kind of failure",
             ["source", "reason"],
-            registry=registry,
         )
-        self.websub = Counter(
-            "feedsvc_websub_pings",
-            "WebSub hub pings by result",
-            ["result"],
-            registry=registry,
+        self.websub = counter("feedsvc_websub_pings", "WebSub hub pings by result", ["result"])
+
+    def _publish_metrics(self, registry: CollectorRegistry | None) -> None:
+        counter = partial(Counter, registry=registry)
+        gauge = partial(Gauge, registry=registry, multiprocess_mode="mostrecent")
+        latest = partial(Gauge, registry=registry, multiprocess_mode="max")
+        self.publish_objects = counter(
+            "feedsvc_publish_objects",
+            "Objects uploaded to or deleted from object storage",
+            ["action"],
+        )
+        self.publish_bytes = counter("feedsvc_publish_bytes", "Bytes uploaded to object storage")
+        self.publish_failures = counter(
+            "feedsvc_publish_failures",
+            "Publications to object storage that failed (each is retried)",
+        )
+        self.publish_failing = gauge(
+            "feedsvc_publish_failing", "1 while publishing to object storage fails"
+        )
+        self.publish_last_success = latest(
+            "feedsvc_publish_last_success_timestamp_seconds",
+            "When a publication to object storage last completed",
         )
 
     def observe_reload(
@@ -163,43 +159,14 @@ class Metrics:
     ) -> None:
         """Record one reload's outcome."""
         self.reload_seconds.observe(seconds)
+        failing = set(failing)
         for source, count in articles.items():
             self.articles.labels(source).set(count)
-        failing = set(failing)
-        for source in articles:
             self.source_failing.labels(source).set(1 if source in failing else 0)
         by_severity = Tally(p.severity for p in problems)
         for severity in ("error", "warning"):
             self.problems.labels(severity).set(by_severity[severity])
         self.last_success.set(finished_at)
-
-    def _publish_metrics(self, registry: CollectorRegistry | None) -> None:
-        self.publish_objects = Counter(
-            "feedsvc_publish_objects",
-            "Objects uploaded to or deleted from object storage",
-            ["action"],
-            registry=registry,
-        )
-        self.publish_bytes = Counter(
-            "feedsvc_publish_bytes", "Bytes uploaded to object storage", registry=registry
-        )
-        self.publish_failures = Counter(
-            "feedsvc_publish_failures",
-            "Publications to object storage that failed (each is retried)",
-            registry=registry,
-        )
-        self.publish_failing = _gauge(
-            "feedsvc_publish_failing",
-            "1 while publishing to object storage fails",
-            registry,
-            "mostrecent",
-        )
-        self.publish_last_success = _gauge(
-            "feedsvc_publish_last_success_timestamp_seconds",
-            "When a publication to object storage last completed",
-            registry,
-            "max",
-        )
 
     def observe_publish(self, uploaded: int, deleted: int, size: int, finished_at: float) -> None:
         """Record one completed publication to object storage."""
@@ -238,14 +205,12 @@ class Metrics:
         self.flush()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
-    def start_flushing(self) -> threading.Thread:
+    def start_flushing(self) -> None:
         """Flush request tallies every few seconds from a daemon thread."""
 
         def loop() -> None:
-            while not stop.wait(FLUSH_SECONDS):
+            while True:
+                time.sleep(FLUSH_SECONDS)
                 self.flush()
 
-        stop = threading.Event()
-        thread = threading.Thread(target=loop, name="metrics-flush", daemon=True)
-        thread.start()
-        return thread
+        threading.Thread(target=loop, name="metrics-flush", daemon=True).start()

@@ -66,32 +66,13 @@ class Resource:
         self._make = make
         self._variants: list[Variant | None] = [None, None, None, None]
 
-    def _variant(self, slot: int, gzipped: bool, browser: bool) -> Variant:
-        # Two threads may make the same variant at once; both make equal ones.
+    def variant(self, gzipped: bool, browser: bool) -> Variant:
+        """The document, or with `browser` a feed's HTML view; gzipped or not."""
+        slot = 2 * browser + gzipped
         variant = self._variants[slot]
-        if variant is None:
+        if variant is None:  # two threads may make it at once; both make equal ones
             variant = self._variants[slot] = self._make(self, gzipped, browser)
         return variant
-
-    @property
-    def identity(self) -> Variant:
-        """The document, uncompressed."""
-        return self._variant(0, False, False)
-
-    @property
-    def gzip(self) -> Variant:
-        """The document, gzipped."""
-        return self._variant(1, True, False)
-
-    @property
-    def browser_identity(self) -> Variant | None:
-        """A feed's HTML view, uncompressed (None for other documents)."""
-        return None if self.view_document is None else self._variant(2, False, True)
-
-    @property
-    def browser_gzip(self) -> Variant | None:
-        """A feed's HTML view, gzipped (None for other documents)."""
-        return None if self.view_document is None else self._variant(3, True, True)
 
 
 def wsgi_path(path: str) -> str:
@@ -136,7 +117,7 @@ def _all_resources(
         if old is not None and _same(old.document, document) and _same_view(old, view):
             resources[key] = old
         else:
-            resources[key] = _resource(document, view, max_age)
+            resources[key] = Resource(document, view, _variants(max_age))
     return resources, archives
 
 
@@ -159,7 +140,7 @@ def _update_resources(
             resources.pop(wsgi_path(path), None)
         else:
             view = documents.get(document.view) if document.view else None
-            resources[wsgi_path(path)] = _resource(document, view, max_age)
+            resources[wsgi_path(path)] = Resource(document, view, _variants(max_age))
     # A new month makes the month before it past: its feed's archives are made again.
     folders = {p.rpartition("/")[0] for p in changed if "archive-" in p and is_archive(p)}
     if not folders:
@@ -176,7 +157,9 @@ def _archive_resources(
     """Resources of these archive paths (whole feeds' worth): past months immutable."""
     past = past_archives(archives)
     for path in archives:
-        resources[wsgi_path(path)] = _resource(documents[path], None, max_age, path in past)
+        resources[wsgi_path(path)] = Resource(
+            documents[path], None, _variants(max_age, path in past)
+        )
 
 
 def _same(old: Document, new: Document) -> bool:
@@ -208,12 +191,6 @@ def _cache_controls(max_age: int, immutable: bool) -> tuple[str, str]:
     every response that sends it."""
     feed_cache = IMMUTABLE if immutable else f"public, max-age={max_age}, {STALE}"
     return feed_cache, f"public, max-age={max_age}"
-
-
-def _resource(
-    document: Document, view: Document | None, max_age: int, immutable: bool = False
-) -> Resource:
-    return Resource(document, view, _variants(max_age, immutable))
 
 
 _FEED_MEDIA_TYPES = frozenset(MEDIA_TYPES.values())

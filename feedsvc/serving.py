@@ -9,15 +9,16 @@ front of Flask the way Werkzeug's SharedDataMiddleware does; everything else goe
 from __future__ import annotations
 
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 from werkzeug.datastructures import Accept, ETags, MIMEAccept
 from werkzeug.http import parse_accept_header, parse_etags
 
 from feedsvc.dates import parse_http_date
+from feedsvc.metrics import RequestCounts
 from feedsvc.resources import Resource, Variant
 from feedsvc.store import Store
 
@@ -66,20 +67,6 @@ class Bodies:
         return body
 
 
-class ThreadCounts(Protocol):
-    """The calling thread's own counts, (route, status) -> count."""
-
-    counts: Counter[tuple[str, str]]
-
-
-class RequestTally(Protocol):
-    """Where responses are counted: each thread in its own `requests.counts`, which the
-    owner adds up (feedsvc.metrics.Metrics)."""
-
-    @property
-    def requests(self) -> ThreadCounts: ...
-
-
 NOT_FOUND = b"Not Found\n"
 NOT_FOUND_HEADERS = [
     ("Content-Type", "text/plain; charset=utf-8"),
@@ -93,11 +80,11 @@ _APP_ROUTES = {"/healthz": "healthz", "/metrics": "metrics", "/-/reload": "reloa
 class FastPath:
     """WSGI middleware answering GET/HEAD for built documents from prepared representations."""
 
-    def __init__(self, store: Store, app: WSGIApp, tally: RequestTally | None = None) -> None:
+    def __init__(self, store: Store, app: WSGIApp, requests: RequestCounts) -> None:
         self.store = store
         self.app = app
-        # The calling thread's counts: one attribute load, as a plain dict would be.
-        self.requests = tally.requests if tally is not None else None
+        # Each thread counts in its own `requests.counts`; Metrics adds them up.
+        self.requests = requests
         self.bodies = Bodies()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -115,17 +102,13 @@ class FastPath:
             if path not in _APP_ROUTES:
                 # Answered here rather than by Flask, whose 404 raises and leaves cyclic
                 # garbage for the collector: a flood of probes costs next to nothing.
-                if self.requests is not None:
-                    self.requests.counts[("other", "404")] += 1
+                self.requests.counts[("other", "404")] += 1
                 start_response("404 Not Found", NOT_FOUND_HEADERS)
                 return [] if method == "HEAD" else [NOT_FOUND]
-        requests = self.requests
-        if requests is None:
-            return self.app(environ, start_response)
         route = _APP_ROUTES.get(path, "other")
 
         def counted(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
-            requests.counts[(route, status[:3])] += 1  # on the request's thread
+            self.requests.counts[(route, status[:3])] += 1  # on the request's thread
             return start_response(status, headers, *args)
 
         return self.app(environ, counted)
@@ -142,23 +125,18 @@ class FastPath:
         accept = environ.get("HTTP_ACCEPT")
         # Cheap test first: readers send neither Sec-Fetch-Dest nor an Accept naming HTML.
         maybe_browser = dest is not None or (accept is not None and "html" in accept)
-        if (
+        browser = (
             maybe_browser
             and resource.view_document is not None
             and is_browser_navigation(dest, accept)
-        ):
-            variant = resource.browser_gzip if gzipped else resource.browser_identity
-        else:
-            variant = resource.gzip if gzipped else resource.identity
-        assert variant is not None
+        )
+        variant = resource.variant(gzipped, browser)
         route = "feed" if resource.view_document is not None else "page"
         if is_not_modified(variant, environ):
-            if self.requests is not None:
-                self.requests.counts[(route, "304")] += 1
+            self.requests.counts[(route, "304")] += 1
             start_response("304 Not Modified", variant.not_modified)
             return []
-        if self.requests is not None:
-            self.requests.counts[(route, "200")] += 1
+        self.requests.counts[(route, "200")] += 1
         start_response("200 OK", variant.headers)
         if head:
             return []
@@ -180,9 +158,8 @@ def is_not_modified(variant: Variant, environ: dict[str, Any]) -> bool:
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
         # §13.1.2: weak comparison, so W/"x" matches "x"; "*" matches any current one.
-        if if_none_match == variant.etag:
-            return True
-        return bool(_etags(if_none_match).contains_weak(variant.etag.strip('"')))
+        etag = variant.etag
+        return if_none_match == etag or _etags(if_none_match).contains_weak(etag.strip('"'))
     if_modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
     if if_modified_since is None:
         return False

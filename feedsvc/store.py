@@ -14,8 +14,8 @@ class Store:
     lock; the lock only orders concurrent writers.
     """
 
-    def __init__(self, snapshot: Snapshot | None = None) -> None:
-        self._snapshot = snapshot or Snapshot()
+    def __init__(self) -> None:
+        self._snapshot = Snapshot()
         self._lock = threading.Lock()
 
     @property

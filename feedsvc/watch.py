@@ -21,7 +21,6 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import fields
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -84,9 +83,8 @@ class ConfigWatcher:
 
     def _restart_needed(self, server: ServerConfig) -> list[Problem]:
         problems = []
-        for spec in fields(ServerConfig):
-            name = spec.name
-            if name in RESTART_KEYS and getattr(server, name) != getattr(self.started, name):
+        for name in RESTART_KEYS:
+            if getattr(server, name) != getattr(self.started, name):
                 message = f"server.{name} changed; it takes effect after a restart"
                 logger.warning("%s: %s", self.path, message)
                 problems.append(Problem(self.path, None, message, "warning"))

@@ -1,4 +1,4 @@
-"""create_app(store, config): the Flask app serving the current snapshot. The only user of Flask."""
+"""create_app(store): the Flask app serving the current snapshot. The only user of Flask."""
 
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ class ReloadTarget(Protocol):
 
 def create_app(
     store: Store,
-    config: Config | None = None,
     reloader: ReloadTarget | None = None,
     metrics: Metrics | None = None,
 ) -> Flask:
@@ -40,28 +39,18 @@ def create_app(
     (a private registry when not given).
     """
     app = Flask(__name__)
-    app.extensions["feedsvc"] = {
-        "store": store,
-        "config": config,
-        "reloader": reloader,
-        "metrics": metrics or Metrics(),
-    }
+    metrics = metrics or Metrics()
+    app.extensions["feedsvc"] = {"store": store, "reloader": reloader, "metrics": metrics}
     app.register_blueprint(bp)
     # Built documents never reach Flask: the prepared-bytes layer answers them first.
-    tally = app.extensions["feedsvc"]["metrics"]
-    app.wsgi_app = FastPath(store, app.wsgi_app, tally)  # type: ignore[method-assign]
+    app.wsgi_app = FastPath(store, app.wsgi_app, metrics.requests)  # type: ignore[method-assign]
     return app
-
-
-def _snapshot() -> Snapshot:
-    store: Store = current_app.extensions["feedsvc"]["store"]
-    return store.current
 
 
 @bp.route("/healthz", methods=["GET"], provide_automatic_options=False)
 def healthz() -> Response:
     """Liveness and the current problems, as JSON."""
-    snapshot = _snapshot()
+    snapshot: Snapshot = current_app.extensions["feedsvc"]["store"].current
     errors = [p for p in snapshot.problems if p.severity == "error"]
     response = jsonify(
         status="ok" if snapshot.generation and not errors else "degraded",
@@ -69,10 +58,7 @@ def healthz() -> Response:
         documents=len(snapshot.documents),
         last_reload=snapshot.loaded_at.isoformat() if snapshot.loaded_at else None,
         generation=snapshot.generation,
-        problems=[
-            {"path": p.path, "line": p.line, "message": p.message, "severity": p.severity}
-            for p in snapshot.problems
-        ],
+        problems=[asdict(problem) for problem in snapshot.problems],
     )
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -88,8 +74,7 @@ def metrics() -> Response:
 @bp.route("/-/reload", methods=["GET", "POST"], provide_automatic_options=False)
 def reload() -> Response:
     """Reload now; only with `Authorization: Bearer <server.reload_token>`."""
-    state = current_app.extensions["feedsvc"]
-    reloader: ReloadTarget | None = state["reloader"]
+    reloader: ReloadTarget | None = current_app.extensions["feedsvc"]["reloader"]
     token = reloader.reload_token if reloader else None
     if reloader is None or not token:
         abort(404)

@@ -32,30 +32,22 @@ class Publisher:
         self.results: Counter[str] = Counter()
         self._post = post
         self._session = make_session(site_url)
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="websub", daemon=True)
-        self._thread.start()
+        self._queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._run, name="websub", daemon=True).start()
 
     def publish(self, topics: Iterable[str]) -> None:
         """Queue one ping per topic URL; never blocks."""
         for topic in topics:
             self._queue.put(topic)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Send what is queued (within `timeout`), then stop the thread."""
-        self._queue.put(None)
-        self._thread.join(timeout)
-
     def wait(self) -> None:
-        """Block until every queued ping has been sent (for tests and shutdown)."""
+        """Block until every queued ping has been sent (what tests wait for)."""
         self._queue.join()
 
     def _run(self) -> None:
         while True:
             topic = self._queue.get()
             try:
-                if topic is None:
-                    return
                 # PubSubHubbub 0.4 names the topic hub.url; hubs of the W3C draft read
                 # hub.topic. Sending both is what widely used publishers do.
                 form = {"hub.mode": "publish", "hub.url": topic, "hub.topic": topic}

@@ -133,7 +133,7 @@ def reloader(config: Config, store: Store, now: Callable[[], datetime]) -> Reloa
 
 @pytest.fixture
 def app(reloader: Reloader, store: Store, config: Config) -> Any:
-    return create_app(store, config)
+    return create_app(store)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def test_metrics_report_reloads_sources_problems_and_responses(
     write_article(articles_dir, "a.md", title="A", date="2022-01-01")
     (articles_dir / "bad.md").write_text("---\ntitle: [\n---\n", encoding="utf-8")
     reloader.reload()
-    client: Any = create_app(store, config, reloader, metrics=metrics).test_client()
+    client: Any = create_app(store, reloader, metrics=metrics).test_client()
     etag = client.get("/feed.atom").headers["ETag"]
     client.get("/feed.atom", headers={"If-None-Match": etag})
     client.get("/feed.atom", headers={"If-None-Match": etag})
@@ -116,7 +116,7 @@ def test_request_counts_are_exact_under_sixteen_threads(config: Config, articles
     store = Store()
     Reloader(config, store).reload()
     metrics = Metrics()
-    app = create_app(store, config, metrics=metrics).wsgi_app
+    app = create_app(store, metrics=metrics).wsgi_app
     requests_ = [
         {"PATH_INFO": "/feed.atom", "HTTP_IF_NONE_MATCH": "*"},  # feed 304
         {"PATH_INFO": "/feed.atom"},  # feed 200

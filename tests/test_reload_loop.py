@@ -230,7 +230,7 @@ class InProcessServer:
         self.first = self.loop.ask().result(30).generation
         self.follower = Follower(socket_path, self.folder, Store())
         self.follower.start(None)
-        self.client = create_app(self.follower.store, None, self.follower).test_client()
+        self.client = create_app(self.follower.store, self.follower).test_client()
 
     def serves(self, condition: Callable[[], bool]) -> bool:
         return eventually(condition, 10)

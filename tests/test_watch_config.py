@@ -88,7 +88,7 @@ def test_server_address_change_needs_a_restart(
     [warning] = store.current.problems
     assert warning.severity == "warning"
     assert warning.message == "server.port changed; it takes effect after a restart"
-    variant = store.current.resources["/feed.atom"].identity
+    variant = store.current.resources["/feed.atom"].variant(False, False)
     assert (
         "Cache-Control",
         "public, max-age=60, stale-while-revalidate=60, stale-if-error=86400",

@@ -194,7 +194,7 @@ def reload_client(make_config: Any, **server: Any) -> Any:
         return real_reload()
 
     reloader.reload = reload  # type: ignore[method-assign]
-    app = create_app(store, config, reloader)
+    app = create_app(store, reloader)
     return app.test_client(), calls
 
 

@@ -38,7 +38,6 @@ def test_publisher_pings_once_per_topic(hub: HubStub) -> None:
     assert hub.calls[0]["user-agent"][0].startswith("feedsvc/")
     assert "(+http://127.0.0.1:8080)" in hub.calls[0]["user-agent"][0]
     assert publisher.results == {"ok": 2}
-    publisher.close()
 
 
 def test_failures_are_retried_with_backoff_then_counted() -> None:

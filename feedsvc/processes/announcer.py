@@ -21,7 +21,8 @@ from feedsvc.state.snapshots import Status
 
 logger = logging.getLogger(__name__)
 
-SEND_TIMEOUT = 30  # seconds: a worker that reads nothing for this long is dropped
+# A worker that reads nothing for 30 s is dropped (SO_SNDTIMEO takes a struct timeval).
+SEND_TIMEOUT = struct.pack("ll", 30, 0)
 
 
 @dataclass(eq=False)
@@ -40,6 +41,7 @@ class Announcer:
         self.last: dict[str, Any] | None = None  # the newest announcement
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
+        self._moved = threading.Condition(self._lock)  # a worker serves a newer one, or left
 
     def start(self) -> None:
         """Take workers as they connect, for as long as the process lives."""
@@ -59,6 +61,13 @@ class Announcer:
         with self._lock:
             return min((w.serving for w in self._workers), default=newest)
 
+    def wait_served(self, generation: int, timeout: float) -> None:
+        """Wait, at most `timeout` seconds, until every connected worker serves `generation`."""
+        with self._moved:
+            self._moved.wait_for(
+                lambda: all(w.serving >= generation for w in self._workers), timeout
+            )
+
     def _accept(self) -> None:
         while True:
             try:
@@ -67,7 +76,7 @@ class Announcer:
                 logger.error("cannot take a worker's connection: %s", exc)
                 time.sleep(1.0)
                 continue
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _seconds(SEND_TIMEOUT))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, SEND_TIMEOUT)
             worker = _Worker(sock)
             with self._lock:
                 self._workers.append(worker)
@@ -81,7 +90,9 @@ class Announcer:
             for line in worker.sock.makefile("rb"):
                 message = json.loads(line)
                 if "serving" in message:
-                    worker.serving = int(message["serving"])
+                    with self._moved:
+                        worker.serving = int(message["serving"])
+                        self._moved.notify_all()
                 elif "reload" in message:
                     asked: str = message["reload"]
                     self.loop.ask().add_done_callback(partial(self._reply, worker, asked))
@@ -108,10 +119,7 @@ class Announcer:
         with self._lock:
             if worker in self._workers:
                 self._workers.remove(worker)
+                self._moved.notify_all()
         # Shut down rather than close: this wakes the thread reading from it.
         with contextlib.suppress(OSError):
             worker.sock.shutdown(socket.SHUT_RDWR)
-
-
-def _seconds(seconds: int) -> bytes:
-    return struct.pack("ll", seconds, 0)

@@ -90,11 +90,9 @@ class AfterReload:
             "generation %d announced after %.3fs", generation, time.perf_counter() - started
         )
         # URLs a failed write changed are pinged once a generation holds them.
-        changed = self._changed.copy() if published else []
-        if published:
+        if published and self._changed:
+            self.relay(self._changed.copy())
             self._changed.clear()
-        if changed:
-            self.relay(changed)
         floor = self.announcer.floor(generation) if self.announcer else generation
         self.writer.collect(floor)
         self._save_parse_cache()
@@ -215,7 +213,7 @@ def _make_loop(
     publisher.mirror = Mirror(
         announcer.announce,
         metrics,
-        served=lambda generation: announcer.floor(generation) >= generation,
+        wait_served=announcer.wait_served,
     )
     return loop
 

@@ -73,10 +73,6 @@ class Cores:
         self.processes = processes if processes is not None else available_cores()
         self._pool: ProcessPoolExecutor | None = None
 
-    def worth_it(self, size: int) -> bool:
-        """Whether a batch of `size` items goes to other processes."""
-        return self.processes > 1 and size >= self.min_batch
-
     def map(
         self,
         function: Callable[[Shared, Sequence[Item]], list[Result]],
@@ -84,7 +80,7 @@ class Cores:
         items: Sequence[Item],
     ) -> Iterator[Result]:
         """The results of `function` for every item, in order, chunk by chunk."""
-        if not self.worth_it(len(items)):
+        if self.processes < 2 or len(items) < self.min_batch:  # not worth starting processes
             yield from function(shared, items)
             return
         size = self.chunk

@@ -69,6 +69,7 @@ class Follower:
         self.status = Status()
         self._parent = os.getppid()
         self._sock: socket.socket | None = None
+        self._linked = threading.Event()  # set while _sock is connected to the builder
         self._send_lock = threading.Lock()
         self._replies: dict[str, Future[ReloadSummary]] = {}
         self._serving = threading.Event()  # set once a generation is served
@@ -98,9 +99,7 @@ class Follower:
         self._replies[request] = reply
         try:
             # Just after a start (or while the builder restarts) the link may be coming up.
-            deadline = time.monotonic() + CONNECT_TIMEOUT
-            while self._sock is None and time.monotonic() < deadline:
-                time.sleep(0.05)
+            self._linked.wait(CONNECT_TIMEOUT)
             sock = self._sock
             if sock is None:
                 raise ConnectionError("the builder process is not reachable")
@@ -119,13 +118,12 @@ class Follower:
             documents, resources = current.documents, current.resources
             read_status = self.status
         else:
-            found, read_status, changed = self.reader.read(generation, _let_requests_run)
-            documents = found
+            documents, read_status, changed = self.reader.read(generation, _let_requests_run)
             max_age = (status or read_status).cache_max_age
             # A new max-age changes every header list.
             same_age = max_age == self.status.cache_max_age and current.generation
             resources = prepare_resources(
-                found, max_age, current.resources, changed if same_age else None
+                documents, max_age, current.resources, changed if same_age else None
             )
         self.status = status or read_status
         self.store.swap(_snapshot(documents, resources, self.status, generation))
@@ -156,6 +154,7 @@ class Follower:
     def _follow(self) -> None:
         self._sock = self._connect()
         while True:
+            self._linked.set()
             self._step()
 
     def _step(self) -> None:
@@ -169,6 +168,7 @@ class Follower:
             logger.warning("the link to the builder broke: %s", exc)
         except BadStateError as exc:
             logger.error("cannot serve the builder's newest generation: %s", exc)
+        self._linked.clear()
         sock.close()
         self._sock = None
         for waiting in list(self._replies.values()):

@@ -43,8 +43,7 @@ def warm_start(
     except (BadStateError, OSError, ValueError) as exc:
         logger.warning("cannot resume from generation %d (%s); building anew", generation, exc)
         return
-    exported = index.builder
-    reloader.renderer.seed(exported, documents)
+    reloader.renderer.seed(index.builder, documents)
     # What the catch-up compares with: only what changed since counts as changed (for the
     # log, the summary and the hub's pings).
     reloader.store.swap(Snapshot(documents=read_only(documents), generation=generation))

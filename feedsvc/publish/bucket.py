@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -96,22 +95,14 @@ class Bucket:
 
     def listing(self) -> dict[str, str]:
         """Every object under the prefix: key (without the prefix) -> ETag (no quotes)."""
-        found: dict[str, str] = {}
-        for page in self._pages():
-            for item in page.get("Contents", []):
-                found[item["Key"][len(self.target.prefix) :]] = item["ETag"].strip('"')
-        return found
-
-    def _pages(self) -> Iterator[Any]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.target.bucket, Prefix=self.target.prefix
         )
-        iterator = iter(pages)
-        while True:
-            page = self._call("list the prefix", next, iterator, None)
-            if page is None:
-                return
-            yield page
+        found: dict[str, str] = {}
+        for page in self._call("list the prefix", list, pages):  # each page is a request
+            for item in page.get("Contents", []):
+                found[item["Key"][len(self.target.prefix) :]] = item["ETag"].strip('"')
+        return found
 
     def cache_control(self, path: str) -> str | None:
         """The Cache-Control an object is stored with (None when there is no such object)."""

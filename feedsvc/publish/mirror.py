@@ -28,7 +28,6 @@ from feedsvc.state.snapshots import Status
 logger = logging.getLogger(__name__)
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)  # seconds before each retry; then every 60 s
-Announce = Callable[[int, Status], None]
 WORKERS_WAIT = 10.0  # seconds
 
 
@@ -37,18 +36,15 @@ class Mirror:
 
     def __init__(
         self,
-        announce: Announce,
+        announce: Callable[[int, Status], None],
         metrics: Metrics | None = None,
-        backoff: tuple[float, ...] = BACKOFF,
-        served: Callable[[int], bool] = lambda generation: True,
+        wait_served: Callable[[int, float], None] = lambda generation, timeout: None,
     ) -> None:
         self._announce = announce
-        # Whether every worker serves a generation: the bucket gets it after they do.
-        self._served = served
+        # Waits until every worker serves a generation: the bucket gets it after they do.
+        self._wait_served = wait_served
         self.metrics = metrics
-        self.backoff = backoff
         self.failure: str | None = None  # why the last attempt failed; None once one succeeds
-        self.completed = 0  # publications that succeeded
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._newest: tuple[Mapping[str, Document], Config, int] | None = None
@@ -100,7 +96,7 @@ class Mirror:
             self._wake.clear()
             attempt = 0
             while not self._attempt():
-                delay = self.backoff[min(attempt, len(self.backoff) - 1)]
+                delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
                 attempt += 1
                 time.sleep(delay)
 
@@ -110,7 +106,8 @@ class Mirror:
             if self._newest is None:
                 return True
             documents, config, generation = self._newest
-        self._wait_for_workers(generation)
+        # At most WORKERS_WAIT seconds: a stuck worker holds back no publication.
+        self._wait_served(generation, WORKERS_WAIT)
         try:
             publication = self._publication_for(config.publish)
             result = publication.publish(documents, config.server.cache_max_age)
@@ -124,26 +121,15 @@ class Mirror:
             logger.info("publish: %s", result.line(str(publication.bucket.target)))
         if self.metrics is not None:
             self.metrics.observe_publish(result.uploaded, result.deleted, result.bytes, time.time())
-        self.completed += 1
         self._set_failure(None)
         return True
-
-    def _wait_for_workers(self, generation: int) -> None:
-        """Wait (at most WORKERS_WAIT seconds: a stuck worker holds back no publication)
-        until every worker serves `generation`, so the bucket is never ahead of them."""
-        deadline = time.monotonic() + WORKERS_WAIT
-        while not self._served(generation) and time.monotonic() < deadline:
-            time.sleep(0.01)
 
     def _publication_for(self, settings: PublishConfig) -> Publication:
         """The publication of the current settings; a new one when they changed."""
         if self._publication is None or settings != self._settings:
-            assert settings.url is not None
-            try:
-                target = parse_target(settings.url)
-            except ValueError as exc:  # config validation lets no such URL through
-                raise PublishError(str(exc), config=True) from exc
-            bucket = Bucket(target, settings.endpoint_url)
+            assert settings.url is not None  # offer() keeps no documents without one
+            # The config was validated with the same check: the URL parses.
+            bucket = Bucket(parse_target(settings.url), settings.endpoint_url)
             self._publication = Publication(bucket, settings.encoding)
             self._settings = settings
         return self._publication

@@ -9,7 +9,6 @@ hub), and only then is every asker answered.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -46,7 +45,6 @@ class ReloadLoop:
         self._waiting: list[Future[Reloaded]] = []
         self._lock = threading.Lock()
         self._wanted = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def ask(self, everything: bool = True) -> Future[Reloaded]:
         """Ask for a reload that starts after this call; the future is its result.
@@ -68,35 +66,25 @@ class ReloadLoop:
 
     def start(self) -> None:
         """Run reloads on a thread of their own, for as long as the process lives."""
-        self._thread = threading.Thread(target=self._run, name="reload-loop", daemon=True)
-        self._thread.start()
-
-    def run_once(self) -> Reloaded:
-        """One reload and its follow-up steps, on the calling thread (the first build)."""
-        with self._lock:
-            waiting, self._waiting = self._waiting, []
-            everything, self._everything = self._everything, False
-            self._wanted.clear()
-        if everything:
-            self.scan()
-        return self._reload(waiting)
+        threading.Thread(target=self._run, name="reload-loop", daemon=True).start()
 
     def _run(self) -> None:
         while True:
             self._wanted.wait()
-            # A failure is logged and every asker has it; the loop goes on.
-            with contextlib.suppress(Exception):
-                self.run_once()
-
-    def _reload(self, waiting: list[Future[Reloaded]]) -> Reloaded:
-        summary = self.reloader.reload()  # never raises
-        try:
-            result = Reloaded(summary, self.after(summary))
-        except Exception as exc:
-            logger.exception("publishing a reload failed")
+            with self._lock:
+                waiting, self._waiting = self._waiting, []
+                everything, self._everything = self._everything, False
+                self._wanted.clear()
+            if everything:
+                self.scan()
+            try:
+                summary = self.reloader.reload()  # never raises: its failures are problems
+                result = Reloaded(summary, self.after(summary))
+            except Exception as exc:
+                # Logged, and every asker has it; the loop goes on.
+                logger.exception("publishing a reload failed")
+                for future in waiting:
+                    future.set_exception(exc)
+                continue
             for future in waiting:
-                future.set_exception(exc)
-            raise
-        for future in waiting:
-            future.set_result(result)
-        return result
+                future.set_result(result)
