@@ -12,7 +12,6 @@ from feedsvc.metrics import Metrics
 from feedsvc.model import Snapshot
 from feedsvc.reload.reloader import ReloadSummary
 from feedsvc.serving import FastPath
-from feedsvc.settings import Config
 from feedsvc.store import Store
 
 bp = Blueprint("feeds", __name__)
