@@ -36,6 +36,12 @@ logger = logging.getLogger(__name__)
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 
 
+def fail(message: str, status: int = EXIT_CONFIG) -> int:
+    """Print `feedsvc: message` on standard error; returns `status`, the exit status."""
+    print(f"feedsvc: {message}", file=sys.stderr)
+    return status
+
+
 def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[Snapshot, str]:
     """Read every source and build, with the ids of the state directory's ledger (kept up
     to date when `record` and no server holds it); the snapshot and its summary line.
@@ -143,16 +149,11 @@ def publish_command(args: argparse.Namespace, config: Config) -> int:
     what is gone, the index and the OPML last; print one summary line."""
     url = args.to or config.publish.url
     if not url:
-        print(
-            "feedsvc: nowhere to publish: give --to s3://bucket/prefix or set publish.url",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
+        return fail("nowhere to publish: give --to s3://bucket/prefix or set publish.url")
     try:
         target = parse_target(url)
     except ValueError as exc:
-        print(f"feedsvc: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail(str(exc))
     progress = Progress.for_terminal(args.quiet)
     snapshot, _ = _read(config, progress)
     documents = snapshot.documents
@@ -162,8 +163,7 @@ def publish_command(args: argparse.Namespace, config: Config) -> int:
         with progress.bar("objects", len(documents), "objects") as advance:
             result = publication.publish(documents, config.server.cache_max_age, advance)
     except PublishError as exc:
-        print(f"feedsvc: {exc}", file=sys.stderr)
-        return EXIT_CONFIG if exc.config else EXIT_PROBLEMS
+        return fail(str(exc), EXIT_CONFIG if exc.config else EXIT_PROBLEMS)
     print(result.line(str(target), dry_run=args.dry_run))
     return _status(snapshot)
 
@@ -173,16 +173,13 @@ def forget_command(args: argparse.Namespace, config: Config) -> int:
     wanted = [_feed_directory(feed) for feed in args.feeds]
     with _ledger(config, create=False) as (ledger, _):
         if ledger is None:
-            print(
-                f"feedsvc: no id ledger in {config.state.path}: nothing to forget", file=sys.stderr
-            )
-            return EXIT_PROBLEMS
+            return fail(f"no id ledger in {config.state.path}: nothing to forget", EXIT_PROBLEMS)
         forgotten = ledger.forget_nodes(wanted)
     for directory in forgotten:
         print(f"forgot {directory or 'site'}")
     missed = [d for d in wanted if not d.endswith("/**") and d not in forgotten]
     for directory in missed:
-        print(f"feedsvc: {directory} is not a feed the ledger keeps", file=sys.stderr)
+        fail(f"{directory} is not a feed the ledger keeps")
     server = StateLock(Path(config.state.path)).holder()
     if forgotten and server is not None:
         os.kill(server, signal.SIGHUP)  # the server reloads: a forgotten empty feed goes
