@@ -42,10 +42,10 @@ def fail(message: str, status: int = EXIT_CONFIG) -> int:
     return status
 
 
-def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[Snapshot, str]:
+def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[Snapshot, str, int]:
     """Read every source and build, with the ids of the state directory's ledger (kept up
-    to date when `record` and no server holds it); the snapshot and its summary line.
-    Prints the problems, and without `record` (check) what the reload would do to ids."""
+    to date when `record` and no server holds it): the snapshot, its summary line and exit
+    status. Prints the problems, and without `record` (check) what the reload would do to ids."""
     with _ledger(config, create=record) as (ledger, writable):
         reloader = Reloader(config, Store(), ledger=ledger, record=record and writable)
         with progress.files(reloader.sources, reloader.renderer):
@@ -59,7 +59,8 @@ def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[S
     errors = sum(1 for p in snapshot.problems if p.severity == "error")
     warnings = len(snapshot.problems) - errors
     line = f"{summary.articles} articles, {summary.documents} documents, "
-    return snapshot, f"{line}{errors} errors, {warnings} warnings"
+    status = EXIT_PROBLEMS if errors else EXIT_OK
+    return snapshot, f"{line}{errors} errors, {warnings} warnings", status
 
 
 @contextlib.contextmanager
@@ -90,23 +91,18 @@ def _ledger(config: Config, *, create: bool) -> Iterator[tuple[Ledger | None, bo
         lock.release()
 
 
-def _status(snapshot: Snapshot) -> int:
-    errors = any(p.severity == "error" for p in snapshot.problems)
-    return EXIT_PROBLEMS if errors else EXIT_OK
-
-
 def check_command(args: argparse.Namespace, config: Config) -> int:
     """Read every source without serving; print each problem, what the next reload would
     do to ids (nothing is written to the ledger), and a summary line."""
-    snapshot, line = _read(config, Progress.for_terminal(args.quiet), record=False)
+    _, line, status = _read(config, Progress.for_terminal(args.quiet), record=False)
     print(line)
-    return _status(snapshot)
+    return status
 
 
 def build_command(args: argparse.Namespace, config: Config) -> int:
     """Write every document under --out, replacing the folder only once all is written."""
     progress = Progress.for_terminal(args.quiet)
-    snapshot, line = _read(config, progress)
+    snapshot, line, status = _read(config, progress)
     out: Path = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -128,7 +124,7 @@ def build_command(args: argparse.Namespace, config: Config) -> int:
         logger.error("cannot write %s: %s", out, exc)
         return EXIT_PROBLEMS
     print(f"{line}; written to {out}")
-    return _status(snapshot)
+    return status
 
 
 def _replace_dir(staging: Path, out: Path) -> None:
@@ -155,7 +151,7 @@ def publish_command(args: argparse.Namespace, config: Config) -> int:
     except ValueError as exc:
         return fail(str(exc))
     progress = Progress.for_terminal(args.quiet)
-    snapshot, _ = _read(config, progress)
+    snapshot, _, status = _read(config, progress)
     documents = snapshot.documents
     try:
         bucket = Bucket(target, args.endpoint_url or config.publish.endpoint_url)
@@ -165,7 +161,7 @@ def publish_command(args: argparse.Namespace, config: Config) -> int:
     except PublishError as exc:
         return fail(str(exc), EXIT_CONFIG if exc.config else EXIT_PROBLEMS)
     print(result.line(str(target), dry_run=args.dry_run))
-    return _status(snapshot)
+    return status
 
 
 def forget_command(args: argparse.Namespace, config: Config) -> int:
