@@ -36,10 +36,16 @@ logger = logging.getLogger(__name__)
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 
 
-def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[Snapshot, str]:
+def fail(message: str, status: int = EXIT_CONFIG) -> int:
+    """Print `feedsvc: message` on standard error; returns `status`, the exit status."""
+    print(f"feedsvc: {message}", file=sys.stderr)
+    return status
+
+
+def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[Snapshot, str, int]:
     """Read every source and build, with the ids of the state directory's ledger (kept up
-    to date when `record` and no server holds it); the snapshot and its summary line.
-    Prints the problems, and without `record` (check) what the reload would do to ids."""
+    to date when `record` and no server holds it): the snapshot, its summary line and exit
+    status. Prints the problems, and without `record` (check) what the reload would do to ids."""
     with _ledger(config, create=record) as (ledger, writable):
         reloader = Reloader(config, Store(), ledger=ledger, record=record and writable)
         with progress.files(reloader.sources, reloader.renderer):
@@ -53,7 +59,8 @@ def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[S
     errors = sum(1 for p in snapshot.problems if p.severity == "error")
     warnings = len(snapshot.problems) - errors
     line = f"{summary.articles} articles, {summary.documents} documents, "
-    return snapshot, f"{line}{errors} errors, {warnings} warnings"
+    status = EXIT_PROBLEMS if errors else EXIT_OK
+    return snapshot, f"{line}{errors} errors, {warnings} warnings", status
 
 
 @contextlib.contextmanager
@@ -84,23 +91,18 @@ def _ledger(config: Config, *, create: bool) -> Iterator[tuple[Ledger | None, bo
         lock.release()
 
 
-def _status(snapshot: Snapshot) -> int:
-    errors = any(p.severity == "error" for p in snapshot.problems)
-    return EXIT_PROBLEMS if errors else EXIT_OK
-
-
 def check_command(args: argparse.Namespace, config: Config) -> int:
     """Read every source without serving; print each problem, what the next reload would
     do to ids (nothing is written to the ledger), and a summary line."""
-    snapshot, line = _read(config, Progress.for_terminal(args.quiet), record=False)
+    _, line, status = _read(config, Progress.for_terminal(args.quiet), record=False)
     print(line)
-    return _status(snapshot)
+    return status
 
 
 def build_command(args: argparse.Namespace, config: Config) -> int:
     """Write every document under --out, replacing the folder only once all is written."""
     progress = Progress.for_terminal(args.quiet)
-    snapshot, line = _read(config, progress)
+    snapshot, line, status = _read(config, progress)
     out: Path = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -122,7 +124,7 @@ def build_command(args: argparse.Namespace, config: Config) -> int:
         logger.error("cannot write %s: %s", out, exc)
         return EXIT_PROBLEMS
     print(f"{line}; written to {out}")
-    return _status(snapshot)
+    return status
 
 
 def _replace_dir(staging: Path, out: Path) -> None:
@@ -143,18 +145,13 @@ def publish_command(args: argparse.Namespace, config: Config) -> int:
     what is gone, the index and the OPML last; print one summary line."""
     url = args.to or config.publish.url
     if not url:
-        print(
-            "feedsvc: nowhere to publish: give --to s3://bucket/prefix or set publish.url",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
+        return fail("nowhere to publish: give --to s3://bucket/prefix or set publish.url")
     try:
         target = parse_target(url)
     except ValueError as exc:
-        print(f"feedsvc: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail(str(exc))
     progress = Progress.for_terminal(args.quiet)
-    snapshot, _ = _read(config, progress)
+    snapshot, _, status = _read(config, progress)
     documents = snapshot.documents
     try:
         bucket = Bucket(target, args.endpoint_url or config.publish.endpoint_url)
@@ -162,10 +159,9 @@ def publish_command(args: argparse.Namespace, config: Config) -> int:
         with progress.bar("objects", len(documents), "objects") as advance:
             result = publication.publish(documents, config.server.cache_max_age, advance)
     except PublishError as exc:
-        print(f"feedsvc: {exc}", file=sys.stderr)
-        return EXIT_CONFIG if exc.config else EXIT_PROBLEMS
+        return fail(str(exc), EXIT_CONFIG if exc.config else EXIT_PROBLEMS)
     print(result.line(str(target), dry_run=args.dry_run))
-    return _status(snapshot)
+    return status
 
 
 def forget_command(args: argparse.Namespace, config: Config) -> int:
@@ -173,16 +169,13 @@ def forget_command(args: argparse.Namespace, config: Config) -> int:
     wanted = [_feed_directory(feed) for feed in args.feeds]
     with _ledger(config, create=False) as (ledger, _):
         if ledger is None:
-            print(
-                f"feedsvc: no id ledger in {config.state.path}: nothing to forget", file=sys.stderr
-            )
-            return EXIT_PROBLEMS
+            return fail(f"no id ledger in {config.state.path}: nothing to forget", EXIT_PROBLEMS)
         forgotten = ledger.forget_nodes(wanted)
     for directory in forgotten:
         print(f"forgot {directory or 'site'}")
     missed = [d for d in wanted if not d.endswith("/**") and d not in forgotten]
     for directory in missed:
-        print(f"feedsvc: {directory} is not a feed the ledger keeps", file=sys.stderr)
+        fail(f"{directory} is not a feed the ledger keeps")
     server = StateLock(Path(config.state.path)).holder()
     if forgotten and server is not None:
         os.kill(server, signal.SIGHUP)  # the server reloads: a forgotten empty feed goes

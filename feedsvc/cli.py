@@ -21,6 +21,7 @@ from feedsvc.batch import (
     EXIT_OK,
     build_command,
     check_command,
+    fail,
     forget_command,
     publish_command,
 )
@@ -123,14 +124,12 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     if not _is_port_free(host, port):
-        print(f"feedsvc: cannot listen on {host}:{port}: address already in use", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail(f"cannot listen on {host}:{port}: address already in use")
     runtime = tempfile.TemporaryDirectory(prefix="feedsvc-")
     try:
         snapshots, lock = _open_state(Path(config.state.path), Path(runtime.name))
     except StateError as exc:
-        print(f"feedsvc: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail(str(exc))
     # A complete generation from before the stop is served from the first request.
     generation = validate(snapshots)
     if generation is None:
