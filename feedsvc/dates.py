@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Callable
 from datetime import UTC, date, datetime, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -64,6 +65,15 @@ def parse_feed_date(value: object) -> datetime | None:
         # The replace keeps a date-only value with a "Z" ("2021-10-24Z") readable.
         return _aware(datetime.fromisoformat(value.replace("Z", "+00:00")), UTC)
     except ValueError:
+        return None
+
+
+def from_utc_tuple(parsed: Any) -> datetime | None:
+    """feedparser's parsed date (a UTC time tuple) as aware UTC; None when it holds none."""
+    try:
+        year, month, day, hour, minute, second = parsed[:6]
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except (TypeError, ValueError):
         return None
 
 

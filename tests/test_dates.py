@@ -1,9 +1,11 @@
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from feedsvc.dates import (
+    from_utc_tuple,
     load_timezone,
     parse_feed_date,
     parse_http_date,
@@ -108,3 +110,11 @@ def test_parse_stored_date_reads_back_isoformat_as_utc() -> None:
     assert read.tzinfo is UTC
     with pytest.raises(ValueError):
         parse_stored_date("not a date")
+
+
+def test_feedparser_time_tuples_become_aware_utc_and_nonsense_none() -> None:
+    assert from_utc_tuple(time.strptime("2024-03-01 08:30:05", "%Y-%m-%d %H:%M:%S")) == datetime(
+        2024, 3, 1, 8, 30, 5, tzinfo=UTC
+    )
+    assert from_utc_tuple(None) is None
+    assert from_utc_tuple((2024, 13, 40, 0, 0, 0)) is None

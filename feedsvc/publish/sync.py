@@ -19,13 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from feedsvc.build.archives import past_archives
+from feedsvc.build.sitepages import PAGE_PATHS
 from feedsvc.errors import PublishError
 from feedsvc.model import Document
 from feedsvc.publish.bucket import Bucket, Upload
 from feedsvc.resources import cache_control
 
-# Uploaded last, so that they never list a feed that is not in the bucket yet.
-LAST = ("index.html", "feeds.opml")
 WORKERS = 8  # uploads in flight at once: enough to hide latency, polite to the store
 
 
@@ -92,8 +91,9 @@ class Publication:
         try:
             run = _Run(documents, self._remote(documents, max_age), max_age, progress)
             run.past = past_archives(documents)
-            self._put_all([p for p in documents if p not in LAST], run)
-            self._put_all([p for p in LAST if p in documents], run)
+            # The index and OPML go last: they never list a feed not in the bucket yet.
+            self._put_all([p for p in documents if p not in PAGE_PATHS], run)
+            self._put_all([p for p in PAGE_PATHS if p in documents], run)
             gone = sorted(set(run.remote) - set(documents))
             if gone and not self.dry_run:
                 self.bucket.delete(gone)

@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from html import escape
 from typing import Any
 from urllib.parse import urljoin
@@ -15,7 +15,7 @@ from urllib.parse import urljoin
 import feedparser  # type: ignore[import-untyped]
 
 from feedsvc.content import html_to_text, plain_text, sanitize_html
-from feedsvc.dates import parse_feed_date
+from feedsvc.dates import from_utc_tuple, parse_feed_date
 from feedsvc.errors import FetchError
 from feedsvc.model import Author
 from feedsvc.urls import is_absolute, to_uri
@@ -82,9 +82,9 @@ def _xml_item(entry: Any, base: str) -> Item:
         guid=entry.get("id") or link or plain_text(entry.get("title", "")),
         title=plain_text(entry.get("title", "")),
         link=link,
-        published=_when(entry.get("published_parsed")),
+        published=from_utc_tuple(entry.get("published_parsed")),
         # dict.get: feedparser's own get() maps a missing updated to published, with a warning.
-        updated=_when(dict.get(entry, "updated_parsed")),
+        updated=from_utc_tuple(dict.get(entry, "updated_parsed")),
         authors=authors,
         categories=tuple(
             t["term"].strip() for t in entry.get("tags", []) if t.get("term", "").strip()
@@ -180,13 +180,3 @@ def _iri(value: object) -> str:
 
 _URN = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]:\S+", re.IGNORECASE)
 _TAG = re.compile(r"tag:[^,\s]+,\d{4}(?:-\d{2}(?:-\d{2})?)?:\S*")
-
-
-def _when(parsed: Any) -> datetime | None:
-    if not parsed:
-        return None
-    try:
-        year, month, day, hour, minute, second = parsed[:6]
-        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    except (TypeError, ValueError):
-        return None
