@@ -160,7 +160,6 @@ class Ledger:
                     self._db.commit()
                 else:
                     self._db.rollback()
-                self._version = self._data_version()
             except sqlite3.Error as exc:  # a full disk, say: the reload fails, named
                 raise StateError(f"cannot write the id ledger {self.path}: {exc}") from exc
 
@@ -232,7 +231,7 @@ class Ledger:
 
     def changed_elsewhere(self) -> bool:
         """Whether another connection (`feedsvc forget`) committed since this one last
-        looked; looking resets it."""
+        looked; looking resets it (this connection's own commits leave data_version as is)."""
         with self._lock:
             version = self._data_version()
             changed, self._version = version != self._version, version
