@@ -26,8 +26,7 @@ from feedsvc.processes.follower import Follower
 from feedsvc.reload.loop import Reloaded, ReloadLoop
 from feedsvc.reload.reloader import Reloader, ReloadSummary
 from feedsvc.settings import Config
-from feedsvc.state.snapshotreader import SnapshotReader
-from feedsvc.state.snapshots import validate
+from feedsvc.state.snapshots import SnapshotReader, validate
 from feedsvc.state.snapshotwriter import SnapshotWriter
 from feedsvc.store import Store
 from feedsvc.web import create_app
