@@ -159,11 +159,8 @@ def test_an_operators_request_looks_at_every_file_and_a_watch_at_what_it_saw() -
     reloader = GatedReloader()
     reloader.gate.set()
     scans: list[str] = []
-    loop = ReloadLoop(
-        reloader,  # type: ignore[arg-type]
-        lambda summary: summary.articles,
-        scan=lambda: scans.append(reloader.world),
-    )
+    loop = ReloadLoop(reloader, lambda summary: summary.articles)  # type: ignore[arg-type]
+    loop.scan = lambda: scans.append(reloader.world)
     loop.start()
     loop.poke()  # a watch or a remote fetch: what changed
     reloader.world = "watched"
