@@ -130,7 +130,7 @@ def read_index(folder: Path, generation: int) -> Index:
 def check_segment(folder: Path, number: int, size: int, crc: int) -> None:
     """Check a segment is whole and unchanged (BadStateError otherwise)."""
     path = segment_path(folder, number)
-    data = map_file(path)  # mapped, not read: the page cache it fills is what workers map next
+    data = _map_file(path)  # mapped, not read: the page cache it fills is what workers map next
     try:
         if len(data) != size or len(data) < FOOTER.size:
             raise BadStateError(f"{path.name}: truncated ({len(data)} of {size} bytes)")
@@ -191,7 +191,7 @@ class Status:
         return cls(**{**data, "problems": tuple(map(tuple, data["problems"]))})
 
 
-def map_file(path: Path) -> mmap.mmap:
+def _map_file(path: Path) -> mmap.mmap:
     try:
         with open(path, "rb") as handle:
             return mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ)
@@ -247,7 +247,7 @@ class SnapshotReader:
     ) -> tuple[dict[str, Document], Status, set[str]]:
         """`read`, of an index read already."""
         maps = {
-            n: self._maps[n] if n in self._maps else map_file(segment_path(self.folder, n))
+            n: self._maps[n] if n in self._maps else _map_file(segment_path(self.folder, n))
             for n in index.segments
         }
         # Documents still being sent hold the old dict; new ones see the new maps.
