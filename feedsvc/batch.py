@@ -28,7 +28,7 @@ from feedsvc.reload.reloader import Reloader
 from feedsvc.settings import Config
 from feedsvc.state.files import StateError, StateLock, prepare_folder
 from feedsvc.state.ledger import FILE as LEDGER_FILE
-from feedsvc.state.ledger import Ledger, open_ledger
+from feedsvc.state.ledger import Ledger
 from feedsvc.store import Store
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def _ledger(config: Config, *, create: bool) -> Iterator[tuple[Ledger | None, bo
         return
     lock = StateLock(folder)
     held = lock.try_acquire()  # False: a server runs; read the ledger, leave writing to it
-    ledger, damage = open_ledger(folder, repair=create)
+    ledger, damage = Ledger.open(folder, repair=create)
     if damage is not None and ledger is None:
         print(damage, file=sys.stderr)
     try:

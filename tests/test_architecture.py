@@ -42,7 +42,7 @@ LAYERS = [
     ["feedsvc.store"],
     ["feedsvc.state", "feedsvc.state.files"],
     ["feedsvc.state.snapshots", "feedsvc.state.parsecache", "feedsvc.state.ledger"],
-    ["feedsvc.state.snapshotwriter", "feedsvc.state.snapshotreader"],
+    ["feedsvc.state.snapshotwriter"],
     ["feedsvc.state.placing"],
     ["feedsvc.metrics"],
     ["feedsvc.websub"],

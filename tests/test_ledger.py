@@ -346,3 +346,24 @@ def test_a_kept_body_that_no_longer_parses_is_fetched_again_unconditionally(
         site.stop()
     finally:
         upstream.close()
+
+
+def test_forget_is_seen_after_the_builder_wrote_to_the_ledger(
+    site: Site, articles_dir: Path
+) -> None:
+    """Defect: every write of the builder's own connection (a remote fetch keeping its
+    schedule, say) reset what `changed_elsewhere` compares with, so a `feedsvc forget`
+    committed before it went unseen and the emptied feed stayed until a restart."""
+    post(articles_dir, "a.md", "央行降准", tags=["lonely"])
+    site.reload()
+    (articles_dir / "a.md").unlink()
+    site.reload()
+    assert site.reloader is not None and site.ledger is not None
+    assert "tags/lonely/feed.json" in site.reloader.store.current.documents
+    forget, _ = Ledger.open(site.state)
+    assert forget is not None
+    assert forget.forget_nodes(["tags/lonely"]) == ["tags/lonely"]
+    forget.close()
+    site.ledger.save_schedule("remote", "http://127.0.0.1:9/feed.xml", 1, 0.0)
+    site.reload()
+    assert "tags/lonely/feed.json" not in site.reloader.store.current.documents

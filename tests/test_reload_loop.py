@@ -26,8 +26,7 @@ from feedsvc.processes.follower import Follower
 from feedsvc.reload.loop import Reloaded, ReloadLoop
 from feedsvc.reload.reloader import Reloader, ReloadSummary
 from feedsvc.settings import Config
-from feedsvc.state.snapshotreader import SnapshotReader
-from feedsvc.state.snapshots import validate
+from feedsvc.state.snapshots import SnapshotReader, validate
 from feedsvc.state.snapshotwriter import SnapshotWriter
 from feedsvc.store import Store
 from feedsvc.web import create_app
@@ -160,11 +159,8 @@ def test_an_operators_request_looks_at_every_file_and_a_watch_at_what_it_saw() -
     reloader = GatedReloader()
     reloader.gate.set()
     scans: list[str] = []
-    loop = ReloadLoop(
-        reloader,  # type: ignore[arg-type]
-        lambda summary: summary.articles,
-        scan=lambda: scans.append(reloader.world),
-    )
+    loop = ReloadLoop(reloader, lambda summary: summary.articles)  # type: ignore[arg-type]
+    loop.scan = lambda: scans.append(reloader.world)
     loop.start()
     loop.poke()  # a watch or a remote fetch: what changed
     reloader.world = "watched"

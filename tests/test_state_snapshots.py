@@ -16,12 +16,12 @@ from feedsvc.model import Document
 from feedsvc.reload.reloader import Reloader
 from feedsvc.settings import Config
 from feedsvc.state.files import write_atomically
-from feedsvc.state.snapshotreader import SnapshotReader
 from feedsvc.state.snapshots import (
     FOOTER,
     ROW,
     VERSION,
     BadStateError,
+    SnapshotReader,
     Status,
     index_path,
     read_index,

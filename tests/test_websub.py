@@ -66,7 +66,8 @@ def test_reloads_ping_for_changed_feeds_only(
 ) -> None:
     config = make_config(feeds={"websub_hub": hub.url, "formats": ["atom", "rss"]})
     relay = Relay(lambda: config.feeds.websub_hub, lambda: config.site.base_url)
-    reloader = Reloader(config, Store(), on_change=relay)
+    reloader = Reloader(config, Store())
+    reloader.on_change = relay
     write_article(articles_dir, "a.md", title="A", date="2022-01-01", categories=["金融"])
     write_article(articles_dir, "b.md", title="B", date="2022-01-02", categories=["科技"])
     reloader.reload()  # the first build pings nothing: nothing changed for subscribers

@@ -30,7 +30,7 @@ from feedsvc.reload.reloader import Reloader, ReloadSummary
 from feedsvc.scheduler import make_scheduler, reschedule
 from feedsvc.settings import Config
 from feedsvc.sources.directory import DirectorySource
-from feedsvc.state.ledger import open_ledger
+from feedsvc.state.ledger import Ledger
 from feedsvc.state.parsecache import save_parse_cache
 from feedsvc.state.snapshots import Status
 from feedsvc.state.snapshotwriter import SnapshotWriter
@@ -176,7 +176,7 @@ def _become_builder() -> None:
 
 
 def _make_reloader(config: Config, folder: Path, metrics: Metrics, *, restarted: bool) -> Reloader:
-    ledger, damaged = open_ledger(folder.parent)
+    ledger, damaged = Ledger.open(folder.parent)
     reloader = Reloader(
         config,
         Store(),

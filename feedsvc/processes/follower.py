@@ -28,8 +28,7 @@ from feedsvc.dates import parse_stored_date
 from feedsvc.model import Problem, Snapshot
 from feedsvc.reload.reloader import ReloadSummary
 from feedsvc.resources import prepare_resources
-from feedsvc.state.snapshotreader import SnapshotReader
-from feedsvc.state.snapshots import BadStateError, Status
+from feedsvc.state.snapshots import BadStateError, SnapshotReader, Status
 from feedsvc.store import Store
 
 logger = logging.getLogger(__name__)

@@ -11,8 +11,7 @@ from feedsvc.model import Snapshot, read_only
 from feedsvc.reload.reloader import Reloader
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.state.parsecache import load_parse_cache, matching_files
-from feedsvc.state.snapshotreader import SnapshotReader
-from feedsvc.state.snapshots import BadStateError, read_index, validate
+from feedsvc.state.snapshots import BadStateError, SnapshotReader, read_index, validate
 from feedsvc.state.snapshotwriter import SnapshotWriter
 
 logger = logging.getLogger(__name__)

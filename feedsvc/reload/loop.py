@@ -31,16 +31,11 @@ class Reloaded:
 class ReloadLoop:
     """Runs `reloader.reload()` then `after(summary)` (which returns the generation)."""
 
-    def __init__(
-        self,
-        reloader: Reloader,
-        after: Callable[[ReloadSummary], int],
-        scan: Callable[[], None] = lambda: None,
-    ) -> None:
+    def __init__(self, reloader: Reloader, after: Callable[[ReloadSummary], int]) -> None:
         self.reloader = reloader
         self.after = after
         # Called before a reload that must look at every file (FolderWatch.forget).
-        self.scan = scan
+        self.scan: Callable[[], None] = lambda: None
         self._everything = False
         self._waiting: list[Future[Reloaded]] = []
         self._lock = threading.Lock()

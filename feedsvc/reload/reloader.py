@@ -51,7 +51,6 @@ class Reloader:
         now: Clock = utc_now,
         *,
         watcher: ConfigWatcher | None = None,
-        on_change: Callable[[list[str]], None] | None = None,
         metrics: Metrics | None = None,
         fetch_in_background: bool = False,
         cores: Cores | None = None,
@@ -63,16 +62,14 @@ class Reloader:
         self.store = store
         self.now = now
         # Called with the URLs of feeds whose bytes a reload changed (WebSub pings).
-        self.on_change = on_change
+        self.on_change: Callable[[list[str]], None] | None = None
         self._lock = threading.Lock()
         # With a watcher, each reload first applies a valid edit of the config file.
         self.watcher = watcher
         # A cold start parses and renders on every core; the processes last one reload.
         self.cores = cores or Cores()
         memory = ledger if record else None
-        self.source_set = SourceSet(
-            now, self.cores, metrics=metrics, memory=memory, fetch_in_background=fetch_in_background
-        )
+        self.source_set = SourceSet(now, self.cores, metrics, memory, fetch_in_background)
         # What a watch saw change since the last reload (None: look at every file).
         self.changed_files: Callable[[], set[str] | None] = lambda: None
         self._last_problems: tuple[Problem, ...] = ()
@@ -86,7 +83,6 @@ class Reloader:
         """The id ledger gives articles the ids readers know them by; without `record`
         (`feedsvc check`) it is only read."""
         self.ledger, self.record = ledger, record
-        self.placer: Placer | None = None
         self.id_changes: list[str] = []  # what the last reload did to ids (check prints it)
         self.state_problems: tuple[Problem, ...] = ()  # a damaged ledger, say: every reload says it
         # Every feed node served so far: one whose articles all go away stays as an
@@ -111,8 +107,7 @@ class Reloader:
         self.source_set.apply(config)
         self.config = config
         self.renderer = SiteRenderer(config, self.cores)  # renders every document
-        if self.ledger is not None:
-            self.placer = Placer(self.ledger, config.site)
+        self.placer = Placer(self.ledger, config.site) if self.ledger is not None else None
         self._last_build: SiteBuild | None = None
         self._fresh_resources = True  # headers depend on the config: prepare them anew
 

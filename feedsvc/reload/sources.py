@@ -32,10 +32,9 @@ class SourceSet:
         self,
         now: Clock,
         cores: Cores,
-        *,
-        metrics: Metrics | None = None,
-        memory: Ledger | None = None,
-        fetch_in_background: bool = False,
+        metrics: Metrics | None,
+        memory: Ledger | None,
+        fetch_in_background: bool,
     ) -> None:
         self.now = now
         self.cores = cores

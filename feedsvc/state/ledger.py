@@ -10,8 +10,7 @@ writer, one transaction per reload, and it writes only what changed. It remember
 - each remote source's last good response and validators, and its backoff (`fetches`).
 
 How ids are given (feedsvc.state.placing) is README's "Ids"; a fresh ledger gives every
-article the id derived from source and path, so fresh replicas agree. (Over 300 lines:
-one connection and its lock serve the three tables; a table that grows gets a module.)
+article the id derived from source and path, so fresh replicas agree.
 """
 
 from __future__ import annotations
@@ -112,28 +111,35 @@ class Ledger:
 
     @classmethod
     def open(cls, folder: Path, *, repair: bool = True) -> tuple[Ledger | None, Problem | None]:
-        """Open (or create) the ledger in `folder`. A damaged one is moved aside and a new
-        one started, with a warning saying so (without `repair`: left alone, None and the
-        warning); OSError/sqlite3.Error when it cannot be opened at all."""
+        """The ledger in `folder` (created if absent), with a warning when it was not usable:
+        a damaged one is moved aside and a new one started (without `repair`: left alone,
+        and None); one that cannot be opened at all gives None."""
         path = folder / FILE
         try:
-            return cls(path, _connect(path)), None
-        except DamagedLedgerError as exc:
-            if not repair:
-                message = f"id ledger damaged ({exc}); the next serve or build starts it anew"
-                return None, Problem(str(path), None, message, "warning")
-            aside = path.with_name(f"{FILE}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
-            for suffix in ("", "-wal", "-shm"):
-                damaged = Path(f"{path}{suffix}")
-                if damaged.exists():
-                    damaged.rename(f"{aside}{suffix}")
+            try:
+                return cls(path, _connect(path)), None
+            except DamagedLedgerError as exc:
+                if not repair:
+                    message = f"id ledger damaged ({exc}); the next serve or build starts it anew"
+                    return None, Problem(str(path), None, message, "warning")
+                aside = path.with_name(f"{FILE}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+                for suffix in ("", "-wal", "-shm"):
+                    damaged = Path(f"{path}{suffix}")
+                    if damaged.exists():
+                        damaged.rename(f"{aside}{suffix}")
+                message = (
+                    f"id ledger damaged ({exc}); moved to {aside.name} and started anew: ids "
+                    "fall back to the ones derived from source and path, so articles renamed "
+                    "before may reach readers again"
+                )
+                logger.warning("%s: %s", path, message)
+                return cls(path, _connect(path)), Problem(str(path), None, message, "warning")
+        except (OSError, sqlite3.Error) as exc:
             message = (
-                f"id ledger damaged ({exc}); moved to {aside.name} and started anew: ids fall "
-                "back to the ones derived from source and path, so articles renamed before "
-                "may reach readers again"
+                f"cannot open the id ledger ({exc}); ids are the ones derived from source and path"
             )
             logger.warning("%s: %s", path, message)
-            return cls(path, _connect(path)), Problem(str(path), None, message, "warning")
+            return None, Problem(str(path), None, message, "warning")
 
     @property
     def total_changes(self) -> int:
@@ -150,17 +156,11 @@ class Ledger:
         """One transaction: committed when `keep` and nothing raised, else rolled back."""
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
+                with self._db:  # commits, or rolls back when the block raises
+                    self._db.execute("BEGIN IMMEDIATE")
                     yield self._db
-                except BaseException:
-                    self._db.rollback()
-                    raise
-                if keep:
-                    self._db.commit()
-                else:
-                    self._db.rollback()
-                self._version = self._data_version()
+                    if not keep:
+                        self._db.rollback()
             except sqlite3.Error as exc:  # a full disk, say: the reload fails, named
                 raise StateError(f"cannot write the id ledger {self.path}: {exc}") from exc
 
@@ -201,22 +201,16 @@ class Ledger:
         """Every feed node ever served: (kind, directory) -> names."""
         with self._lock:
             found = self._db.execute("SELECT kind, directory, names FROM nodes").fetchall()
-        return {
-            (cast(Kind, kind), directory): tuple(json.loads(names))
-            for kind, directory, names in found
-        }
+        return {(cast(Kind, k), d): tuple(json.loads(n)) for k, d, n in found}
 
     def remember_nodes(self, nodes: NodeKeys) -> None:
         """Add nodes served for the first time."""
-        if not nodes:
-            return
         values = [(k, d, json.dumps(n, ensure_ascii=False)) for (k, d), n in nodes.items()]
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?)", values)
 
     def forget_nodes(self, directories: Iterable[str]) -> list[str]:
-        """Forget the nodes at `directories` (a trailing `/**`: and every node below); the
-        directories forgotten."""
+        """Forget the nodes at `directories` (`x/**`: x and every node below); those forgotten."""
         wanted = set(directories)
         subtrees = tuple(d[:-2] for d in wanted if d.endswith("/**"))
         with self.transaction() as db:
@@ -232,7 +226,7 @@ class Ledger:
 
     def changed_elsewhere(self) -> bool:
         """Whether another connection (`feedsvc forget`) committed since this one last
-        looked; looking resets it."""
+        looked; looking resets it (this connection's own commits leave data_version as is)."""
         with self._lock:
             version = self._data_version()
             changed, self._version = version != self._version, version
@@ -279,19 +273,6 @@ class Ledger:
     def _data_version(self) -> int:
         version: int = self._db.execute("PRAGMA data_version").fetchone()[0]
         return version
-
-
-def open_ledger(folder: Path, *, repair: bool = True) -> tuple[Ledger | None, Problem | None]:
-    """The ledger in `folder`, or None (with a warning) when it cannot be opened at all."""
-    try:
-        return Ledger.open(folder, repair=repair)
-    except (OSError, sqlite3.Error) as exc:
-        path = folder / FILE
-        message = (
-            f"cannot open the id ledger ({exc}); ids are the ones derived from source and path"
-        )
-        logger.warning("%s: %s", path, message)
-        return None, Problem(str(path), None, message, "warning")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
