@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import threading
-
 from feedsvc.model import Snapshot
 
 
 class Store:
     """Holds one immutable Snapshot; `current` never shows a half-built state.
 
-    Reading is a single attribute load, atomic in CPython, so requests take no
-    lock; the lock only orders concurrent writers.
+    Reading and swapping are each a single attribute load or store, atomic in CPython,
+    so neither takes a lock (a lock around the store would order nothing more).
     """
 
     def __init__(self) -> None:
         self._snapshot = Snapshot()
-        self._lock = threading.Lock()
 
     @property
     def current(self) -> Snapshot:
@@ -25,5 +22,4 @@ class Store:
 
     def swap(self, snapshot: Snapshot) -> None:
         """Replace the whole snapshot at once."""
-        with self._lock:
-            self._snapshot = snapshot
+        self._snapshot = snapshot

@@ -74,6 +74,7 @@ def newest_generation(folder: Path) -> int | None:
 
 
 def file_names(folder: Path) -> list[str]:
+    """The names in `folder`; none when it does not exist (yet)."""
     try:
         return os.listdir(folder)
     except FileNotFoundError:
