@@ -31,7 +31,11 @@ import json, logging, os, resource, sys, time
 from pathlib import Path
 logging.disable(logging.WARNING)
 from feedsvc.config import load_config
-from feedsvc.reload.reloader import Reloader
+try:
+    from feedsvc.reload.reloader import Reloader
+except ImportError:  # a checkout from before feedsvc/reload/ (bench/compare.py)
+    from feedsvc.refresh import Refresher as Reloader
+    Reloader.reload = Reloader.refresh
 from feedsvc.store import Store
 sys.path.insert(0, sys.argv[2])
 from corpus import post
