@@ -11,6 +11,11 @@ The scheduled reload stays the safety net: file systems without change events (N
 some container mounts) and dropped events (a full inotify queue) are still caught on
 the next tick. An event only asks for a reload; the reload itself finds what changed by
 (size, mtime, inode), as a tick does, so a missed or extra event costs nothing but time.
+
+An operator's request must see a file saved just before it, whose event may not have
+been read yet. Rather than stat every file, `FolderWatch.sync` makes and removes a
+cookie file in each watched folder and waits for its event, as watchman does: inotify
+reports a folder's events in order, so once the cookie's is in, so is every earlier one.
 The only user of watchdog.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable
 
@@ -42,6 +48,10 @@ _COMPLETE = frozenset({"closed", "deleted", "moved"})
 # write, and one more once it settles if anything changed after that.
 SETTLE_SECONDS = 0.05
 MAX_DIRTY = 10_000  # changed files remembered between reloads; past it, look at all
+# A cookie file: made and removed at once by `FolderWatch.sync`; the walker skips it (a dot
+# file), the watch counts it as no change.
+COOKIE_PREFIX = ".feedsvc-cookie-"
+SYNC_SECONDS = 1.0  # a cookie not seen by then: the reload looks at every file instead
 # Read once when the server starts; a change needs a restart to take effect.
 RESTART_KEYS = ("host", "port", "workers", "threads", "access_log")
 
@@ -119,6 +129,8 @@ class FolderWatch:
         self._lock = threading.Lock()
         self._awaiting: list[ObservedWatch] = []  # ancestors of missing source folders
         self._followed = False
+        self._cookies: dict[str, threading.Event] = {}  # cookie path -> its event was seen
+        self._made = 0  # cookies made so far: each has a name of its own
 
     def drain(self) -> set[str] | None:
         """The files that changed since the last call (None: look at every file)."""
@@ -132,6 +144,42 @@ class FolderWatch:
         """Make the next `drain` say "every file" (the scheduled safety-net reload)."""
         with self._lock:
             self._dirty = None
+
+    def sync(self, timeout: float = SYNC_SECONDS) -> None:
+        """Make the next `drain` hold every change made before this call: a cookie file is
+        made and removed in every watched folder, and its event waited for. Where that
+        cannot be done (a folder not watched or not writable, a cookie not seen in
+        `timeout`), `forget`: the next reload looks at every file."""
+        with self._lock:
+            folders = [folder for folder, only in self._watches if only is None]
+            whole = len(self._watches) >= self._wanted
+        seen = [self._make_cookie(folder) for folder in folders] if whole else [None]
+        deadline = time.monotonic() + timeout
+        synced = all(e is not None and e.wait(deadline - time.monotonic()) for e in seen)
+        with self._lock:
+            self._cookies = {p: e for p, e in self._cookies.items() if e not in seen}
+        if not synced:
+            self.forget()
+
+    def _make_cookie(self, folder: str) -> threading.Event | None:
+        """Make and remove a cookie in `folder`; the event set when the watch sees it."""
+        with self._lock:
+            self._made += 1
+            path = os.path.join(folder, f"{COOKIE_PREFIX}{os.getpid()}-{self._made}")
+            seen = self._cookies[path] = threading.Event()
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.unlink(path)
+        except OSError as exc:  # a read-only folder, say
+            logger.debug("%s: cannot sync with the watch (%s); looking at every file", folder, exc)
+            return None
+        return seen
+
+    def _cookie_seen(self, path: str) -> None:
+        with self._lock:
+            seen = self._cookies.get(path)
+        if seen is not None:
+            seen.set()
 
     @property
     def folders(self) -> set[str]:
@@ -159,7 +207,7 @@ class FolderWatch:
             observer.unschedule(self._watches.pop(key))
         for key in wanted - set(self._watches):
             folder, only = key
-            handler = _Handler(self._changed, only)
+            handler = _Handler(self._changed, only, self._cookie_seen)
             try:
                 self._watches[key] = observer.schedule(handler, folder, recursive=only is None)
                 added = True
@@ -255,13 +303,21 @@ def _watches_of(config: Config) -> set[tuple[str, str | None]]:
 
 class _Handler(FileSystemEventHandler):
     def __init__(
-        self, changed: Callable[[bool, tuple[str, ...] | None], None], only: str | None
+        self,
+        changed: Callable[[bool, tuple[str, ...] | None], None],
+        only: str | None,
+        cookie: Callable[[str], None],
     ) -> None:
         self._changed = changed
         self._only = only  # None: any file; else this file (an editor may save by rename)
+        self._cookie = cookie
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type not in _CHANGES:
+            return
+        path = os.fsdecode(event.src_path)
+        if os.path.basename(path).startswith(COOKIE_PREFIX):
+            self._cookie(path)
             return
         complete = event.event_type in _COMPLETE
         if self._only is None:

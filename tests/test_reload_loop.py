@@ -155,20 +155,24 @@ def test_every_asker_gets_a_generation_holding_what_was_saved_before_its_ask(
     assert reloader.reloads == 2
 
 
-def test_an_operators_request_looks_at_every_file_and_a_watch_at_what_it_saw() -> None:
+def test_an_operator_syncs_with_the_watch_the_schedule_looks_at_every_file() -> None:
     reloader = GatedReloader()
     reloader.gate.set()
-    scans: list[str] = []
+    scans: list[tuple[str, str]] = []
     loop = ReloadLoop(reloader, lambda summary: summary.articles)  # type: ignore[arg-type]
-    loop.scan = lambda: scans.append(reloader.world)
+    loop.scan = lambda: scans.append(("every file", reloader.world))
+    loop.sync = lambda: scans.append(("sync", reloader.world))
     loop.start()
     loop.poke()  # a watch or a remote fetch: what changed
     reloader.world = "watched"
     assert eventually(lambda: len(reloader.seen) == 1)
     assert scans == []
     reloader.world = "asked"
-    loop.ask().result(10)  # SIGHUP, POST /-/reload, the schedule: every file
-    assert scans == ["asked"]
+    loop.ask().result(10)  # SIGHUP, POST /-/reload: every change made before the ask
+    assert scans == [("sync", "asked")]
+    reloader.world = "scheduled"
+    loop.ask(everything=True).result(10)  # the schedule's safety net
+    assert scans == [("sync", "asked"), ("every file", "scheduled")]
 
 
 def test_a_failed_publish_does_not_end_the_loop() -> None:

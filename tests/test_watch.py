@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -178,7 +179,9 @@ def test_the_config_folder_watch_passes_over_every_other_file(tmp_path: Path) ->
     # neighbour's write was passed over: the filter is asked event by event instead.
     config_path = str(tmp_path / "config.yaml")
     seen: list[tuple[bool, tuple[str, ...] | None]] = []
-    handler = _Handler(lambda complete, paths: seen.append((complete, paths)), config_path)
+    handler = _Handler(
+        lambda complete, paths: seen.append((complete, paths)), config_path, lambda _path: None
+    )
     neighbour, draft = str(tmp_path / "notes.txt"), str(tmp_path / "config.yaml.new")
     for event in (
         FileModifiedEvent(neighbour),
@@ -227,4 +230,46 @@ def test_the_watch_remembers_which_files_changed(
     later = write_article(articles_dir / "2027", "q.md", title="Q", date="2026-11-25")
     assert calls.until(later)[-1] is None
     watch.forget()  # the scheduled reload: look at everything
+    assert watch.drain() is None
+
+
+def test_sync_waits_for_every_change_made_before_it(config: Config, articles_dir: Path) -> None:
+    """An operator's request after a save: the save's events may not have been read yet.
+    `sync` returns once they have (the cookie's event comes after them), so the next
+    drain names the file."""
+    watch = FolderWatch(lambda: None)
+    seen = watch._changed
+
+    def late(complete: bool, paths: tuple[str, ...] | None) -> None:
+        time.sleep(0.1)  # a busy watch: each event is handled 0.1 s after it came
+        seen(complete, paths)
+
+    watch._changed = late  # type: ignore[method-assign]
+    try:
+        watch.follow(config)
+        assert watch.drain() is None  # a folder just watched: every file
+        post = write_article(articles_dir, "saved.md", title="Saved", date="2026-11-25")
+        watch.sync()
+        assert watch.drain() == {os.path.realpath(post)}
+        assert not [p for p in os.listdir(articles_dir) if p.startswith(".feedsvc")]
+    finally:
+        watch.stop()
+
+
+def test_a_sync_that_cannot_be_seen_looks_at_every_file(config: Config) -> None:
+    watch = FolderWatch(lambda: None)
+    watch._cookie_seen = lambda _path: None  # type: ignore[method-assign]
+    try:
+        watch.follow(config)
+        watch.drain()
+        assert watch.drain() == set()
+        watch.sync(timeout=0.2)
+        assert watch.drain() is None
+    finally:
+        watch.stop()
+
+
+def test_a_sync_without_a_watch_looks_at_every_file(config: Config) -> None:
+    watch = FolderWatch(lambda: None)
+    watch.sync()
     assert watch.drain() is None

@@ -232,15 +232,15 @@ class Triggers:
     def start(self, loop: ReloadLoop, config: Config) -> None:
         """Start every trigger, before the first build."""
         watch = FolderWatch(loop.poke)
-        loop.scan = watch.forget
+        loop.scan, loop.sync = watch.forget, watch.sync
         signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=loop.ask).start())
         # The schedule runs before the first build, so that a remote fetch that finishes
         # during it can already ask for the reload that publishes its items.
-        # A reload the watch asks for looks only at the files it saw change; the schedule
-        # and an operator's request look at every file (the safety net for changes no event
-        # reported, and for a file saved just before the request).
+        # A reload the watch asks for looks only at the files it saw change, and so does an
+        # operator's, once the watch has caught up with the request (FolderWatch.sync); the
+        # schedule looks at every file (the safety net for changes no event reported).
         self.reloader.changed_files = watch.drain
-        scheduler = make_scheduler(loop.ask, self.interval)
+        scheduler = make_scheduler(partial(loop.ask, everything=True), self.interval)
         scheduler.start()
         self.reschedule = partial(reschedule, scheduler)
         self.reloader.source_set.on_fetched = loop.poke

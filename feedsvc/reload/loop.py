@@ -1,7 +1,7 @@
 """The one reload loop: every trigger asks it, one thread runs reloads, the same steps follow.
 
 The schedule, SIGHUP, `POST /-/reload`, a file watch, a config save and a remote fetch
-that brought news all call `ask`. Asks that arrive while a reload runs are answered by
+that brought news all call `ask` (or `poke`). Asks that arrive while a reload runs are answered by
 one more reload after it (none is lost, none runs twice for nothing). After every reload
 `after` runs once, in one place (apply the config, publish the generation, ping the
 hub), and only then is every asker answered.
@@ -34,30 +34,36 @@ class ReloadLoop:
     def __init__(self, reloader: Reloader, after: Callable[[ReloadSummary], int]) -> None:
         self.reloader = reloader
         self.after = after
-        # Called before a reload that must look at every file (FolderWatch.forget).
+        # Called before a reload that must look at every file (FolderWatch.forget), and
+        # before one that must see every change made before it was asked for
+        # (FolderWatch.sync).
         self.scan: Callable[[], None] = lambda: None
+        self.sync: Callable[[], None] = lambda: None
         self._everything = False
+        self._sync = False
         self._waiting: list[Future[Reloaded]] = []
         self._lock = threading.Lock()
         self._wanted = threading.Event()
 
-    def ask(self, everything: bool = True) -> Future[Reloaded]:
+    def ask(self, *, everything: bool = False, sync: bool = True) -> Future[Reloaded]:
         """Ask for a reload that starts after this call; the future is its result.
 
-        An operator's request (SIGHUP, `POST /-/reload`) and the schedule look at every
-        file (`everything`): a file saved just before the request must be in its result,
-        whether or not the watch has seen it yet.
+        An operator's request (SIGHUP, `POST /-/reload`) must have in its result a file
+        saved just before it, whether or not the watch has read its event yet (`sync`);
+        the schedule looks at every file (`everything`), the safety net for changes no
+        event reported.
         """
         future: Future[Reloaded] = Future()
         with self._lock:
             self._waiting.append(future)
             self._everything |= everything
+            self._sync |= sync
         self._wanted.set()
         return future
 
     def poke(self) -> None:
         """Ask for a reload of what changed, without waiting (a watch, a remote fetch)."""
-        self.ask(everything=False)
+        self.ask(sync=False)
 
     def start(self) -> None:
         """Run reloads on a thread of their own, for as long as the process lives."""
@@ -69,9 +75,12 @@ class ReloadLoop:
             with self._lock:
                 waiting, self._waiting = self._waiting, []
                 everything, self._everything = self._everything, False
+                sync, self._sync = self._sync, False
                 self._wanted.clear()
             if everything:
                 self.scan()
+            elif sync:
+                self.sync()
             try:
                 summary = self.reloader.reload()  # never raises: its failures are problems
                 result = Reloaded(summary, self.after(summary))
