@@ -8,9 +8,11 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from feedsvc.build.site import SiteRenderer
 from feedsvc.model import Snapshot
 from feedsvc.processes.announcer import Announcer
 from feedsvc.processes.builder import AfterReload
@@ -134,9 +136,7 @@ def test_files_no_worker_serves_are_removed(builder: Builder, tmp_path: Path) ->
     # Once the worker serves the newest, one more reload collects everything older.
     write_article(folder, "b.md", title="Another", date="2026-01-02")
     generation = builder.reload()
-    assert eventually(
-        lambda: follower.store.current.generation == generation, 10, every=0.01
-    )
+    assert eventually(lambda: follower.store.current.generation == generation, 10, every=0.01)
     builder.reload()
     names = sorted(os.listdir(builder.folder))
     assert [n for n in names if n.startswith("gen-")] == [f"gen-{generation:08d}.idx"]
@@ -207,3 +207,35 @@ def test_a_restarted_builder_counts_and_pings_only_what_changed_while_it_was_dow
         for feed in ("feed", "tags/t3/feed", "authors/Desk/feed")
         for fmt in ("rss", "atom", "json")
     )
+
+
+def test_a_reload_that_finds_nothing_new_builds_and_writes_nothing(
+    builder: Builder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "articles"
+    write_article(folder, "a.md", title="Only", date="2026-01-01")
+    first = builder.reload()
+    follower = builder.follower()
+    follower.start(first)
+    calls: list[str] = []
+    for owner, name in (
+        (SiteRenderer, "build"),
+        (SiteRenderer, "export"),
+        (SnapshotWriter, "write"),
+    ):
+        real = getattr(owner, name)
+
+        def counted(*args: Any, real: Any = real, name: str = name) -> Any:
+            calls.append(name)
+            return real(*args)
+
+        monkeypatch.setattr(owner, name, counted)
+    before = follower.store.current
+    assert builder.reload() == first
+    assert calls == []
+    # The workers are still told of the reload: /healthz gives its time.
+    assert eventually(lambda: follower.store.current.loaded_at != before.loaded_at)
+    assert follower.store.current.documents is before.documents
+    write_article(folder, "a.md", title="Edited", date="2026-01-01")
+    assert builder.reload() == first + 1
+    assert calls == ["build", "export", "write"]

@@ -96,6 +96,7 @@ def test_a_failing_build_keeps_the_previous_snapshot(
         raise RuntimeError("builder bug")
 
     monkeypatch.setattr(reloader.renderer, "build", explode)  # type: ignore[attr-defined]
+    write_article(articles_dir, "b.md", title="B", date="2022-01-02")  # something to build
     summary = reloader.reload()
     assert store.current.documents is before.documents
     assert summary.problems == 1

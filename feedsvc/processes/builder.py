@@ -73,6 +73,7 @@ class AfterReload:
         self.announcer: Announcer | None = None
         self.mirror: Mirror | None = None  # announces in the announcer's stead when set
         self._changed: list[str] = []
+        self._written = False  # whether the writer holds the store's documents
         self._saved_reads, self._saved_at = 0, -SAVE_SECONDS
         reloader.on_change = self._changed.extend
 
@@ -102,10 +103,16 @@ class AfterReload:
         return generation
 
     def _write(self, snapshot: Snapshot, config: Config) -> tuple[int, Status, bool]:
-        """Write the generation: its number, what workers are told, whether it was written."""
+        """Write the generation: its number, what workers are told, whether it was written.
+        A reload that kept the last build keeps the generation on disk (its new status
+        reaches the workers with the announcement)."""
+        if self.reloader.same_build and self._written:
+            return self.writer.generation, status_of(snapshot, config), True
+        self._written = False
         try:
             meta = self.reloader.renderer.export()
             generation = self.writer.write(snapshot.documents, status_of(snapshot, config), meta)
+            self._written = True
         except OSError as exc:
             # A full disk or a state directory gone read-only: a failed reload like any
             # other; the last generation keeps serving.

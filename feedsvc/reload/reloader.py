@@ -109,6 +109,8 @@ class Reloader:
         self.renderer = SiteRenderer(config, self.cores)  # renders every document
         self.placer = Placer(self.ledger, config.site) if self.ledger is not None else None
         self._last_build: SiteBuild | None = None
+        self._built_of: tuple[str, ...] = ()  # the revisions of the articles it was built of
+        self.same_build = False  # whether the last reload kept the build before it
         self._fresh_resources = True  # headers depend on the config: prepare them anew
 
     def reload(self) -> ReloadSummary:
@@ -130,9 +132,7 @@ class Reloader:
         self.source_set.fetch_due()
         now = self.now()
         articles, per_source = self._read(now, problems)
-        articles = self._place(articles, now, problems)
-        build = self.renderer.build(articles, self.known_nodes)
-        self._remember_nodes(node_keys(build.nodes))
+        build = self._build(articles, now, problems)
         problems.extend(build.problems)
         previous = self.store.current
         documents, resources, changed = self._documents(build, previous)
@@ -198,14 +198,32 @@ class Reloader:
             summary.seconds,
         )
 
+    def _build(self, articles: list[Article], now: datetime, problems: list[Problem]) -> SiteBuild:
+        """The site built of the articles read; the last build when their revisions, the
+        config and the ledger are those it was made of (`same_build`: a reload that finds
+        nothing new places, groups and writes nothing)."""
+        revisions = tuple(article.revision for article in articles)
+        forgotten = self.placer is not None and self.placer.ledger.changed_elsewhere()
+        if forgotten:  # `feedsvc forget` took nodes away
+            self.known_nodes = self.placer.ledger.nodes()  # type: ignore[union-attr]
+        last = self._last_build
+        self.same_build = last is not None and not forgotten and revisions == self._built_of
+        if self.same_build:  # placing them again would place nothing and warn of nothing
+            assert last is not None
+            self.id_changes = []
+            return last
+        placed = self._place(articles, now, problems)
+        build = self.renderer.build(placed, self.known_nodes)
+        self._remember_nodes(node_keys(build.nodes))
+        self._built_of = revisions
+        return build
+
     def _place(
         self, articles: list[Article], now: datetime, problems: list[Problem]
     ) -> list[Article]:
         """The articles with the ids readers know them by (feedsvc.state.placing)."""
         if self.placer is None:
             return articles
-        if self.placer.ledger.changed_elsewhere():  # `feedsvc forget` took nodes away
-            self.known_nodes = self.placer.ledger.nodes()
         placed = self.placer.place(articles, now, keep=self.record)
         problems.extend(placed.problems)
         self.id_changes = placed.changes
