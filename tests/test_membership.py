@@ -72,6 +72,7 @@ def test_updates_in_place_match_a_fresh_grouping(
     config = make_config()
     index = NodeIndex(config)
     current: dict[str, Article] = {}
+    before: dict[tuple[str, str], membership.FeedNode] = {}
     for step in history:
         # Each step adds or replaces some files and removes the ones it lists twice.
         for article in step:
@@ -85,6 +86,14 @@ def test_updates_in_place_match_a_fresh_grouping(
         fresh_nodes, fresh_problems = NodeIndex(config).update(reversed(articles), keep)
         assert built == fresh_nodes
         assert problems == fresh_problems
+        # Every node made, replaced or removed is among those touched (the site build
+        # looks at no other).
+        after = {node.key: node for node in built}
+        touched = index.take_touched()
+        if touched is not None:
+            moved = {k for k in before.keys() | after.keys() if before.get(k) is not after.get(k)}
+            assert moved <= touched
+        before = after
 
 
 def test_unchanged_nodes_keep_their_objects(make_config: Callable[..., Config]) -> None:
@@ -180,3 +189,19 @@ def test_an_author_whose_articles_are_gone_keeps_a_valid_empty_feed(
     reloader.reload()
     feed = feedparser.parse(store.current.documents["authors/Li/feed.atom"].body)
     assert not feed.bozo and feed.entries == []
+
+
+def test_a_forgotten_empty_node_is_touched_when_it_goes(make_config: Callable[..., Config]) -> None:
+    index = NodeIndex(make_config())
+    a = make_article(1, 0, 1, [("Tech",)], [])
+    keep = {("category", "categories/Tech"): ("Tech",)}
+    index.update([a], keep)
+    assert index.take_touched() is None  # the first update: every node
+    index.update([], keep)  # emptied but kept: a valid empty feed
+    assert ("category", "categories/Tech") in (index.take_touched() or set())
+    assert index.node(("category", "categories/Tech")) is not None
+    index.update([], {})  # `feedsvc forget`: no longer kept
+    assert index.take_touched() == {("category", "categories/Tech")}
+    assert index.node(("category", "categories/Tech")) is None
+    index.update([], {})
+    assert index.take_touched() == set()

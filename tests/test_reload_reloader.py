@@ -11,6 +11,7 @@ from feedsvc.config import load_config
 from feedsvc.reload.reloader import Reloader
 from feedsvc.settings import Config
 from feedsvc.store import Store
+from feedsvc.urls import join_url
 
 from conftest import write_article
 from tests.support.upstream import Reply, Upstream
@@ -143,3 +144,33 @@ def test_an_undated_remote_item_is_in_the_reload_that_fetched_it(tmp_path: Path)
         upstream.close()
     assert summary.articles == 1
     assert titles(store) == ["Undated note"]
+
+
+def test_changed_documents_are_counted_from_what_the_build_touched(
+    reloader: Reloader, store: Store, articles_dir: Path
+) -> None:
+    """A reload counts (and pings) the documents new or different since the last one; the
+    build names the few it touched rather than every document being compared."""
+    pings: list[list[str]] = []
+    reloader.on_change = pings.append
+    write_article(articles_dir, "a.md", title="A", date="2022-01-01", tags=["宏观"])
+    write_article(articles_dir, "b.md", title="B", date="2022-01-02", categories=["金融"])
+    reloader.reload()
+    steps = [
+        lambda: write_article(articles_dir, "a.md", title="A2", date="2022-01-01", tags=["宏观"]),
+        lambda: write_article(articles_dir, "c.md", title="C", date="2022-01-03", tags=["AI"]),
+        (articles_dir / "b.md").unlink,
+        lambda: write_article(articles_dir, "a.md", title="A2", date="2022-01-01", tags=["AI"]),
+    ]
+    for step in steps:
+        before = store.current.documents
+        step()
+        summary = reloader.reload()
+        after = store.current.documents
+        expected = sorted(
+            p for p, d in after.items() if p not in before or before[p].etag != d.etag
+        )
+        assert summary.changed == len(expected) > 0
+        assert sorted(pings[-1]) == sorted(
+            join_url(reloader.config.site.base_url, p) for p in expected if after[p].view
+        )

@@ -79,6 +79,8 @@ class NodeIndex:
         self._names: defaultdict[_Key, Counter[tuple[str, ...]]] = defaultdict(Counter)
         self._nodes: dict[_Key, FeedNode] = {}
         self._problems: dict[_Key, list[Problem]] = {}
+        # Nodes made, replaced or removed since the last `take_touched` (None: every node).
+        self._touched: set[_Key] | None = None
 
     def update(
         self, articles: Iterable[Article], keep: NodeKeys | None = None
@@ -93,12 +95,14 @@ class NodeIndex:
         for changes, sign, batch in ((leaving, -1, gone), (arriving, 1, added)):
             for article in batch:
                 self._count(article, sign, changes)
-        for key in leaving.keys() | arriving.keys():
+        changed = leaving.keys() | arriving.keys()
+        for key in changed:
             members = self._members.setdefault(key, [])
             _apply(members, leaving.get(key, ()), arriving.get(key, ()))
             if not members:
                 del self._members[key], self._names[key]
             self._node(key)
+        self._touch(changed)
         self._keep(keep or {})
         if len(self._order) != len(self._nodes) or any(k not in self._nodes for k in leaving):
             self._order = sorted(self._nodes, key=lambda key: (_KIND_ORDER[key[0]], key[1]))
@@ -126,13 +130,31 @@ class NodeIndex:
     def _keep(self, keep: NodeKeys) -> None:
         """Nodes in `keep` exist even when empty, the site always; an empty node no longer
         kept (`feedsvc forget`) goes."""
-        for key, kept_names in keep.items():
-            if key not in self._nodes:
-                self._nodes[key] = self._feed_node(key, kept_names, ())
-        for key in [k for k in self._nodes if k not in self._members and k not in keep]:
-            del self._nodes[key]
+        made = {key: names for key, names in keep.items() if key not in self._nodes}
         if ("site", "") not in self._nodes:
-            self._nodes[("site", "")] = self._feed_node(("site", ""), (), ())
+            made[("site", "")] = ()
+        for key, kept_names in made.items():
+            self._nodes[key] = self._feed_node(key, kept_names, ())
+        gone = [
+            k for k in self._nodes if k not in self._members and k not in keep and k[0] != "site"
+        ]
+        for key in gone:
+            del self._nodes[key]
+        self._touch(made.keys() | set(gone))
+
+    def _touch(self, keys: Iterable[_Key]) -> None:
+        if self._touched is not None:
+            self._touched.update(keys)
+
+    def take_touched(self) -> set[_Key] | None:
+        """The nodes made, replaced or removed since the last call (None: look at every
+        node, as after the first update): the only ones whose documents may change."""
+        touched, self._touched = self._touched, set()
+        return touched
+
+    def node(self, key: _Key) -> FeedNode | None:
+        """The node of `key`, if there is one."""
+        return self._nodes.get(key)
 
     def author_key(self, name: str) -> tuple[Kind, str]:
         """The key of the node of an author's name (whether or not it exists)."""

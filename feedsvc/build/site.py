@@ -29,6 +29,9 @@ class SiteBuild:
     documents: dict[str, Document]
     nodes: list[FeedNode]
     problems: list[Problem]
+    # The paths of documents this build made, replaced or removed since the build before
+    # (None: any may have: the first build of a renderer).
+    touched: set[str] | None = None
 
 
 @dataclass(slots=True)
@@ -89,33 +92,48 @@ class SiteRenderer:
     def _build(self, articles: tuple[Article, ...], keep: NodeKeys | None) -> SiteBuild:
         nodes, problems = self._index.update(articles, keep)
         kept = self._nodes
-        stale = [n for n in nodes if n.key not in kept or kept[n.key].signature != n.signature]
+        # Only the nodes the index touched can differ from what was rendered (after a
+        # restart's seed, every node is compared: the first update touches them all).
+        keys = self._index.take_touched()
+        found: list[tuple[tuple[str, str], FeedNode | None]]
+        if keys is None:
+            listed = {node.key for node in nodes}
+            found = [(n.key, n) for n in nodes] + [(k, None) for k in kept if k not in listed]
+        else:
+            found = [(key, self._index.node(key)) for key in sorted(keys)]
+        stale = [
+            n for _, n in found if n and (n.key not in kept or kept[n.key].signature != n.signature)
+        ]
         # All at once: a cold start's go on every core.
         self._entries.render(self._entries.wanted(stale))
         # The last build's documents, with those of re-rendered and vanished nodes replaced.
         documents = dict(self._documents)
-        listed = {node.key for node in nodes}
-        for key in [key for key in kept if key not in listed]:
+        touched: set[str] = set()
+        for key in [key for key, node in found if node is None and key in kept]:
+            touched.update(doc.path for doc in kept[key].documents)
             for doc in kept.pop(key).documents:
                 del documents[doc.path]
             self._cut_problems.pop(key, None)
         for node in stale:
             old = kept.get(node.key)
             if old is not None:
+                touched.update(doc.path for doc in old.documents)
                 for doc in old.documents:
                     del documents[doc.path]
             built = kept[node.key] = self._render_node(node, old)
             documents.update((doc.path, doc) for doc in built.documents)
+            touched.update(doc.path for doc in built.documents)
             self._note_cuts(node.key, built)
         self._entries.forget_unlisted(nodes)
         for doc in self._pages.render([self._links(node) for node in nodes]):
+            touched.add(doc.path)
             documents[doc.path] = doc
         self._documents = documents
         if self._cut_problems:  # in node order, so `check` lists them the same every time
             cuts = self._cut_problems
             problems.extend(p for node in nodes for p in cuts.get(node.key, ()))
-        problems.extend(self.settings.unmatched(listed))
-        return SiteBuild(documents, nodes, problems)
+        problems.extend(self.settings.unmatched(node.key for node in nodes))
+        return SiteBuild(documents, nodes, problems, None if keys is None else touched)
 
     def _note_cuts(self, key: tuple[str, str], built: _Built) -> None:
         """Keep a warning per feed document the byte budget cut."""

@@ -110,6 +110,7 @@ class Reloader:
         self.placer = Placer(self.ledger, config.site) if self.ledger is not None else None
         self._last_build: SiteBuild | None = None
         self._built_of: tuple[str, ...] = ()  # the revisions of the articles it was built of
+        self._built_generation = 0  # the generation the store gives the last build
         self.same_build = False  # whether the last reload kept the build before it
         self._fresh_resources = True  # headers depend on the config: prepare them anew
 
@@ -243,13 +244,17 @@ class Reloader:
         if build is self._last_build:
             # Nothing new: keep serving the very same prepared bytes.
             return previous.documents, dict(previous.resources), []
-        self._last_build = build
+        # What the build touched, when the store holds the build before it.
+        follows = self._last_build is not None and previous.generation == self._built_generation
+        self._last_build, self._built_generation = build, previous.generation + 1
         documents = build.documents
         old = previous.documents
+        paths = sorted(build.touched) if follows and build.touched is not None else documents
         changed = [
             path
-            for path, doc in documents.items()
-            if (was := old.get(path)) is None or was.etag != doc.etag
+            for path in paths
+            if (doc := documents.get(path)) is not None
+            and ((was := old.get(path)) is None or was.etag != doc.etag)
         ]
         # The hot path reads resources on every request; nothing writes to them after the swap.
         reuse = {} if self._fresh_resources else previous.resources
