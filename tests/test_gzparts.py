@@ -12,7 +12,7 @@ def assemble(parts: list[Part]) -> tuple[list[bytes | memoryview], int]:
     return list(gzip_chunks([p.deflated for p in parts], tail)), size
 
 
-# Text, random bytes, and now and then a part longer than the 64 KiB of zeros the CRC uses.
+# Text, random bytes, and now and then a part of more than 64 KiB.
 chunks = st.lists(
     st.binary(max_size=3000) | st.text(max_size=800).map(str.encode) | st.just(b"\x07" * 150_000),
     max_size=12,
