@@ -12,8 +12,8 @@ some container mounts) and dropped events (a full inotify queue) are still caugh
 the next tick. An event only asks for a reload; the reload itself finds what changed by
 (size, mtime, inode), as a tick does, so a missed or extra event costs nothing but time.
 
-An operator's request must see a file saved just before it, whose event may not have
-been read yet. Rather than stat every file, `FolderWatch.sync` makes and removes a
+`POST /-/reload` must see a file saved just before it, whose event may not have been
+read yet. Rather than stat every file, `FolderWatch.sync` makes and removes a
 cookie file in each watched folder and waits for its event, as watchman does: inotify
 reports a folder's events in order, so once the cookie's is in, so is every earlier one.
 The only user of watchdog.

@@ -236,5 +236,3 @@ while True:
     reloader.reload()
     (root / "churned").touch()
 """
-
-

@@ -65,6 +65,7 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
             requests.get(
                 server.base + "/feed.rss", headers={"If-None-Match": etag, "Connection": "close"}
             )
+
         # Each worker moves its tallies into the shared counters every 5 s: wait until
         # both have (a lost count never gets there, an extra one goes past).
         def counted() -> float:

@@ -59,8 +59,5 @@ def test_equal_articles_made_anew_have_the_same_revision() -> None:
 
 
 def test_the_revision_is_the_same_in_another_process() -> None:
-    script = (
-        "from tests.support.articles import make_article;"
-        "print(make_article().revision)"
-    )
+    script = "from tests.support.articles import make_article;print(make_article().revision)"
     assert in_another_process(script).decode().strip() == make_article().revision

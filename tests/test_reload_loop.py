@@ -168,10 +168,10 @@ def test_an_operator_syncs_with_the_watch_the_schedule_looks_at_every_file() -> 
     assert eventually(lambda: len(reloader.seen) == 1)
     assert scans == []
     reloader.world = "asked"
-    loop.ask().result(10)  # SIGHUP, POST /-/reload: every change made before the ask
+    loop.ask().result(10)  # POST /-/reload: every change made before the ask
     assert scans == [("sync", "asked")]
     reloader.world = "scheduled"
-    loop.ask(everything=True).result(10)  # the schedule's safety net
+    loop.ask(everything=True).result(10)  # the schedule's safety net, SIGHUP
     assert scans == [("sync", "asked"), ("every file", "scheduled")]
 
 

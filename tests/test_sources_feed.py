@@ -436,7 +436,6 @@ def test_remote_failures_reach_the_metrics(
 ) -> None:
     from feedsvc.metrics import Metrics
 
-
     upstream.routes["/feed"] = Reply(500, b"down")
     config = make_config(sources=[{"name": "wire", "type": "feed", "url": upstream.base + "/feed"}])
     metrics = Metrics()

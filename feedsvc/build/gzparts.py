@@ -27,6 +27,7 @@ _LAST_BLOCK = b"\x03\x00"
 # level 6 for a few percent more bytes (docs/performance.md, "Gzip from pieces").
 LEVEL = isal_zlib.ISAL_BEST_COMPRESSION
 
+
 @dataclass(frozen=True, slots=True)
 class Part:
     """One piece of a document: its deflated bytes and what the gzip trailer needs."""

@@ -240,14 +240,16 @@ class Triggers:
         """Start every trigger, before the first build."""
         watch = FolderWatch(loop.poke)
         loop.scan, loop.sync = watch.forget, watch.sync
-        signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=loop.ask).start())
+        # SIGHUP (forwarded as SIGUSR1) is the operator's way to have every file looked at.
+        everything = partial(loop.ask, everything=True)
+        signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=everything).start())
         # The schedule runs before the first build, so that a remote fetch that finishes
         # during it can already ask for the reload that publishes its items.
-        # A reload the watch asks for looks only at the files it saw change, and so does an
-        # operator's, once the watch has caught up with the request (FolderWatch.sync); the
+        # A reload the watch asks for looks only at the files it saw change, and so does
+        # `POST /-/reload`, once the watch has caught up with it (FolderWatch.sync); the
         # schedule looks at every file (the safety net for changes no event reported).
         self.reloader.changed_files = watch.drain
-        scheduler = make_scheduler(partial(loop.ask, everything=True), self.interval)
+        scheduler = make_scheduler(everything, self.interval)
         scheduler.start()
         self.reschedule = partial(reschedule, scheduler)
         self.reloader.source_set.on_fetched = loop.poke

@@ -48,10 +48,9 @@ class ReloadLoop:
     def ask(self, *, everything: bool = False, sync: bool = True) -> Future[Reloaded]:
         """Ask for a reload that starts after this call; the future is its result.
 
-        An operator's request (SIGHUP, `POST /-/reload`) must have in its result a file
-        saved just before it, whether or not the watch has read its event yet (`sync`);
-        the schedule looks at every file (`everything`), the safety net for changes no
-        event reported.
+        `POST /-/reload` must have in its result a file saved just before it, whether or
+        not the watch has read its event yet (`sync`); the schedule and SIGHUP look at
+        every file (`everything`), the safety net for changes no event reported.
         """
         future: Future[Reloaded] = Future()
         with self._lock:
