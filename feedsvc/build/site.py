@@ -205,6 +205,11 @@ class SiteRenderer:
         return built.links
 
     @property
+    def index(self) -> NodeIndex:
+        """The node index builds update (a restart restores it: feedsvc.state.catchup)."""
+        return self._index
+
+    @property
     def entries(self) -> tuple[int, int]:
         """Feed entries rendered and asked for since creation (for a progress bar)."""
         return self._entries.rendered, self._entries.asked
