@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 MAGIC = b"FSVCMEM\n"
 _ALLOWED = {
     "feedsvc.model": frozenset({"Problem"}),
+    "feedsvc.state.parsecache": frozenset({"rebuild"}),
     "datetime": frozenset({"datetime", "timezone", "timedelta"}),
 }
 # The code the saved shapes come from, besides the model's (the parse cache's stamp).
