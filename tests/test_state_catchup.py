@@ -164,7 +164,7 @@ def test_a_damaged_memory_is_ignored_with_a_warning_and_the_catch_up_groups_anew
     path.write_bytes(damage(path.read_bytes()))
     counts = Counts(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="feedsvc.state.parsecache"):
-        reloader, after = site.start()
+        reloader, _ = site.start()
     assert any(str(path) in r.getMessage() for r in caplog.records)
     summary = reloader.reload()
     assert counts.regrouped  # grouped anew, as without a memory
