@@ -6,10 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from feedsvc.build.membership import NodeIndex
+from feedsvc.build.pages import FeedLinks
+from feedsvc.build.sitepages import SitePages
 from feedsvc.processes.builder import AfterReload
 from feedsvc.processes.resume import memory_path, warm_start
 from feedsvc.reload.reloader import Reloader
@@ -23,12 +26,13 @@ from conftest import write_article
 
 
 class Counts:
-    """Nodes regrouped and articles placed by a reload (0 and 0: nothing done anew)."""
+    """Nodes regrouped, articles placed and feeds linked by a reload (none: nothing done anew)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.regrouped: list[tuple[str, str]] = []
         self.placed: list[str] = []
-        node, assign = NodeIndex._node, Placer._assign
+        self.linked = 0  # feeds whose links (for the index and OPML) were made
+        node, assign, links = NodeIndex._node, Placer._assign, SitePages.links
 
         def counting_node(index: NodeIndex, key: tuple[str, str]) -> None:
             self.regrouped.append(key)
@@ -38,7 +42,12 @@ class Counts:
             self.placed.extend(a.path for a in todo)
             assign(placer, todo, work)  # type: ignore[arg-type]
 
+        def counting_links(pages: SitePages, *args: Any) -> FeedLinks:
+            self.linked += 1
+            return links(pages, *args)
+
         monkeypatch.setattr(NodeIndex, "_node", counting_node)
+        monkeypatch.setattr(SitePages, "links", counting_links)
         monkeypatch.setattr(Placer, "_assign", counting_assign)
 
     def clear(self) -> None:
@@ -99,7 +108,12 @@ def test_a_restart_with_nothing_changed_places_groups_and_renders_nothing(
     reloader, after = site.start()
     summary = reloader.reload()
     after(summary)
-    assert (counts.regrouped, counts.placed, reloader.renderer.rendered) == ([], [], 0)
+    assert (counts.regrouped, counts.placed, counts.linked, reloader.renderer.rendered) == (
+        [],
+        [],
+        0,
+        0,
+    )
     assert summary.changed == 0
     assert documents(reloader) == documents(before)
 
