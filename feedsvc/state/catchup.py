@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from feedsvc.build.membership import IndexState
 from feedsvc.build.site import SiteRenderer
 from feedsvc.model import Article
 from feedsvc.state.files import write_atomically
-from feedsvc.state.parsecache import checked_chunks, load_checked
+from feedsvc.state.parsecache import checked_chunks, load_checked, sources_digest
 from feedsvc.state.parsecache import stamp as parse_stamp
 from feedsvc.state.placing import Placer, Remembered
 
@@ -94,11 +93,4 @@ def _one(load: Any) -> tuple[Any, ...]:
 @functools.cache
 def stamp() -> bytes:
     """The parse cache's stamp and this file's shapes' code: a change to either makes it stale."""
-    digest = hashlib.sha256(parse_stamp())
-    for name in _MODULES:
-        source = sys.modules[name].__file__
-        try:
-            digest.update(Path(source).read_bytes() if source else name.encode("utf-8"))
-        except OSError:
-            digest.update(name.encode("utf-8"))
-    return digest.digest()[:16]
+    return hashlib.sha256(parse_stamp() + sources_digest(_MODULES)).digest()[:16]

@@ -147,18 +147,26 @@ def stamp() -> bytes:
     digest = hashlib.sha256(feedsvc.__version__.encode("utf-8"))
     for cls in (Article, Author, Problem):
         digest.update(repr([(f.name, str(f.type)) for f in fields(cls)]).encode("utf-8"))
-    for name in _PARSER_MODULES:
-        source = sys.modules[name].__file__
-        try:
-            digest.update(Path(source).read_bytes() if source else name.encode("utf-8"))
-        except OSError:  # no source beside the code: the version has to do
-            digest.update(name.encode("utf-8"))
+    digest.update(sources_digest(_PARSER_MODULES))
     for library in _PARSER_LIBRARIES:
         try:
             digest.update(f"{library} {importlib.metadata.version(library)}".encode())
         except importlib.metadata.PackageNotFoundError:
             digest.update(f"{library} absent".encode())
     return digest.digest()[:16]
+
+
+def sources_digest(modules: Iterable[str]) -> bytes:
+    """SHA-256 of these (imported) modules' source files: a change to their code makes
+    a file stamped with it stale."""
+    digest = hashlib.sha256()
+    for name in modules:
+        source = sys.modules[name].__file__
+        try:
+            digest.update(Path(source).read_bytes() if source else name.encode("utf-8"))
+        except OSError:  # no source beside the code: the version has to do
+            digest.update(name.encode("utf-8"))
+    return digest.digest()
 
 
 def checked_chunks(magic: bytes, file_stamp: bytes, values: Iterable[object]) -> Iterator[bytes]:
