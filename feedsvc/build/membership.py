@@ -165,6 +165,7 @@ class NodeIndex:
         }
         self._problems = {key: list(found) for key, found in problems.items()}
         self._order = sorted(self._nodes, key=lambda key: (_KIND_ORDER[key[0]], key[1]))
+        self._touched = None  # the renderer compares every node with what it was seeded with
         return True
 
     def _keep(self, keep: NodeKeys) -> None:
