@@ -44,6 +44,7 @@ LAYERS = [
     ["feedsvc.state.snapshots", "feedsvc.state.parsecache", "feedsvc.state.ledger"],
     ["feedsvc.state.snapshotwriter"],
     ["feedsvc.state.placing"],
+    ["feedsvc.state.catchup"],
     ["feedsvc.metrics"],
     ["feedsvc.websub"],
     ["feedsvc.resources"],

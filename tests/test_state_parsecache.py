@@ -1,5 +1,6 @@
 """The parse cache file: a restart parses only what changed; a bad file is ignored, never fatal."""
 
+import datetime
 import hashlib
 import logging
 import os
@@ -171,6 +172,25 @@ def test_a_file_naming_other_classes_runs_no_code(
     with caplog.at_level(logging.WARNING):
         assert load_parse_cache(cache_file) == {}
     assert not planted.exists()
+    assert "garbled" in caplog.records[0].getMessage()
+
+
+class _Rebuilt:
+    """Asks the cache's own rebuilder for an object of a class that is not the model's."""
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (parsecache.rebuild, (datetime.timedelta, (1,)))
+
+
+def test_the_rebuilder_makes_model_objects_only(
+    cache_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = pickle.dumps([_Rebuilt()])
+    head = parsecache.HEADER.pack(parsecache.MAGIC, parsecache.VERSION, parsecache.stamp())
+    digest = hashlib.sha256(payload).digest()
+    cache_file.write_bytes(head + payload + parsecache.TRAILER.pack(len(payload), digest))
+    with caplog.at_level(logging.WARNING):
+        assert load_parse_cache(cache_file) == {}
     assert "garbled" in caplog.records[0].getMessage()
 
 

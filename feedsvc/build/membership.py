@@ -44,6 +44,14 @@ class FeedNode:
 
 NodeKeys = Mapping[tuple[Kind, str], tuple[str, ...]]
 _Key = tuple[Kind, str]
+IndexState = tuple[
+    list[str],  # the revisions of the articles held, in order
+    dict[_Key, list[int]],  # each node's members (their places in that list), newest first
+    dict[_Key, list[tuple[tuple[str, ...], int]]],  # each node's name paths and their counts
+    list[tuple[_Key, tuple[str, ...], str]],  # each node: key, names, signature
+    dict[_Key, list[Problem]],  # each node's warnings
+]
+"""A NodeIndex as plain values (NodeIndex.export), for a later process to carry on from."""
 
 
 def newest_first(article: Article) -> tuple[float, str, str, str]:
@@ -126,6 +134,39 @@ class NodeIndex:
             given[revision] = article if kept is None else kept
         self._articles = given
         return added, [a for revision, a in previous.items() if revision not in given]
+
+    def export(self) -> IndexState:
+        """What `restore` in a later process needs to carry on from this index."""
+        revisions = list(self._articles)
+        at = {revision: n for n, revision in enumerate(revisions)}
+        return (
+            revisions,
+            {key: [at[a.revision] for a in members] for key, members in self._members.items()},
+            {key: list(counts.items()) for key, counts in self._names.items()},
+            [(key, node.names, node.signature) for key, node in self._nodes.items()],
+            {key: list(problems) for key, problems in self._problems.items()},
+        )
+
+    def restore(self, state: IndexState, articles: Mapping[str, Article]) -> bool:
+        """Carry on from `export` of an index of the same config (a restart), the articles
+        it held being `articles` by revision: the next update regroups only what changed
+        since, as if this process had made it. False (and nothing restored) when an
+        article it held is not among them."""
+        revisions, members, names, nodes, problems = state
+        if not all(revision in articles for revision in revisions):
+            return False
+        held = [articles[revision] for revision in revisions]
+        self._articles = dict(zip(revisions, held, strict=True))
+        self._members = {key: [held[n] for n in places] for key, places in members.items()}
+        self._names = defaultdict(Counter, {key: Counter(dict(c)) for key, c in names.items()})
+        self._nodes = {
+            key: FeedNode(key[0], key[1], node_names, tuple(self._members.get(key, ())), signature)
+            for key, node_names, signature in nodes
+        }
+        self._problems = {key: list(found) for key, found in problems.items()}
+        self._order = sorted(self._nodes, key=lambda key: (_KIND_ORDER[key[0]], key[1]))
+        self._touched = None  # the renderer compares every node with what it was seeded with
+        return True
 
     def _keep(self, keep: NodeKeys) -> None:
         """Nodes in `keep` exist even when empty, the site always; an empty node no longer

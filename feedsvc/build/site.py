@@ -109,7 +109,8 @@ class SiteRenderer:
         # The last build's documents, with those of re-rendered and vanished nodes replaced.
         documents = dict(self._documents)
         touched: set[str] = set()
-        for key in [key for key, node in found if node is None and key in kept]:
+        vanished = [key for key, node in found if node is None and key in kept]
+        for key in vanished:
             touched.update(doc.path for doc in kept[key].documents)
             for doc in kept.pop(key).documents:
                 del documents[doc.path]
@@ -125,9 +126,12 @@ class SiteRenderer:
             touched.update(doc.path for doc in built.documents)
             self._note_cuts(node.key, built)
         self._entries.forget_unlisted(nodes)
-        for doc in self._pages.render([self._links(node) for node in nodes]):
-            touched.add(doc.path)
-            documents[doc.path] = doc
+        # What the index and OPML say of a feed follows from its signature: with no feed
+        # rendered, come or gone, they stay (a restart's first build makes no links).
+        if stale or vanished or self._pages.signature is None:
+            for doc in self._pages.render([self._links(node) for node in nodes]):
+                touched.add(doc.path)
+                documents[doc.path] = doc
         self._documents = documents
         if self._cut_problems:  # in node order, so `check` lists them the same every time
             cuts = self._cut_problems
@@ -203,6 +207,11 @@ class SiteRenderer:
         if built.links is None:  # seeded from the last run: the links cost no rendering
             built.links = self._pages.links(node, built.cuts, sorted(built.months, reverse=True))
         return built.links
+
+    @property
+    def index(self) -> NodeIndex:
+        """The node index builds update (a restart restores it: feedsvc.state.catchup)."""
+        return self._index
 
     @property
     def entries(self) -> tuple[int, int]:

@@ -50,8 +50,12 @@ class SitePages:
         settings = self.settings.of(*node.key)
         formats = settings.formats
 
+        # One URI per node, not one per document (a restart makes them all at once): the
+        # names are plain, and to_uri leaves their characters alone wherever they fall.
+        folder = join_url(config.site.base_url, node.path(""))
+
         def url(name: str) -> str:
-            return join_url(config.site.base_url, node.path(name))
+            return folder + name
 
         # The entries every feed of the node holds: its first `limit`, or fewer when cut.
         entries = node.articles[: min((k for _, k in cuts.values()), default=settings.limit)]

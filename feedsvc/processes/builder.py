@@ -23,13 +23,14 @@ from feedsvc.metrics import Metrics
 from feedsvc.model import Problem, Snapshot
 from feedsvc.processes.announcer import Announcer
 from feedsvc.processes.follower import settle_garbage
-from feedsvc.processes.resume import parse_cache_path, warm_start
+from feedsvc.processes.resume import memory_path, parse_cache_path, warm_start
 from feedsvc.publish.mirror import Mirror
 from feedsvc.reload.loop import ReloadLoop
 from feedsvc.reload.reloader import Reloader, ReloadSummary
 from feedsvc.scheduler import make_scheduler, reschedule
 from feedsvc.settings import Config
 from feedsvc.sources.directory import DirectorySource
+from feedsvc.state.catchup import save_memory
 from feedsvc.state.ledger import Ledger
 from feedsvc.state.parsecache import save_parse_cache
 from feedsvc.state.snapshots import Status
@@ -124,16 +125,22 @@ class AfterReload:
         return generation, status_of(snapshot, config), True
 
     def _save_parse_cache(self) -> None:
-        """Save what was parsed, at most every SAVE_SECONDS (the scheduled reload saves
-        what an edit left unsaved); a stale cache only costs parsing a few files again."""
+        """Save what was parsed and the builder's memory (feedsvc.state.catchup), at most
+        every SAVE_SECONDS (the scheduled reload saves what an edit left unsaved); a stale
+        cache only costs parsing, placing and grouping a few files again."""
         sources = [s for s in self.reloader.sources if isinstance(s, DirectorySource)]
         reads = sum(source.reads for source in sources)
         now = time.monotonic()
         if reads == self._saved_reads or now - self._saved_at < SAVE_SECONDS:
             return
         cache = {s.config.name: (s.fingerprint, s.export_cache()) for s in sources}
+        folder, reloader = self.writer.folder, self.reloader
         try:
-            save_parse_cache(parse_cache_path(self.writer.folder), cache)
+            save_parse_cache(parse_cache_path(folder), cache)
+            # With the articles it names by revision: a restart carries on from both.
+            save_memory(
+                memory_path(folder), reloader.renderer, reloader.placer, self.writer.generation
+            )
         except OSError as exc:
             logger.warning("cannot save the parse cache: %s", exc)
         self._saved_reads, self._saved_at = reads, now

@@ -1,5 +1,6 @@
 """How a builder process carries on from the state directory after a restart: the last
-generation and the parse cache, so its first reload costs about a no-change one."""
+generation, the parse cache and the builder's memory (ids placed, the node index), so its
+first reload costs about a no-change one."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import logging
 import time
 from pathlib import Path
 
-from feedsvc.model import Snapshot, read_only
+from feedsvc.model import Article, Snapshot, read_only
 from feedsvc.reload.reloader import Reloader
 from feedsvc.sources.directory import DirectorySource
+from feedsvc.state.catchup import load_memory, restore_memory
 from feedsvc.state.parsecache import load_parse_cache, matching_files
 from feedsvc.state.snapshots import BadStateError, SnapshotReader, read_index, validate
 from feedsvc.state.snapshotwriter import SnapshotWriter
@@ -21,16 +23,21 @@ def warm_start(
     reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: int | None = None
 ) -> None:
     """Carry on from the state on disk: the last generation (its documents are reused
-    while their feeds' signatures hold) and the parse cache (files unchanged since are
-    not parsed), so the first reload after a restart costs about a no-change one."""
+    while their feeds' signatures hold), the parse cache (files unchanged since are
+    not parsed) and the memory saved with it (articles unchanged since are not placed
+    or grouped again), so the first reload after a restart costs about a no-change one."""
     started = time.perf_counter()
-    parsed = 0
+    articles: list[Article] = []
     cache = load_parse_cache(parse_cache_path(folder))
     for source in reloader.sources:
         if isinstance(source, DirectorySource):
-            files = matching_files(cache, source.config.name, source.fingerprint)
-            source.import_cache(files)
-            parsed += len(files)
+            source.import_cache(matching_files(cache, source.config.name, source.fingerprint))
+            articles.extend(a for _, a, _ in source.export_cache().values() if a is not None)
+    memory = load_memory(memory_path(folder))
+    # The articles the memory speaks of are those of the parse cache saved with it.
+    remembered = memory is not None and restore_memory(
+        memory, reloader.renderer, reloader.placer, articles
+    )
     # `checked`: the generation the main process has just validated.
     generation = checked if checked is not None else validate(folder)
     if generation is None:
@@ -47,9 +54,12 @@ def warm_start(
     # log, the summary and the hub's pings).
     reloader.store.swap(Snapshot(documents=read_only(documents), generation=generation))
     logger.info(
-        "resumed from generation %d and %d parsed files in %.3fs",
+        "resumed from generation %d, %d parsed files and %s in %.3fs",
         generation,
-        parsed,
+        len(articles),
+        f"the ids and nodes of generation {memory.generation}"
+        if memory and remembered
+        else "no ids or nodes",
         time.perf_counter() - started,
     )
 
@@ -57,3 +67,8 @@ def warm_start(
 def parse_cache_path(folder: Path) -> Path:
     """Where the parse cache lives: beside the snapshots folder."""
     return folder.parent / "parse-cache"
+
+
+def memory_path(folder: Path) -> Path:
+    """Where the builder's memory (feedsvc.state.catchup) lives: beside the parse cache."""
+    return folder.parent / "builder-memory"

@@ -14,32 +14,35 @@ admits the model's classes and datetime's only, so even a stray file runs no cod
 
 from __future__ import annotations
 
+import copyreg
 import functools
 import hashlib
 import importlib.metadata
+import io
 import logging
 import os
 import pickle
 import struct
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import feedsvc
 from feedsvc.errors import FeedsvcError
-from feedsvc.model import Article, Author, Problem
+from feedsvc.model import Article, Author, Identity, Origin, Problem
 from feedsvc.sources.directory import CachedFile, ExportedCache
 from feedsvc.state.files import write_atomically
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ParseCache = dict[str, tuple[str, ExportedCache]]
 """Source name -> (its fingerprint, its files), as DirectorySource exports them."""
 
-VERSION = 1
+VERSION = 2  # 2: model objects as their field values (_reduce)
 MAGIC = b"FSVCPRS\n"
 HEADER = struct.Struct("<8sI16s")  # magic, version, stamp
 TRAILER = struct.Struct("<Q32s")  # payload length, SHA-256 of the payload
@@ -59,8 +62,11 @@ _PARSER_MODULES = (
     "feedsvc.sources.directory",
 )
 _PARSER_LIBRARIES = ("PyYAML", "python-frontmatter", "markdown-it-pyrs", "nh3", "tzdata")
+_MODEL = (Article, Author, Identity, Origin, Problem)
+_FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in _MODEL}
 _ALLOWED = {  # module -> the names a parse cache may hold from it
-    "feedsvc.model": frozenset({"Article", "Author", "Identity", "Origin", "Problem"}),
+    "feedsvc.model": frozenset(cls.__name__ for cls in _MODEL),
+    "feedsvc.state.parsecache": frozenset({"rebuild"}),
     "datetime": frozenset({"datetime", "timezone", "timedelta"}),
 }
 
@@ -85,24 +91,42 @@ class _BadFileError(FeedsvcError):
 def save_parse_cache(path: Path, cache: Mapping[str, tuple[str, Mapping[str, CachedFile]]]) -> None:
     """Write every source's fingerprint and files to `path`, whole or not at all; OSError
     when it cannot be written."""
-    write_atomically(path, _chunks(cache))
+    write_atomically(path, checked_chunks(MAGIC, stamp(), _payload(cache)))
 
 
 def load_parse_cache(path: Path) -> ParseCache:
     """The cache saved at `path`, or {} when there is none or it cannot be used. Never
     raises: a bad file is logged as a warning with the reason."""
+    return load_checked(path, "parse cache", (MAGIC, stamp()), _ALLOWED, _unpickle) or {}
+
+
+def load_checked(
+    path: Path,
+    what: str,
+    header: tuple[bytes, bytes],
+    allowed: Mapping[str, frozenset[str]],
+    read: Callable[[Callable[[], Any]], T],
+) -> T | None:
+    """What `read` makes of the pickles of a file `checked_chunks` wrote with `header`
+    (magic, stamp); `read` is given a function that loads the next pickle, admitting only
+    the classes `allowed` names. None when there is no file or it cannot be used: a bad
+    file is logged as a warning with the reason, never trusted."""
     try:
         with open(path, "rb") as handle:
-            return _read(handle, os.fstat(handle.fileno()).st_size)
+            _check(handle, os.fstat(handle.fileno()).st_size, what, header)
+            try:
+                return read(lambda: _Unpickler(handle, allowed).load())
+            except _UNPICKLING_ERRORS as exc:
+                raise _BadFileError(f"garbled ({exc.__class__.__name__}: {exc})") from None
     except FileNotFoundError:
-        logger.debug("parse cache %s: none yet", path)
-        return {}
+        logger.debug("%s %s: none yet", what, path)
+        return None
     except OSError as exc:
         reason = f"cannot read: {exc.strerror or exc}"
     except _BadFileError as exc:
         reason = str(exc)
-    logger.warning("parse cache %s: %s; every file will be parsed", path, reason)
-    return {}
+    logger.warning("%s %s: %s; not used, made anew", what, path, reason)
+    return None
 
 
 def matching_files(cache: ParseCache, name: str, fingerprint: str) -> ExportedCache:
@@ -123,12 +147,7 @@ def stamp() -> bytes:
     digest = hashlib.sha256(feedsvc.__version__.encode("utf-8"))
     for cls in (Article, Author, Problem):
         digest.update(repr([(f.name, str(f.type)) for f in fields(cls)]).encode("utf-8"))
-    for name in _PARSER_MODULES:
-        source = sys.modules[name].__file__
-        try:
-            digest.update(Path(source).read_bytes() if source else name.encode("utf-8"))
-        except OSError:  # no source beside the code: the version has to do
-            digest.update(name.encode("utf-8"))
+    digest.update(sources_digest(_PARSER_MODULES))
     for library in _PARSER_LIBRARIES:
         try:
             digest.update(f"{library} {importlib.metadata.version(library)}".encode())
@@ -137,16 +156,56 @@ def stamp() -> bytes:
     return digest.digest()[:16]
 
 
-def _chunks(cache: Mapping[str, tuple[str, Mapping[str, CachedFile]]]) -> Iterator[bytes]:
-    yield HEADER.pack(MAGIC, VERSION, stamp())
+def sources_digest(modules: Iterable[str]) -> bytes:
+    """SHA-256 of these (imported) modules' source files: a change to their code makes
+    a file stamped with it stale."""
+    digest = hashlib.sha256()
+    for name in modules:
+        source = sys.modules[name].__file__
+        try:
+            digest.update(Path(source).read_bytes() if source else name.encode("utf-8"))
+        except OSError:  # no source beside the code: the version has to do
+            digest.update(name.encode("utf-8"))
+    return digest.digest()
+
+
+def checked_chunks(magic: bytes, file_stamp: bytes, values: Iterable[object]) -> Iterator[bytes]:
+    """A file of pickles: the header (magic, version, stamp), one pickle per value, and
+    the trailer (their length and SHA-256) that `load_checked` checks them by."""
+    yield HEADER.pack(magic, VERSION, file_stamp)
     digest = hashlib.sha256()
     length = 0
-    for value in _payload(cache):
-        data = pickle.dumps(value, protocol=PROTOCOL)
+    for value in values:
+        data = _dumps(value)
         digest.update(data)
         length += len(data)
         yield data
     yield TRAILER.pack(length, digest.digest())
+
+
+def _dumps(value: object) -> bytes:
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=PROTOCOL)
+    pickler.dispatch_table = {**copyreg.dispatch_table, **dict.fromkeys(_MODEL, _reduce)}
+    pickler.dump(value)
+    return buffer.getvalue()
+
+
+def _reduce(obj: object) -> tuple[Callable[..., object], tuple[type, tuple[object, ...]]]:
+    """A model object as its class and field values: unpickled by `rebuild`, several times
+    faster than dataclasses' own __getstate__ and __setstate__ (most of a restart's load)."""
+    cls = type(obj)
+    return rebuild, (cls, tuple(getattr(obj, name) for name in _FIELDS[cls]))
+
+
+def rebuild(cls: type[T], values: tuple[object, ...]) -> T:
+    """A model object from what `_reduce` gave: no __init__ (Article's revision comes
+    along); a class that is not the model's, or values of another shape, raise."""
+    names = _FIELDS[cls]
+    rebuilt = object.__new__(cls)
+    for name, value in zip(names, values, strict=True):
+        object.__setattr__(rebuilt, name, value)
+    return rebuilt
 
 
 def _payload(cache: Mapping[str, tuple[str, Mapping[str, CachedFile]]]) -> Iterator[object]:
@@ -157,24 +216,21 @@ def _payload(cache: Mapping[str, tuple[str, Mapping[str, CachedFile]]]) -> Itera
             yield batch
 
 
-def _read(handle: IO[bytes], size: int) -> ParseCache:
-    _check_header(handle.read(HEADER.size))
-    length = size - HEADER.size - TRAILER.size
-    _check_payload(handle, length)
+def _check(handle: IO[bytes], size: int, what: str, expected: tuple[bytes, bytes]) -> None:
+    """Check the header (`expected` magic and stamp) and the payload, and leave `handle`
+    at the first pickle."""
+    _check_header(handle.read(HEADER.size), what, *expected)
+    _check_payload(handle, size - HEADER.size - TRAILER.size)
     handle.seek(HEADER.size)
-    try:
-        return _unpickle(handle)
-    except _UNPICKLING_ERRORS as exc:
-        raise _BadFileError(f"garbled ({exc.__class__.__name__}: {exc})") from None
 
 
-def _check_header(header: bytes) -> None:
+def _check_header(header: bytes, what: str, magic: bytes, file_stamp: bytes) -> None:
     if len(header) < HEADER.size:
         raise _BadFileError("truncated (no complete header)")
-    magic, version, file_stamp = HEADER.unpack(header)
-    if magic != MAGIC:
-        raise _BadFileError("not a parse cache file")
-    if version != VERSION or file_stamp != stamp():
+    found, version, found_stamp = HEADER.unpack(header)
+    if found != magic:
+        raise _BadFileError(f"not a {what} file")
+    if version != VERSION or found_stamp != file_stamp:
         raise _BadFileError(
             f"written by another version of feedsvc or its parser (format {version})"
         )
@@ -199,14 +255,14 @@ def _check_payload(handle: IO[bytes], length: int) -> None:
         raise _BadFileError("garbled (checksum mismatch)")
 
 
-def _unpickle(handle: IO[bytes]) -> ParseCache:
+def _unpickle(load: Callable[[], Any]) -> ParseCache:
     # One unpickler per pickle: each was written with a memo of its own. The contents are
     # not checked: past the stamp and the checksum, only this module's writer made them.
     cache: ParseCache = {}
-    for name, fingerprint, count in _Unpickler(handle).load():
+    for name, fingerprint, count in load():
         files: ExportedCache = {}
         while len(files) < count:
-            batch = _Unpickler(handle).load()
+            batch = load()
             files.update(
                 (relpath, (key, article, problems)) for relpath, key, article, problems in batch
             )
@@ -215,9 +271,13 @@ def _unpickle(handle: IO[bytes]) -> ParseCache:
 
 
 class _Unpickler(pickle.Unpickler):
-    """Admits only the classes a parse cache holds: a stray file cannot run code."""
+    """Admits only the classes a file of this kind holds: a stray file cannot run code."""
+
+    def __init__(self, handle: IO[bytes], allowed: Mapping[str, frozenset[str]]) -> None:
+        super().__init__(handle)
+        self.allowed = allowed
 
     def find_class(self, module: str, name: str) -> Any:
-        if name not in _ALLOWED.get(module, ()):
-            raise pickle.UnpicklingError(f"{module}.{name} has no place in a parse cache")
+        if name not in self.allowed.get(module, ()):
+            raise pickle.UnpicklingError(f"{module}.{name} has no place in this file")
         return super().find_class(module, name)

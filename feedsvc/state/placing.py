@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 _BULK = 1000  # changed articles beyond which every row is read in one query
 
 Key = tuple[str, str]  # (source, path)
+Remembered = tuple[str, str, str, str, str, datetime, datetime]
+"""One article of a placing: source, path, revision, then the id, link, published and
+updated it was published with (Placer.export)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,41 @@ class Placer:
             self._remember(todo, work)
         published = [p or work.placed[id(a)] for a, p in zip(articles, placed, strict=True)]
         return Placed(published, work.problems, work.changes)
+
+    def export(self) -> list[Remembered]:
+        """The last placing, for `restore` in a later process: per (source, path), the
+        revision placed and the id, link and dates it was published with."""
+        return [
+            (*key, revision, p.id, p.link, p.published, p.updated)
+            for key, revision in self._revision_at.items()
+            if (p := self._by_revision.get(revision)) is not None
+        ]
+
+    def restore(self, saved: Iterable[Remembered], articles: Iterable[Article]) -> list[Article]:
+        """Carry on from `export` of an earlier process (a restart), before the first
+        placing. `articles` are those it placed, as parsed then (the parse cache saved
+        with it); returns them as published then. Those at a path the ledger still gives
+        the id given then are remembered: read again unchanged, they are published so
+        without a look at the ledger; every other one is placed as usual."""
+        present = self.ledger.present()
+        here = {(a.source, a.path): a for a in articles}
+        published: list[Article] = []
+        for source, path, revision, ident, link, published_at, updated in saved:
+            key = (source, path)
+            article = here.get(key)
+            if article is None or article.revision != revision:
+                continue
+            given = (ident, link, published_at, updated)
+            if given != (article.id, article.link, article.published, article.updated):
+                article = replace(
+                    article, id=ident, link=link, published=published_at, updated=updated
+                )
+            published.append(article)
+            if present.get(key) == ident:
+                self._by_revision[revision] = article
+                self._revision_at[key] = revision
+        self._keys = present  # what the first placing would read
+        return published
 
     def _remember(self, todo: list[Article], work: _Round) -> None:
         """Carry the last placing forward by what changed in this one."""

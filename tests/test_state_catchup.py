@@ -1,0 +1,196 @@
+"""The catch-up after a restart: the builder's memory (ids placed, node index) saved with the
+parse cache, so the first reload neither places nor regroups what did not change."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedsvc.build.membership import NodeIndex
+from feedsvc.build.pages import FeedLinks
+from feedsvc.build.sitepages import SitePages
+from feedsvc.processes.builder import AfterReload
+from feedsvc.processes.resume import memory_path, warm_start
+from feedsvc.reload.reloader import Reloader
+from feedsvc.settings import Config
+from feedsvc.state.ledger import Ledger
+from feedsvc.state.placing import Placer
+from feedsvc.state.snapshotwriter import SnapshotWriter
+from feedsvc.store import Store
+
+from conftest import write_article
+
+
+class Counts:
+    """Nodes regrouped, articles placed and feeds linked by a reload (none: nothing done anew)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.regrouped: list[tuple[str, str]] = []
+        self.placed: list[str] = []
+        self.linked = 0  # feeds whose links (for the index and OPML) were made
+        node, assign, links = NodeIndex._node, Placer._assign, SitePages.links
+
+        def counting_node(index: NodeIndex, key: tuple[str, str]) -> None:
+            self.regrouped.append(key)
+            node(index, key)  # type: ignore[arg-type]
+
+        def counting_assign(placer: Placer, todo: list, work: object) -> None:  # type: ignore[type-arg]
+            self.placed.extend(a.path for a in todo)
+            assign(placer, todo, work)  # type: ignore[arg-type]
+
+        def counting_links(pages: SitePages, *args: Any) -> FeedLinks:
+            self.linked += 1
+            return links(pages, *args)
+
+        monkeypatch.setattr(NodeIndex, "_node", counting_node)
+        monkeypatch.setattr(SitePages, "links", counting_links)
+        monkeypatch.setattr(Placer, "_assign", counting_assign)
+
+    def clear(self) -> None:
+        self.regrouped.clear()
+        self.placed.clear()
+
+
+class Site:
+    """A builder's parts on one state directory; `start` is a (re)start of the process."""
+
+    def __init__(self, config: Config, tmp_path: Path) -> None:
+        self.config = config
+        self.folder = tmp_path / "state" / "snapshots"
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def start(self, *, warm: bool = True) -> tuple[Reloader, AfterReload]:
+        ledger, _ = Ledger.open(self.folder.parent)
+        reloader = Reloader(self.config, Store(), prepare=False, ledger=ledger)
+        after = AfterReload(reloader, SnapshotWriter(self.folder), lambda _: None, lambda _: None)
+        if warm:
+            warm_start(reloader, after.writer, self.folder)
+        return reloader, after
+
+
+@pytest.fixture
+def articles(tmp_path: Path) -> Path:
+    folder = tmp_path / "articles"
+    for n in range(6):
+        write_article(
+            folder,
+            f"p{n}.md",
+            title=f"P{n}",
+            date=f"2022-01-0{n + 1}",
+            tags=[f"t{n % 2}"],
+            categories=[["News", f"Desk {n % 3}"]],
+        )
+    return folder
+
+
+@pytest.fixture
+def site(make_config: Callable[..., Config], tmp_path: Path, articles: Path) -> Site:
+    site = Site(make_config(), tmp_path)
+    reloader, after = site.start(warm=False)
+    after(reloader.reload())
+    return site
+
+
+def documents(reloader: Reloader) -> dict[str, str]:
+    return {p: d.gzip_etag for p, d in reloader.store.current.documents.items()}
+
+
+def test_a_restart_with_nothing_changed_places_groups_and_renders_nothing(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before, _ = site.start(warm=False)  # a cold build of the same files, for comparison
+    before.reload()
+    counts = Counts(monkeypatch)
+    reloader, after = site.start()
+    summary = reloader.reload()
+    after(summary)
+    assert (counts.regrouped, counts.placed, counts.linked, reloader.renderer.rendered) == (
+        [],
+        [],
+        0,
+        0,
+    )
+    assert summary.changed == 0
+    assert documents(reloader) == documents(before)
+
+
+def test_a_post_edited_while_down_is_the_only_one_placed_and_regrouped(
+    site: Site, articles: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_article(
+        articles,
+        "p5.md",
+        title="P5, edited",
+        date="2022-01-06",
+        tags=["t1"],
+        categories=[["News", "Desk 2"]],
+    )
+    counts = Counts(monkeypatch)
+    reloader, after = site.start()
+    after(reloader.reload())
+    assert counts.placed == ["p5.md"]
+    # Its nodes only: the site, its two category levels, its tag and the author.
+    assert sorted(counts.regrouped) == [
+        ("author", "authors/Desk"),
+        ("category", "categories/News"),
+        ("category", "categories/News/Desk-2"),
+        ("site", ""),
+        ("tag", "tags/t1"),
+    ]
+    assert "P5, edited" in reloader.store.current.documents["feed.atom"].body.decode()
+    fresh, _ = site.start(warm=False)
+    fresh.reload()
+    assert documents(reloader) == documents(fresh)
+
+
+def test_an_id_the_ledger_gave_elsewhere_since_is_placed_again(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memory is older than the ledger (saved at most every 30 s): an article whose
+    path the ledger no longer gives the id remembered is placed as usual."""
+    ledger, _ = Ledger.open(site.folder.parent)
+    assert ledger is not None
+    with ledger.transaction() as db:
+        db.execute("UPDATE articles SET id = 'moved' WHERE path = 'p2.md'")
+    counts = Counts(monkeypatch)
+    reloader, _ = site.start()
+    reloader.reload()
+    assert counts.placed == ["p2.md"]
+    assert "<id>moved</id>" in reloader.store.current.documents["feed.atom"].body.decode()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda data: data[: len(data) // 2], lambda data: data[:-40] + bytes(40), lambda _: b"x"],
+    ids=["truncated", "garbled", "foreign"],
+)
+def test_a_damaged_memory_is_ignored_with_a_warning_and_the_catch_up_groups_anew(
+    site: Site,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    damage: Callable[[bytes], bytes],
+) -> None:
+    path = memory_path(site.folder)
+    path.write_bytes(damage(path.read_bytes()))
+    counts = Counts(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="feedsvc.state.parsecache"):
+        reloader, _ = site.start()
+    assert any(str(path) in r.getMessage() for r in caplog.records)
+    summary = reloader.reload()
+    assert counts.regrouped  # grouped anew, as without a memory
+    assert (summary.changed, reloader.renderer.rendered) == (0, 0)
+
+
+def test_a_memory_of_another_config_is_not_used(
+    site: Site, make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.config = make_config(feeds={"limit": 2})
+    counts = Counts(monkeypatch)
+    reloader, _ = site.start()
+    reloader.reload()
+    assert ("site", "") in counts.regrouped
+    assert len(reloader.store.current.documents["feed.atom"].body.decode().split("<entry>")) == 3
