@@ -9,8 +9,10 @@ import json
 import os
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import attrgetter, ne
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +28,126 @@ from feedsvc.state.snapshots import (
     ROW,
     SEGMENT_MAGIC,
     SEGMENT_NAME,
+    SHARD,
+    SHARDS,
     VERSION,
     Index,
     Ref,
+    Shard,
     Status,
     file_names,
     index_path,
+    parse_lines,
     segment_path,
+    shard_of,
 )
 
 MAX_SEGMENTS = 32  # more, and the small ones are merged into the next (SnapshotWriter._compact)
+UNWRITTEN: Shard = (b"", 0, 0, 0)  # a shard to write in the next generation
+MOVED = object()  # the `same` of a line to write again (its pieces are being moved)
 
 
 @dataclass(slots=True)
-class _Record:
-    etag: str  # the gzip ETag: a digest of the bytes, so equal tags are equal documents
+class _Line:
+    """One line of a table: a document's record, or the builder's notes on a feed node."""
+
+    same: object  # equal while the line is (a document's gzip ETag: a digest of its bytes)
     line: bytes
-    segments: frozenset[int]
+    segments: frozenset[int]  # the segments the line refers to
+
+
+# A shard about to be written, by number: its lines, where it is, the segments it refers to.
+Staged = dict[int, tuple[dict[str, _Line], Shard, frozenset[int]]]
+
+
+@dataclass(slots=True)
+class _Table:
+    """One table of the index: a line per key, in SHARDS shards by a stable hash of the
+    key's folder, each shard written as a piece only when a line in it changed."""
+
+    folder_of: Callable[[str], str]
+    lines: dict[str, _Line] = field(default_factory=dict)
+    same: dict[str, object] = field(default_factory=dict)  # the lines' `same`, by key
+    shards: list[dict[str, _Line]] = field(default_factory=lambda: [{} for _ in range(SHARDS)])
+    refs: list[Shard] = field(default_factory=lambda: [UNWRITTEN] * SHARDS)
+    segments: list[frozenset[int]] = field(default_factory=lambda: [frozenset()] * SHARDS)
+
+    def changes(
+        self, items: Mapping[str, Any], same: Callable[[Any], object], make: Callable[[str], _Line]
+    ) -> dict[int, dict[str, _Line | None]]:
+        """The lines new, different or gone (None) by shard; `same` of an item is compared
+        with the line's, `make` makes the line of a key of `items`."""
+        # Iterators of C functions: this runs over every document of the site each reload.
+        keys, known = items.keys(), self.same
+        differ = map(ne, map(same, items.values()), map(known.get, keys))
+        changed: dict[str, _Line | None] = {key: make(key) for key in compress(keys, differ)}
+        if len(items) != len(known) + sum(key not in known for key in changed):
+            changed.update(dict.fromkeys(known.keys() - items.keys()))
+        by_shard: dict[int, dict[str, _Line | None]] = {
+            n: {} for n, ref in enumerate(self.refs) if not ref[0]
+        }
+        for key, line in changed.items():
+            by_shard.setdefault(shard_of(self.folder_of(key)), {})[key] = line
+        return by_shard
+
+    def stage(
+        self, changes: dict[int, dict[str, _Line | None]], where: Callable[[bytes], Ref]
+    ) -> Staged:
+        """Each changed shard's lines, where its bytes are (`where` puts them in place),
+        and the segments it refers to."""
+        staged: Staged = {}
+        for number, changed in changes.items():
+            merged = {**self.shards[number], **changed}
+            lines = {key: line for key in sorted(merged) if (line := merged[key]) is not None}
+            text = b"".join([line.line + b"\n" for line in lines.values()])
+            ref = where(text)
+            segments = frozenset().union(*(line.segments for line in lines.values()))
+            staged[number] = (lines, (piece_digest(text), *ref), segments | {ref[0]})
+        return staged
+
+    def after(self, staged: Staged) -> tuple[list[Shard], list[frozenset[int]]]:
+        """The table of shards, and the segments each refers to, once `staged` is written."""
+        refs, segments = list(self.refs), list(self.segments)
+        for number, (_, ref, used) in staged.items():
+            refs[number], segments[number] = ref, used
+        return refs, segments
+
+    def commit(self, staged: Staged) -> None:
+        """Take the staged shards as written."""
+        for number, (lines, ref, segments) in staged.items():
+            for key in self.shards[number].keys() - lines.keys():
+                del self.lines[key], self.same[key]
+            self.lines.update(lines)
+            self.same.update((key, line.same) for key, line in lines.items())
+            self.shards[number], self.refs[number], self.segments[number] = lines, ref, segments
+
+    def resume(
+        self,
+        shards: list[Shard],
+        texts: list[bytes],
+        read: Callable[[list[Any]], tuple[object, frozenset[int]]],
+    ) -> None:
+        """Take the shards of a generation on disk; `read` gives a parsed line's `same`
+        and segments."""
+        for number, (ref, text) in enumerate(zip(shards, texts, strict=True)):
+            lines, kept = text.splitlines(), {}
+            for line, parsed in zip(lines, parse_lines(lines), strict=True):
+                same, segments = read(parsed)
+                kept[parsed[0]] = _Line(same, line, segments)
+            self.lines.update(kept)
+            self.same.update((key, line.same) for key, line in kept.items())
+            self.shards[number], self.refs[number] = kept, ref
+            used = frozenset().union(*(line.segments for line in kept.values()))
+            self.segments[number] = used | {ref[1]}
+
+    def forget(self, moved: frozenset[int]) -> None:
+        """Write again every line and shard that refers to a segment in `moved`."""
+        for key, line in self.lines.items():
+            if line.segments & moved:
+                self.same[key] = MOVED
+        for number, ref in enumerate(self.refs):
+            if ref[1] in moved:
+                self.refs[number] = UNWRITTEN
 
 
 @dataclass(slots=True)
@@ -54,28 +159,28 @@ class SnapshotWriter:
     _pieces: dict[bytes, Ref] = field(default_factory=dict)  # digest -> where on disk
     _segments: dict[int, tuple[int, int]] = field(default_factory=dict)  # number -> size, crc
     _contents: dict[int, list[bytes]] = field(default_factory=dict)  # number -> digests
-    _records: dict[str, _Record] = field(default_factory=dict)  # by document path
+    _records: _Table = field(default_factory=lambda: _Table(_document_folder))  # by path
+    _nodes: _Table = field(default_factory=lambda: _Table(_node_folder))  # by node name
     _kept: dict[int, frozenset[int]] = field(default_factory=dict)  # generation -> segments
     _next_segment: int = 1
-    _builder_meta: dict[str, Any] = field(default_factory=dict)
+    _builder_meta: dict[str, Any] = field(default_factory=dict)  # the builder's but nodes
 
     def __post_init__(self) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         remove_leftovers(self.folder)
 
     def resume(self, index: Index) -> None:
-        """Carry on from a generation on disk (a restart): its pieces and records are
+        """Carry on from a generation on disk (a restart): its pieces and lines are
         known, so an unchanged rebuild writes nothing."""
         self.generation = index.generation
         self._segments.update(index.segments)
         for number in self._segments:
             self._contents[number] = self._read_table(number)
         self._next_segment = max(self._segments, default=0) + 1
-        lines = index.records.splitlines()
-        for line, record in zip(lines, json.loads(b"[" + b",".join(lines) + b"]"), strict=True):
-            self._records[record[0]] = _Record(record[6], line, frozenset(record[12]))
+        self._records.resume(index.records, index.read_shards(index.records), _read_record)
+        self._nodes.resume(index.nodes, index.read_shards(index.nodes), _read_node)
         self._kept[index.generation] = frozenset(self._segments)
-        self._builder_meta = dict(index.builder)
+        self._builder_meta = dict(index.meta["builder"])
 
     def _read_table(self, number: int) -> list[bytes]:
         with open(segment_path(self.folder, number), "rb") as handle:
@@ -92,40 +197,50 @@ class SnapshotWriter:
     def write(
         self, documents: Mapping[str, Document], status: Status, builder: Mapping[str, Any]
     ) -> int:
-        """Write the documents as the next generation (or nothing, when every document is
-        the one on disk); returns the generation that holds them."""
+        """Write the documents and the builder's section (SiteRenderer.export) as the next
+        generation (or nothing, when every line is the one on disk); returns the generation
+        that holds them."""
         self._compact()
         new = _Segment(self._next_segment)
-        records: dict[str, _Record] = {}
-        known, made = self._records, 0
-        for path, document in documents.items():
-            kept = known.get(path)
-            if kept is not None and kept.etag == document.gzip_etag:
-                records[path] = kept
-            else:
-                records[path] = self._record(document, new)
-                made += 1
-        unchanged = not made and len(records) == len(known)
-        if unchanged and self.generation and self._builder_meta == builder:
+        records = self._records.changes(
+            documents, attrgetter("gzip_etag"), lambda path: self._record(documents[path], new)
+        )
+        exported = builder["nodes"]
+        # An entry is a tuple: tuple() of it is itself, compared by value (cheap while its
+        # items are those of the last export).
+        nodes = self._nodes.changes(exported, tuple, lambda name: _node(name, exported[name]))
+        meta = {key: value for key, value in builder.items() if key != "nodes"}
+        if not records and not nodes and self.generation and meta == self._builder_meta:
             return self.generation
+
+        def where(text: bytes) -> Ref:
+            return self._where(piece_digest(text), text, new)
+
+        staged = self._records.stage(records, where), self._nodes.stage(nodes, where)
         if new.digests:
             self._segments[new.number] = new.save(self.folder)
             self._contents[new.number] = new.digests
             self._pieces.update(new.refs)  # only now: a failed write leaves no trace
             self._next_segment += 1
-        used = frozenset(s for record in records.values() for s in record.segments)
+        (records_refs, records_used), (nodes_refs, nodes_used) = (
+            self._records.after(staged[0]),
+            self._nodes.after(staged[1]),
+        )
+        used = frozenset().union(*records_used, *nodes_used)
         generation = self.generation + 1
-        meta = {
+        index_meta = {
             "generation": generation,
             "segments": {str(n): list(self._segments[n]) for n in sorted(used)},
             "status": status.to_json(),
+            "builder": meta,
         }
-        lines = b"".join([record.line + b"\n" for record in records.values()])
-        _write_index(self.folder, generation, meta, lines, builder)
+        _write_index(self.folder, generation, index_meta, records_refs, nodes_refs)
+        # Only now: after a failed write, the next one compares with what is on disk.
+        self._records.commit(staged[0])
+        self._nodes.commit(staged[1])
         self.generation = generation
-        self._records = records
         self._kept[self.generation] = used
-        self._builder_meta = dict(builder)
+        self._builder_meta = meta
         return self.generation
 
     def _where(self, digest: bytes, piece: bytes | memoryview, new: _Segment) -> Ref:
@@ -142,7 +257,8 @@ class SnapshotWriter:
         moved = frozenset(self._segments) - {largest}
         for number in moved:
             self._forget_pieces(number)
-        self._records = {p: r for p, r in self._records.items() if not r.segments & moved}
+        self._records.forget(moved)
+        self._nodes.forget(moved)
 
     def _forget_pieces(self, number: int) -> None:
         """Forget where the pieces of segment `number` are, unless another segment has them."""
@@ -150,7 +266,7 @@ class SnapshotWriter:
             if self._pieces.get(digest, (0,))[0] == number:
                 del self._pieces[digest]
 
-    def _record(self, document: Document, new: _Segment) -> _Record:
+    def _record(self, document: Document, new: _Segment) -> _Line:
         refs = bytearray()
         # A document read back from disk (a restart) names its pieces by their bytes.
         digests = document.digests or tuple(map(piece_digest, document.pieces))
@@ -174,7 +290,7 @@ class SnapshotWriter:
                 sorted(segments | {where[0]}),  # for a restarted writer (resume)
             ]
         )
-        return _Record(document.gzip_etag, line, segments | {where[0]})
+        return _Line(document.gzip_etag, line, segments | {where[0]})
 
     def collect(self, floor: int) -> None:
         """Remove the indexes older than `floor` (no worker serves them any more) and the
@@ -235,17 +351,38 @@ class _Segment:
 
 
 def _write_index(
-    folder: Path, generation: int, meta: dict[str, Any], records: bytes, builder: Mapping[str, Any]
+    folder: Path, generation: int, meta: dict[str, Any], records: list[Shard], nodes: list[Shard]
 ) -> None:
-    meta_bytes, builder_bytes = _json(meta), _json(builder)
+    meta_bytes = _json(meta)
     header = HEADER.pack(
-        INDEX_MAGIC, VERSION, generation, len(meta_bytes), len(records), len(builder_bytes)
+        INDEX_MAGIC, VERSION, generation, len(meta_bytes), len(records), len(nodes)
     )
-    parts = [header, meta_bytes, records, builder_bytes]
+    table = b"".join([SHARD.pack(*shard) for shard in (*records, *nodes)])
+    parts = [header, meta_bytes, table]
     checksum = hashlib.sha256()
     for part in parts:
         checksum.update(part)
     write_atomically(index_path(folder, generation), [*parts, checksum.digest()])
+
+
+def _document_folder(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+def _node_folder(name: str) -> str:
+    return name.partition(":")[2]  # `kind:directory`: its documents' folder
+
+
+def _node(name: str, entry: tuple[Any, ...]) -> _Line:
+    return _Line(entry, _json([name, *entry]), frozenset())
+
+
+def _read_record(record: list[Any]) -> tuple[object, frozenset[int]]:
+    return record[6], frozenset(record[12])
+
+
+def _read_node(node: list[Any]) -> tuple[object, frozenset[int]]:
+    return tuple(node[1:]), frozenset()
 
 
 def _json(value: object) -> bytes:
