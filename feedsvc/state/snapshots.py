@@ -290,12 +290,14 @@ class SnapshotReader:
         self.folder = folder
         self._maps: dict[int, mmap.mmap] = {}
         self._shards: dict[bytes, _Loaded] = {}
+        self._documents: dict[str, Document] = {}  # of the last load, by path
 
     def read(
         self, generation: int, pause: Callable[[], None] | None = None
     ) -> tuple[dict[str, Document], Status, set[str]]:
-        """The documents and status of one generation, and the paths of documents new,
-        gone or different since the last read (BadStateError when unreadable)."""
+        """The documents and status of one generation (a dict the next read copies: not to
+        be changed), and the paths of documents new, gone or different since the last read
+        (BadStateError when unreadable)."""
         return self.load(read_index(self.folder, generation), pause)
 
     def load(
@@ -313,21 +315,24 @@ class SnapshotReader:
         old = {line: doc for d in known.keys() - wanted for line, doc in known[d].by_line.items()}
         lines = {digest: text.splitlines() for digest, text in fresh.items()}
         new = [line for group in lines.values() for line in group if line not in old]
-        made = dict(zip(new, self._documents(new, maps, pause), strict=True))
+        made = dict(zip(new, self._parse(new, maps, pause), strict=True))
         shards = {digest: known[digest] for digest in wanted & known.keys()}
         for digest, group in lines.items():
             by_line = {line: old.pop(line) if line in old else made[line] for line in group}
             shards[digest] = _Loaded(by_line, {doc.path: doc for doc in by_line.values()})
-        documents: dict[str, Document] = {}
-        for shard in index.records:
-            documents.update(shards[shard[0]].by_path)
+        # The last load's documents, less those of the shards gone, plus those of the new.
+        documents = self._documents.copy()
+        for doc in old.values():
+            documents.pop(doc.path, None)
+        for digest in lines:
+            documents.update(shards[digest].by_path)
         # Documents still being sent hold the old maps; new ones see the new maps.
-        self._maps, self._shards = maps, shards
+        self._maps, self._shards, self._documents = maps, shards, documents
         changed = {doc.path for doc in made.values()} | {doc.path for doc in old.values()}
         return documents, Status.from_json(index.meta["status"]), changed
 
     @staticmethod
-    def _documents(
+    def _parse(
         lines: list[bytes], maps: Mapping[int, mmap.mmap], pause: Callable[[], None] | None
     ) -> Iterator[Document]:
         for count, record in enumerate(parse_lines(lines), 1):
