@@ -66,7 +66,6 @@ class _Table:
     key's folder, each shard written as a piece only when a line in it changed."""
 
     folder_of: Callable[[str], str]
-    lines: dict[str, _Line] = field(default_factory=dict)
     same: dict[str, object] = field(default_factory=dict)  # the lines' `same`, by key
     shards: list[dict[str, _Line]] = field(default_factory=lambda: [{} for _ in range(SHARDS)])
     refs: list[Shard] = field(default_factory=lambda: [UNWRITTEN] * SHARDS)
@@ -116,8 +115,7 @@ class _Table:
         """Take the staged shards as written."""
         for number, (lines, ref, segments) in staged.items():
             for key in self.shards[number].keys() - lines.keys():
-                del self.lines[key], self.same[key]
-            self.lines.update(lines)
+                del self.same[key]
             self.same.update((key, line.same) for key, line in lines.items())
             self.shards[number], self.refs[number], self.segments[number] = lines, ref, segments
 
@@ -134,7 +132,6 @@ class _Table:
             for line, parsed in zip(lines, parse_lines(lines), strict=True):
                 same, segments = read(parsed)
                 kept[parsed[0]] = _Line(same, line, segments)
-            self.lines.update(kept)
             self.same.update((key, line.same) for key, line in kept.items())
             self.shards[number], self.refs[number] = kept, ref
             used = frozenset().union(*(line.segments for line in kept.values()))
@@ -142,9 +139,8 @@ class _Table:
 
     def forget(self, moved: frozenset[int]) -> None:
         """Write again every line and shard that refers to a segment in `moved`."""
-        for key, line in self.lines.items():
-            if line.segments & moved:
-                self.same[key] = MOVED
+        for shard in self.shards:
+            self.same.update((key, MOVED) for key, line in shard.items() if line.segments & moved)
         for number, ref in enumerate(self.refs):
             if ref[1] in moved:
                 self.refs[number] = UNWRITTEN
