@@ -9,16 +9,16 @@ import json
 import os
 import struct
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from itertools import compress
-from operator import attrgetter, ne
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from feedsvc.build.gzparts import piece_digest
 from feedsvc.model import Document
 from feedsvc.state.files import remove_leftovers, write_atomically
+from feedsvc.state.shards import Line, Table
 from feedsvc.state.snapshots import (
     FOOTER,
     HEADER,
@@ -29,7 +29,6 @@ from feedsvc.state.snapshots import (
     SEGMENT_MAGIC,
     SEGMENT_NAME,
     SHARD,
-    SHARDS,
     VERSION,
     Index,
     Ref,
@@ -37,113 +36,10 @@ from feedsvc.state.snapshots import (
     Status,
     file_names,
     index_path,
-    parse_lines,
     segment_path,
-    shard_of,
 )
 
 MAX_SEGMENTS = 32  # more, and the small ones are merged into the next (SnapshotWriter._compact)
-UNWRITTEN: Shard = (b"", 0, 0, 0)  # a shard to write in the next generation
-MOVED = object()  # the `same` of a line to write again (its pieces are being moved)
-
-
-@dataclass(slots=True)
-class _Line:
-    """One line of a table: a document's record, or the builder's notes on a feed node."""
-
-    same: object  # equal while the line is (a document's gzip ETag: a digest of its bytes)
-    line: bytes
-    segments: frozenset[int]  # the segments the line refers to
-
-
-# A shard about to be written, by number: its lines, where it is, the segments it refers to.
-Staged = dict[int, tuple[dict[str, _Line], Shard, frozenset[int]]]
-
-
-@dataclass(slots=True)
-class _Table:
-    """One table of the index: a line per key, in SHARDS shards by a stable hash of the
-    key's folder, each shard written as a piece only when a line in it changed."""
-
-    folder_of: Callable[[str], str]
-    same: dict[str, object] = field(default_factory=dict)  # the lines' `same`, by key
-    shards: list[dict[str, _Line]] = field(default_factory=lambda: [{} for _ in range(SHARDS)])
-    refs: list[Shard] = field(default_factory=lambda: [UNWRITTEN] * SHARDS)
-    segments: list[frozenset[int]] = field(default_factory=lambda: [frozenset()] * SHARDS)
-
-    def changes(
-        self, items: Mapping[str, Any], same: Callable[[Any], object], make: Callable[[str], _Line]
-    ) -> dict[int, dict[str, _Line | None]]:
-        """The lines new, different or gone (None) by shard; `same` of an item is compared
-        with the line's, `make` makes the line of a key of `items`."""
-        # Iterators of C functions: this runs over every document of the site each reload.
-        keys, known = items.keys(), self.same
-        differ = map(ne, map(same, items.values()), map(known.get, keys))
-        changed: dict[str, _Line | None] = {key: make(key) for key in compress(keys, differ)}
-        if len(items) != len(known) + sum(key not in known for key in changed):
-            changed.update(dict.fromkeys(known.keys() - items.keys()))
-        by_shard: dict[int, dict[str, _Line | None]] = {
-            n: {} for n, ref in enumerate(self.refs) if not ref[0]
-        }
-        for key, line in changed.items():
-            by_shard.setdefault(shard_of(self.folder_of(key)), {})[key] = line
-        return by_shard
-
-    def stage(
-        self, changes: dict[int, dict[str, _Line | None]], where: Callable[[bytes], Ref]
-    ) -> Staged:
-        """Each changed shard's lines, where its bytes are (`where` puts them in place),
-        and the segments it refers to."""
-        staged: Staged = {}
-        for number, changed in changes.items():
-            merged = {**self.shards[number], **changed}
-            lines = {key: line for key in sorted(merged) if (line := merged[key]) is not None}
-            text = b"".join([line.line + b"\n" for line in lines.values()])
-            ref = where(text)
-            segments = frozenset().union(*(line.segments for line in lines.values()))
-            staged[number] = (lines, (piece_digest(text), *ref), segments | {ref[0]})
-        return staged
-
-    def after(self, staged: Staged) -> tuple[list[Shard], list[frozenset[int]]]:
-        """The table of shards, and the segments each refers to, once `staged` is written."""
-        refs, segments = list(self.refs), list(self.segments)
-        for number, (_, ref, used) in staged.items():
-            refs[number], segments[number] = ref, used
-        return refs, segments
-
-    def commit(self, staged: Staged) -> None:
-        """Take the staged shards as written."""
-        for number, (lines, ref, segments) in staged.items():
-            for key in self.shards[number].keys() - lines.keys():
-                del self.same[key]
-            self.same.update((key, line.same) for key, line in lines.items())
-            self.shards[number], self.refs[number], self.segments[number] = lines, ref, segments
-
-    def resume(
-        self,
-        shards: list[Shard],
-        texts: list[bytes],
-        read: Callable[[list[Any]], tuple[object, frozenset[int]]],
-    ) -> None:
-        """Take the shards of a generation on disk; `read` gives a parsed line's `same`
-        and segments."""
-        for number, (ref, text) in enumerate(zip(shards, texts, strict=True)):
-            lines, kept = text.splitlines(), {}
-            for line, parsed in zip(lines, parse_lines(lines), strict=True):
-                same, segments = read(parsed)
-                kept[parsed[0]] = _Line(same, line, segments)
-            self.same.update((key, line.same) for key, line in kept.items())
-            self.shards[number], self.refs[number] = kept, ref
-            used = frozenset().union(*(line.segments for line in kept.values()))
-            self.segments[number] = used | {ref[1]}
-
-    def forget(self, moved: frozenset[int]) -> None:
-        """Write again every line and shard that refers to a segment in `moved`."""
-        for shard in self.shards:
-            self.same.update((key, MOVED) for key, line in shard.items() if line.segments & moved)
-        for number, ref in enumerate(self.refs):
-            if ref[1] in moved:
-                self.refs[number] = UNWRITTEN
 
 
 @dataclass(slots=True)
@@ -155,8 +51,8 @@ class SnapshotWriter:
     _pieces: dict[bytes, Ref] = field(default_factory=dict)  # digest -> where on disk
     _segments: dict[int, tuple[int, int]] = field(default_factory=dict)  # number -> size, crc
     _contents: dict[int, list[bytes]] = field(default_factory=dict)  # number -> digests
-    _records: _Table = field(default_factory=lambda: _Table(_document_folder))  # by path
-    _nodes: _Table = field(default_factory=lambda: _Table(_node_folder))  # by node name
+    _records: Table = field(default_factory=lambda: Table(_document_folder))  # by path
+    _nodes: Table = field(default_factory=lambda: Table(_node_folder))  # by node name
     _kept: dict[int, frozenset[int]] = field(default_factory=dict)  # generation -> segments
     _next_segment: int = 1
     _builder_meta: dict[str, Any] = field(default_factory=dict)  # the builder's but nodes
@@ -262,7 +158,7 @@ class SnapshotWriter:
             if self._pieces.get(digest, (0,))[0] == number:
                 del self._pieces[digest]
 
-    def _record(self, document: Document, new: _Segment) -> _Line:
+    def _record(self, document: Document, new: _Segment) -> Line:
         refs = bytearray()
         # A document read back from disk (a restart) names its pieces by their bytes.
         digests = document.digests or tuple(map(piece_digest, document.pieces))
@@ -286,7 +182,7 @@ class SnapshotWriter:
                 sorted(segments | {where[0]}),  # for a restarted writer (resume)
             ]
         )
-        return _Line(document.gzip_etag, line, segments | {where[0]})
+        return Line(document.gzip_etag, line, segments | {where[0]})
 
     def collect(self, floor: int) -> None:
         """Remove the indexes older than `floor` (no worker serves them any more) and the
@@ -369,8 +265,8 @@ def _node_folder(name: str) -> str:
     return name.partition(":")[2]  # `kind:directory`: its documents' folder
 
 
-def _node(name: str, entry: tuple[Any, ...]) -> _Line:
-    return _Line(entry, _json([name, *entry]), frozenset())
+def _node(name: str, entry: tuple[Any, ...]) -> Line:
+    return Line(entry, _json([name, *entry]), frozenset())
 
 
 def _read_record(record: list[Any]) -> tuple[object, frozenset[int]]:
