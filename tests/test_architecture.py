@@ -42,6 +42,7 @@ LAYERS = [
     ["feedsvc.store"],
     ["feedsvc.state", "feedsvc.state.files"],
     ["feedsvc.state.snapshots", "feedsvc.state.parsecache", "feedsvc.state.ledger"],
+    ["feedsvc.state.shards"],
     ["feedsvc.state.snapshotwriter"],
     ["feedsvc.state.placing"],
     ["feedsvc.state.catchup"],

@@ -4,6 +4,7 @@ unchanged reload writes nothing, and a damaged state directory is refused, never
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import struct
@@ -15,10 +16,12 @@ import pytest
 from feedsvc.model import Document
 from feedsvc.reload.reloader import Reloader
 from feedsvc.settings import Config
+from feedsvc.state import snapshots
 from feedsvc.state.files import write_atomically
 from feedsvc.state.snapshots import (
     FOOTER,
     ROW,
+    SHARDS,
     VERSION,
     BadStateError,
     SnapshotReader,
@@ -50,7 +53,7 @@ class Site:
         return dict(self.reloader.store.current.documents)
 
     def publish(self) -> int:
-        return self.writer.write(self.build(), STATUS, {"nodes": 1})
+        return self.writer.write(self.build(), STATUS, self.reloader.renderer.export())
 
 
 @pytest.fixture
@@ -93,7 +96,8 @@ def table(folder: Path, number: int) -> list[bytes]:
 
 def test_a_reader_gets_every_document_byte_for_byte(site: Site) -> None:
     built = site.build()
-    generation = site.writer.write(built, STATUS, {"nodes": 1})
+    exported = site.reloader.renderer.export()
+    generation = site.writer.write(built, STATUS, exported)
     assert generation == 1
     documents, status, _ = SnapshotReader(site.folder).read(generation)
     assert sorted(documents) == sorted(built)
@@ -103,7 +107,9 @@ def test_a_reader_gets_every_document_byte_for_byte(site: Site) -> None:
     assert documents["feed.atom"].view == built["feed.atom"].view
     assert documents["feed.atom"].last_modified == built["feed.atom"].last_modified
     assert b"Post 19" in documents["feed.atom"].body
-    assert read_index(site.folder, generation).builder == {"nodes": 1}
+    builder = read_index(site.folder, generation).builder
+    assert builder == json.loads(json.dumps({**exported, "nodes": dict(exported["nodes"])}))
+    assert {"tag:tags/市场", "category:categories/金融"} <= builder["nodes"].keys()
 
 
 def test_an_unchanged_rewrite_keeps_the_generation_and_writes_no_file(site: Site) -> None:
@@ -120,7 +126,7 @@ def test_a_resumed_writer_rewrites_nothing_for_an_unchanged_build(site: Site) ->
     before = files(site.folder)
     restarted = SnapshotWriter(site.folder)
     restarted.resume(read_index(site.folder, first))
-    assert restarted.write(site.build(), STATUS, {"nodes": 1}) == first
+    assert restarted.write(site.build(), STATUS, site.reloader.renderer.export()) == first
     assert files(site.folder) == before
 
 
@@ -162,6 +168,73 @@ def test_a_reader_reuses_documents_a_new_generation_repeats(site: Site) -> None:
     again, _, _ = reader.read(second)
     assert again["feed.atom"] is not documents["feed.atom"]
     assert again["tags/t0/feed.atom"] is documents["tags/t0/feed.atom"]
+
+
+def changed_shards(folder: Path, older: int, newer: int) -> int:
+    """How many record shards of generation `newer` are not those of `older`."""
+    before, after = (read_index(folder, g).records for g in (older, newer))
+    return sum(old[0] != new[0] for old, new in zip(before, after, strict=True))
+
+
+def test_an_edit_rewrites_only_the_shards_of_the_feeds_it_changes(site: Site) -> None:
+    first = site.publish()
+    size = index_path(site.folder, first).stat().st_size
+    write_article(site.articles, "p5.md", "改稿。", title="Post 5, edited", date="2022-03-06")
+    second = site.publish()
+    # Those of five folders: the site's feeds and pages, the post's author, its category
+    # and its two tags.
+    assert 1 <= changed_shards(site.folder, first, second) <= 5
+    assert index_path(site.folder, second).stat().st_size < size + 100  # a table, not records
+    shards = read_index(site.folder, second).records
+    assert len(shards) == SHARDS and len({shard[0] for shard in shards}) > 8
+
+
+def test_a_reader_parses_only_new_shards_and_names_every_changed_path(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The paths new, gone or different: the worker prepares resources for these alone."""
+    reader = SnapshotReader(site.folder)
+    first = site.publish()
+    documents, _, changed = reader.read(first)
+    assert changed == set(documents)
+    write_article(site.articles, "new.md", title="New", date="2022-04-01", tags=["新"])
+    loads = [site.publish()]
+    write_article(site.articles, "p5.md", "改稿。", title="Post 5, edited", date="2022-03-06")
+    loads.append(site.publish())
+    built = {p: d for p, d in site.build().items() if not p.startswith("tags/新/")}
+    loads.append(site.writer.write(built, STATUS, site.reloader.renderer.export()))
+    real, read_shards = snapshots.shard_bytes, []
+
+    def counting(maps: object, shard: tuple[bytes, int, int, int]) -> bytes:
+        read_shards.append(shard[0])
+        return real(maps, shard)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(snapshots, "shard_bytes", counting)
+    for older, generation in zip([first, *loads], loads, strict=False):
+        read_shards.clear()
+        before = documents
+        documents, _, changed = reader.read(generation)
+        gone = before.keys() - documents.keys()
+        different = {p for p, d in documents.items() if p not in before or d.etag != before[p].etag}
+        assert changed == gone | different
+        before_shards, shards = (read_index(site.folder, g).records for g in (older, generation))
+        assert set(read_shards) == {s[0] for s in shards} - {s[0] for s in before_shards}
+    assert served(documents) == served(built)
+    assert gone and all(path.startswith("tags/新/") for path in gone)
+
+
+def test_a_garbled_shard_is_refused_by_a_reader(site: Site) -> None:
+    """A worker reads the shards it does not hold yet from segments checked only at the
+    start: each is checked against the digest the index holds."""
+    generation = site.publish()
+    _, number, offset, length = max(read_index(site.folder, generation).records, key=lambda s: s[3])
+    path = segment_path(site.folder, number)
+    data = bytearray(path.read_bytes())
+    data[offset + length // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(BadStateError, match="shard checksum mismatch"):
+        SnapshotReader(site.folder).read(generation)
+    assert validate(site.folder) is None
 
 
 def test_validate_accepts_a_whole_generation(site: Site) -> None:
@@ -283,24 +356,37 @@ def test_a_writer_starting_removes_what_a_killed_writer_left(tmp_path: Path) -> 
     assert os.listdir(folder) == []
 
 
+@pytest.mark.parametrize("failing", ["seg-00000002.bin", "gen-00000002.idx"])
 @pytest.mark.parametrize("edit_meanwhile", [False, True], ids=["same build", "another edit"])
-def test_a_segment_write_that_fails_leaves_the_writer_able_to_publish(
-    site: Site, monkeypatch: pytest.MonkeyPatch, edit_meanwhile: bool
+def test_a_write_that_fails_leaves_the_writer_able_to_publish(
+    site: Site, monkeypatch: pytest.MonkeyPatch, edit_meanwhile: bool, failing: str
 ) -> None:
-    """A full disk while a segment is written: that reload fails (OSError), and once
-    there is space again the next write publishes a generation that reads back as built.
+    """A full disk while a segment or the index is written: that reload fails (OSError),
+    and once there is space again the next write publishes a generation that reads back
+    as built.
 
     (A writer that noted the new pieces before their segment was on disk failed here:
     the next write raised KeyError, or with another edit meanwhile published documents
-    whose refs pointed at other bytes, which inflated to garbage.)
+    whose refs pointed at other bytes, which inflated to garbage. One that took the new
+    shards as written before the index was found the same build unchanged and published
+    nothing.)
     """
     first = site.publish()
-    write_article(site.articles, "p3.md", "新稿。", title="Post 3, edited", date="2022-03-04")
+    # Its text alone: the site's pages stay as they are.
+    write_article(
+        site.articles,
+        "p3.md",
+        "新稿。",
+        title="Post 3",
+        date="2022-03-04T08:00:00Z",
+        categories=["C0"],
+        tags=["t3", "市场"],
+    )
     real = write_atomically
     failures: list[str] = []
 
     def full_disk(path: Path, chunks: object) -> int:
-        if path.name.startswith("seg-") and not failures:
+        if path.name == failing and not failures:
             failures.append(path.name)
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, chunks)  # type: ignore[arg-type]
@@ -308,7 +394,7 @@ def test_a_segment_write_that_fails_leaves_the_writer_able_to_publish(
     monkeypatch.setattr("feedsvc.state.snapshotwriter.write_atomically", full_disk)
     with pytest.raises(OSError, match="No space left"):
         site.publish()
-    assert failures == ["seg-00000002.bin"]
+    assert failures == [failing]
     assert validate(site.folder) == first  # the last generation is intact
     if edit_meanwhile:
         write_article(site.articles, "p9.md", "又一稿。", title="Post 9, edited", date="2022-03-10")
@@ -318,7 +404,7 @@ def test_a_segment_write_that_fails_leaves_the_writer_able_to_publish(
     assert validate(site.folder) == second
     documents, _, _ = SnapshotReader(site.folder).read(second)
     assert served(documents) == served(dict(site.reloader.store.current.documents))
-    assert b"Post 3, edited" in documents["feed.atom"].body
+    assert "新稿。".encode() in documents["feed.atom"].body
     assert (b"Post 9, edited" in documents["feed.atom"].body) is edit_meanwhile
 
 

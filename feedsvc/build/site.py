@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, cast
 
 from feedsvc.build.archives import archive_name, by_month
@@ -61,6 +62,7 @@ class SiteRenderer:
         self.tz = load_timezone(config.site.timezone)
         self.settings = SettingsTable(config)
         self._nodes: dict[tuple[str, str], _Built] = {}
+        self._exported: dict[str, tuple[Any, ...]] = {}  # by `kind:directory`: export's nodes
         self._documents: dict[str, Document] = {}  # of the last build
         self._cut_problems: dict[tuple[str, str], list[Problem]] = {}
         self.config_digest = digest(
@@ -115,6 +117,7 @@ class SiteRenderer:
             for doc in kept.pop(key).documents:
                 del documents[doc.path]
             self._cut_problems.pop(key, None)
+            del self._exported[_name(key)]
         for node in stale:
             old = kept.get(node.key)
             if old is not None:
@@ -125,6 +128,7 @@ class SiteRenderer:
             documents.update((doc.path, doc) for doc in built.documents)
             touched.update(doc.path for doc in built.documents)
             self._note_cuts(node.key, built)
+            self._exported[_name(node.key)] = _export(built)
         self._entries.forget_unlisted(nodes)
         # What the index and OPML say of a feed follows from its signature: with no feed
         # rendered, come or gone, they stay (a restart's first build makes no links).
@@ -219,20 +223,16 @@ class SiteRenderer:
         return self._entries.rendered, self._entries.asked
 
     def export(self) -> dict[str, Any]:
-        """What a SiteRenderer after a restart needs to reuse these documents (JSON-ready): each
-        node's signature, its budget cuts and its archive months' signatures (its
-        documents' paths follow from its directory)."""
-        nodes = {
-            f"{kind}:{directory}": [
-                built.signature,
-                {path: list(cut) for path, cut in built.cuts.items()},
-                {month: signature for month, (signature, _) in built.months.items()},
-            ]
-            for (kind, directory), built in self._nodes.items()
-        }
+        """What a SiteRenderer after a restart needs to reuse these documents: under
+        "nodes", each node's signature, its budget cuts and its archive months' signatures
+        (its documents' paths follow from its directory), JSON-ready.
+
+        The nodes are a read-only view kept up to date as nodes are rendered, and a node's
+        entry is replaced, never changed, so exporting costs nothing and comparing with
+        the last export costs little for the nodes not rendered again."""
         return {
             "config": self.config_digest,
-            "nodes": nodes,
+            "nodes": MappingProxyType(self._exported),
             "pages": self._pages.signature,
         }
 
@@ -257,6 +257,20 @@ class SiteRenderer:
                     {m: (months[m], [documents[p] for p in ps]) for m, ps in archived.items()},
                 )
                 self._note_cuts((kind, directory), built)
+                self._exported[name] = _export(built)
                 self._documents.update((path, documents[path]) for path in wanted)
         pages = self._pages.seed(exported.get("pages"), documents)
         self._documents.update((page.path, page) for page in pages)
+
+
+def _name(key: tuple[str, str]) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
+def _export(built: _Built) -> tuple[Any, ...]:
+    """A node's entry in `SiteRenderer.export`."""
+    return (
+        built.signature,
+        {path: list(cut) for path, cut in built.cuts.items()},
+        {month: signature for month, (signature, _) in built.months.items()},
+    )

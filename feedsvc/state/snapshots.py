@@ -6,16 +6,22 @@ many workers serve them. This module holds the format both share: file names, th
 the checks a start runs, and the status workers are told.
 
     <state.path>/snapshots/seg-00000007.bin   pieces, then a table of them, then a footer
-    <state.path>/snapshots/gen-00000012.idx   one generation: every document and its pieces
+    <state.path>/snapshots/gen-00000012.idx   one generation: its shards, meta and status
 
 A piece (a deflated entry, a feed head, a page) is written once, into the segment of
 the reload that first made it, and named by its digest; every document that lists it
-refers to the same bytes. A document's list of pieces is itself a piece. A generation's
-index holds a record per document (path, media type, validators, the trailer, where its
-list of pieces is) and ends with a SHA-256 of everything before it; a segment ends with
-a footer holding a CRC-32 of everything before it. Both are written whole under a
-temporary name, fsynced and renamed (feedsvc.state.files), the segments before the index
-that refers to them, so the newest index is always a complete generation.
+refers to the same bytes. A document's list of pieces is itself a piece. So are the
+shards: a document's record (path, media type, validators, the trailer, where its list
+of pieces is) is a line in one of SHARDS shards, chosen by a stable hash of the
+document's folder, so a feed's documents, its HTML view and its archives share one; the
+builder's notes on each feed node (what a restarted builder reuses) are sharded the same
+way. A reload writes again only the shards in which a line changed, and a worker parses
+only the shards it does not hold yet. A generation's index holds the meta and status,
+then a table of shards (digest and place of each), and ends with a SHA-256 of everything
+before it; a segment ends with a footer holding a CRC-32 of everything before it; a
+shard read is checked against its digest. Both files are written whole under a temporary
+name, fsynced and renamed (feedsvc.state.files), the segments before the index that
+refers to them, so the newest index is always a complete generation.
 """
 
 from __future__ import annotations
@@ -34,21 +40,25 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from feedsvc.build.gzparts import piece_digest
 from feedsvc.dates import parse_stored_date
 from feedsvc.errors import FeedsvcError
 from feedsvc.model import Document
 
 logger = logging.getLogger(__name__)
 
-VERSION = 2  # 2: records list the segments they use
+VERSION = 3  # 2: records list the segments they use; 3: records and nodes in shards
 SEGMENT_MAGIC = b"FSVCSEG\n"
 INDEX_MAGIC = b"FSVCIDX\n"
 FOOTER = struct.Struct("<8sIIQI")  # magic, version, piece count, table offset, CRC-32 before
 ROW = struct.Struct("<16sQI")  # a segment's table: digest, offset, length
 REF = struct.Struct("<IQI")  # a document's list of pieces: segment, offset, length
-HEADER = struct.Struct("<8sIIQQQ")  # magic, version, generation, section lengths (3)
+SHARD = struct.Struct("<16sIQI")  # an index's table: digest, segment, offset, length
+HEADER = struct.Struct("<8sIIQII")  # magic, version, generation, meta length, shards (2)
 CHECKSUM = 32  # SHA-256 at the end of an index
+SHARDS = 256  # per table: an edit of a few feeds rewrites a few percent of the records
 Ref = tuple[int, int, int]  # segment, offset, length
+Shard = tuple[bytes, int, int, int]  # digest, segment, offset, length
 INDEX_NAME = re.compile(r"gen-(\d{8})\.idx")
 SEGMENT_NAME = re.compile(r"seg-(\d{8})\.bin")
 
@@ -81,25 +91,61 @@ def file_names(folder: Path) -> list[str]:
         return []
 
 
+def shard_of(folder: str) -> int:
+    """The shard of the lines about the documents in URL folder `folder`: a stable hash,
+    the same in every process and after a restart."""
+    return zlib.crc32(folder.encode()) % SHARDS
+
+
 @dataclass(frozen=True, slots=True)
 class Index:
-    """One generation's index, parsed: its header fields and raw sections."""
+    """One generation's index, parsed: its meta and its two tables of shards."""
 
+    folder: Path
     generation: int
-    meta: dict[str, Any]  # segments, status, served settings
-    records: bytes  # one JSON array per line, one line per document
-    builder_json: bytes  # what a restarted builder reuses (node signatures); workers skip it
+    meta: dict[str, Any]  # segments, status, served settings, the builder's section but nodes
+    records: list[Shard]  # a line per document: what workers load
+    nodes: list[Shard]  # a line per feed node: what a restarted builder reuses
 
     @property
     def builder(self) -> dict[str, Any]:
-        """The builder's section, parsed."""
-        parsed: dict[str, Any] = json.loads(self.builder_json)
-        return parsed
+        """The builder's section (SiteRenderer.export), read from the node shards."""
+        nodes: dict[str, Any] = {}
+        for text in self.read_shards(self.nodes):
+            for name, *entry in parse_lines(text.splitlines()):
+                nodes[name] = entry
+        return {**self.meta["builder"], "nodes": nodes}
 
     @property
     def segments(self) -> dict[int, tuple[int, int]]:
         """Segment number -> (size, CRC-32) of every segment the generation refers to."""
         return {int(k): (v[0], v[1]) for k, v in self.meta["segments"].items()}
+
+    def read_shards(self, shards: Sequence[Shard]) -> list[bytes]:
+        """The bytes of each shard, checked (BadStateError when one is not what the index says)."""
+        maps = {n: _map_file(segment_path(self.folder, n)) for n in {s[1] for s in shards}}
+        try:
+            return [shard_bytes(maps, shard) for shard in shards]
+        finally:
+            for data in maps.values():
+                data.close()
+
+
+def shard_bytes(maps: Mapping[int, mmap.mmap], shard: Shard) -> bytes:
+    """A shard's lines, checked against the digest the index holds."""
+    digest, segment, offset, length = shard
+    if segment not in maps:
+        raise BadStateError(f"a shard in {segment_path(Path(), segment).name}, not listed")
+    data = maps[segment][offset : offset + length]
+    if piece_digest(data) != digest:
+        raise BadStateError(f"{segment_path(Path(), segment).name}: shard checksum mismatch")
+    return data
+
+
+def parse_lines(lines: Sequence[bytes]) -> list[Any]:
+    """JSON lines, parsed in one call (not one per line)."""
+    parsed: list[Any] = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
+    return parsed
 
 
 def read_index(folder: Path, generation: int) -> Index:
@@ -112,20 +158,20 @@ def read_index(folder: Path, generation: int) -> Index:
     name = path.name
     if len(data) < HEADER.size + CHECKSUM:
         raise BadStateError(f"{name}: truncated")
-    magic, version, number, meta_len, records_len, builder_len = HEADER.unpack_from(data)
+    magic, version, number, meta_len, records, nodes = HEADER.unpack_from(data)
     if magic != INDEX_MAGIC:
         raise BadStateError(f"{name}: not a feedsvc snapshot index")
     if version != VERSION:
         raise BadStateError(f"{name}: written by another version of feedsvc ({version})")
     body, checksum = data[:-CHECKSUM], data[-CHECKSUM:]
-    if len(body) != HEADER.size + meta_len + records_len + builder_len:
+    if len(body) != HEADER.size + meta_len + (records + nodes) * SHARD.size:
         raise BadStateError(f"{name}: truncated")
     if hashlib.sha256(body).digest() != checksum or number != generation:
         raise BadStateError(f"{name}: checksum mismatch")
-    start = HEADER.size
-    meta = json.loads(body[start : start + meta_len])
-    records = body[start + meta_len : start + meta_len + records_len]
-    return Index(generation, meta, records, body[start + meta_len + records_len :])
+    start = HEADER.size + meta_len
+    shards = list(SHARD.iter_unpack(body[start:]))
+    meta = json.loads(body[HEADER.size : start])
+    return Index(folder, generation, meta, shards[:records], shards[records:])
 
 
 def check_segment(folder: Path, number: int, size: int, crc: int) -> None:
@@ -224,23 +270,34 @@ class MappedPieces(Sequence[memoryview]):
         return self._views()[index]
 
 
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """A record shard as a worker holds it: its Documents by record line and by path."""
+
+    by_line: dict[bytes, Document]
+    by_path: dict[str, Document]
+
+
 class SnapshotReader:
     """A worker's view of the state directory: maps segments, turns records into Documents.
 
-    Records are kept by their bytes, so a generation that repeats a record gives the
+    Shards are kept by their digest, so loading a generation parses only the shards the
+    last one did not have; within those, a record line the last generation had gives the
     very Document of the last one (and the worker keeps its prepared headers).
     """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._maps: dict[int, mmap.mmap] = {}
-        self._documents: dict[bytes, Document] = {}
+        self._shards: dict[bytes, _Loaded] = {}
+        self._documents: dict[str, Document] = {}  # of the last load, by path
 
     def read(
         self, generation: int, pause: Callable[[], None] | None = None
     ) -> tuple[dict[str, Document], Status, set[str]]:
-        """The documents and status of one generation, and the paths of documents new,
-        gone or different since the last read (BadStateError when unreadable)."""
+        """The documents and status of one generation (a dict the next read copies: not to
+        be changed), and the paths of documents new, gone or different since the last read
+        (BadStateError when unreadable)."""
         return self.load(read_index(self.folder, generation), pause)
 
     def load(
@@ -251,26 +308,37 @@ class SnapshotReader:
             n: self._maps[n] if n in self._maps else _map_file(segment_path(self.folder, n))
             for n in index.segments
         }
-        # Documents still being sent hold the old dict; new ones see the new maps.
-        self._maps = maps
-        documents: dict[str, Document] = {}
-        known, seen = self._documents, {}
-        lines = index.records.splitlines()
-        # New records are parsed in one go: one JSON call, not one per line.
-        new = [line for line in lines if line not in known]
-        parsed = iter(json.loads(b"[" + b",".join(new) + b"]") if new else ())
-        for count, line in enumerate(lines, 1):
-            document = known.get(line)
-            if document is None:
-                document = _document(next(parsed), maps)
-            seen[line] = document
-            documents[document.path] = document
+        known = self._shards
+        fresh = {s[0]: shard_bytes(maps, s) for s in index.records if s[0] not in known}
+        wanted = {s[0] for s in index.records}
+        # The lines of the shards gone: those a new shard repeats keep their Document.
+        old = {line: doc for d in known.keys() - wanted for line, doc in known[d].by_line.items()}
+        lines = {digest: text.splitlines() for digest, text in fresh.items()}
+        new = [line for group in lines.values() for line in group if line not in old]
+        made = dict(zip(new, self._parse(new, maps, pause), strict=True))
+        shards = {digest: known[digest] for digest in wanted & known.keys()}
+        for digest, group in lines.items():
+            by_line = {line: old.pop(line) if line in old else made[line] for line in group}
+            shards[digest] = _Loaded(by_line, {doc.path: doc for doc in by_line.values()})
+        # The last load's documents, less those of the shards gone, plus those of the new.
+        documents = self._documents.copy()
+        for doc in old.values():
+            documents.pop(doc.path, None)
+        for digest in lines:
+            documents.update(shards[digest].by_path)
+        # Documents still being sent hold the old maps; new ones see the new maps.
+        self._maps, self._shards, self._documents = maps, shards, documents
+        changed = {doc.path for doc in made.values()} | {doc.path for doc in old.values()}
+        return documents, Status.from_json(index.meta["status"]), changed
+
+    @staticmethod
+    def _parse(
+        lines: list[bytes], maps: Mapping[int, mmap.mmap], pause: Callable[[], None] | None
+    ) -> Iterator[Document]:
+        for count, record in enumerate(parse_lines(lines), 1):
+            yield _document(record, maps)
             if pause is not None and not count % 2048:
                 pause()
-        changed = {known[line].path for line in known.keys() - seen.keys()}
-        changed.update(document.path for document in map(seen.get, new) if document)
-        self._documents = seen
-        return documents, Status.from_json(index.meta["status"]), changed
 
 
 def _document(record: list[Any], maps: Mapping[int, mmap.mmap]) -> Document:

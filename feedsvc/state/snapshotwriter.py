@@ -11,12 +11,14 @@ import struct
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from feedsvc.build.gzparts import piece_digest
 from feedsvc.model import Document
 from feedsvc.state.files import remove_leftovers, write_atomically
+from feedsvc.state.shards import Line, Table
 from feedsvc.state.snapshots import (
     FOOTER,
     HEADER,
@@ -26,9 +28,11 @@ from feedsvc.state.snapshots import (
     ROW,
     SEGMENT_MAGIC,
     SEGMENT_NAME,
+    SHARD,
     VERSION,
     Index,
     Ref,
+    Shard,
     Status,
     file_names,
     index_path,
@@ -36,13 +40,6 @@ from feedsvc.state.snapshots import (
 )
 
 MAX_SEGMENTS = 32  # more, and the small ones are merged into the next (SnapshotWriter._compact)
-
-
-@dataclass(slots=True)
-class _Record:
-    etag: str  # the gzip ETag: a digest of the bytes, so equal tags are equal documents
-    line: bytes
-    segments: frozenset[int]
 
 
 @dataclass(slots=True)
@@ -54,28 +51,28 @@ class SnapshotWriter:
     _pieces: dict[bytes, Ref] = field(default_factory=dict)  # digest -> where on disk
     _segments: dict[int, tuple[int, int]] = field(default_factory=dict)  # number -> size, crc
     _contents: dict[int, list[bytes]] = field(default_factory=dict)  # number -> digests
-    _records: dict[str, _Record] = field(default_factory=dict)  # by document path
+    _records: Table = field(default_factory=lambda: Table(_document_folder))  # by path
+    _nodes: Table = field(default_factory=lambda: Table(_node_folder))  # by node name
     _kept: dict[int, frozenset[int]] = field(default_factory=dict)  # generation -> segments
     _next_segment: int = 1
-    _builder_meta: dict[str, Any] = field(default_factory=dict)
+    _builder_meta: dict[str, Any] = field(default_factory=dict)  # the builder's but nodes
 
     def __post_init__(self) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         remove_leftovers(self.folder)
 
     def resume(self, index: Index) -> None:
-        """Carry on from a generation on disk (a restart): its pieces and records are
+        """Carry on from a generation on disk (a restart): its pieces and lines are
         known, so an unchanged rebuild writes nothing."""
         self.generation = index.generation
         self._segments.update(index.segments)
         for number in self._segments:
             self._contents[number] = self._read_table(number)
         self._next_segment = max(self._segments, default=0) + 1
-        lines = index.records.splitlines()
-        for line, record in zip(lines, json.loads(b"[" + b",".join(lines) + b"]"), strict=True):
-            self._records[record[0]] = _Record(record[6], line, frozenset(record[12]))
+        self._records.resume(index.records, index.read_shards(index.records), _read_record)
+        self._nodes.resume(index.nodes, index.read_shards(index.nodes), _read_node)
         self._kept[index.generation] = frozenset(self._segments)
-        self._builder_meta = dict(index.builder)
+        self._builder_meta = dict(index.meta["builder"])
 
     def _read_table(self, number: int) -> list[bytes]:
         with open(segment_path(self.folder, number), "rb") as handle:
@@ -92,40 +89,50 @@ class SnapshotWriter:
     def write(
         self, documents: Mapping[str, Document], status: Status, builder: Mapping[str, Any]
     ) -> int:
-        """Write the documents as the next generation (or nothing, when every document is
-        the one on disk); returns the generation that holds them."""
+        """Write the documents and the builder's section (SiteRenderer.export) as the next
+        generation (or nothing, when every line is the one on disk); returns the generation
+        that holds them."""
         self._compact()
         new = _Segment(self._next_segment)
-        records: dict[str, _Record] = {}
-        known, made = self._records, 0
-        for path, document in documents.items():
-            kept = known.get(path)
-            if kept is not None and kept.etag == document.gzip_etag:
-                records[path] = kept
-            else:
-                records[path] = self._record(document, new)
-                made += 1
-        unchanged = not made and len(records) == len(known)
-        if unchanged and self.generation and self._builder_meta == builder:
+        records = self._records.changes(
+            documents, attrgetter("gzip_etag"), lambda path: self._record(documents[path], new)
+        )
+        exported = builder["nodes"]
+        # An entry is a tuple: tuple() of it is itself, compared by value (cheap while its
+        # items are those of the last export).
+        nodes = self._nodes.changes(exported, tuple, lambda name: _node(name, exported[name]))
+        meta = {key: value for key, value in builder.items() if key != "nodes"}
+        if not records and not nodes and self.generation and meta == self._builder_meta:
             return self.generation
+
+        def where(text: bytes) -> Ref:
+            return self._where(piece_digest(text), text, new)
+
+        staged = self._records.stage(records, where), self._nodes.stage(nodes, where)
         if new.digests:
             self._segments[new.number] = new.save(self.folder)
             self._contents[new.number] = new.digests
             self._pieces.update(new.refs)  # only now: a failed write leaves no trace
             self._next_segment += 1
-        used = frozenset(s for record in records.values() for s in record.segments)
+        (records_refs, records_used), (nodes_refs, nodes_used) = (
+            self._records.after(staged[0]),
+            self._nodes.after(staged[1]),
+        )
+        used = frozenset().union(*records_used, *nodes_used)
         generation = self.generation + 1
-        meta = {
+        index_meta = {
             "generation": generation,
             "segments": {str(n): list(self._segments[n]) for n in sorted(used)},
             "status": status.to_json(),
+            "builder": meta,
         }
-        lines = b"".join([record.line + b"\n" for record in records.values()])
-        _write_index(self.folder, generation, meta, lines, builder)
+        _write_index(self.folder, generation, index_meta, records_refs, nodes_refs)
+        # Only now: after a failed write, the next one compares with what is on disk.
+        self._records.commit(staged[0])
+        self._nodes.commit(staged[1])
         self.generation = generation
-        self._records = records
         self._kept[self.generation] = used
-        self._builder_meta = dict(builder)
+        self._builder_meta = meta
         return self.generation
 
     def _where(self, digest: bytes, piece: bytes | memoryview, new: _Segment) -> Ref:
@@ -142,7 +149,8 @@ class SnapshotWriter:
         moved = frozenset(self._segments) - {largest}
         for number in moved:
             self._forget_pieces(number)
-        self._records = {p: r for p, r in self._records.items() if not r.segments & moved}
+        self._records.forget(moved)
+        self._nodes.forget(moved)
 
     def _forget_pieces(self, number: int) -> None:
         """Forget where the pieces of segment `number` are, unless another segment has them."""
@@ -150,7 +158,7 @@ class SnapshotWriter:
             if self._pieces.get(digest, (0,))[0] == number:
                 del self._pieces[digest]
 
-    def _record(self, document: Document, new: _Segment) -> _Record:
+    def _record(self, document: Document, new: _Segment) -> Line:
         refs = bytearray()
         # A document read back from disk (a restart) names its pieces by their bytes.
         digests = document.digests or tuple(map(piece_digest, document.pieces))
@@ -174,7 +182,7 @@ class SnapshotWriter:
                 sorted(segments | {where[0]}),  # for a restarted writer (resume)
             ]
         )
-        return _Record(document.gzip_etag, line, segments | {where[0]})
+        return Line(document.gzip_etag, line, segments | {where[0]})
 
     def collect(self, floor: int) -> None:
         """Remove the indexes older than `floor` (no worker serves them any more) and the
@@ -235,17 +243,38 @@ class _Segment:
 
 
 def _write_index(
-    folder: Path, generation: int, meta: dict[str, Any], records: bytes, builder: Mapping[str, Any]
+    folder: Path, generation: int, meta: dict[str, Any], records: list[Shard], nodes: list[Shard]
 ) -> None:
-    meta_bytes, builder_bytes = _json(meta), _json(builder)
+    meta_bytes = _json(meta)
     header = HEADER.pack(
-        INDEX_MAGIC, VERSION, generation, len(meta_bytes), len(records), len(builder_bytes)
+        INDEX_MAGIC, VERSION, generation, len(meta_bytes), len(records), len(nodes)
     )
-    parts = [header, meta_bytes, records, builder_bytes]
+    table = b"".join([SHARD.pack(*shard) for shard in (*records, *nodes)])
+    parts = [header, meta_bytes, table]
     checksum = hashlib.sha256()
     for part in parts:
         checksum.update(part)
     write_atomically(index_path(folder, generation), [*parts, checksum.digest()])
+
+
+def _document_folder(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+def _node_folder(name: str) -> str:
+    return name.partition(":")[2]  # `kind:directory`: its documents' folder
+
+
+def _node(name: str, entry: tuple[Any, ...]) -> Line:
+    return Line(entry, _json([name, *entry]), frozenset())
+
+
+def _read_record(record: list[Any]) -> tuple[object, frozenset[int]]:
+    return record[6], frozenset(record[12])
+
+
+def _read_node(node: list[Any]) -> tuple[object, frozenset[int]]:
+    return tuple(node[1:]), frozenset()
 
 
 def _json(value: object) -> bytes:
