@@ -1,5 +1,7 @@
 """Which feeds exist and which articles each holds: the site, every category node, tag and
-author (the nodes), kept up to date as articles come, change and go."""
+author (the nodes), kept up to date as articles come, change and go. Over 300 lines: the
+index, what it touched for the site build, and what a restart carries on from
+(`export`/`restore`) must agree on its inner lists."""
 
 from __future__ import annotations
 

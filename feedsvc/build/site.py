@@ -94,15 +94,7 @@ class SiteRenderer:
     def _build(self, articles: tuple[Article, ...], keep: NodeKeys | None) -> SiteBuild:
         nodes, problems = self._index.update(articles, keep)
         kept = self._nodes
-        # Only the nodes the index touched can differ from what was rendered (after a
-        # restart's seed, every node is compared: the first update touches them all).
-        keys = self._index.take_touched()
-        found: list[tuple[tuple[str, str], FeedNode | None]]
-        if keys is None:
-            listed = {node.key for node in nodes}
-            found = [(n.key, n) for n in nodes] + [(k, None) for k in kept if k not in listed]
-        else:
-            found = [(key, self._index.node(key)) for key in sorted(keys)]
+        found, whole = self._touched_nodes(nodes)
         stale = [
             n for _, n in found if n and (n.key not in kept or kept[n.key].signature != n.signature)
         ]
@@ -141,7 +133,20 @@ class SiteRenderer:
             cuts = self._cut_problems
             problems.extend(p for node in nodes for p in cuts.get(node.key, ()))
         problems.extend(self.settings.unmatched(node.key for node in nodes))
-        return SiteBuild(documents, nodes, problems, None if keys is None else touched)
+        return SiteBuild(documents, nodes, problems, None if whole else touched)
+
+    def _touched_nodes(
+        self, nodes: list[FeedNode]
+    ) -> tuple[list[tuple[tuple[str, str], FeedNode | None]], bool]:
+        """The nodes the index touched since the last build, by key (None: gone), and
+        whether that is every node, as at a renderer's first build (after a restart's
+        seed, every node is compared with what was rendered)."""
+        keys = self._index.take_touched()
+        if keys is not None:
+            return [(key, self._index.node(key)) for key in sorted(keys)], False
+        listed = {node.key for node in nodes}
+        found: list[tuple[tuple[str, str], FeedNode | None]] = [(n.key, n) for n in nodes]
+        return found + [(key, None) for key in self._nodes if key not in listed], True
 
     def _note_cuts(self, key: tuple[str, str], built: _Built) -> None:
         """Keep a warning per feed document the byte budget cut."""

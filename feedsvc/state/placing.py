@@ -16,6 +16,8 @@ file was last written. `Placer.place` turns those into what readers already know
 4. anything else gets the derived id (a variant of it when that id is taken).
 
 Only changed articles are looked at: an unchanged reload costs a dict lookup each.
+Over 300 lines: the rules above, and the placing a restart carries on from
+(`export`/`restore`), which must name articles by the same keys.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ before it; a segment ends with a footer holding a CRC-32 of everything before it
 shard read is checked against its digest. Both files are written whole under a temporary
 name, fsynced and renamed (feedsvc.state.files), the segments before the index that
 refers to them, so the newest index is always a complete generation.
+Over 300 lines: the reader (SnapshotReader) lives with the format it reads.
 """
 
 from __future__ import annotations
