@@ -239,3 +239,32 @@ def test_a_reload_that_finds_nothing_new_builds_and_writes_nothing(
     write_article(folder, "a.md", title="Edited", date="2026-01-01")
     assert builder.reload() == first + 1
     assert calls == ["build", "export", "write"]
+
+
+def test_the_builder_holds_what_it_wrote_as_views_of_the_snapshot_files(
+    builder: Builder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One copy of the pieces per machine: once a generation is written, the builder's
+    documents and entries read their bytes from the mapped segments (as workers do), and
+    after the writer moved pieces (compaction) none is left on a removed segment."""
+    monkeypatch.setattr("feedsvc.state.snapshotwriter.MAX_SEGMENTS", 3)
+    folder = tmp_path / "articles"
+    for n in range(5):
+        write_article(folder, f"p{n}.md", title=f"稿{n}", date=f"2026-01-0{n + 1}", tags=["宏观"])
+    follower = builder.follower()
+    for step in range(8):
+        generation = builder.reload()
+        documents = builder.reloader.store.current.documents
+        pieces = [piece for doc in documents.values() for piece in doc.pieces]
+        assert pieces and all(isinstance(piece, memoryview) for piece in pieces)
+        entries = builder.reloader.renderer._entries._entries.values()
+        assert all(isinstance(p.deflated, memoryview) for parts in entries for p in parts if p)
+        mapped = set(map(id, builder.writer._maps.values()))
+        assert all(id(piece.obj) in mapped for piece in pieces)
+        if step == 0:
+            follower.start(generation)
+        assert eventually(lambda g=generation: follower.store.current.generation == g, 10)
+        assert served(follower.store.current) == served_bytes(builder.reloader.store.current)
+        write_article(
+            folder, f"p{step % 5}.md", title=f"改{step}", date="2026-02-01", tags=["宏观"]
+        )

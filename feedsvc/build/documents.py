@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime
 
-from feedsvc.build.gzparts import FRAME_BYTES, Part, trailer
+from feedsvc.build.gzparts import FRAME_BYTES, Part, View, trailer
 from feedsvc.model import Document
 
 FEED_TYPES = {
@@ -46,3 +47,12 @@ def document(
         view,
         digests,
     )
+
+
+def rebased_document(doc: Document, view: View) -> Document:
+    """The document with its pieces read from where `view` has them (the same bytes)."""
+    if not doc.digests:  # read from disk at a restart: its pieces are mapped already
+        return doc
+    found = [view(digest) for digest in doc.digests]
+    pieces = tuple(v if v is not None else p for v, p in zip(found, doc.pieces, strict=True))
+    return replace(doc, pieces=pieces)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from feedsvc.build.feedsettings import SettingsTable
-from feedsvc.build.gzparts import Compressor, Part
+from feedsvc.build.gzparts import Compressor, Part, View, rebased
 from feedsvc.build.jsonfeed import json_item
 from feedsvc.build.membership import FeedNode
 from feedsvc.build.xmlfeed import xml_entries
@@ -42,6 +42,7 @@ class Entries:
         # article revision -> its entry's Part per format, in FORMAT_ORDER
         self._entries: dict[str, tuple[Part | None, ...]] = {}
         self._listed = 0  # entries kept at the last look in forget_unlisted
+        self._fresh: list[str] = []  # keys rendered since the last `rebase`
         # Entries asked for and rendered since creation (a progress bar follows both).
         self.asked = self.rendered = 0
 
@@ -51,6 +52,7 @@ class Entries:
         parts = self._entries.get(key)
         if parts is None:
             parts = self._entries[key] = self.parts(article, full)
+            self._fresh.append(key)
         part = parts[FORMAT_ORDER.index(fmt)]
         assert part is not None
         return part
@@ -95,6 +97,18 @@ class Entries:
             for key, parts in zip(keys, rendered, strict=True):
                 self._entries[key] = parts
                 self.rendered += 1
+            self._fresh.extend(keys)
+
+    def rebase(self, view: View, everything: bool = False) -> None:
+        """Hold the entries rendered since the last call (every entry with `everything`)
+        as the views `view` gives of their bytes (feedsvc.state.snapshotwriter), letting
+        go of the builder's own copies."""
+        keys = list(self._entries) if everything else self._fresh
+        for key in keys:
+            parts = self._entries.get(key)
+            if parts is not None:
+                self._entries[key] = tuple(p and rebased(p, view) for p in parts)
+        self._fresh = []
 
     def _key(self, article: Article, full: bool) -> str:
         if full == self.full:

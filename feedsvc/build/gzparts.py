@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from isal import isal_zlib
@@ -50,6 +50,16 @@ class Compressor:
     def part(self, data: bytes) -> Part:
         deflated = self._stream.compress(data) + self._stream.flush(isal_zlib.Z_FULL_FLUSH)
         return Part(deflated, len(data), isal_zlib.crc32(data), piece_digest(deflated))
+
+
+View = Callable[[bytes], memoryview | None]
+"""A piece's bytes on disk by its digest (SnapshotWriter.view), None where there are none."""
+
+
+def rebased(part: Part, view: View) -> Part:
+    """The part with its bytes read from where `view` has them, if it has them."""
+    found = view(part.digest)
+    return part if found is None else Part(found, part.size, part.crc, part.digest)
 
 
 def piece_digest(deflated: bytes | memoryview) -> bytes:

@@ -9,11 +9,11 @@ from types import MappingProxyType
 from typing import Any, cast
 
 from feedsvc.build.archives import archive_name, by_month
-from feedsvc.build.documents import VIEW_NAME
+from feedsvc.build.documents import VIEW_NAME, rebased_document
 from feedsvc.build.entries import Entries
 from feedsvc.build.feeds import FeedRenderer
 from feedsvc.build.feedsettings import FeedSettings, SettingsTable
-from feedsvc.build.gzparts import Compressor
+from feedsvc.build.gzparts import Compressor, View
 from feedsvc.build.membership import FeedNode, Kind, NodeIndex, NodeKeys, digest
 from feedsvc.build.pages import FeedLinks
 from feedsvc.build.sitepages import SitePages
@@ -63,6 +63,7 @@ class SiteRenderer:
         self.settings = SettingsTable(config)
         self._nodes: dict[tuple[str, str], _Built] = {}
         self._exported: dict[str, tuple[Any, ...]] = {}  # by `kind:directory`: export's nodes
+        self._fresh: list[tuple[str, str]] = []  # nodes rendered since the last `rebase`
         self._documents: dict[str, Document] = {}  # of the last build
         self._cut_problems: dict[tuple[str, str], list[Problem]] = {}
         self.config_digest = digest(
@@ -121,6 +122,7 @@ class SiteRenderer:
             touched.update(doc.path for doc in built.documents)
             self._note_cuts(node.key, built)
             self._exported[_name(node.key)] = _export(built)
+            self._fresh.append(node.key)
         self._entries.forget_unlisted(nodes)
         # What the index and OPML say of a feed follows from its signature: with no feed
         # rendered, come or gone, they stay (a restart's first build makes no links).
@@ -216,6 +218,30 @@ class SiteRenderer:
         if built.links is None:  # seeded from the last run: the links cost no rendering
             built.links = self._pages.links(node, built.cuts, sorted(built.months, reverse=True))
         return built.links
+
+    def rebase(self, view: View, everything: bool = False) -> None:
+        """Hold the entries and documents made since the last call (all of them with
+        `everything`) as views of the snapshot files they were written to (`view`,
+        SnapshotWriter.view): one copy of their bytes per machine, in the page cache,
+        rather than one more in the builder. The bytes stay the same; the last build's
+        documents are replaced in place."""
+        self._entries.rebase(view, everything)
+        keys = list(self._nodes) if everything else self._fresh
+        documents = self._documents
+        for key in keys:
+            built = self._nodes.get(key)
+            if built is None:
+                continue
+            built.documents = [rebased_document(doc, view) for doc in built.documents]
+            by_path = {doc.path: doc for doc in built.documents}  # archives are among them
+            built.months = {
+                month: (signature, [by_path[doc.path] for doc in docs])
+                for month, (signature, docs) in built.months.items()
+            }
+            documents.update(by_path)
+        for page in self._pages.rebase(view):
+            documents[page.path] = page
+        self._fresh = []
 
     @property
     def index(self) -> NodeIndex:

@@ -8,9 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, tzinfo
 
 from feedsvc.build.archives import archive_name
-from feedsvc.build.documents import HTML, OPML, VIEW_NAME, document
+from feedsvc.build.documents import HTML, OPML, VIEW_NAME, document, rebased_document
 from feedsvc.build.feedsettings import SettingsTable
-from feedsvc.build.gzparts import Compressor
+from feedsvc.build.gzparts import Compressor, View
 from feedsvc.build.membership import FeedNode, digest, feed_home, feed_title
 from feedsvc.build.pages import Archive, FeedLinks, render_feed_view, render_index, render_opml
 from feedsvc.dates import EPOCH
@@ -121,6 +121,14 @@ class SitePages:
     def signature(self) -> str | None:
         """What the last index and OPML were made from, for `seed` after a restart."""
         return self._pages[0] if self._pages else None
+
+    def rebase(self, view: View) -> list[Document]:
+        """The index and OPML with their pieces read from where `view` has them."""
+        if self._pages is None:
+            return []
+        signature, pages = self._pages
+        self._pages = (signature, [rebased_document(page, view) for page in pages])
+        return self._pages[1]
 
     def seed(self, signature: str | None, documents: Mapping[str, Document]) -> list[Document]:
         """Take the index and OPML of a run whose pages had this signature; returns them

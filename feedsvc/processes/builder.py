@@ -97,6 +97,9 @@ class AfterReload:
             self._changed.clear()
         floor = self.announcer.floor(generation) if self.announcer else generation
         self.writer.collect(floor)
+        if published:  # what was just written is read from the files from now on
+            self.reloader.renderer.rebase(self.writer.view, everything=self.writer.compacted)
+            self.writer.compacted = False
         self._save_parse_cache()
         # Freeze what the reload left alive: full collections would otherwise traverse
         # every article and piece the builder holds, in the middle of the next reload.

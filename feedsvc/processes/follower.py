@@ -10,6 +10,8 @@ generation it serves (`{"serving": N}`), so that older files can go.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import gc
 import json
 import logging
@@ -19,6 +21,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
@@ -43,9 +46,29 @@ GONE = Problem(
 
 def settle_garbage() -> None:
     """After loading a generation: collect its cyclic garbage, then freeze what survived,
-    so CPython's full collections never traverse the long-lived snapshot."""
+    so CPython's full collections never traverse the long-lived snapshot; then give the
+    heap freed back to the system (a cold build's temporaries, the builder's copies of
+    what it wrote), or the process would keep it resident (about 20 MB at 50,000 posts,
+    for under 4 ms)."""
     gc.collect()
     gc.freeze()
+    _trim_heap()
+
+
+@functools.cache
+def _heap_trimmer() -> Callable[[int], int] | None:
+    """glibc's malloc_trim (None elsewhere: musl has none)."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def _trim_heap() -> None:
+    trim = _heap_trimmer()
+    if trim is not None:
+        trim(0)
 
 
 def _let_requests_run() -> None:

@@ -124,7 +124,7 @@ class Index:
 
     def read_shards(self, shards: Sequence[Shard]) -> list[bytes]:
         """The bytes of each shard, checked (BadStateError when one is not what the index says)."""
-        maps = {n: _map_file(segment_path(self.folder, n)) for n in {s[1] for s in shards}}
+        maps = {n: map_file(segment_path(self.folder, n)) for n in {s[1] for s in shards}}
         try:
             return [shard_bytes(maps, shard) for shard in shards]
         finally:
@@ -178,7 +178,7 @@ def read_index(folder: Path, generation: int) -> Index:
 def check_segment(folder: Path, number: int, size: int, crc: int) -> None:
     """Check a segment is whole and unchanged (BadStateError otherwise)."""
     path = segment_path(folder, number)
-    data = _map_file(path)  # mapped, not read: the page cache it fills is what workers map next
+    data = map_file(path)  # mapped, not read: the page cache it fills is what workers map next
     try:
         if len(data) != size or len(data) < FOOTER.size:
             raise BadStateError(f"{path.name}: truncated ({len(data)} of {size} bytes)")
@@ -239,7 +239,8 @@ class Status:
         return cls(**{**data, "problems": tuple(map(tuple, data["problems"]))})
 
 
-def _map_file(path: Path) -> mmap.mmap:
+def map_file(path: Path) -> mmap.mmap:
+    """A segment file mapped read-only (BadStateError when it cannot be)."""
     try:
         with open(path, "rb") as handle:
             return mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ)
@@ -306,7 +307,7 @@ class SnapshotReader:
     ) -> tuple[dict[str, Document], Status, set[str]]:
         """`read`, of an index read already."""
         maps = {
-            n: self._maps[n] if n in self._maps else _map_file(segment_path(self.folder, n))
+            n: self._maps[n] if n in self._maps else map_file(segment_path(self.folder, n))
             for n in index.segments
         }
         known = self._shards

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import mmap
 import os
 import struct
 import zlib
@@ -36,6 +37,7 @@ from feedsvc.state.snapshots import (
     Status,
     file_names,
     index_path,
+    map_file,
     segment_path,
 )
 
@@ -56,6 +58,8 @@ class SnapshotWriter:
     _kept: dict[int, frozenset[int]] = field(default_factory=dict)  # generation -> segments
     _next_segment: int = 1
     _builder_meta: dict[str, Any] = field(default_factory=dict)  # the builder's but nodes
+    _maps: dict[int, mmap.mmap] = field(default_factory=dict)  # segments mapped by `view`
+    compacted: bool = False  # whether a write moved pieces since views were last taken
 
     def __post_init__(self) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -73,6 +77,19 @@ class SnapshotWriter:
         self._nodes.resume(index.nodes, index.read_shards(index.nodes), _read_node)
         self._kept[index.generation] = frozenset(self._segments)
         self._builder_meta = dict(index.meta["builder"])
+
+    def view(self, digest: bytes) -> memoryview | None:
+        """The bytes of a piece on disk, as a view of its mapped segment (None when no
+        segment holds it): the builder keeps these rather than copies of its own, so the
+        page cache holds the one copy every process reads."""
+        ref = self._pieces.get(digest)
+        if ref is None:
+            return None
+        number, offset, length = ref
+        mapped = self._maps.get(number)
+        if mapped is None:
+            mapped = self._maps[number] = map_file(segment_path(self.folder, number))
+        return memoryview(mapped)[offset : offset + length]
 
     def _read_table(self, number: int) -> list[bytes]:
         with open(segment_path(self.folder, number), "rb") as handle:
@@ -147,6 +164,7 @@ class SnapshotWriter:
             return
         largest = max(self._segments, key=lambda number: self._segments[number][0])
         moved = frozenset(self._segments) - {largest}
+        self.compacted = True
         for number in moved:
             self._forget_pieces(number)
         self._records.forget(moved)
@@ -196,6 +214,7 @@ class SnapshotWriter:
             del self._segments[number]
             self._forget_pieces(number)
             del self._contents[number]
+            self._maps.pop(number, None)  # views still taken keep their mapping
             with contextlib.suppress(OSError):
                 segment_path(self.folder, number).unlink()
         for name in file_names(self.folder):  # a crashed writer's files no index refers to
