@@ -99,6 +99,24 @@ class Entries:
                 self.rendered += 1
             self._fresh.extend(keys)
 
+    def export(self) -> list[SavedEntry]:
+        """Every entry as its parts' (digest, size, CRC-32), for `restore` after a restart."""
+        return [
+            (key, tuple(None if p is None else (p.digest, p.size, p.crc) for p in parts))
+            for key, parts in self._entries.items()
+        ]
+
+    def restore(self, saved: Iterable[SavedEntry], view: View) -> None:
+        """Take the entries of `export` whose parts `view` finds on disk (their bytes are
+        the same whenever made: an entry is keyed by its article's revision, for one
+        config), so a restart renders only the entries of articles that changed."""
+        for key, kept in saved:
+            parts = tuple(
+                None if e is None else Part(view(e[0]) or b"", *e[1:], e[0]) for e in kept
+            )
+            if all(p is None or p.deflated for p in parts):
+                self._entries[key] = parts
+
     def rebase(self, view: View, everything: bool = False) -> None:
         """Hold the entries rendered since the last call (every entry with `everything`)
         as the views `view` gives of their bytes (feedsvc.state.snapshotwriter), letting
@@ -127,6 +145,11 @@ class Entries:
         live = {self._key(a, full) for a, full in self.wanted(nodes)}
         self._entries = {key: value for key, value in self._entries.items() if key in live}
         self._listed = len(self._entries)
+
+
+SavedEntry = tuple[str, tuple[tuple[bytes, int, int] | None, ...]]
+"""An entry as Entries.export gives it: its key, and per format its part's digest, size
+and CRC-32 (None for a format no feed is built in)."""
 
 
 def _render_entries(

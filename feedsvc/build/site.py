@@ -244,6 +244,11 @@ class SiteRenderer:
         self._fresh = []
 
     @property
+    def entries_cache(self) -> Entries:
+        """The rendered entries (a restart restores them: feedsvc.state.catchup)."""
+        return self._entries
+
+    @property
     def index(self) -> NodeIndex:
         """The node index builds update (a restart restores it: feedsvc.state.catchup)."""
         return self._index

@@ -11,7 +11,7 @@ from pathlib import Path
 from feedsvc.model import Article, Snapshot, read_only
 from feedsvc.reload.reloader import Reloader
 from feedsvc.sources.directory import DirectorySource
-from feedsvc.state.catchup import load_memory, restore_memory
+from feedsvc.state.catchup import load_memory, restore_entries, restore_memory
 from feedsvc.state.parsecache import load_parse_cache, matching_files
 from feedsvc.state.snapshots import BadStateError, SnapshotReader, read_index, validate
 from feedsvc.state.snapshotwriter import SnapshotWriter
@@ -24,8 +24,9 @@ def warm_start(
 ) -> None:
     """Carry on from the state on disk: the last generation (its documents are reused
     while their feeds' signatures hold), the parse cache (files unchanged since are
-    not parsed) and the memory saved with it (articles unchanged since are not placed
-    or grouped again), so the first reload after a restart costs about a no-change one."""
+    not parsed) and the memory saved with it (articles unchanged since are not placed,
+    grouped or rendered again), so the first reload after a restart costs about a
+    no-change one."""
     started = time.perf_counter()
     articles: list[Article] = []
     cache = load_parse_cache(parse_cache_path(folder))
@@ -50,6 +51,8 @@ def warm_start(
         logger.warning("cannot resume from generation %d (%s); building anew", generation, exc)
         return
     reloader.renderer.seed(index.builder, documents)
+    if memory is not None:  # entries as views of the pieces the writer now knows
+        restore_entries(memory, reloader.renderer, writer.view)
     # What the catch-up compares with: only what changed since counts as changed (for the
     # log, the summary and the hub's pings).
     reloader.store.swap(Snapshot(documents=read_only(documents), generation=generation))

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from feedsvc.build.entries import SavedEntry
+from feedsvc.build.gzparts import View
 from feedsvc.build.membership import IndexState
 from feedsvc.build.site import SiteRenderer
 from feedsvc.model import Article
@@ -48,13 +50,15 @@ class Memory:
     generation: int
     placing: list[Remembered] | None  # None: no ledger, nothing placed
     index: IndexState
+    entries: list[SavedEntry]  # restored once the pieces they name are mapped
 
 
 def save_memory(path: Path, renderer: SiteRenderer, placer: Placer | None, generation: int) -> None:
     """Write what `renderer`'s index and `placer` hold, whole or not at all; OSError when
     it cannot be written."""
     placing = placer.export() if placer is not None else None
-    value = (renderer.config_digest, generation, placing, renderer.index.export())
+    entries = renderer.entries_cache.export()
+    value = (renderer.config_digest, generation, placing, renderer.index.export(), entries)
     write_atomically(path, checked_chunks(MAGIC, stamp(), [value]))
 
 
@@ -83,9 +87,16 @@ def restore_memory(
     return True
 
 
+def restore_entries(memory: Memory, renderer: SiteRenderer, view: View) -> None:
+    """Carry `renderer`'s entries on from `memory`, those whose pieces `view` finds on
+    disk (SnapshotWriter.view, once the writer has resumed)."""
+    if memory.config == renderer.config_digest:
+        renderer.entries_cache.restore(memory.entries, view)
+
+
 def _one(load: Any) -> tuple[Any, ...]:
     value = load()
-    if not isinstance(value, tuple) or len(value) != 4:
+    if not isinstance(value, tuple) or len(value) != 5:
         raise TypeError("not a builder memory")
     return value
 
