@@ -43,6 +43,9 @@ class Entries:
         self._entries: dict[str, tuple[Part | None, ...]] = {}
         self._listed = 0  # entries kept at the last look in forget_unlisted
         self._fresh: list[str] = []  # keys rendered since the last `rebase`
+        # Entries a restart restored, taken when first wanted (`restore`).
+        self._saved: dict[str, tuple[tuple[bytes, int, int] | None, ...]] = {}
+        self._view: View | None = None
         # Entries asked for and rendered since creation (a progress bar follows both).
         self.asked = self.rendered = 0
 
@@ -50,9 +53,10 @@ class Entries:
         """An article's entry in one format, with the whole content or only the summary."""
         key = article.revision if full == self.full else self._key(article, full)
         parts = self._entries.get(key)
-        if parts is None:
+        if parts is None and not self._take_saved(key):
             parts = self._entries[key] = self.parts(article, full)
             self._fresh.append(key)
+        parts = self._entries[key]
         part = parts[FORMAT_ORDER.index(fmt)]
         assert part is not None
         return part
@@ -88,7 +92,7 @@ class Entries:
         missing: dict[bool, dict[str, Article]] = {True: {}, False: {}}
         for article, full in wanted:
             key = self._key(article, full)
-            if key not in self._entries:
+            if key not in self._entries and not self._take_saved(key):
                 missing[full][key] = article
         self.asked += sum(len(batch) for batch in missing.values())
         for full, batch in missing.items():
@@ -101,21 +105,31 @@ class Entries:
 
     def export(self) -> list[SavedEntry]:
         """Every entry as its parts' (digest, size, CRC-32), for `restore` after a restart."""
-        return [
+        made = [
             (key, tuple(None if p is None else (p.digest, p.size, p.crc) for p in parts))
             for key, parts in self._entries.items()
         ]
+        return made + [item for item in self._saved.items() if item[0] not in self._entries]
 
     def restore(self, saved: Iterable[SavedEntry], view: View) -> None:
-        """Take the entries of `export` whose parts `view` finds on disk (their bytes are
-        the same whenever made: an entry is keyed by its article's revision, for one
-        config), so a restart renders only the entries of articles that changed."""
-        for key, kept in saved:
-            parts = tuple(
-                None if e is None else Part(view(e[0]) or b"", *e[1:], e[0]) for e in kept
-            )
-            if all(p is None or p.deflated for p in parts):
-                self._entries[key] = parts
+        """Take the entries of `export`, each when first wanted, if `view` finds its parts
+        on disk (their bytes are the same whenever made: an entry is keyed by its
+        article's revision, for one config), so a restart renders only the entries of
+        articles that changed."""
+        self._saved.update(saved)
+        self._view = view
+
+    def _take_saved(self, key: str) -> bool:
+        """Take a restored entry, reading its parts from disk; False when there is none."""
+        kept = self._saved.pop(key, None)
+        if kept is None or self._view is None:
+            return False
+        view = self._view
+        parts = tuple(None if e is None else Part(view(e[0]) or b"", *e[1:], e[0]) for e in kept)
+        if not all(p is None or p.deflated for p in parts):
+            return False
+        self._entries[key] = parts
+        return True
 
     def rebase(self, view: View, everything: bool = False) -> None:
         """Hold the entries rendered since the last call (every entry with `everything`)
@@ -144,6 +158,7 @@ class Entries:
             return
         live = {self._key(a, full) for a, full in self.wanted(nodes)}
         self._entries = {key: value for key, value in self._entries.items() if key in live}
+        self._saved = {key: value for key, value in self._saved.items() if key in live}
         self._listed = len(self._entries)
 
 
