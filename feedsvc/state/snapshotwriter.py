@@ -1,5 +1,7 @@
 """Writes generations of snapshot files (the format: feedsvc.state.snapshots); the builder
-process is the only writer of a state directory."""
+process is the only writer of a state directory. Over 300 lines: where each piece is on
+disk (writing, compacting, collecting, and the views the builder reads them by) is one
+table, kept here."""
 
 from __future__ import annotations
 
