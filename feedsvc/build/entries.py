@@ -52,12 +52,10 @@ class Entries:
     def part(self, article: Article, fmt: str, full: bool) -> Part:
         """An article's entry in one format, with the whole content or only the summary."""
         key = article.revision if full == self.full else self._key(article, full)
-        parts = self._entries.get(key)
-        if parts is None and not self._take_saved(key):
-            parts = self._entries[key] = self.parts(article, full)
+        if not self._has(key):
+            self._entries[key] = self.parts(article, full)
             self._fresh.append(key)
-        parts = self._entries[key]
-        part = parts[FORMAT_ORDER.index(fmt)]
+        part = self._entries[key][FORMAT_ORDER.index(fmt)]
         assert part is not None
         return part
 
@@ -92,7 +90,7 @@ class Entries:
         missing: dict[bool, dict[str, Article]] = {True: {}, False: {}}
         for article, full in wanted:
             key = self._key(article, full)
-            if key not in self._entries and not self._take_saved(key):
+            if not self._has(key):
                 missing[full][key] = article
         self.asked += sum(len(batch) for batch in missing.values())
         for full, batch in missing.items():
@@ -119,8 +117,10 @@ class Entries:
         self._saved.update(saved)
         self._view = view
 
-    def _take_saved(self, key: str) -> bool:
-        """Take a restored entry, reading its parts from disk; False when there is none."""
+    def _has(self, key: str) -> bool:
+        """Whether the entry of `key` is rendered, or restored (its parts read from disk)."""
+        if key in self._entries:
+            return True
         kept = self._saved.pop(key, None)
         if kept is None or self._view is None:
             return False

@@ -108,17 +108,16 @@ class SiteRenderer:
         touched: set[str] = set()
         vanished = [key for key, node in found if node is None and key in kept]
         for key in vanished:
-            touched.update(doc.path for doc in kept[key].documents)
             for doc in kept.pop(key).documents:
+                touched.add(doc.path)
                 del documents[doc.path]
             self._cut_problems.pop(key, None)
             del self._exported[_name(key)]
         for node in stale:
             old = kept.get(node.key)
-            if old is not None:
-                touched.update(doc.path for doc in old.documents)
-                for doc in old.documents:
-                    del documents[doc.path]
+            for doc in old.documents if old else ():
+                touched.add(doc.path)
+                del documents[doc.path]
             built = kept[node.key] = self._render_node(node, old)
             documents.update((doc.path, doc) for doc in built.documents)
             touched.update(doc.path for doc in built.documents)

@@ -52,23 +52,17 @@ def settle_garbage() -> None:
     for under 4 ms)."""
     gc.collect()
     gc.freeze()
-    _trim_heap()
+    _malloc_trim()(0)
 
 
 @functools.cache
-def _heap_trimmer() -> Callable[[int], int] | None:
-    """glibc's malloc_trim (None elsewhere: musl has none)."""
+def _malloc_trim() -> Callable[[int], int]:
+    """glibc's malloc_trim (a no-op elsewhere: musl has none)."""
     try:
         trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
-        return None
+        return lambda _pad: 0
     return trim
-
-
-def _trim_heap() -> None:
-    trim = _heap_trimmer()
-    if trim is not None:
-        trim(0)
 
 
 def _let_requests_run() -> None:

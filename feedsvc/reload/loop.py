@@ -1,10 +1,10 @@
 """The one reload loop: every trigger asks it, one thread runs reloads, the same steps follow.
 
 The schedule, SIGHUP, `POST /-/reload`, a file watch, a config save and a remote fetch
-that brought news all call `ask` (or `poke`). Asks that arrive while a reload runs are answered by
-one more reload after it (none is lost, none runs twice for nothing). After every reload
-`after` runs once, in one place (apply the config, publish the generation, ping the
-hub), and only then is every asker answered.
+that brought news all call `ask` (or `poke`). Asks that arrive while a reload runs are
+answered by one more reload after it (none is lost, none runs twice for nothing). After
+every reload `after` runs once, in one place (apply the config, publish the generation,
+ping the hub), and only then is every asker answered.
 """
 
 from __future__ import annotations
