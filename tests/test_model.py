@@ -1,13 +1,14 @@
 """Article.revision: a digest of every field, the same for equal articles in any process."""
 
 import copy
+import dataclasses
 import pickle
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from feedsvc.model import Article, Author, Identity, Origin, deflate_html
+from feedsvc.model import Article, Author, Identity, Origin, assemble, deflate_html
 
 from tests.support.articles import make_article
 from tests.support.commands import in_another_process
@@ -61,3 +62,18 @@ def test_equal_articles_made_anew_have_the_same_revision() -> None:
 def test_the_revision_is_the_same_in_another_process() -> None:
     script = "from tests.support.articles import make_article;print(make_article().revision)"
     assert in_another_process(script).decode().strip() == make_article().revision
+
+
+def test_assemble_makes_the_object_of_its_field_values_with_the_revision_given() -> None:
+    article = replace(make_article(), **CHANGES)  # type: ignore[arg-type]
+    values = [getattr(article, f.name) for f in fields(Article)]
+    assert values[-1] == article.revision  # the revision is a field too, the last
+    made = assemble(Article, values)
+    assert made == article and made is not article and made.revision == article.revision
+    assert assemble(Article, [*values[:-1], "given"]).revision == "given"  # not computed
+    identity = Identity(content="c", fields="f", slug="s")
+    assert assemble(Identity, [getattr(identity, f.name) for f in fields(Identity)]) == identity
+    with pytest.raises(ValueError, match="unpack"):
+        assemble(Article, values[:-1])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.title = "still frozen"  # type: ignore[misc]

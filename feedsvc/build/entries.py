@@ -116,6 +116,8 @@ class Entries:
         articles that changed."""
         self._saved.update(saved)
         self._view = view
+        # Those of the last process's look (forget_unlisted): looked at once it grows.
+        self._listed = len(self._entries) + len(self._saved)
 
     def _has(self, key: str) -> bool:
         """Whether the entry of `key` is rendered, or restored (its parts read from disk)."""
@@ -154,12 +156,12 @@ class Entries:
         reload that changes little pays nothing and the cache stays within 125% of what
         the feeds list.
         """
-        if len(self._entries) <= self._listed * 5 // 4:
+        if len(self._entries) + len(self._saved) <= self._listed * 5 // 4:
             return
         live = {self._key(a, full) for a, full in self.wanted(nodes)}
         self._entries = {key: value for key, value in self._entries.items() if key in live}
         self._saved = {key: value for key, value in self._saved.items() if key in live}
-        self._listed = len(self._entries)
+        self._listed = len(self._entries) + len(self._saved)
 
 
 SavedEntry = tuple[str, tuple[tuple[bytes, int, int] | None, ...]]

@@ -204,12 +204,16 @@ class DirectorySource:
         """Every file read so far, for a later process (feedsvc.state.parsecache)."""
         return {path: (c.key, c.article, c.problems) for path, c in self._cache.items()}
 
-    def import_cache(self, files: Mapping[str, CachedFile]) -> None:
+    def import_cache(self, files: Mapping[str, CachedFile]) -> list[Article]:
         """Take files exported by a source of the same `fingerprint` as read already: the
-        next read parses only those whose (size, mtime_ns, inode) changed since."""
+        next read parses only those whose (size, mtime_ns, inode) changed since. Returns
+        their articles."""
+        articles: list[Article] = []
         for relpath, (key, article, problems) in files.items():
-            shared = None if article is None else with_shared_values(article)
-            self._cache[relpath] = _Cached(key, shared, problems)
+            if article is not None:
+                articles.append(with_shared_values(article))
+            self._cache[relpath] = _Cached(key, article, problems)
+        return articles
 
     @staticmethod
     def _is_safe_link(path: str, root: str) -> bool:

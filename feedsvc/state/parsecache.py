@@ -32,7 +32,7 @@ from typing import IO, Any, TypeVar
 
 import feedsvc
 from feedsvc.errors import FeedsvcError
-from feedsvc.model import Article, Author, Identity, Origin, Problem
+from feedsvc.model import Article, Author, Identity, Origin, Problem, assemble
 from feedsvc.sources.directory import CachedFile, ExportedCache
 from feedsvc.state.files import write_atomically
 
@@ -199,13 +199,11 @@ def _reduce(obj: object) -> tuple[Callable[..., object], tuple[type, tuple[objec
 
 
 def rebuild(cls: type[T], values: tuple[object, ...]) -> T:
-    """A model object from what `_reduce` gave: no __init__ (Article's revision comes
-    along); a class that is not the model's, or values of another shape, raise."""
-    names = _FIELDS[cls]
-    rebuilt = object.__new__(cls)
-    for name, value in zip(names, values, strict=True):
-        object.__setattr__(rebuilt, name, value)
-    return rebuilt
+    """A model object from what `_reduce` gave (Article's revision comes along); a class
+    that is not the model's, or values of another shape, raise."""
+    if cls not in _FIELDS:
+        raise pickle.UnpicklingError(f"{cls!r} is not a model class")
+    return assemble(cls, values)
 
 
 def _payload(cache: Mapping[str, tuple[str, Mapping[str, CachedFile]]]) -> Iterator[object]:

@@ -26,12 +26,12 @@ import logging
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import PurePosixPath
 
 from feedsvc.dates import load_timezone
-from feedsvc.model import Article, Problem
+from feedsvc.model import Article, Problem, assemble
 from feedsvc.settings import SiteConfig
 from feedsvc.state.ledger import Ledger, Row
 from feedsvc.urls import entry_id, expand_permalink, slugize
@@ -40,10 +40,11 @@ logger = logging.getLogger(__name__)
 
 _BULK = 1000  # changed articles beyond which every row is read in one query
 
+_FIELDS = [f.name for f in fields(Article)]
 Key = tuple[str, str]  # (source, path)
-Remembered = tuple[str, str, str, str, str, datetime, datetime]
+Remembered = tuple[str, str, str, str, str, datetime, datetime, str]
 """One article of a placing: source, path, revision, then the id, link, published and
-updated it was published with (Placer.export)."""
+updated it was published with and its revision so (Placer.export)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,7 @@ class Placer:
         """The last placing, for `restore` in a later process: per (source, path), the
         revision placed and the id, link and dates it was published with."""
         return [
-            (*key, revision, p.id, p.link, p.published, p.updated)
+            (*key, revision, p.id, p.link, p.published, p.updated, p.revision)
             for key, revision in self._revision_at.items()
             if (p := self._by_revision.get(revision)) is not None
         ]
@@ -134,16 +135,15 @@ class Placer:
         present = self.ledger.present()
         here = {(a.source, a.path): a for a in articles}
         published: list[Article] = []
-        for source, path, revision, ident, link, published_at, updated in saved:
+        for source, path, revision, ident, link, published_at, updated, as_published in saved:
             key = (source, path)
             article = here.get(key)
             if article is None or article.revision != revision:
                 continue
-            given = (ident, link, published_at, updated)
-            if given != (article.id, article.link, article.published, article.updated):
-                article = replace(
-                    article, id=ident, link=link, published=published_at, updated=updated
-                )
+            if as_published != revision:  # published with other ids, links or dates
+                changes = {"id": ident, "link": link, "published": published_at}
+                changes |= {"updated": updated, "revision": as_published}
+                article = assemble(Article, [changes.get(f, getattr(article, f)) for f in _FIELDS])
             published.append(article)
             if present.get(key) == ident:
                 self._by_revision[revision] = article
