@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import struct
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from feedsvc.model import Document
 from feedsvc.reload.reloader import Reloader
 from feedsvc.settings import Config
 from feedsvc.state import snapshots
-from feedsvc.state.files import write_atomically
+from feedsvc.state.files import write_atomically, write_together
 from feedsvc.state.snapshots import (
     FOOTER,
     ROW,
@@ -346,6 +348,48 @@ def test_write_atomically_keeps_the_old_file_when_the_writer_fails_midway(tmp_pa
         write_atomically(target, chunks())
     assert target.read_bytes() == b"the old, whole file"
     assert sorted(os.listdir(tmp_path)) == ["gen-00000001.idx"]
+
+
+def test_files_written_together_stay_as_they_were_when_the_last_one_fails(tmp_path: Path) -> None:
+    """The parse cache and the builder's memory: a stop while the second is written must
+    not leave the first newer than it."""
+    cache, memory = tmp_path / "parse-cache", tmp_path / "builder-memory"
+    cache.write_bytes(b"old cache")
+    memory.write_bytes(b"old memory")
+
+    def chunks() -> Iterator[bytes]:
+        yield b"half of a new memory"
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_together([(cache, [b"new cache"]), (memory, chunks())])
+    assert (cache.read_bytes(), memory.read_bytes()) == (b"old cache", b"old memory")
+    assert sorted(os.listdir(tmp_path)) == ["builder-memory", "parse-cache"]
+    write_together([(cache, [b"new cache"]), (memory, [b"new memory"])])
+    assert (cache.read_bytes(), memory.read_bytes()) == (b"new cache", b"new memory")
+
+
+def test_files_written_together_stay_as_they_were_when_the_writer_is_killed(
+    tmp_path: Path,
+) -> None:
+    cache, memory = tmp_path / "parse-cache", tmp_path / "builder-memory"
+    cache.write_bytes(b"old cache")
+    memory.write_bytes(b"old memory")
+    script = f"""
+import sys, time
+from pathlib import Path
+from feedsvc.state.files import write_together
+def memory():
+    yield b"half of a new memory"
+    print("writing", flush=True)
+    time.sleep(60)
+write_together([(Path({str(cache)!r}), [b"new cache"]), (Path({str(memory)!r}), memory())])
+"""
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE) as writer:
+        assert writer.stdout is not None
+        assert writer.stdout.readline() == b"writing\n"  # the first is written, not renamed
+        writer.kill()
+    assert (cache.read_bytes(), memory.read_bytes()) == (b"old cache", b"old memory")
 
 
 def test_a_writer_starting_removes_what_a_killed_writer_left(tmp_path: Path) -> None:

@@ -30,9 +30,10 @@ from feedsvc.reload.reloader import Reloader, ReloadSummary
 from feedsvc.scheduler import make_scheduler, reschedule
 from feedsvc.settings import Config
 from feedsvc.sources.directory import DirectorySource
-from feedsvc.state.catchup import save_memory
+from feedsvc.state.catchup import memory_chunks
+from feedsvc.state.files import write_together
 from feedsvc.state.ledger import Ledger
-from feedsvc.state.parsecache import save_parse_cache
+from feedsvc.state.parsecache import parse_cache_chunks
 from feedsvc.state.snapshots import Status
 from feedsvc.state.snapshotwriter import SnapshotWriter
 from feedsvc.store import Store
@@ -138,11 +139,16 @@ class AfterReload:
             return
         cache = {s.config.name: (s.fingerprint, s.export_cache()) for s in sources}
         folder, reloader = self.writer.folder, self.reloader
+        memory = memory_chunks(reloader.renderer, reloader.placer, self.writer.generation)
         try:
-            save_parse_cache(parse_cache_path(folder), cache)
-            # With the articles it names by revision: a restart carries on from both.
-            save_memory(
-                memory_path(folder), reloader.renderer, reloader.placer, self.writer.generation
+            # With the articles the memory names by revision: a restart carries on from
+            # both, and a stop while they are written (seconds at 50,000 posts) must not
+            # leave one newer than the other.
+            write_together(
+                [
+                    (parse_cache_path(folder), parse_cache_chunks(cache)),
+                    (memory_path(folder), memory),
+                ]
             )
         except OSError as exc:
             logger.warning("cannot save the parse cache: %s", exc)

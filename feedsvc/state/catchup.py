@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,6 @@ from feedsvc.build.gzparts import View
 from feedsvc.build.membership import IndexState
 from feedsvc.build.site import SiteRenderer
 from feedsvc.model import Article
-from feedsvc.state.files import write_atomically
 from feedsvc.state.parsecache import checked_chunks, load_checked, sources_digest
 from feedsvc.state.parsecache import stamp as parse_stamp
 from feedsvc.state.placing import Placer, Remembered
@@ -53,13 +52,15 @@ class Memory:
     entries: list[SavedEntry]  # restored once the pieces they name are mapped
 
 
-def save_memory(path: Path, renderer: SiteRenderer, placer: Placer | None, generation: int) -> None:
-    """Write what `renderer`'s index and `placer` hold, whole or not at all; OSError when
-    it cannot be written."""
+def memory_chunks(
+    renderer: SiteRenderer, placer: Placer | None, generation: int
+) -> Iterator[bytes]:
+    """The file of what `renderer`'s index and entries and `placer` hold, to be written
+    with the parse cache it speaks of (feedsvc.state.files.write_together)."""
     placing = placer.export() if placer is not None else None
     entries = renderer.entries_cache.export()
     value = (renderer.config_digest, generation, placing, renderer.index.export(), entries)
-    write_atomically(path, checked_chunks(MAGIC, stamp(), [value]))
+    return checked_chunks(MAGIC, stamp(), [value])
 
 
 def load_memory(path: Path) -> Memory | None:

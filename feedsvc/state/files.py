@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from feedsvc.errors import FeedsvcError
@@ -18,19 +18,31 @@ class StateError(FeedsvcError):
 def write_atomically(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
     """Write `path` so that it is either whole or absent: a temporary file, fsync, rename,
     fsync of the folder."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write_together([(path, chunks)])
+
+
+def write_together(files: Sequence[tuple[Path, Iterable[bytes | memoryview]]]) -> None:
+    """Write files that are read together (of one folder), each as `write_atomically`
+    does, renamed one right after the other once every one is written: a writer that
+    fails or is killed midway leaves all of them as they were, but for the microseconds
+    between the renames."""
+    temporaries = [path.with_name(f".{path.name}.{os.getpid()}.tmp") for path, _ in files]
     try:
-        with open(temporary, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        for temporary, (_, chunks) in zip(temporaries, files, strict=True):
+            with open(temporary, "wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for temporary, (path, _) in zip(temporaries, files, strict=True):
+            os.replace(temporary, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
+        for temporary in temporaries:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
         raise
-    sync_folder(path.parent)
+    for folder in dict.fromkeys(path.parent for path, _ in files):
+        sync_folder(folder)
 
 
 def sync_folder(folder: Path) -> None:

@@ -91,7 +91,14 @@ class _BadFileError(FeedsvcError):
 def save_parse_cache(path: Path, cache: Mapping[str, tuple[str, Mapping[str, CachedFile]]]) -> None:
     """Write every source's fingerprint and files to `path`, whole or not at all; OSError
     when it cannot be written."""
-    write_atomically(path, checked_chunks(MAGIC, stamp(), _payload(cache)))
+    write_atomically(path, parse_cache_chunks(cache))
+
+
+def parse_cache_chunks(
+    cache: Mapping[str, tuple[str, Mapping[str, CachedFile]]],
+) -> Iterator[bytes]:
+    """The file `save_parse_cache` writes, for writing along with another one."""
+    return checked_chunks(MAGIC, stamp(), _payload(cache))
 
 
 def load_parse_cache(path: Path) -> ParseCache:
