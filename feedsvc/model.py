@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import zlib
@@ -10,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 from feedsvc.build.gzparts import gzip_chunks
 
@@ -151,24 +150,28 @@ def assemble(cls: type[_T], values: Sequence[object]) -> _T:
     an Article's revision is among them and is taken as given. For values this code made
     before (Placer.restore, the parse cache of feedsvc.state.parsecache), where computing
     the revision again was most of a restart's resume. Values of another shape raise."""
-    return cast(_T, _assembler(cast(type, cls))(values))
+    return assembler(cls)(values)
 
 
-@functools.cache
-def _assembler(cls: type) -> Callable[[Sequence[object]], object]:
-    """A function that makes a `cls` from its field values: a new object whose slots are
-    set one by one through their descriptors (past the frozen __setattr__). Generated and
-    unrolled, as dataclasses makes its own methods: a loop of setattr calls took five
-    times as long (0.29 against 0.08 s for 50,000 articles)."""
-    names = [f.name for f in fields(cls)]
-    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    scope.update((f"set{i}", getattr(cls, name).__set__) for i, name in enumerate(names))
-    unpacked = "".join(f"v{i}, " for i in range(len(names)))
-    sets = "".join(f"    set{i}(made, v{i})\n" for i in range(len(names)))
-    source = f"def make(values):\n    {unpacked}= values\n    made = new(cls)\n{sets}"
-    source += "    return made"
-    exec(source, scope)  # noqa: S102 - the code is ours; the names are the fields'
-    return scope["make"]  # type: ignore[no-any-return]
+def assembler(cls: type[_T]) -> Callable[[Sequence[object]], _T]:
+    """The function `assemble` calls for `cls`, for callers making many: a new object whose
+    slots are set one by one through their descriptors (past the frozen __setattr__).
+    Generated and unrolled, as dataclasses makes its own methods: a loop of setattr calls
+    took five times as long (0.29 against 0.08 s for 50,000 articles)."""
+    made: Callable[[Sequence[object]], _T] | None = _ASSEMBLERS.get(cls)
+    if made is None:
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+        scope.update((f"set{i}", getattr(cls, name).__set__) for i, name in enumerate(names))
+        unpacked = "".join(f"v{i}, " for i in range(len(names)))
+        sets = "".join(f"    set{i}(made, v{i})\n" for i in range(len(names)))
+        source = f"def make(values):\n    {unpacked}= values\n    made = new(cls)\n{sets}"
+        exec(source + "    return made", scope)  # noqa: S102 - our code; the fields' names
+        made = _ASSEMBLERS[cls] = scope["make"]
+    return made
+
+
+_ASSEMBLERS: dict[type, Any] = {}
 
 
 def deflate_html(html: str) -> bytes:

@@ -78,6 +78,30 @@ def test_a_restored_source_parses_nothing_and_gives_the_same_articles(
     assert found["problems"]  # the broken file's problem is remembered too
 
 
+@pytest.mark.parametrize("batch", [512, 1], ids=["one pickle", "a pickle per file"])
+def test_restored_articles_hold_the_values_they_share_as_one_object(
+    config: Config,
+    articles_dir: Path,
+    cache_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    batch: int,
+) -> None:
+    """Across batches and with what this process parses later (feedsvc.sources.shared)."""
+    monkeypatch.setattr(parsecache, "BATCH", batch)
+    for name in ("a", "b", "c"):
+        write_article(articles_dir, f"{name}.md", title=name, categories=[["市场", "A股"]])
+    source = source_for(config)
+    source.read()
+    save(source, cache_file)
+    restarted = restored(config, cache_file)
+    loaded = sorted(restarted.read().articles, key=lambda a: a.path)
+    assert len({id(a.categories) for a in loaded}) == 1
+    assert len({id(a.authors) for a in loaded}) == 1
+    write_article(articles_dir, "d.md", title="d", categories=[["市场", "A股"]])
+    parsed = next(a for a in restarted.read().articles if a.path == "d.md")
+    assert parsed.categories is loaded[0].categories
+
+
 def test_files_changed_after_saving_are_parsed_again(
     config: Config, saved: DirectorySource, cache_file: Path, articles_dir: Path
 ) -> None:

@@ -207,11 +207,12 @@ class DirectorySource:
     def import_cache(self, files: Mapping[str, CachedFile]) -> list[Article]:
         """Take files exported by a source of the same `fingerprint` as read already: the
         next read parses only those whose (size, mtime_ns, inode) changed since. Returns
-        their articles."""
+        their articles. They should hold shared values (feedsvc.sources.shared), as
+        the parse cache gives them."""
         articles: list[Article] = []
         for relpath, (key, article, problems) in files.items():
             if article is not None:
-                articles.append(with_shared_values(article))
+                articles.append(article)
             self._cache[relpath] = _Cached(key, article, problems)
         return articles
 
