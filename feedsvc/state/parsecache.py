@@ -16,6 +16,8 @@ Written whole under a temporary name, fsynced and renamed (feedsvc.state.files).
 file only saves time: one that is missing, truncated, garbled or of another version is
 ignored (with a warning unless missing) and every file is parsed again. Unpickling
 admits the model's classes and datetime's only, so even a stray file runs no code.
+Over 300 lines: that checked framing (header, checksum, restricted unpickling) is the
+builder memory's too (feedsvc.state.catchup), and lives here with its first user.
 """
 
 from __future__ import annotations
