@@ -1,11 +1,13 @@
-"""A post edited while the server was down, two versions side by side (#14, warm restart).
+"""Restarts with a post edited while the server was down, two versions side by side (#14).
 
 bench/state.py measures this once per size for the version under test; one start is
 noisy on a shared machine. This alternates two `feedsvc` executables (this venv's and
 BENCH_OLD_FEEDSVC's, a checkout with its own venv), each with its own state directory
 on the same generated corpus: per round, for each version, change the newest post's
-title, start `feedsvc serve` (2 workers, defaults otherwise), poll /feed.atom every 5 ms
-(gzip) until the new title shows, wait for the builder to save its caches, stop.
+title, start `feedsvc serve` (2 workers, defaults otherwise), time the warm restart (the
+site feed, a three-level category feed and a tag feed all 200, as bench/state.py does),
+poll /feed.atom every 5 ms (gzip) until the new title shows, wait for the builder to save
+its caches, stop.
 
     BENCH_OLD_FEEDSVC=/path/to/old/.venv/bin/feedsvc python bench/down_pair.py 50000 5
 
@@ -30,7 +32,16 @@ sys.path.insert(0, str(HERE))
 
 from corpus import write_corpus
 from service import free_port
-from state import NEW_FEEDSVC, TAGS, Server, describe, get, newest_post, write_config
+from state import (
+    NEW_FEEDSVC,
+    TAGS,
+    Server,
+    describe,
+    get,
+    newest_post,
+    probe_paths,
+    write_config,
+)
 
 SAVED_SECONDS = 8.0  # after the edit shows: the builder writes its parse cache and memory
 
@@ -47,6 +58,8 @@ def main(count: int, rounds: int) -> dict[str, object]:
     newest = newest_post(corpus)
     original = newest.read_text(encoding="utf-8")
     seconds: dict[str, list[float]] = {name: [] for name in versions}
+    warm: dict[str, list[float]] = {name: [] for name in versions}
+    paths = probe_paths(count, TAGS)
     try:
         for server in servers.values():  # a cold start leaves a state to restart from
             server.start()
@@ -61,6 +74,7 @@ def main(count: int, rounds: int) -> dict[str, object]:
                 )
                 newest.write_text(edited, encoding="utf-8")
                 server.start()
+                warm[name].append(round(max(server.wait_for(paths).values()), 3))
                 seconds[name].append(served_after(server, marker))
                 time.sleep(SAVED_SECONDS)
                 server.stop()
@@ -74,6 +88,8 @@ def main(count: int, rounds: int) -> dict[str, object]:
         "rounds": rounds,
         "seconds": seconds,
         "median_s": {name: statistics.median(s) for name, s in seconds.items()},
+        "warm_restart_s": warm,
+        "warm_restart_median_s": {name: statistics.median(s) for name, s in warm.items()},
         "old": describe(versions["old"]),
         "new": describe(versions["new"]),
     }
