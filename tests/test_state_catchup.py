@@ -99,6 +99,18 @@ def site(make_config: Callable[..., Config], tmp_path: Path, articles: Path) -> 
     return site
 
 
+def edit_p5(articles: Path) -> None:
+    """A new title for p5.md, in the same feeds: the site, News, News/Desk 2, t1, Desk."""
+    write_article(
+        articles,
+        "p5.md",
+        title="P5, edited",
+        date="2022-01-06",
+        tags=["t1"],
+        categories=[["News", "Desk 2"]],
+    )
+
+
 def documents(reloader: Reloader) -> dict[str, str]:
     return {p: d.gzip_etag for p, d in reloader.store.current.documents.items()}
 
@@ -125,14 +137,7 @@ def test_a_restart_with_nothing_changed_places_groups_and_renders_nothing(
 def test_a_post_edited_while_down_is_the_only_one_placed_and_regrouped(
     site: Site, articles: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_article(
-        articles,
-        "p5.md",
-        title="P5, edited",
-        date="2022-01-06",
-        tags=["t1"],
-        categories=[["News", "Desk 2"]],
-    )
+    edit_p5(articles)
     counts = Counts(monkeypatch)
     reloader, after = site.start()
     after(reloader.reload())
@@ -260,14 +265,7 @@ def test_after_a_restart_an_edit_looks_at_the_entries_of_its_own_feeds_only(
         return wanted(entries, nodes)
 
     monkeypatch.setattr(Entries, "wanted", counting)
-    write_article(
-        articles,
-        "p5.md",
-        title="P5, edited",
-        date="2022-01-06",
-        tags=["t1"],
-        categories=[["News", "Desk 2"]],
-    )
+    edit_p5(articles)
     after(reloader.reload())
     # The site, its two category levels, its tag and the author; not all 8 feeds.
     assert looked == [5]
