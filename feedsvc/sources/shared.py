@@ -22,16 +22,20 @@ def share(value: _T) -> _T:
     return _SHARED.setdefault(value, value)  # type: ignore[no-any-return]
 
 
+SHARED_FIELDS = ("authors", "categories", "tags")
+"""The fields of an Article whose values many articles repeat."""
+
+
 def with_shared_values(article: Article) -> Article:
     """`article` holding the very authors, categories and tags objects equal ones of
-    other articles hold: what a parse in this process gives, for a parse in another or
-    one read back from the parse cache.
+    other articles hold: what a parse in this process gives, for a parse in another
+    (the parse cache shares them as it loads: feedsvc.state.parsecache).
 
     Changed in place, on an article the caller has just received and no one else holds:
     the values are equal, so neither its equality nor its revision changes, and copying
-    it (which computes the revision again) cost a third of a restart's resume.
+    it would compute the revision again.
     """
-    for name in ("authors", "categories", "tags"):
+    for name in SHARED_FIELDS:
         value = getattr(article, name)
         shared = share(value)
         if shared is not value:

@@ -42,7 +42,7 @@ import feedsvc
 from feedsvc.errors import FeedsvcError
 from feedsvc.model import Article, Author, Identity, Origin, Problem, assemble, assembler
 from feedsvc.sources.directory import CachedFile, ExportedCache
-from feedsvc.sources.shared import share
+from feedsvc.sources.shared import SHARED_FIELDS, share
 from feedsvc.state.files import write_atomically
 
 logger = logging.getLogger(__name__)
@@ -74,8 +74,7 @@ _PARSER_LIBRARIES = ("PyYAML", "python-frontmatter", "markdown-it-pyrs", "nh3", 
 _MODEL = (Article, Author, Identity, Origin, Problem)
 _FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in _MODEL}
 _ARTICLE = _FIELDS[Article]
-_SHARED = ("authors", "categories", "tags")  # values many articles hold (sources.shared)
-_SHARED_AT = [_ARTICLE.index(name) for name in _SHARED]
+_SHARED_AT = [_ARTICLE.index(name) for name in SHARED_FIELDS]
 _IDENTITY_AT = _ARTICLE.index("identity")
 _make_article, _make_identity = assembler(Article), assembler(Identity)
 _ALLOWED = {  # module -> the names a parse cache may hold from it
@@ -232,7 +231,7 @@ def _payload(cache: Mapping[str, tuple[str, Mapping[str, CachedFile]]]) -> Itera
     places: dict[object, int] = {}
     for _, files in cache.values():
         for _, article, _ in files.values():
-            for name in _SHARED if article is not None else ():
+            for name in SHARED_FIELDS if article is not None else ():
                 places.setdefault(getattr(article, name), len(places))
     yield list(places)
     for _, files in cache.values():
