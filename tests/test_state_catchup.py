@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from feedsvc.processes.builder import AfterReload
 from feedsvc.processes.resume import memory_path, warm_start
 from feedsvc.reload.reloader import Reloader
 from feedsvc.settings import Config
+from feedsvc.state import catchup
+from feedsvc.state.catchup import load_memory
 from feedsvc.state.ledger import Ledger
 from feedsvc.state.placing import Placer
 from feedsvc.state.snapshotwriter import SnapshotWriter
@@ -269,3 +272,27 @@ def test_after_a_restart_an_edit_looks_at_the_entries_of_its_own_feeds_only(
     after(reloader.reload())
     # The site, its two category levels, its tag and the author; not all 8 feeds.
     assert looked == [5]
+
+
+@pytest.mark.parametrize(
+    "module", ["feedsvc.build.entries", "feedsvc.build.membership", "feedsvc.state.placing"]
+)
+def test_a_memory_saved_by_other_code_of_the_shapes_it_holds_is_not_used(
+    site: Site,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    module: str,
+) -> None:
+    """The entries, the index and the placing are saved in shapes their modules define: a
+    memory written by another version of any of them reads as foreign, never as garbage."""
+    changed = tmp_path / "changed.py"
+    changed.write_bytes(Path(sys.modules[module].__file__ or "").read_bytes() + b"\n# edited\n")
+    monkeypatch.setattr(sys.modules[module], "__file__", str(changed))
+    catchup.stamp.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="feedsvc.state.parsecache"):
+            assert load_memory(memory_path(site.folder)) is None
+        assert "another version" in caplog.text
+    finally:
+        catchup.stamp.cache_clear()

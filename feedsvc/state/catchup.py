@@ -1,13 +1,15 @@
 """The builder's memory beside the parse cache: the last placing of ids
-(feedsvc.state.placing) and the node index (feedsvc.build.membership), so that a restart
-carries on from them instead of placing and grouping every article again.
+(feedsvc.state.placing), the node index (feedsvc.build.membership) and the entries
+rendered (feedsvc.build.entries), so that a restart carries on from them instead of
+placing, grouping and rendering every article again.
 
-One pickle (the config digest, the generation, the placing, the index) in the parse
-cache's framing: a version and stamp header and a checksummed payload, written whole
-under a temporary name and renamed. Both parts name articles by revision, so a memory
-older than the last generation is still a sound start: what changed since is placed and
-regrouped as in any reload. A missing, damaged or foreign file, or one of another
-config, is ignored (logged) and the start does that work anew.
+One pickle (the config digest, the generation, the placing, the index, the entries) in
+the parse cache's framing: a version and stamp header and a checksummed payload, written
+with the parse cache (feedsvc.state.files.write_together). Every part names articles by
+revision, so a memory older than the last generation is still a sound start: what
+changed since is placed, regrouped and rendered as in any reload. A missing, damaged or
+foreign file, or one of another config, is ignored (logged) and the start does that
+work anew.
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ _ALLOWED = {
     "datetime": frozenset({"datetime", "timezone", "timedelta"}),
 }
 # The code the saved shapes come from, besides the model's (the parse cache's stamp).
-_MODULES = ("feedsvc.build.membership", "feedsvc.state.placing", __name__)
+_MODULES = (
+    "feedsvc.build.entries",
+    "feedsvc.build.membership",
+    "feedsvc.state.placing",
+    __name__,
+)
 
 
 @dataclass(frozen=True, slots=True)
