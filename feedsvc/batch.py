@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from feedsvc.errors import PublishError
+from feedsvc.errors import EXIT_CONFIG, EXIT_OK, EXIT_PROBLEMS, PublishError, fail
 from feedsvc.model import Snapshot
 from feedsvc.progress import Progress
 from feedsvc.publish.bucket import Bucket, parse_target
@@ -32,14 +32,6 @@ from feedsvc.state.ledger import Ledger
 from feedsvc.store import Store
 
 logger = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
-
-
-def fail(message: str, status: int = EXIT_CONFIG) -> int:
-    """Print `feedsvc: message` on standard error; returns `status`, the exit status."""
-    print(f"feedsvc: {message}", file=sys.stderr)
-    return status
 
 
 def _read(config: Config, progress: Progress, *, record: bool = True) -> tuple[Snapshot, str, int]:

@@ -11,22 +11,13 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from feedsvc import __version__
-from feedsvc.batch import (
-    EXIT_CONFIG,
-    EXIT_OK,
-    build_command,
-    check_command,
-    fail,
-    forget_command,
-    publish_command,
-)
 from feedsvc.config import load_config
-from feedsvc.errors import ConfigError
+from feedsvc.errors import EXIT_CONFIG, EXIT_OK, ConfigError, fail
 from feedsvc.logs import configure_logging, server_logging
 from feedsvc.metrics import Metrics, enable_multiprocess, process_exited
 from feedsvc.processes.cpus import available_cores
@@ -36,7 +27,6 @@ from feedsvc.settings import Config
 from feedsvc.state.files import StateError, StateLock, prepare_folder
 from feedsvc.state.snapshots import discard, validate
 from feedsvc.store import Store
-from feedsvc.web import create_app
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=serve_command)
     build = commands.add_parser("build", help="write every document as static files")
     build.add_argument("--out", required=True, type=Path, help="output folder")
-    build.set_defaults(run=build_command)
+    build.set_defaults(run=_batch("build_command"))
     check = commands.add_parser("check", help="validate the config and every source")
-    check.set_defaults(run=check_command)
+    check.set_defaults(run=_batch("check_command"))
     publish = commands.add_parser(
         "publish", help="build, then upload what changed to object storage (S3-compatible)"
     )
@@ -87,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument(
         "--dry-run", action="store_true", help="say what would change; change nothing"
     )
-    publish.set_defaults(run=publish_command)
+    publish.set_defaults(run=_batch("publish_command"))
     forget = commands.add_parser(
         "forget", help="stop serving emptied feeds the state directory keeps (README: Ids)"
     )
@@ -97,9 +87,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FEED",
         help="a feed's directory (categories/旧栏目, tags/x; a trailing /** takes what is below)",
     )
-    forget.set_defaults(run=forget_command)
+    forget.set_defaults(run=_batch("forget_command"))
     _add_common_options((serve, build, check, publish, forget), quiet=(build, check, publish))
     return parser
+
+
+def _batch(name: str) -> Callable[[argparse.Namespace, Config], int]:
+    """A command of feedsvc.batch, imported when it runs: `serve` starts sooner without it
+    (its main process forks the builder and the workers, which need other modules)."""
+
+    def run(args: argparse.Namespace, config: Config) -> int:
+        from feedsvc import batch  # noqa: PLC0415 (see the docstring)
+
+        return int(getattr(batch, name)(args, config))
+
+    return run
 
 
 def _add_common_options(
@@ -157,9 +159,13 @@ def serve_command(args: argparse.Namespace, config: Config) -> int:
 
 def _make_server(args: argparse.Namespace, config: Config, host: str, port: int) -> Any:
     """granian, set up to run `worker_app` in every worker."""
-    # The server is imported only when serving: check and build never need it.
+    # The server is imported only when serving: check and build never need it. The web
+    # app is imported here too: after the builder was forked (it serves nothing, and
+    # its start does not wait for these), before granian forks the workers that use it.
     from granian.constants import Interfaces  # noqa: PLC0415
     from granian.http import HTTP1Settings  # noqa: PLC0415
+
+    import feedsvc.web  # noqa: F401, PLC0415
 
     return _server_class()(
         "feedsvc.cli:worker_app",
@@ -246,6 +252,8 @@ def worker_app() -> object:
     follower = Follower(os.environ[SOCKET_ENV], Path(os.environ[SNAPSHOTS_ENV]), store)
     generation = os.environ.get(GENERATION_ENV)
     follower.start(int(generation) if generation else None)
+    from feedsvc.web import create_app  # noqa: PLC0415 (imported before the fork: _make_server)
+
     app = create_app(store, follower, metrics=metrics)
     # Serve the app's WSGI callable (FastPath in front of Flask) directly: one frame less
     # on every feed request than going through Flask.__call__.

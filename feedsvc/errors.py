@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
 from feedsvc.model import Problem
+
+# The commands' exit statuses: done; done, with problems in the sources; not run (a bad
+# config or command line, or a state directory another server holds).
+EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
+
+
+def fail(message: str, status: int = EXIT_CONFIG) -> int:
+    """Print `feedsvc: message` on standard error; returns `status`, the exit status."""
+    print(f"feedsvc: {message}", file=sys.stderr)
+    return status
 
 
 class FeedsvcError(Exception):

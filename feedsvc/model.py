@@ -230,6 +230,17 @@ def read_only(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class ReloadSummary:
+    """What one reload did, for logs and the reload endpoint."""
+
+    articles: int
+    documents: int
+    changed: int
+    problems: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything served at one moment; replaced whole, never mutated."""
 

@@ -1,21 +1,27 @@
-"""Outgoing HTTP: the only user of requests. Every call has timeouts and bounded retries."""
+"""Outgoing HTTP: the only user of requests. Every call has timeouts and bounded retries.
+
+requests is imported with the first session (`make_session`): a server without remote
+sources or a hub never needs it, and no start waits for it.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
-
-import requests
 
 from feedsvc import __version__
 from feedsvc.dates import parse_http_date
 from feedsvc.errors import FetchError
 
+if TYPE_CHECKING:
+    from requests import Response
+    from requests import Session as Session  # noqa: PLC0414 (re-exported: websub's annotations)
+
 TIMEOUT = (5.0, 20.0)  # (connect, read) seconds
 POST_ATTEMPTS = 3
-Session = requests.Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +34,11 @@ class Outcome:
 
 
 def post_form(
-    session: requests.Session, url: str, form: Mapping[str, str], *, backoff: float = 1.0
+    session: Session, url: str, form: Mapping[str, str], *, backoff: float = 1.0
 ) -> Outcome:
     """POST a form; retry on connection errors and 5xx/429 with exponential backoff."""
+    import requests  # noqa: PLC0415 (imported by make_session: see the module docstring)
+
     detail = ""
     for attempt in range(1, POST_ATTEMPTS + 1):
         try:
@@ -49,8 +57,10 @@ def post_form(
     return Outcome(False, POST_ATTEMPTS, detail)
 
 
-def make_session(site_url: str) -> requests.Session:
+def make_session(site_url: str) -> Session:
     """A session whose User-Agent names feedsvc: product, version and the site it serves."""
+    import requests  # noqa: PLC0415 (see the module docstring)
+
     session = requests.Session()
     session.headers["User-Agent"] = f"feedsvc/{__version__} (+{site_url})"
     return session
@@ -73,7 +83,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def fetch(
-    session: requests.Session,
+    session: Session,
     url: str,
     *,
     headers: Mapping[str, str],
@@ -107,9 +117,9 @@ def fetch(
     raise FetchError("redirects", f"more than {MAX_REDIRECTS} redirects")
 
 
-def _get(
-    session: requests.Session, url: str, headers: Mapping[str, str], read_timeout: float
-) -> requests.Response:
+def _get(session: Session, url: str, headers: Mapping[str, str], read_timeout: float) -> Response:
+    import requests  # noqa: PLC0415 (imported by make_session: see the module docstring)
+
     try:
         return session.get(
             url,
@@ -129,7 +139,9 @@ def _get(
         raise FetchError("request", f"request failed: {type(exc).__name__}") from None
 
 
-def _result(response: requests.Response, max_bytes: int, moved_to: str | None) -> Fetched:
+def _result(response: Response, max_bytes: int, moved_to: str | None) -> Fetched:
+    import requests  # noqa: PLC0415 (imported by make_session: see the module docstring)
+
     status = response.status_code
     if status == 304:
         return Fetched(304, b"", "", None, None, moved_to)

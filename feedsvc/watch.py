@@ -140,6 +140,13 @@ class FolderWatch:
                 return None
         return dirty
 
+    def restart(self) -> bool:
+        """Start collecting afresh: the next `drain` holds the changes made from now on;
+        False when it cannot (a folder is not watched: it says None)."""
+        with self._lock:
+            self._dirty = set()
+            return len(self._watches) >= self._wanted
+
     def forget(self) -> None:
         """Make the next `drain` say "every file" (the scheduled safety-net reload)."""
         with self._lock:

@@ -9,8 +9,7 @@ from typing import Protocol
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
 from feedsvc.metrics import Metrics
-from feedsvc.model import Snapshot
-from feedsvc.reload.reloader import ReloadSummary
+from feedsvc.model import ReloadSummary, Snapshot
 from feedsvc.serving import FastPath
 from feedsvc.store import Store
 

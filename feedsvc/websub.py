@@ -7,8 +7,12 @@ import queue
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from feedsvc.transport import Outcome, Session, make_session, post_form
+from feedsvc.transport import Outcome, make_session, post_form
+
+if TYPE_CHECKING:
+    from feedsvc.transport import Session
 
 logger = logging.getLogger(__name__)
 

@@ -149,3 +149,19 @@ def test_importing_the_package_starts_nothing() -> None:
         "assert 'granian' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)
+
+
+def test_each_process_of_serve_imports_what_it_runs() -> None:
+    """The main process forks the builder before importing what the builder or the
+    workers run, so that they import on cores of their own; the builder's start waits for
+    neither the web app nor the libraries of remote sources and of the commands."""
+    code = (
+        "import sys, feedsvc.cli;"
+        "late = {'feedsvc.reload.reloader', 'feedsvc.processes.builder', 'feedsvc.web',"
+        " 'feedsvc.batch', 'flask', 'apscheduler', 'feedgen', 'requests', 'feedparser', 'tqdm'};"
+        "assert not late & set(sys.modules), late & set(sys.modules);"
+        "import feedsvc.processes.builder;"
+        "unused = {'feedsvc.web', 'feedsvc.batch', 'flask', 'requests', 'feedparser', 'tqdm'};"
+        "assert not unused & set(sys.modules), unused & set(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from feedsvc.build.site import SiteRenderer
+from feedsvc.metrics import Metrics
 from feedsvc.model import Snapshot
 from feedsvc.processes.announcer import Announcer
-from feedsvc.processes.builder import AfterReload
+from feedsvc.processes.builder import AfterReload, _make_reloader
 from feedsvc.processes.follower import Follower
 from feedsvc.processes.resume import warm_start
 from feedsvc.reload.loop import ReloadLoop
@@ -268,3 +269,19 @@ def test_the_builder_holds_what_it_wrote_as_views_of_the_snapshot_files(
         write_article(
             folder, f"p{step % 5}.md", title=f"改{step}", date="2026-02-01", tags=["宏观"]
         )
+
+
+def test_a_config_edited_before_the_builder_reads_it_counts_at_its_first_reload(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    """The main process reads the config, then forks the builder, which imports its
+    modules and loads its state before it makes its reloader: an edit meanwhile is the
+    config its first reload runs with (it was the running config's file, unnoticed)."""
+    write_article(tmp_path / "articles", "a.md", title="A", date="2022-01-01")
+    config = make_config()
+    make_config(site={"title": "Edited Newsroom"})  # saved while the builder started
+    folder = tmp_path / "state" / "snapshots"
+    folder.mkdir(parents=True)
+    reloader = _make_reloader(config, folder, Metrics(), restarted=False)
+    reloader.reload()
+    assert b"<title>Edited Newsroom" in reloader.store.current.documents["feed.atom"].body

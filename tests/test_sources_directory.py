@@ -245,3 +245,51 @@ def test_an_empty_title_is_published_under_the_file_name_with_a_warning(
     [warning] = result.problems
     assert str(warning) == "articles/2022-05-01-quiet-day.md:3: title: empty, the file name is used"
     assert warning.severity == "warning"
+
+
+def test_the_first_read_takes_a_listing_made_ahead_and_what_changed_since(
+    config: Config, articles_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart: another process lists the folder while the builder loads its state; the
+    catch-up takes that listing for its scan, and the files a watch saw change after it."""
+    write_article(articles_dir, "kept.md", title="Kept", date="2022-01-01")
+    down = write_article(articles_dir, "down.md", title="Before", date="2022-01-02")
+    later = write_article(articles_dir, "later.md", title="Before", date="2022-01-03")
+    gone = write_article(articles_dir, "gone.md", title="Gone", date="2022-01-04")
+    before = source_for(config)
+    before.read()
+    write_article(articles_dir, "down.md", title="Edited while down", date="2022-01-02")
+    os.utime(down, ns=(1, 1_700_000_000_000_000_000))
+    source = source_for(config)
+    source.import_cache(before.export_cache())
+    listed = source.listing()
+    # After the listing, seen by the watch: an edit, a removal and a new file.
+    write_article(articles_dir, "later.md", title="Edited after", date="2022-01-03")
+    os.utime(later, ns=(1, 1_600_000_000_000_000_000))
+    gone.unlink()
+    added = write_article(articles_dir, "new.md", title="New", date="2022-01-05")
+    real = Path(os.path.realpath(articles_dir))
+    told = {str(real / p.name) for p in (later, gone, added)}
+    source.expect(listed)
+
+    def no_scan(_: DirectorySource) -> None:
+        raise AssertionError("walked the folder although a listing was handed over")
+
+    monkeypatch.setattr(DirectorySource, "_walk", no_scan)
+    titles = sorted(a.title for a in source.read(told).articles)
+    assert titles == ["Edited after", "Edited while down", "Kept", "New"]
+    assert source.reads == 3  # the three changed files alone were parsed
+    monkeypatch.undo()
+    assert sorted(a.title for a in source.read(None).articles) == titles  # a scan agrees
+
+
+def test_a_listing_is_not_taken_without_word_of_what_changed_since(
+    config: Config, articles_dir: Path
+) -> None:
+    """No watch (or one that missed events): the first read scans, whatever was listed."""
+    write_article(articles_dir, "a.md", title="A", date="2022-01-01")
+    source = source_for(config)
+    listed = source.listing()
+    write_article(articles_dir, "b.md", title="B", date="2022-01-02")
+    source.expect(listed)
+    assert sorted(a.title for a in source.read(None).articles) == ["A", "B"]

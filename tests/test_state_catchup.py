@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,6 +23,7 @@ from feedsvc.processes.builder import AfterReload
 from feedsvc.processes.resume import memory_path, warm_start
 from feedsvc.reload.reloader import Reloader
 from feedsvc.settings import Config
+from feedsvc.sources.directory import DirectorySource, Listing
 from feedsvc.state import catchup
 from feedsvc.state.catchup import load_memory
 from feedsvc.state.ledger import Ledger
@@ -70,12 +72,12 @@ class Site:
         self.folder = tmp_path / "state" / "snapshots"
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    def start(self, *, warm: bool = True) -> tuple[Reloader, AfterReload]:
+    def start(self, *, warm: bool = True, watched: bool = False) -> tuple[Reloader, AfterReload]:
         ledger, _ = Ledger.open(self.folder.parent)
         reloader = Reloader(self.config, Store(), prepare=False, ledger=ledger)
         after = AfterReload(reloader, SnapshotWriter(self.folder), lambda _: None, lambda _: None)
         if warm:
-            warm_start(reloader, after.writer, self.folder)
+            warm_start(reloader, after.writer, self.folder, watched=watched)
         return reloader, after
 
 
@@ -296,3 +298,42 @@ def test_a_memory_saved_by_other_code_of_the_shapes_it_holds_is_not_used(
         assert "another version" in caplog.text
     finally:
         catchup.stamp.cache_clear()
+
+
+def test_a_watched_warm_start_has_another_process_list_the_folder_meanwhile(
+    site: Site, articles: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit_p5(articles)
+    made_by = tmp_path / "listed-by"
+    listing = DirectorySource.listing
+
+    def recorded(source: DirectorySource) -> Listing:
+        made_by.write_text(str(os.getpid()))
+        return listing(source)
+
+    monkeypatch.setattr(DirectorySource, "listing", recorded)
+    reloader, after = site.start(watched=True)
+    assert int(made_by.read_text()) != os.getpid()
+
+    def no_scan(_: DirectorySource) -> None:
+        raise AssertionError("the catch-up walked the folder again")
+
+    monkeypatch.setattr(DirectorySource, "_walk", no_scan)
+    reloader.changed_files = set  # the watch saw nothing change since the listing
+    after(reloader.reload())
+    assert "P5, edited" in reloader.store.current.documents["feed.atom"].body.decode()
+
+
+def test_when_the_listing_process_dies_the_catch_up_scans(
+    site: Site, articles: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit_p5(articles)
+
+    def dies(_: DirectorySource) -> Listing:
+        os._exit(1)
+
+    monkeypatch.setattr(DirectorySource, "listing", dies)
+    reloader, after = site.start(watched=True)
+    reloader.changed_files = set
+    after(reloader.reload())
+    assert "P5, edited" in reloader.store.current.documents["feed.atom"].body.decode()

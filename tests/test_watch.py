@@ -273,3 +273,32 @@ def test_a_sync_without_a_watch_looks_at_every_file(config: Config) -> None:
     watch = FolderWatch(lambda: None)
     watch.sync()
     assert watch.drain() is None
+
+
+def test_after_restart_the_next_drain_holds_what_changed_since(
+    config: Config, articles_dir: Path
+) -> None:
+    """What the builder's start relies on: watched, then `restart`, then a listing; the
+    first reload is told what changed after it (and not that everything may have)."""
+    watch = FolderWatch(lambda: None)
+    try:
+        watch.follow(config)
+        assert watch.restart()
+        post = write_article(articles_dir, "p.md", title="P", date="2026-11-25")
+        watch.sync()
+        assert watch.drain() == {os.path.realpath(post)}
+    finally:
+        watch.stop()
+
+
+def test_restart_says_so_when_a_folder_is_not_watched(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    config = make_config(sources=[{"name": "missing", "path": str(tmp_path / "nowhere")}])
+    watch = FolderWatch(lambda: None)
+    try:
+        watch.follow(config)
+        assert not watch.restart()
+        assert watch.drain() is None
+    finally:
+        watch.stop()

@@ -20,13 +20,13 @@ from functools import partial
 from pathlib import Path
 
 from feedsvc.metrics import Metrics
-from feedsvc.model import Problem, Snapshot
+from feedsvc.model import Problem, ReloadSummary, Snapshot
 from feedsvc.processes.announcer import Announcer
 from feedsvc.processes.follower import settle_garbage
 from feedsvc.processes.resume import memory_path, parse_cache_path, warm_start
 from feedsvc.publish.mirror import Mirror
 from feedsvc.reload.loop import ReloadLoop
-from feedsvc.reload.reloader import Reloader, ReloadSummary
+from feedsvc.reload.reloader import Reloader
 from feedsvc.scheduler import make_scheduler, reschedule
 from feedsvc.settings import Config
 from feedsvc.sources.directory import DirectorySource
@@ -175,8 +175,10 @@ def run_builder(
     listener.bind(socket_path)
     listener.listen()
     writer = SnapshotWriter(folder)
-    warm_start(reloader, writer, folder, checked)
     triggers = Triggers(reloader, config)
+    warm_start(reloader, writer, folder, checked, watched=triggers.watch_folders(config))
+    # At full priority until now: the warm start is what the first reload waits for.
+    _yield_to_workers()
     loop = _make_loop(reloader, writer, listener, metrics, triggers)
     triggers.start(loop, config)
     loop.start()
@@ -187,7 +189,6 @@ def run_builder(
 
 def _become_builder() -> None:
     """What sets the builder process apart from the main process it was forked from."""
-    _yield_to_workers()
     # The main process stops the builder after the workers; Ctrl-C and a terminal's
     # hang-up are for the main process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -203,8 +204,10 @@ def _make_reloader(config: Config, folder: Path, metrics: Metrics, *, restarted:
     reloader = Reloader(
         config,
         Store(),
-        # After a restart the config may have changed since the main process read it.
-        watcher=ConfigWatcher(config, check_now=restarted),
+        # The config may have changed since the main process read it: before the builder
+        # was forked, or while it imported and loaded its state, or the builder is a
+        # restarted one. Its first reload reads the file as it is then.
+        watcher=ConfigWatcher(config, check_now=True),
         metrics=metrics,
         # A restarted builder replaces snapshots the workers already serve: it fetches
         # remote sources before its first build rather than publish them empty.
@@ -249,12 +252,21 @@ class Triggers:
     def __init__(self, reloader: Reloader, config: Config) -> None:
         self.reloader = reloader
         self.interval = config.reload.interval_seconds
-        self.watch: FolderWatch | None = None
+        # Until the loop runs, what the watch sees waits for the first reload's drain.
+        self.watch = FolderWatch(lambda: None)
         self.reschedule: Callable[[int], None] = lambda _seconds: None
+
+    def watch_folders(self, config: Config) -> bool:
+        """Watch the folders of `config` from now on, before the loop runs; whether every
+        change to them from now on is reported (the first reload may then take a listing
+        made now for its scan)."""
+        self.watch.follow(config)
+        return self.watch.restart()
 
     def start(self, loop: ReloadLoop, config: Config) -> None:
         """Start every trigger, before the first build."""
-        watch = FolderWatch(loop.poke)
+        watch = self.watch
+        watch.on_change = loop.poke
         loop.scan, loop.sync = watch.forget, watch.sync
         # SIGHUP (forwarded as SIGUSR1) is the operator's way to have every file looked at.
         everything = partial(loop.ask, everything=True)
@@ -270,13 +282,11 @@ class Triggers:
         self.reschedule = partial(reschedule, scheduler)
         self.reloader.source_set.on_fetched = loop.poke
         watch.follow(config)  # already during the first build: a file saved meanwhile counts
-        self.watch = watch
 
     def apply_config(self, current: Config) -> None:
         """After every reload: follow the config it ran with."""
         self.reloader.source_set.fetch_in_background = True
-        if self.watch is not None:
-            self.watch.follow(current)  # the folders may have changed with the config
+        self.watch.follow(current)  # the folders may have changed with the config
         if current.reload.interval_seconds != self.interval:
             self.interval = current.reload.interval_seconds
             self.reschedule(self.interval)

@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc.dates import parse_stored_date
-from feedsvc.model import Problem, Snapshot
-from feedsvc.reload.reloader import ReloadSummary
+from feedsvc.model import Problem, ReloadSummary, Snapshot
 from feedsvc.resources import prepare_resources
 from feedsvc.state.snapshots import BadStateError, SnapshotReader, Status
 from feedsvc.store import Store

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import multiprocessing
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from feedsvc.model import Article, Snapshot, read_only
@@ -21,7 +23,12 @@ logger = logging.getLogger(__name__)
 
 
 def warm_start(
-    reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: int | None = None
+    reloader: Reloader,
+    writer: SnapshotWriter,
+    folder: Path,
+    checked: int | None = None,
+    *,
+    watched: bool = False,
 ) -> None:
     """Carry on from the state on disk: the last generation (its documents are reused
     while their feeds' signatures hold), the parse cache (files unchanged since are
@@ -34,13 +41,22 @@ def warm_start(
     collections their count set off, each over more of them, were a third of a
     50,000-post resume (0.6 s). Objects that go later are still freed when their last
     reference goes; only cycles among them would stay.
+
+    `watched`: a watch reports every change to the folders from now on. Then another
+    process lists them meanwhile (ListingAhead), and the first reload takes its listing
+    for the scan of every file: a third of a second at 50,000 posts, off the path to
+    serving what changed while the server was down.
     """
+    folders = [s for s in reloader.sources if isinstance(s, DirectorySource)]
+    listing = ListingAhead(folders) if watched and folders else None
     gc.disable()
     try:
         _resume(reloader, writer, folder, checked)
     finally:
         gc.freeze()
         gc.enable()
+        if listing is not None:
+            listing.hand_over()
 
 
 def _resume(reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: int | None) -> None:
@@ -92,3 +108,40 @@ def parse_cache_path(folder: Path) -> Path:
 def memory_path(folder: Path) -> Path:
     """Where the builder's memory (feedsvc.state.catchup) lives: beside the parse cache."""
     return folder.parent / "builder-memory"
+
+
+class ListingAhead:
+    """Each folder source's listing (DirectorySource.listing), made by a process forked
+    for it, on a core of its own; `hand_over` gives them to the sources."""
+
+    def __init__(self, sources: list[DirectorySource]) -> None:
+        self.sources = sources
+        context = multiprocessing.get_context("fork")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_list, args=(sources, send), name="feedsvc-listing", daemon=True
+        )
+        try:
+            self._process.start()
+        except OSError as exc:  # out of processes or memory: the first reload scans
+            logger.warning("cannot list the folders ahead: %s", exc)
+        finally:
+            send.close()
+
+    def hand_over(self) -> None:
+        """Give each source its listing, once made; if the process failed, they scan."""
+        try:
+            listings = self._receive.recv()
+        except (EOFError, OSError):
+            return
+        finally:
+            self._receive.close()
+            if self._process.pid is not None:
+                self._process.join()
+        for source, listed in zip(self.sources, listings, strict=True):
+            source.expect(listed)
+
+
+def _list(sources: list[DirectorySource], send: Connection) -> None:
+    send.send([source.listing() for source in sources])
+    send.close()

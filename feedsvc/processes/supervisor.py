@@ -8,8 +8,8 @@ import multiprocessing
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
-from feedsvc.processes.builder import run_builder
 from feedsvc.settings import Config
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class BuilderProcess:
             os.unlink(self.socket_path)
         context = multiprocessing.get_context("fork")
         self._process = context.Process(
-            target=run_builder,
+            target=_run_builder,
             args=(self.config, self.socket_path, self.folder, os.getpid()),
             # A restarted builder checks the state itself: the old one may have died mid-write.
             kwargs={"restarted": restarted, "checked": None if restarted else self.checked},
@@ -82,3 +82,11 @@ class BuilderProcess:
                 self._spawn(restarted=True)
             except OSError as exc:  # out of processes or memory: try again shortly
                 logger.error("cannot start the builder process: %s", exc)
+
+
+def _run_builder(*args: Any, **kwargs: Any) -> None:
+    """The builder process's start. It imports what it runs itself: the main process
+    forks it before importing the rest, so that both import on cores of their own."""
+    from feedsvc.processes.builder import run_builder  # noqa: PLC0415 (see the docstring)
+
+    run_builder(*args, **kwargs)

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from feedsvc.reload.reloader import Reloader, ReloadSummary
+from feedsvc.model import ReloadSummary
+from feedsvc.reload.reloader import Reloader
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from feedsvc.build.membership import Kind, NodeKeys, node_keys
@@ -15,7 +15,7 @@ from feedsvc.build.site import SiteBuild, SiteRenderer
 from feedsvc.dates import Clock, utc_now
 from feedsvc.errors import FeedsvcError
 from feedsvc.metrics import Metrics
-from feedsvc.model import Article, Document, Problem, Snapshot, read_only
+from feedsvc.model import Article, Document, Problem, ReloadSummary, Snapshot, read_only
 from feedsvc.processes.cpus import Cores
 from feedsvc.reload.sources import Source, SourceSet
 from feedsvc.resources import Resource, prepare_resources
@@ -27,17 +27,6 @@ from feedsvc.urls import join_url
 from feedsvc.watch import ConfigWatcher
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadSummary:
-    """What one reload did, for logs and the reload endpoint."""
-
-    articles: int
-    documents: int
-    changed: int
-    problems: int
-    seconds: float
 
 
 class Reloader:

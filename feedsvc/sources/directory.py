@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import NamedTuple
 
 from feedsvc.content import is_rust_panic
 from feedsvc.dates import load_timezone
@@ -46,7 +47,20 @@ class _Cached:
     seen: int = 0  # the last read whose walk found the file
 
 
-_Stale = tuple[str, os.stat_result, _Cached | None]  # (relative path, stat, cached before)
+_Stale = tuple[str, "os.stat_result | Listed", _Cached | None]  # (path, stat, cached before)
+
+
+class Listed(NamedTuple):
+    """What a listing made ahead (`DirectorySource.listing`) keeps of a file's stat."""
+
+    st_size: int
+    st_mtime_ns: int
+    st_ino: int
+    st_mtime: float
+
+
+Listing = list[tuple[str, Listed]]
+"""A folder's files to read and their stats, by path relative to it."""
 
 
 class _UnreadableError(ArticleError):
@@ -70,20 +84,29 @@ class DirectorySource:
         self._cache: dict[str, _Cached] = {}
         self._reading = 0  # reads so far: what _Cached.seen is compared with
         self._walked = False  # whether a read has scanned the whole folder
+        self._listed: Listing | None = None  # a listing made ahead, for the first read
         self.reads = 0  # files parsed since creation: incremental reloads keep this low
         self.parsed = 0  # of those, the ones done (a progress bar follows both)
 
     def read(self, changed: Collection[str] | None = None) -> SourceResult:
         """Scan the folder, or, given `changed` (the absolute paths a watch saw change since
         the last read), look at those files alone; SourceError when the folder itself
-        cannot be read. The first read always scans."""
+        cannot be read. The first read scans, or takes the listing made ahead (`expect`)
+        with `changed` as what changed since it was made."""
         if not self.root.is_dir():
             raise SourceError("folder is missing or not a folder")
         if not os.access(self.root, os.R_OK | os.X_OK):
             raise SourceError("permission denied")
         self._reading += 1
+        listed, self._listed = self._listed, None
         looked: list[str] | None = None if changed is None or not self._walked else []
-        found = self._walk() if looked is None else self._look_at(changed or (), looked)
+        found: Iterable[tuple[str, os.stat_result | Listed]]
+        if looked is not None:
+            found = self._look_at(changed or (), looked)
+        elif changed is not None and listed is not None:
+            found = self._since(listed, changed)
+        else:
+            found = self._walk()
         self._parse(self._stale(found))
         # Updated in place: a tick that finds nothing new allocates nothing per file (a
         # new dict of 50,000 paths per tick was most of a tick's peak memory).
@@ -96,7 +119,7 @@ class DirectorySource:
         failing = sorted(path for path, cached in cache.items() if cached.problems)
         return SourceResult(articles, tuple(p for path in failing for p in cache[path].problems))
 
-    def _stale(self, found: Iterable[tuple[str, os.stat_result]]) -> list[_Stale]:
+    def _stale(self, found: Iterable[tuple[str, os.stat_result | Listed]]) -> list[_Stale]:
         """The files found whose revision (size, mtime_ns, inode) is not the cached one;
         the others are marked seen by this read."""
         stale: list[_Stale] = []
@@ -125,6 +148,29 @@ class DirectorySource:
             self._cache[relpath] = cached
             cached.seen = self._reading
             self.parsed += 1
+
+    def listing(self) -> Listing:
+        """Every file a read would look at now, and its stat: made by another process
+        while this one does other work (feedsvc.processes.resume), and handed back
+        with `expect`."""
+        return [
+            (relpath, Listed(i.st_size, i.st_mtime_ns, i.st_ino, i.st_mtime))
+            for relpath, i in self._walk()
+        ]
+
+    def expect(self, listed: Listing) -> None:
+        """Let the next read, if it is the first and is told what changed since `listed`
+        was made (the watch was on before), take `listed` for its scan."""
+        self._listed = listed
+
+    def _since(
+        self, listed: Listing, changed: Collection[str]
+    ) -> Iterator[tuple[str, os.stat_result | Listed]]:
+        """The files of `listed`, those in `changed` looked at again."""
+        again: list[str] = []
+        yield from self._look_at(changed, again)
+        skip = set(again)
+        yield from (item for item in listed if item[0] not in skip)
 
     def _look_at(
         self, paths: Collection[str], looked: list[str]
@@ -236,7 +282,9 @@ class FileReader:
     base_dir: Path
     tz: tzinfo
 
-    def read(self, relpath: str, info: os.stat_result, previous: _Cached | None) -> _Cached:
+    def read(
+        self, relpath: str, info: os.stat_result | Listed, previous: _Cached | None
+    ) -> _Cached:
         """Read and parse one file; a failed read keeps `previous`'s article to try again."""
         key = (info.st_size, info.st_mtime_ns, info.st_ino)
         display = self._display(relpath)
@@ -262,7 +310,7 @@ class FileReader:
             return _Cached(key, None, (Problem(display, 1, f"could not be parsed: {exc}"),))
         return _Cached(key, article, problems)
 
-    def _read_bytes(self, relpath: str, info: os.stat_result, display: str) -> bytes:
+    def _read_bytes(self, relpath: str, info: os.stat_result | Listed, display: str) -> bytes:
         limit = self.config.byte_limit
         if info.st_size > limit:
             raise ArticleError(display, 1, f"file is {info.st_size} bytes, over max_bytes {limit}")

@@ -1,5 +1,8 @@
 """A remote feed's document -> what it says of itself (Channel) and its entries (Items):
-RSS 0.9x/1.0/2.0 and Atom 0.3/1.0 through feedparser, JSON Feed 1.0/1.1 by hand."""
+RSS 0.9x/1.0/2.0 and Atom 0.3/1.0 through feedparser, JSON Feed 1.0/1.1 by hand.
+
+feedparser is imported with the first document to parse: a server without remote
+sources never needs it, and no start waits for it."""
 
 from __future__ import annotations
 
@@ -11,8 +14,6 @@ from datetime import datetime
 from html import escape
 from typing import Any
 from urllib.parse import urljoin
-
-import feedparser  # type: ignore[import-untyped]
 
 from feedsvc.content import html_to_text, plain_text, sanitize_html
 from feedsvc.dates import from_utc_tuple, parse_feed_date
@@ -54,6 +55,8 @@ def parse_feed(body: bytes, content_type: str) -> tuple[Channel, list[Item]]:
     stripped = body.lstrip()
     if "json" in content_type or stripped.startswith(b"{"):
         return _json_items(body)
+    import feedparser  # type: ignore[import-untyped]  # noqa: PLC0415 (see the module docstring)
+
     parsed = feedparser.parse(body, response_headers={"content-type": content_type or "text/xml"})
     if not parsed.get("version"):
         reason = parsed.get("bozo_exception") or "no RSS or Atom root element"
