@@ -1,6 +1,7 @@
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -174,3 +175,33 @@ def test_changed_documents_are_counted_from_what_the_build_touched(
         assert sorted(pings[-1]) == sorted(
             join_url(reloader.config.site.base_url, p) for p in expected if after[p].view
         )
+
+
+class CountingGets(dict[str, object]):
+    """Documents that count how many were looked up."""
+
+    gets = 0
+
+    def get(self, key: str, default: object = None) -> object:
+        CountingGets.gets += 1
+        return super().get(key, default)
+
+
+def test_after_a_reload_that_finds_nothing_new_an_edit_compares_what_it_touched(
+    reloader: Reloader, store: Store, articles_dir: Path
+) -> None:
+    """A scheduled or requested reload that finds nothing keeps the build; the next edit's
+    changes are still those its build touched, not a comparison of every document."""
+    for n in range(30):
+        write_article(articles_dir, f"p{n}.md", title=f"P{n}", date="2022-01-01", tags=[f"t{n}"])
+    reloader.reload()
+    assert reloader.reload().changed == 0  # nothing new
+    current = store.current
+    store.swap(replace(current, documents=CountingGets(current.documents)))
+    write_article(articles_dir, "p0.md", title="P0, edited", date="2022-01-01", tags=["t0"])
+    summary = reloader.reload()
+    assert summary.changed > 0
+    assert CountingGets.gets < len(current.documents) / 4, (
+        CountingGets.gets,
+        len(current.documents),
+    )

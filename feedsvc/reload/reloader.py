@@ -231,7 +231,11 @@ class Reloader:
     ) -> tuple[Mapping[str, Document], dict[str, Resource], list[str]]:
         """The documents and served resources of a build, and the paths that changed."""
         if build is self._last_build:
-            # Nothing new: keep serving the very same prepared bytes.
+            # Nothing new: keep serving the very same prepared bytes. The generation this
+            # makes holds the last build still, so the next build's changes are still
+            # those it touched (not a comparison of every document).
+            if previous.generation == self._built_generation:
+                self._built_generation += 1
             return previous.documents, dict(previous.resources), []
         # What the build touched, when the store holds the build before it.
         follows = self._last_build is not None and previous.generation == self._built_generation
