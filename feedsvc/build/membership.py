@@ -155,11 +155,13 @@ class NodeIndex:
         since, as if this process had made it. False (and nothing restored) when an
         article it held is not among them."""
         revisions, members, names, nodes, problems = state
-        if not all(revision in articles for revision in revisions):
+        try:  # map(): C loops over every article and every membership (a restart's path)
+            held = list(map(articles.__getitem__, revisions))
+        except KeyError:
             return False
-        held = [articles[revision] for revision in revisions]
         self._articles = dict(zip(revisions, held, strict=True))
-        self._members = {key: [held[n] for n in places] for key, places in members.items()}
+        at = held.__getitem__
+        self._members = {key: list(map(at, places)) for key, places in members.items()}
         self._names = defaultdict(Counter, {key: Counter(dict(c)) for key, c in names.items()})
         self._nodes = {
             key: FeedNode(key[0], key[1], node_names, tuple(self._members.get(key, ())), signature)
