@@ -18,7 +18,7 @@ from feedsvc.build.entries import Entries
 from feedsvc.build.membership import FeedNode, NodeIndex
 from feedsvc.build.pages import FeedLinks
 from feedsvc.build.sitepages import SitePages
-from feedsvc.model import Article
+from feedsvc.model import Article, ReloadSummary
 from feedsvc.processes.builder import AfterReload
 from feedsvc.processes.resume import memory_path, warm_start
 from feedsvc.reload.reloader import Reloader
@@ -64,6 +64,16 @@ class Counts:
         self.placed.clear()
 
 
+class SavingAfterReload(AfterReload):
+    """The builder's steps after a reload, waiting for the caches' save, which the builder
+    leaves to a thread: what a later start of the test reads is written."""
+
+    def __call__(self, summary: ReloadSummary) -> int:
+        generation = super().__call__(summary)
+        self.saved()
+        return generation
+
+
 class Site:
     """A builder's parts on one state directory; `start` is a (re)start of the process."""
 
@@ -75,7 +85,8 @@ class Site:
     def start(self, *, warm: bool = True, watched: bool = False) -> tuple[Reloader, AfterReload]:
         ledger, _ = Ledger.open(self.folder.parent)
         reloader = Reloader(self.config, Store(), prepare=False, ledger=ledger)
-        after = AfterReload(reloader, SnapshotWriter(self.folder), lambda _: None, lambda _: None)
+        writer = SnapshotWriter(self.folder)
+        after = SavingAfterReload(reloader, writer, lambda _: None, lambda _: None)
         if warm:
             warm_start(reloader, after.writer, self.folder, watched=watched)
         return reloader, after
