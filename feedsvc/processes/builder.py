@@ -159,7 +159,7 @@ class AfterReload:
         self._saved_reads, self._saved_at = reads, now
 
     def saved(self) -> None:
-        """Wait for the save being written, if any (a test, or a stop that can wait)."""
+        """Wait for the save being written, if any (what tests wait for)."""
         if self._saving is not None:
             self._saving.join()
 
