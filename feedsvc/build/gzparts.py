@@ -62,6 +62,12 @@ def rebased(part: Part, view: View) -> Part:
     return part if found is None else Part(found, part.size, part.crc, part.digest)
 
 
+def crc32(data: bytes | bytearray | memoryview, value: int = 0) -> int:
+    """zlib's CRC-32 of `data` (carried on from `value`), by ISA-L: several times zlib's
+    speed, which is what a start's check of every snapshot segment waits for."""
+    return int(isal_zlib.crc32(data, value))
+
+
 def piece_digest(deflated: bytes | memoryview) -> bytes:
     """The content address of a piece (16 bytes of SHA-256)."""
     return hashlib.sha256(deflated).digest()[:16]

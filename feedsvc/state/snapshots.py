@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from feedsvc.build.gzparts import piece_digest
+from feedsvc.build.gzparts import crc32, piece_digest
 from feedsvc.dates import parse_stored_date
 from feedsvc.errors import FeedsvcError
 from feedsvc.model import Document
@@ -186,7 +186,7 @@ def check_segment(folder: Path, number: int, size: int, crc: int) -> None:
         if magic != SEGMENT_MAGIC or version != VERSION:
             raise BadStateError(f"{path.name}: not a feedsvc segment of this version")
         with memoryview(data) as view:
-            if zlib.crc32(view[:-4]) != crc or stored != crc:
+            if crc32(view[:-4]) != crc or stored != crc:
                 raise BadStateError(f"{path.name}: checksum mismatch")
     finally:
         data.close()

@@ -11,14 +11,13 @@ import json
 import mmap
 import os
 import struct
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from feedsvc.build.gzparts import piece_digest
+from feedsvc.build.gzparts import crc32, piece_digest
 from feedsvc.model import Document
 from feedsvc.state.files import remove_leftovers, write_atomically
 from feedsvc.state.shards import Line, Table
@@ -255,7 +254,7 @@ class _Segment:
         head = FOOTER.pack(SEGMENT_MAGIC, VERSION, len(self.digests), self.size, 0)[:-4]
         crc = 0
         for chunk in (*self.chunks, self.rows, head):
-            crc = zlib.crc32(chunk, crc)
+            crc = crc32(chunk, crc)
         footer = head + struct.pack("<I", crc)
         write_atomically(
             segment_path(folder, self.number), [*self.chunks, bytes(self.rows), footer]
