@@ -260,6 +260,8 @@ def test_the_first_read_takes_a_listing_made_ahead_and_what_changed_since(
     before.read()
     write_article(articles_dir, "down.md", title="Edited while down", date="2022-01-02")
     os.utime(down, ns=(1, 1_700_000_000_000_000_000))
+    undated = write_article(articles_dir, "undated.md", title="Undated")  # dated by its mtime
+    os.utime(undated, (1_650_000_000, 1_650_000_000))
     source = source_for(config)
     source.import_cache(before.export_cache())
     listed = source.listing()
@@ -276,9 +278,11 @@ def test_the_first_read_takes_a_listing_made_ahead_and_what_changed_since(
         raise AssertionError("walked the folder although a listing was handed over")
 
     monkeypatch.setattr(DirectorySource, "_walk", no_scan)
-    titles = sorted(a.title for a in source.read(told).articles)
-    assert titles == ["Edited after", "Edited while down", "Kept", "New"]
-    assert source.reads == 3  # the three changed files alone were parsed
+    read = {a.title: a for a in source.read(told).articles}
+    titles = sorted(read)
+    assert titles == ["Edited after", "Edited while down", "Kept", "New", "Undated"]
+    assert source.reads == 4  # the four changed files alone were parsed
+    assert read["Undated"].published == datetime.fromtimestamp(1_650_000_000, tz=UTC)
     monkeypatch.undo()
     assert sorted(a.title for a in source.read(None).articles) == titles  # a scan agrees
 

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import stat
+from array import array
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -51,16 +52,26 @@ _Stale = tuple[str, "os.stat_result | Listed", _Cached | None]  # (path, stat, c
 
 
 class Listed(NamedTuple):
-    """What a listing made ahead (`DirectorySource.listing`) keeps of a file's stat."""
+    """What a listing made ahead keeps of a changed file's stat, for reading it."""
 
     st_size: int
     st_mtime_ns: int
     st_ino: int
-    st_mtime: float
+
+    @property
+    def st_mtime(self) -> float:
+        return self.st_mtime_ns / 1e9
 
 
-Listing = list[tuple[str, Listed]]
-"""A folder's files to read and their stats, by path relative to it."""
+class Listing(NamedTuple):
+    """A folder's files to read, as `DirectorySource.listing` makes them: their paths
+    relative to it, and their sizes, mtime_ns and inodes as arrays, which another process
+    hands over in a few milliseconds for 50,000 files (as objects, 0.1-0.2 s)."""
+
+    paths: list[str]
+    sizes: array[int]  # 'q'
+    mtimes: array[int]  # 'q'
+    inodes: array[int]  # 'Q'
 
 
 class _UnreadableError(ArticleError):
@@ -100,14 +111,13 @@ class DirectorySource:
         self._reading += 1
         listed, self._listed = self._listed, None
         looked: list[str] | None = None if changed is None or not self._walked else []
-        found: Iterable[tuple[str, os.stat_result | Listed]]
         if looked is not None:
-            found = self._look_at(changed or (), looked)
+            stale = self._stale(self._look_at(changed or (), looked))
         elif changed is not None and listed is not None:
-            found = self._since(listed, changed)
+            stale = self._stale_since(listed, changed)
         else:
-            found = self._walk()
-        self._parse(self._stale(found))
+            stale = self._stale(self._walk())
+        self._parse(stale)
         # Updated in place: a tick that finds nothing new allocates nothing per file (a
         # new dict of 50,000 paths per tick was most of a tick's peak memory).
         cache = self._cache
@@ -119,7 +129,7 @@ class DirectorySource:
         failing = sorted(path for path, cached in cache.items() if cached.problems)
         return SourceResult(articles, tuple(p for path in failing for p in cache[path].problems))
 
-    def _stale(self, found: Iterable[tuple[str, os.stat_result | Listed]]) -> list[_Stale]:
+    def _stale(self, found: Iterable[tuple[str, os.stat_result]]) -> list[_Stale]:
         """The files found whose revision (size, mtime_ns, inode) is not the cached one;
         the others are marked seen by this read."""
         stale: list[_Stale] = []
@@ -153,24 +163,34 @@ class DirectorySource:
         """Every file a read would look at now, and its stat: made by another process
         while this one does other work (feedsvc.processes.resume), and handed back
         with `expect`."""
-        return [
-            (relpath, Listed(i.st_size, i.st_mtime_ns, i.st_ino, i.st_mtime))
-            for relpath, i in self._walk()
-        ]
+        listed = Listing([], array("q"), array("q"), array("Q"))
+        for relpath, info in self._walk():
+            listed.paths.append(relpath)
+            listed.sizes.append(info.st_size)
+            listed.mtimes.append(info.st_mtime_ns)
+            listed.inodes.append(info.st_ino)
+        return listed
 
     def expect(self, listed: Listing) -> None:
         """Let the next read, if it is the first and is told what changed since `listed`
         was made (the watch was on before), take `listed` for its scan."""
         self._listed = listed
 
-    def _since(
-        self, listed: Listing, changed: Collection[str]
-    ) -> Iterator[tuple[str, os.stat_result | Listed]]:
-        """The files of `listed`, those in `changed` looked at again."""
+    def _stale_since(self, listed: Listing, changed: Collection[str]) -> list[_Stale]:
+        """`_stale` of the files of `listed`, those in `changed` looked at again."""
         again: list[str] = []
-        yield from self._look_at(changed, again)
-        skip = set(again)
-        yield from (item for item in listed if item[0] not in skip)
+        stale = self._stale(self._look_at(changed, again))
+        skip, cached_at, reading = set(again), self._cache.get, self._reading
+        keys = zip(listed.sizes, listed.mtimes, listed.inodes, strict=True)
+        for relpath, key in zip(listed.paths, keys, strict=True):
+            if relpath in skip:
+                continue
+            cached = cached_at(relpath)
+            if cached is not None and cached.key == key:
+                cached.seen = reading
+            else:
+                stale.append((relpath, Listed(*key), cached))
+        return stale
 
     def _look_at(
         self, paths: Collection[str], looked: list[str]
