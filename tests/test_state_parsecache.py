@@ -1,7 +1,6 @@
 """The parse cache file: a restart parses only what changed; a bad file is ignored, never fatal."""
 
 import datetime
-import hashlib
 import logging
 import os
 import pickle
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from feedsvc.build.gzparts import crc32
 from feedsvc.settings import Config
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.state import parsecache
@@ -191,7 +191,7 @@ def test_a_file_naming_other_classes_runs_no_code(
     planted = tmp_path / "planted"
     payload = pickle.dumps([_Planted(str(planted))])  # right length and checksum
     head = parsecache.HEADER.pack(parsecache.MAGIC, parsecache.VERSION, parsecache.stamp())
-    digest = hashlib.sha256(payload).digest()
+    digest = crc32(payload)
     cache_file.write_bytes(head + payload + parsecache.TRAILER.pack(len(payload), digest))
     with caplog.at_level(logging.WARNING):
         assert load_parse_cache(cache_file) == {}
@@ -211,7 +211,7 @@ def test_the_rebuilder_makes_model_objects_only(
 ) -> None:
     payload = pickle.dumps([_Rebuilt()])
     head = parsecache.HEADER.pack(parsecache.MAGIC, parsecache.VERSION, parsecache.stamp())
-    digest = hashlib.sha256(payload).digest()
+    digest = crc32(payload)
     cache_file.write_bytes(head + payload + parsecache.TRAILER.pack(len(payload), digest))
     with caplog.at_level(logging.WARNING):
         assert load_parse_cache(cache_file) == {}

@@ -5,7 +5,7 @@ files changed since.
     payload  a run of pickles: the sources (name, fingerprint, number of files), the
              values articles share (their authors, categories and tags), then each
              source's files in batches of (relpath, key, article row, problems)
-    trailer  the payload's length and its SHA-256
+    trailer  the payload's length and its CRC-32 (ISA-L's: a 100 MB file checks in 10 ms)
 
 An article row is its field values, with the shared ones as places in that list and its
 Identity as its own values: what loads fastest (a third of the time of model objects
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import feedsvc
+from feedsvc.build.gzparts import crc32
 from feedsvc.errors import FeedsvcError
 from feedsvc.model import Article, Author, Identity, Origin, Problem, assemble, assembler
 from feedsvc.sources.directory import CachedFile, ExportedCache
@@ -51,10 +52,10 @@ T = TypeVar("T")
 ParseCache = dict[str, tuple[str, ExportedCache]]
 """Source name -> (its fingerprint, its files), as DirectorySource exports them."""
 
-VERSION = 3  # 2: model objects as their field values (_reduce); 3: article rows
+VERSION = 4  # 2: model objects as their values (_reduce); 3: article rows; 4: CRC-32
 MAGIC = b"FSVCPRS\n"
 HEADER = struct.Struct("<8sI16s")  # magic, version, stamp
-TRAILER = struct.Struct("<Q32s")  # payload length, SHA-256 of the payload
+TRAILER = struct.Struct("<QI")  # payload length, CRC-32 of the payload
 PROTOCOL = 5
 BATCH = 512  # files per pickle: the file is written and read without a whole copy in memory
 _READ = 1 << 20
@@ -191,16 +192,15 @@ def sources_digest(modules: Iterable[str]) -> bytes:
 
 def checked_chunks(magic: bytes, file_stamp: bytes, values: Iterable[object]) -> Iterator[bytes]:
     """A file of pickles: the header (magic, version, stamp), one pickle per value, and
-    the trailer (their length and SHA-256) that `load_checked` checks them by."""
+    the trailer (their length and CRC-32) that `load_checked` checks them by."""
     yield HEADER.pack(magic, VERSION, file_stamp)
-    digest = hashlib.sha256()
-    length = 0
+    crc = length = 0
     for value in values:
         data = _dumps(value)
-        digest.update(data)
+        crc = crc32(data, crc)
         length += len(data)
         yield data
-    yield TRAILER.pack(length, digest.digest())
+    yield TRAILER.pack(length, crc)
 
 
 def _dumps(value: object) -> bytes:
@@ -285,18 +285,18 @@ def _check_payload(handle: IO[bytes], length: int) -> None:
     """Compare the payload with the trailer: the length first, so truncation says so."""
     if length < 0:
         raise _BadFileError("truncated (no trailer)")
-    digest = hashlib.sha256()
+    crc = 0
     remaining = length
     while remaining:
         chunk = handle.read(min(remaining, _READ))
         if not chunk:
             raise _BadFileError("truncated while reading")
-        digest.update(chunk)
+        crc = crc32(chunk, crc)
         remaining -= len(chunk)
     recorded, checksum = TRAILER.unpack(handle.read(TRAILER.size))
     if recorded != length:
         raise _BadFileError("truncated (its length is not the one written)")
-    if checksum != digest.digest():
+    if checksum != crc:
         raise _BadFileError("garbled (checksum mismatch)")
 
 
