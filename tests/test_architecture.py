@@ -33,6 +33,7 @@ LAYERS = [
     ],
     ["feedsvc.sources.fields", "feedsvc.sources.feeditems"],
     ["feedsvc.sources.post"],
+    ["feedsvc.sources.reading"],
     ["feedsvc.sources.directory", "feedsvc.sources.feed"],
     ["feedsvc.build.membership", "feedsvc.build.documents", "feedsvc.build.entryfields"],
     ["feedsvc.build.jsonfeed", "feedsvc.build.xmlfeed", "feedsvc.build.pages"],

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from feedsvc.dates import load_timezone
 from feedsvc.reload.reloader import Reloader
 from feedsvc.settings import Config
-from feedsvc.sources import directory
+from feedsvc.sources import reading
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.sources.fields import PostContext
 from feedsvc.sources.post import parse_post_bytes
@@ -197,14 +197,14 @@ def test_a_panic_in_a_rust_extension_is_one_file_s_problem(
 
     write_article(tmp_path / "articles", "good.md", title="Good", date="2024-01-01")
     write_article(tmp_path / "articles", "bad.md", title="Bad", date="2024-01-02")
-    real = directory.parse_post_bytes
+    real = reading.parse_post_bytes
 
     def panicking(data: bytes, ctx: PostContext) -> object:
         if ctx.relpath == "bad.md":
             raise PanicException("index out of bounds")
         return real(data, ctx)
 
-    monkeypatch.setattr(directory, "parse_post_bytes", panicking)
+    monkeypatch.setattr(reading, "parse_post_bytes", panicking)
     reloader = Reloader(make_config(), Store())
     summary = reloader.reload()
     assert summary.articles == 1

@@ -1,7 +1,7 @@
 """A folder of front-matter files: walk (ignore rules, symlinks), stat, read each changed
 file, and keep the parsed posts between reloads by (size, mtime_ns, inode).
 
-Parsing one post is feedsvc.sources.post's.
+Reading one file is feedsvc.sources.reading's; parsing one post, feedsvc.sources.post's.
 """
 
 from __future__ import annotations
@@ -12,21 +12,17 @@ import os
 import re
 import stat
 from array import array
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from feedsvc.content import is_rust_panic
 from feedsvc.dates import load_timezone
-from feedsvc.errors import ArticleError, SourceError
+from feedsvc.errors import SourceError
 from feedsvc.model import Article, Problem, SourceResult
 from feedsvc.processes.cpus import Cores
 from feedsvc.settings import SiteConfig, SourceConfig
-from feedsvc.sources.fields import PostContext
 from feedsvc.sources.globs import compile_globs
-from feedsvc.sources.post import parse_post_bytes
+from feedsvc.sources.reading import Cached, FileReader, Listed, Stale, read_files
 from feedsvc.sources.shared import with_shared_values
 
 logger = logging.getLogger(__name__)
@@ -40,29 +36,6 @@ ExportedCache = dict[str, CachedFile]
 """A source's files by path relative to its folder (DirectorySource.export_cache)."""
 
 
-@dataclass(slots=True)
-class _Cached:
-    key: tuple[int, int, int]
-    article: Article | None
-    problems: tuple[Problem, ...]
-    seen: int = 0  # the last read whose walk found the file
-
-
-_Stale = tuple[str, "os.stat_result | Listed", _Cached | None]  # (path, stat, cached before)
-
-
-class Listed(NamedTuple):
-    """What a listing made ahead keeps of a changed file's stat, for reading it."""
-
-    st_size: int
-    st_mtime_ns: int
-    st_ino: int
-
-    @property
-    def st_mtime(self) -> float:
-        return self.st_mtime_ns / 1e9
-
-
 class Listing(NamedTuple):
     """A folder's files to read, as `DirectorySource.listing` makes them: their paths
     relative to it, and their sizes, mtime_ns and inodes as arrays, which another process
@@ -72,10 +45,6 @@ class Listing(NamedTuple):
     sizes: array[int]  # 'q'
     mtimes: array[int]  # 'q'
     inodes: array[int]  # 'Q'
-
-
-class _UnreadableError(ArticleError):
-    """The file could not be read at all (as opposed to read and found wrong)."""
 
 
 class DirectorySource:
@@ -92,8 +61,8 @@ class DirectorySource:
         self.exclude = compile_globs(config.exclude)
         self.reader = FileReader(config, site, self.root, base_dir, load_timezone(site.timezone))
         self.cores = cores or Cores(processes=1)
-        self._cache: dict[str, _Cached] = {}
-        self._reading = 0  # reads so far: what _Cached.seen is compared with
+        self._cache: dict[str, Cached] = {}
+        self._reading = 0  # reads so far: what Cached.seen is compared with
         self._walked = False  # whether a read has scanned the whole folder
         self._listed: Listing | None = None  # a listing made ahead, for the first read
         self.reads = 0  # files parsed since creation: incremental reloads keep this low
@@ -129,10 +98,10 @@ class DirectorySource:
         failing = sorted(path for path, cached in cache.items() if cached.problems)
         return SourceResult(articles, tuple(p for path in failing for p in cache[path].problems))
 
-    def _stale(self, found: Iterable[tuple[str, os.stat_result]]) -> list[_Stale]:
+    def _stale(self, found: Iterable[tuple[str, os.stat_result]]) -> list[Stale]:
         """The files found whose revision (size, mtime_ns, inode) is not the cached one;
         the others are marked seen by this read."""
-        stale: list[_Stale] = []
+        stale: list[Stale] = []
         for relpath, info in found:
             cached = self._cache.get(relpath)
             if (
@@ -146,10 +115,10 @@ class DirectorySource:
                 cached.seen = self._reading
         return stale
 
-    def _parse(self, stale: list[_Stale]) -> None:
+    def _parse(self, stale: list[Stale]) -> None:
         """Read and parse the stale files (on every core when there are many), and cache them."""
         self.reads += len(stale)
-        parsed = self.cores.map(_read_files, self.reader, stale)
+        parsed = self.cores.map(read_files, self.reader, stale)
         for (relpath, _, _), cached in zip(stale, parsed, strict=True):
             for problem in cached.problems:
                 logger.warning("%s", problem)
@@ -176,7 +145,7 @@ class DirectorySource:
         was made (the watch was on before), take `listed` for its scan."""
         self._listed = listed
 
-    def _stale_since(self, listed: Listing, changed: Collection[str]) -> list[_Stale]:
+    def _stale_since(self, listed: Listing, changed: Collection[str]) -> list[Stale]:
         """`_stale` of the files of `listed`, those in `changed` looked at again."""
         again: list[str] = []
         stale = self._stale(self._look_at(changed, again))
@@ -279,7 +248,7 @@ class DirectorySource:
         for relpath, (key, article, problems) in files.items():
             if article is not None:
                 articles.append(article)
-            self._cache[relpath] = _Cached(key, article, problems)
+            self._cache[relpath] = Cached(key, article, problems)
         return articles
 
     @staticmethod
@@ -291,74 +260,12 @@ class DirectorySource:
         return False
 
 
-@dataclass(frozen=True, slots=True)
-class FileReader:
-    """Reads and parses one file of a source; what it needs pickles, so that a cold start
-    can parse on every core (feedsvc.processes.cpus). Logs nothing: the source logs the problems."""
-
-    config: SourceConfig
-    site: SiteConfig
-    root: Path
-    base_dir: Path
-    tz: tzinfo
-
-    def read(
-        self, relpath: str, info: os.stat_result | Listed, previous: _Cached | None
-    ) -> _Cached:
-        """Read and parse one file; a failed read keeps `previous`'s article to try again."""
-        key = (info.st_size, info.st_mtime_ns, info.st_ino)
-        display = self._display(relpath)
-        mtime = datetime.fromtimestamp(info.st_mtime, tz=UTC).replace(microsecond=0)
-        ctx = PostContext(self.config.name, relpath, display, self.site, self.tz, mtime)
-        try:
-            data = self._read_bytes(relpath, info, display)
-        except _UnreadableError as exc:
-            # A read error (permission, disk) says nothing about the article: keep the last
-            # good one, and keep the old key so that the next reload tries again.
-            if previous is not None and previous.article is not None:
-                return _Cached(previous.key, previous.article, (exc.problem,))
-            return _Cached(key, None, (exc.problem,))
-        except ArticleError as exc:
-            return _Cached(key, None, (exc.problem,))
-        try:
-            article, problems = parse_post_bytes(data, ctx)
-        except BaseException as exc:
-            # A panic in a Rust extension (markdown, sanitizer) on this file's text:
-            # one bad file must not stop the reload, nor the builder process.
-            if not is_rust_panic(exc):
-                raise
-            return _Cached(key, None, (Problem(display, 1, f"could not be parsed: {exc}"),))
-        return _Cached(key, article, problems)
-
-    def _read_bytes(self, relpath: str, info: os.stat_result | Listed, display: str) -> bytes:
-        limit = self.config.byte_limit
-        if info.st_size > limit:
-            raise ArticleError(display, 1, f"file is {info.st_size} bytes, over max_bytes {limit}")
-        try:
-            with open(self.root / relpath, "rb") as handle:
-                data = handle.read(limit + 1)  # never more than the cap, even if it grew
-        except OSError as exc:
-            raise _UnreadableError(display, 1, f"cannot read: {exc.strerror or exc}") from None
-        if len(data) > limit:
-            raise ArticleError(display, 1, f"file grew over max_bytes {limit}")
-        return data
-
-    def _display(self, relpath: str) -> str:
-        full = os.path.join(self.root, relpath)
-        shown = os.path.relpath(full, self.base_dir)
-        return full if shown.startswith("..") else shown
-
-
 def _entries(directory: str) -> list[os.DirEntry[str]]:
     try:
         return list(os.scandir(directory))
     except OSError as exc:
         logger.warning("%s: cannot list: %s", directory, exc.strerror or exc)
         return []
-
-
-def _read_files(reader: FileReader, batch: Sequence[_Stale]) -> list[_Cached]:
-    return [reader.read(relpath, info, previous) for relpath, info, previous in batch]
 
 
 def _is_within(path: str, root: str) -> bool:

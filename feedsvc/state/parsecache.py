@@ -69,6 +69,7 @@ _PARSER_MODULES = (
     "feedsvc.sources.shared",
     "feedsvc.sources.fields",
     "feedsvc.sources.post",
+    "feedsvc.sources.reading",
     "feedsvc.sources.directory",
 )
 _PARSER_LIBRARIES = ("PyYAML", "python-frontmatter", "markdown-it-pyrs", "nh3", "tzdata")
