@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,7 +33,8 @@ from feedsvc.state.placing import Placer
 from feedsvc.state.snapshotwriter import SnapshotWriter
 from feedsvc.store import Store
 
-from conftest import write_article
+from conftest import eventually, write_article
+from tests.support.processes import running
 
 
 class Counts:
@@ -348,3 +351,34 @@ def test_when_the_listing_process_dies_the_catch_up_scans(
     reloader.changed_files = set
     after(reloader.reload())
     assert "P5, edited" in reloader.store.current.documents["feed.atom"].body.decode()
+
+
+def test_a_listing_whose_builder_is_gone_ends(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    """A builder stopped while it resumes never reads its listing: the listing process
+    must end all the same, or it would hold the state directory's lock it inherited and
+    the next start would be refused as a second server."""
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for n in range(3000):  # a listing larger than a pipe holds
+        (folder / f"post-{n:05d}.md").write_text("---\ntitle: x\n---\n", encoding="utf-8")
+    config = make_config()
+    code = (
+        "import os; from pathlib import Path;"
+        "from feedsvc.config import load_config;"
+        "from feedsvc.processes.resume import ListingAhead;"
+        "from feedsvc.sources.directory import DirectorySource;"
+        f"config = load_config({str(config.path)!r});"
+        f"source = DirectorySource(config.sources[0], config.site, Path({str(tmp_path)!r}));"
+        "listing = ListingAhead([source]);"
+        f"Path({str(tmp_path / 'pid')!r}).write_text(str(listing._process.pid));"
+        "os._exit(0)"  # the builder, gone before hand_over
+    )
+    subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL, check=True)
+    pid = int((tmp_path / "pid").read_text())
+    try:
+        assert eventually(lambda: not running(pid), 10), "the listing process is still waiting"
+    finally:
+        if running(pid):
+            os.kill(pid, signal.SIGKILL)

@@ -4,6 +4,7 @@ first reload costs about a no-change one."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -119,7 +120,10 @@ class ListingAhead:
         context = multiprocessing.get_context("fork")
         self._receive, send = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_list, args=(sources, send), name="feedsvc-listing", daemon=True
+            target=_list,
+            args=(sources, self._receive, send),
+            name="feedsvc-listing",
+            daemon=True,
         )
         try:
             self._process.start()
@@ -142,6 +146,12 @@ class ListingAhead:
             source.expect(listed)
 
 
-def _list(sources: list[DirectorySource], send: Connection) -> None:
-    send.send([source.listing() for source in sources])
+def _list(sources: list[DirectorySource], receive: Connection, send: Connection) -> None:
+    """In the listing process. Its copy of the pipe's reading end is closed first: with
+    the builder gone (stopped while it resumed), the send then fails instead of waiting
+    forever for a reader, holding the state directory's lock the process inherited."""
+    receive.close()
+    listings = [source.listing() for source in sources]
+    with contextlib.suppress(OSError):  # the builder is gone: nobody to hand them to
+        send.send(listings)
     send.close()
