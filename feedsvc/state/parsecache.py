@@ -41,7 +41,16 @@ from typing import IO, Any, TypeVar
 import feedsvc
 from feedsvc.build.gzparts import crc32
 from feedsvc.errors import FeedsvcError
-from feedsvc.model import Article, Author, Identity, Origin, Problem, assemble, assembler
+from feedsvc.model import (
+    Article,
+    Author,
+    Identity,
+    Origin,
+    Problem,
+    assemble,
+    assembler,
+    field_names,
+)
 from feedsvc.sources.directory import CachedFile, ExportedCache
 from feedsvc.sources.shared import SHARED_FIELDS, share
 from feedsvc.state.files import write_atomically
@@ -74,8 +83,7 @@ _PARSER_MODULES = (
 )
 _PARSER_LIBRARIES = ("PyYAML", "python-frontmatter", "markdown-it-pyrs", "nh3", "tzdata")
 _MODEL = (Article, Author, Identity, Origin, Problem)
-_FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in _MODEL}
-_ARTICLE = _FIELDS[Article]
+_ARTICLE = field_names(Article)
 _SHARED_AT = [_ARTICLE.index(name) for name in SHARED_FIELDS]
 _IDENTITY_AT = _ARTICLE.index("identity")
 _make_article, _make_identity = assembler(Article), assembler(Identity)
@@ -216,13 +224,13 @@ def _reduce(obj: object) -> tuple[Callable[..., object], tuple[type, tuple[objec
     """A model object as its class and field values: unpickled by `rebuild`, several times
     faster than dataclasses' own __getstate__ and __setstate__ (most of a restart's load)."""
     cls = type(obj)
-    return rebuild, (cls, tuple(getattr(obj, name) for name in _FIELDS[cls]))
+    return rebuild, (cls, tuple(getattr(obj, name) for name in field_names(cls)))
 
 
 def rebuild(cls: type[T], values: tuple[object, ...]) -> T:
     """A model object from what `_reduce` gave (Article's revision comes along); a class
     that is not the model's, or values of another shape, raise."""
-    if cls not in _FIELDS:
+    if cls not in _MODEL:
         raise pickle.UnpicklingError(f"{cls!r} is not a model class")
     return assemble(cls, values)
 
@@ -250,7 +258,7 @@ def _row(article: Article, places: Mapping[object, int]) -> list[object]:
     for at in _SHARED_AT:
         row[at] = places[row[at]]
     identity = article.identity
-    row[_IDENTITY_AT] = [getattr(identity, name) for name in _FIELDS[Identity]]
+    row[_IDENTITY_AT] = [getattr(identity, name) for name in field_names(Identity)]
     return row
 
 

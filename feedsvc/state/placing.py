@@ -26,12 +26,12 @@ import logging
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import PurePosixPath
 
 from feedsvc.dates import load_timezone
-from feedsvc.model import Article, Problem, assemble
+from feedsvc.model import Article, Problem, assemble, field_names
 from feedsvc.settings import SiteConfig
 from feedsvc.state.ledger import Ledger, Row
 from feedsvc.urls import entry_id, expand_permalink, slugize
@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 _BULK = 1000  # changed articles beyond which every row is read in one query
 
-_FIELDS = [f.name for f in fields(Article)]
 Key = tuple[str, str]  # (source, path)
 Remembered = tuple[str, str, str, str, str, datetime, datetime, str]
 """One article of a placing: source, path, revision, then the id, link, published and
@@ -143,7 +142,9 @@ class Placer:
             if as_published != revision:  # published with other ids, links or dates
                 changes = {"id": ident, "link": link, "published": published_at}
                 changes |= {"updated": updated, "revision": as_published}
-                article = assemble(Article, [changes.get(f, getattr(article, f)) for f in _FIELDS])
+                article = assemble(
+                    Article, [changes.get(f, getattr(article, f)) for f in field_names(Article)]
+                )
             published.append(article)
             if present.get(key) == ident:
                 self._by_revision[revision] = article
