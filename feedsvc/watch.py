@@ -136,7 +136,7 @@ class FolderWatch:
         """The files that changed since the last call (None: look at every file)."""
         with self._lock:
             dirty, self._dirty = self._dirty, set()
-            if len(self._watches) < self._wanted:  # a folder is not watched
+            if not self._whole():
                 return None
         return dirty
 
@@ -145,7 +145,11 @@ class FolderWatch:
         False when it cannot (a folder is not watched: it says None)."""
         with self._lock:
             self._dirty = set()
-            return len(self._watches) >= self._wanted
+            return self._whole()
+
+    def _whole(self) -> bool:
+        """Whether every folder `follow` wants is watched (held under the lock)."""
+        return len(self._watches) >= self._wanted
 
     def forget(self) -> None:
         """Make the next `drain` say "every file" (the scheduled safety-net reload)."""
@@ -159,7 +163,7 @@ class FolderWatch:
         `timeout`), `forget`: the next reload looks at every file."""
         with self._lock:
             folders = [folder for folder, only in self._watches if only is None]
-            whole = len(self._watches) >= self._wanted
+            whole = self._whole()
         seen = [self._make_cookie(folder) for folder in folders] if whole else [None]
         deadline = time.monotonic() + timeout
         synced = all(e is not None and e.wait(deadline - time.monotonic()) for e in seen)
