@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import format_datetime
 from functools import lru_cache
-
-from werkzeug.http import http_date, quote_etag
 
 from feedsvc.build.archives import is_archive, past_archives
 from feedsvc.build.documents import MEDIA_TYPES, VIEW_NAME
@@ -218,9 +218,11 @@ def _variants(max_age: int, immutable: bool = False) -> Callable[[Resource, bool
 
 
 def _variant(document: Document, gzipped: bool, cache: str, vary: str, *, cors: bool) -> Variant:
-    etag = quote_etag(document.gzip_etag if gzipped else document.etag)
+    # The standard library, not werkzeug.http: the builder makes these too (feedsvc
+    # build, object storage) and starts sooner without importing werkzeug.
+    etag = f'"{document.gzip_etag if gzipped else document.etag}"'  # hex digits: no quotes
     length = document.gzip_size if gzipped else document.size
-    last_modified = http_date(document.last_modified)
+    last_modified = format_datetime(document.last_modified.astimezone(UTC), usegmt=True)
     # RFC 9110 §15.4.5: a 304 carries the validators and caching fields a 200 would.
     validators = [
         ("ETag", etag),
