@@ -85,11 +85,12 @@ def restore_memory(
     if memory.config != renderer.config_digest or (placer is None) != (memory.placing is None):
         logger.info("builder memory: of another config; the first reload groups every article")
         return False
-    read = list(articles)
     placed = (
-        read if placer is None or memory.placing is None else placer.restore(memory.placing, read)
+        {a.revision: a for a in articles}
+        if placer is None or memory.placing is None
+        else placer.restore(memory.placing, articles)
     )
-    if not renderer.index.restore(memory.index, {a.revision: a for a in placed}):
+    if not renderer.index.restore(memory.index, placed):
         logger.info("builder memory: articles changed since; the node index is made anew")
         return False
     return True

@@ -125,19 +125,22 @@ class Placer:
             if (p := self._by_revision.get(revision)) is not None
         ]
 
-    def restore(self, saved: Iterable[Remembered], articles: Iterable[Article]) -> list[Article]:
+    def restore(
+        self, saved: Iterable[Remembered], articles: Iterable[Article]
+    ) -> dict[str, Article]:
         """Carry on from `export` of an earlier process (a restart), before the first
         placing. `articles` are those it placed, as parsed then (the parse cache saved
-        with it); returns them as published then. Those at a path the ledger still gives
-        the id given then are remembered: read again unchanged, they are published so
-        without a look at the ledger; every other one is placed as usual."""
+        with it); returns them as published then, by revision. Those at a path the ledger
+        still gives the id given then are remembered: read again unchanged, they are
+        published so without a look at the ledger; every other one is placed as usual."""
         present = self.ledger.present()
-        here = {(a.source, a.path): a for a in articles}
-        published: list[Article] = []
+        # By revision, which digests the source and path too: one string per article to
+        # hash, where (source, path) keys are two (a restart's path, 50,000 of them).
+        parsed = {a.revision: a for a in articles}
+        published: dict[str, Article] = {}
         for source, path, revision, ident, link, published_at, updated, as_published in saved:
-            key = (source, path)
-            article = here.get(key)
-            if article is None or article.revision != revision:
+            article = parsed.get(revision)
+            if article is None:
                 continue
             if as_published != revision:  # published with other ids, links or dates
                 changes = {"id": ident, "link": link, "published": published_at}
@@ -145,7 +148,8 @@ class Placer:
                 article = assemble(
                     Article, [changes.get(f, getattr(article, f)) for f in field_names(Article)]
                 )
-            published.append(article)
+            published[as_published] = article
+            key = (source, path)
             if present.get(key) == ident:
                 self._by_revision[revision] = article
                 self._revision_at[key] = revision
