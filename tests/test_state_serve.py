@@ -390,6 +390,9 @@ def test_a_second_server_on_the_same_state_directory_exits_2(
     servers.append(Server(config, free_port(), tmp_path / "first.log"))
     etag = get(servers[0].base, "/feed.atom").headers["ETag"]
     snapshots = tmp_path / ".feedsvc" / "snapshots"
+    # As if the first server were saving its parse cache: the second must leave it be.
+    saving = tmp_path / ".feedsvc" / f".parse-cache.{servers[0].process.pid}.tmp"
+    saving.write_bytes(b"being written")
     files = sorted(p.name for p in snapshots.iterdir())
     command = [sys.executable, "-m", "feedsvc.cli", "serve", "--config", str(config)]
     second = subprocess.run(
@@ -405,7 +408,26 @@ def test_a_second_server_on_the_same_state_directory_exits_2(
     assert f"(pid {servers[0].process.pid})" in second.stderr
     # The first server's state and service are untouched.
     assert sorted(p.name for p in snapshots.iterdir()) == files
+    assert saving.read_bytes() == b"being written"
     assert get(servers[0].base, "/feed.atom", **{"If-None-Match": etag}).status_code == 304
+
+
+def test_a_start_removes_what_a_killed_server_left_half_written(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    """A server killed while saving its parse cache and memory leaves their temporary
+    files (a hundred MB at 50,000 posts); the next server's start removes them."""
+    small_site(tmp_path)
+    config = write_config(tmp_path)
+    servers.append(Server(config, free_port(), tmp_path / "first.log"))
+    assert servers[0].stop() == 0
+    state = tmp_path / ".feedsvc"
+    kept = sorted(p.name for p in state.iterdir())
+    for name in ("parse-cache", "builder-memory"):
+        (state / f".{name}.{servers[0].process.pid}.tmp").write_bytes(b"half written")
+    servers.append(Server(config, free_port(), tmp_path / "second.log"))
+    assert get(servers[1].base, "/feed.atom").status_code == 200
+    assert sorted(p.name for p in state.iterdir()) == kept
 
 
 @pytest.fixture
