@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import pytest
 import requests
 import yaml
 
+from feedsvc.state.files import StateLock
 from feedsvc.state.snapshots import validate
 
 from conftest import SAMPLE_SHAPED, eventually, write_article
@@ -428,6 +430,39 @@ def test_a_start_removes_what_a_killed_server_left_half_written(
     servers.append(Server(config, free_port(), tmp_path / "second.log"))
     assert get(servers[1].base, "/feed.atom").status_code == 200
     assert sorted(p.name for p in state.iterdir()) == kept
+
+
+def test_a_state_directory_removed_while_serving_is_made_again(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    """An operator resetting the state directory (or a cleaner of old files) while the
+    server runs: the next reload makes it again, whole and locked, with the id ledger's
+    rows, and edits go on being served; a restart then serves it warm."""
+    articles = small_site(tmp_path)
+    config = write_config(tmp_path)
+    servers.append(Server(config, free_port(), tmp_path / "first.log"))
+    assert titles(servers[0]) == TITLES
+    state = tmp_path / ".feedsvc"
+    shutil.rmtree(state)
+    write_article(articles, "a.md", "Alpha.", title="Alpha again", date="2022-01-02", tags=["ops"])
+    assert eventually(lambda: "Alpha again" in titles(servers[0])), log_of(servers[0])
+    assert get(servers[0].base, "/healthz").json()["status"] == "ok"
+    assert "was removed while the server ran; making it again" in log_of(servers[0])
+    generation = validate(state / "snapshots")
+    assert generation is not None
+    # The ledger was written from the builder's connection, not started anew.
+    ledger = sqlite3.connect(state / "ledger.sqlite3")
+    try:
+        assert ledger.execute("SELECT count(*) FROM articles").fetchone() == (3,)
+    finally:
+        ledger.close()
+    assert not StateLock(state).try_acquire()  # held: a second server is refused
+    etag = get(servers[0].base, "/feed.atom").headers["ETag"]
+    assert servers[0].stop() == 0
+
+    servers.append(Server(config, free_port(), tmp_path / "second.log"))
+    assert get(servers[1].base, "/feed.atom").headers["ETag"] == etag
+    assert "resumed from generation" in log_of(servers[1])
 
 
 @pytest.fixture

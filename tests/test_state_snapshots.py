@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from feedsvc.model import Document
 from feedsvc.reload.reloader import Reloader
 from feedsvc.settings import Config
 from feedsvc.state import snapshots
-from feedsvc.state.files import write_atomically, write_together
+from feedsvc.state.files import StateError, hold, write_atomically, write_together
 from feedsvc.state.snapshots import (
     FOOTER,
     ROW,
@@ -130,6 +131,52 @@ def test_a_resumed_writer_rewrites_nothing_for_an_unchanged_build(site: Site) ->
     restarted.resume(read_index(site.folder, first))
     assert restarted.write(site.build(), STATUS, site.reloader.renderer.export()) == first
     assert files(site.folder) == before
+
+
+def test_a_writer_starting_over_writes_the_whole_next_generation(site: Site) -> None:
+    """Its folder removed while the server ran: the next write makes it again and puts
+    every document there, one generation on (workers never go back), from views of the
+    removed files the builder still holds."""
+    first = site.publish()
+    site.reloader.renderer.rebase(site.writer.view, everything=True)  # views of seg 1
+    shutil.rmtree(site.folder.parent)
+    site.writer.start_over()
+    second = site.publish()
+    assert second == first + 1
+    assert validate(site.folder) == second
+    documents, _, _ = SnapshotReader(site.folder).read(second)
+    assert served(documents) == served(site.build())
+
+
+def test_holding_a_state_directory_made_again(tmp_path: Path) -> None:
+    """The main process holding the lock is enough; no one holding it, this process takes
+    it; another server holding it is refused."""
+    taken = hold(tmp_path, os.getpid() + 1)  # no one held it: taken
+    assert taken is not None and taken.holder() == os.getpid()
+    taken.release()
+    held = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert held.stdout is not None and held.stdout.readline() == "held\n"
+        assert hold(tmp_path, held.pid) is None  # the owner holds it
+        with pytest.raises(
+            StateError, match=f"in use by another feedsvc process \\(pid {held.pid}\\)"
+        ):
+            hold(tmp_path, os.getpid())
+    finally:
+        held.kill()
+        held.communicate()
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from feedsvc.state.files import StateLock
+StateLock(Path(sys.argv[1])).acquire()
+print("held", flush=True)
+time.sleep(60)
+"""
 
 
 def test_an_edit_writes_a_small_segment_of_new_pieces_only(site: Site) -> None:

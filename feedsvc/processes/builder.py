@@ -31,7 +31,7 @@ from feedsvc.scheduler import make_scheduler, reschedule
 from feedsvc.settings import Config
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.state.catchup import memory_chunks
-from feedsvc.state.files import write_together
+from feedsvc.state.files import StateError, StateLock, hold, prepare_folder, write_together
 from feedsvc.state.ledger import Ledger
 from feedsvc.state.parsecache import parse_cache_chunks
 from feedsvc.state.snapshots import Status
@@ -78,6 +78,7 @@ class AfterReload:
         self._written = False  # whether the writer holds the store's documents
         self._saved_reads, self._saved_at = 0, -SAVE_SECONDS
         self._saving: threading.Thread | None = None  # the save being written, if any
+        self._lock: StateLock | None = None  # of a state directory made again, if taken
         reloader.on_change = self._changed.extend
 
     def __call__(self, summary: ReloadSummary) -> int:
@@ -112,14 +113,16 @@ class AfterReload:
         """Write the generation: its number, what workers are told, whether it was written.
         A reload that kept the last build keeps the generation on disk (its new status
         reaches the workers with the announcement)."""
-        if self.reloader.same_build and self._written:
-            return self.writer.generation, status_of(snapshot, config), True
-        self._written = False
         try:
+            if not self._state_whole():
+                self._make_state_again()
+            if self.reloader.same_build and self._written:
+                return self.writer.generation, status_of(snapshot, config), True
+            self._written = False
             meta = self.reloader.renderer.export()
             generation = self.writer.write(snapshot.documents, status_of(snapshot, config), meta)
             self._written = True
-        except OSError as exc:
+        except (OSError, StateError) as exc:
             # A full disk or a state directory gone read-only: a failed reload like any
             # other; the last generation keeps serving.
             logger.error(
@@ -128,6 +131,29 @@ class AfterReload:
             failure = Problem(str(self.writer.folder), None, f"cannot write the snapshot: {exc}")
             return self.writer.generation, status_of(snapshot, config, (failure,)), False
         return generation, status_of(snapshot, config), True
+
+    def _state_whole(self) -> bool:
+        """Whether the snapshots folder and the id ledger's file are still there."""
+        ledger = self.reloader.ledger
+        return self.writer.folder.is_dir() and (ledger is None or ledger.path.exists())
+
+    def _make_state_again(self) -> None:
+        """The state directory was removed while the server ran (an operator resetting it,
+        a cleaner of old files): make it again, hold its lock, write the id ledger from
+        memory into it, and have the next write put the whole snapshot there; the parse
+        cache and memory follow with the next save. StateError (nothing written) when
+        another server has taken the folder meanwhile."""
+        state = self.writer.folder.parent
+        logger.warning(
+            "state directory %s was removed while the server ran; making it again", state
+        )
+        prepare_folder(state)
+        self._lock = hold(state, os.getppid()) or self._lock
+        self.writer.start_over()
+        if self.reloader.ledger is not None:
+            self.reloader.ledger.keep_file()
+        self._written = False
+        self._saved_reads, self._saved_at = -1, -SAVE_SECONDS  # saved after this reload
 
     def _save_parse_cache(self) -> None:
         """Save what was parsed and the builder's memory (feedsvc.state.catchup), at most

@@ -113,6 +113,23 @@ class StateLock:
             self._descriptor = None
 
 
+def hold(folder: Path, owner: int) -> StateLock | None:
+    """Make sure this server holds the lock of state directory `folder`: process `owner`
+    (the main process) holding it is enough; when no one does (the folder was made again
+    while the server ran), this process takes it and is given it to keep. StateError when
+    another process holds it."""
+    lock = StateLock(folder)
+    if lock.try_acquire():
+        return lock
+    holder = lock.holder()
+    if holder != owner:
+        raise StateError(
+            f"state directory {folder} is in use by another feedsvc process (pid "
+            f"{holder or '?'}); this server no longer writes there"
+        )
+    return None
+
+
 def prepare_folder(folder: Path) -> None:
     """Create the state directory (private to this user) and check it is writable."""
     try:

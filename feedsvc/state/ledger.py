@@ -151,6 +151,27 @@ class Ledger:
         with self._lock:
             self._db.close()
 
+    def keep_file(self) -> None:
+        """Write the ledger to its file again if the file was removed (with the state
+        directory, while the server ran): the open connection still holds every row, and
+        SQLite's backup copies them into a new file this connection moves to."""
+        with self._lock:
+            if self.path.exists():
+                return
+            fresh = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            try:
+                self._db.backup(fresh)
+                fresh.execute("PRAGMA journal_mode = WAL")
+                fresh.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as exc:
+                fresh.close()
+                raise StateError(f"cannot write the id ledger {self.path}: {exc}") from exc
+            self._db.close()
+            self._db = fresh
+            self._version = self._data_version()
+
     @contextmanager
     def transaction(self, *, keep: bool = True) -> Iterator[sqlite3.Connection]:
         """One transaction: committed when `keep` and nothing raised, else rolled back."""

@@ -79,6 +79,17 @@ class SnapshotWriter:
         self._kept[index.generation] = frozenset(self._segments)
         self._builder_meta = dict(index.meta["builder"])
 
+    def start_over(self) -> None:
+        """Forget the files on disk (their folder was removed while the server ran): the
+        next write makes the folder again and writes every piece and line into it, the
+        generations counting on, so workers never go back. Views taken keep their maps."""
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for table in (self._pieces, self._segments, self._contents, self._kept, self._maps):
+            table.clear()
+        self._records, self._nodes = Table(_document_folder), Table(_node_folder)
+        self._builder_meta = {}
+        self.compacted = True  # the builder's views are to be taken of the new files
+
     def view(self, digest: bytes) -> memoryview | None:
         """The bytes of a piece on disk, as a view of its mapped segment (None when no
         segment holds it): the builder keeps these rather than copies of its own, so the
