@@ -35,7 +35,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from feedsvc.config import load_config
 from feedsvc.errors import ConfigError
 from feedsvc.model import Problem
-from feedsvc.settings import Config, ServerConfig
+from feedsvc.settings import Config
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ MAX_DIRTY = 10_000  # changed files remembered between reloads; past it, look at
 COOKIE_PREFIX = ".feedsvc-cookie-"
 SYNC_SECONDS = 1.0  # a cookie not seen by then: the reload looks at every file instead
 # Read once when the server starts; a change needs a restart to take effect.
-RESTART_KEYS = ("host", "port", "workers", "threads", "access_log")
+RESTART_KEYS = tuple(f"server.{name}" for name in ("host", "port", "workers", "threads"))
+RESTART_KEYS += ("server.access_log", "state.path")
 
 
 class ConfigWatcher:
@@ -62,7 +63,7 @@ class ConfigWatcher:
     def __init__(self, running: Config, *, check_now: bool = False) -> None:
         self.path = running.path
         self.current = running
-        self.started = running.server
+        self.started = running
         self.problems: list[Problem] = []
         # check_now: the running config did not come from the file as it is now.
         self._signature = None if check_now else _signature(self.path)
@@ -84,18 +85,20 @@ class ConfigWatcher:
                     )
             self.problems = problems
             return None
-        self.problems = self._restart_needed(candidate.server)
+        self.problems = self._restart_needed(candidate)
         if candidate == self.current:
             return None
         self.current = candidate
         logger.info("config reloaded from %s", self.path)
         return candidate
 
-    def _restart_needed(self, server: ServerConfig) -> list[Problem]:
+    def _restart_needed(self, candidate: Config) -> list[Problem]:
         problems = []
-        for name in RESTART_KEYS:
-            if getattr(server, name) != getattr(self.started, name):
-                message = f"server.{name} changed; it takes effect after a restart"
+        for key in RESTART_KEYS:
+            section, name = key.split(".")
+            now, then = (getattr(getattr(c, section), name) for c in (candidate, self.started))
+            if now != then:
+                message = f"{key} changed; it takes effect after a restart"
                 logger.warning("%s: %s", self.path, message)
                 problems.append(Problem(self.path, None, message, "warning"))
         return problems

@@ -95,6 +95,22 @@ def test_server_address_change_needs_a_restart(
     ) in variant.headers
 
 
+def test_a_new_state_path_needs_a_restart(
+    config: Config, articles_dir: Path, now: Callable
+) -> None:
+    """The state directory is opened and locked at start: an edit of state.path is told
+    to need a restart, and the running server keeps its own directory meanwhile."""
+    reloader, store = make(config, now)
+    reloader.reload()
+    edit(config, state={"path": "elsewhere"})
+    reloader.reload()
+    [warning] = store.current.problems
+    assert (warning.severity, warning.message) == (
+        "warning",
+        "state.path changed; it takes effect after a restart",
+    )
+
+
 def test_unchanged_file_is_not_parsed_again(config: Config, now: Callable) -> None:
     watcher = ConfigWatcher(config)
     assert watcher.check() is None
