@@ -134,6 +134,14 @@ class SiteConfig:
         """The author of articles that name none."""
         return self.author or self.title
 
+    @property
+    def for_articles(self) -> tuple[str, ...]:
+        """What of the site articles are made of (ids, links, the default author, dates):
+        a source keeps what it parsed, in memory and in the parse cache, while these and
+        its own settings stay; an edit of the description, icon or language parses
+        nothing again (at 50,000 posts, a minute of every core)."""
+        return (self.base_url, self.home, self.permalink, self.default_author, self.timezone)
+
 
 @dataclass(frozen=True, slots=True)
 class SourceConfig:

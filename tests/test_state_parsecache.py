@@ -125,6 +125,18 @@ def test_a_cache_saved_under_other_settings_is_not_used(
     assert source.reads == 3
 
 
+def test_a_cache_saved_before_an_edit_of_what_articles_are_not_made_of_is_used(
+    make_config: Callable[..., Config], saved: DirectorySource, cache_file: Path
+) -> None:
+    """The site's description, title (with an author set), language and icon are the
+    feeds', not the articles': a restart after an edit of them parses nothing."""
+    config = make_config(site={"description": "财经要闻", "title": "Renamed", "language": "zh-CN"})
+    source = restored(config, cache_file)
+    assert source.fingerprint == saved.fingerprint
+    source.read()
+    assert source.reads == 0
+
+
 def _flip(data: bytes, at: int) -> bytes:
     return data[:at] + bytes([data[at] ^ 0x40]) + data[at + 1 :]
 

@@ -48,6 +48,30 @@ def test_valid_edit_is_applied_on_the_next_reload(
     assert store.current.problems == ()
 
 
+def test_a_site_edit_parses_again_only_when_articles_are_made_of_it(
+    config: Config, articles_dir: Path, now: Callable
+) -> None:
+    """A new description or title is in every feed without a file parsed again; the site's
+    author is every unauthored article's author, so an edit of it parses them again."""
+    write_article(articles_dir, "a.md", title="A", date="2022-01-01")
+    write_article(articles_dir, "b.md", title="B", date="2022-01-02")
+    reloader, store = make(config, now)
+    reloader.reload()
+    source = reloader.sources[0]
+    reads = source.reads  # type: ignore[union-attr]
+    edit(config, site={"description": "每日要闻与深度分析", "title": "钱塘晚报"})
+    reloader.reload()
+    feed = feedparser.parse(store.current.documents["feed.atom"].body)
+    assert (feed.feed.subtitle, feed.feed.title) == ("每日要闻与深度分析", "钱塘晚报")
+    assert reloader.sources[0] is source
+    assert source.reads == reads  # type: ignore[union-attr]
+    edit(config, site={"author": "钱塘日报"})
+    reloader.reload()
+    feed = feedparser.parse(store.current.documents["feed.atom"].body)
+    assert {e.author for e in feed.entries} == {"钱塘日报"}
+    assert reloader.sources[0].reads == 2  # type: ignore[union-attr]  # a new source
+
+
 def test_invalid_edit_keeps_the_last_good_config_and_is_reported(
     config: Config, articles_dir: Path, now: Callable
 ) -> None:

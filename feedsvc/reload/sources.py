@@ -58,7 +58,7 @@ class SourceSet:
     def _source_for(self, settings: SourceConfig, config: Config, base_dir: Path) -> Source:
         """The running source for these settings if they did not change, else a new one."""
         for source in self.sources:
-            if source.config == settings and source.site == config.site:
+            if source.config == settings and source.site.for_articles == config.site.for_articles:
                 return source
         if settings.type == "feed":
             remote = RemoteSource(

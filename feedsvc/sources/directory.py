@@ -54,7 +54,7 @@ class DirectorySource:
         self, config: SourceConfig, site: SiteConfig, base_dir: Path, cores: Cores | None = None
     ) -> None:
         self.config = config
-        self.site = site
+        self.site = site  # kept through edits of the site but its `for_articles`
         assert config.path is not None  # config validation requires it for directories
         self.root = Path(config.path)
         self.include = compile_globs(config.include)
@@ -232,7 +232,7 @@ class DirectorySource:
         """A digest of the settings a parse depends on: the source's, the site's and the
         folder paths in problems are relative to. The parser's code and libraries are
         stamped on the whole file instead (feedsvc.state.parsecache)."""
-        settings = repr((self.config, self.site, str(self.reader.base_dir)))
+        settings = repr((self.config, self.site.for_articles, str(self.reader.base_dir)))
         return hashlib.sha256(settings.encode("utf-8")).hexdigest()
 
     def export_cache(self) -> ExportedCache:

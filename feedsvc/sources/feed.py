@@ -76,6 +76,7 @@ class RemoteSource:
         memory: FetchMemory | None = None,
     ) -> None:
         assert config.url is not None  # config validation requires it for feeds
+        # `site`: kept through edits of the site but its `for_articles`.
         self.config, self.site, self.url = config, site, config.url
         self.interval = float(config.interval_seconds or default_interval)
         self.now = now
