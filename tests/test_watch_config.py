@@ -4,6 +4,7 @@ from pathlib import Path
 import feedparser
 import yaml
 
+from feedsvc.config import load_config
 from feedsvc.reload.reloader import Reloader
 from feedsvc.settings import Config
 from feedsvc.store import Store
@@ -70,6 +71,31 @@ def test_a_site_edit_parses_again_only_when_articles_are_made_of_it(
     feed = feedparser.parse(store.current.documents["feed.atom"].body)
     assert {e.author for e in feed.entries} == {"钱塘日报"}
     assert reloader.sources[0].reads == 2  # type: ignore[union-attr]  # a new source
+
+
+def test_a_config_edit_renders_again_only_the_entries_it_changes(
+    config: Config, articles_dir: Path, now: Callable
+) -> None:
+    """Entries are made of their article alone but for the formats and the content mode:
+    an edit of the site's description and the feeds' limit renders no entry again, and
+    the documents are those a fresh start makes; an edit of the formats renders them."""
+    for n in range(4):
+        write_article(
+            articles_dir, f"p{n}.md", f"正文 {n}。", title=f"P{n}", date=f"2022-01-0{n + 1}"
+        )
+    reloader, store = make(config, now)
+    reloader.reload()
+    edit(config, site={"description": "每日要闻"}, feeds={"limit": 3})
+    reloader.reload()
+    assert reloader.renderer.entries_cache.rendered == 0
+    fresh = Store()
+    Reloader(load_config(config.path), fresh, now=now).reload()
+    assert {p: d.etag for p, d in store.current.documents.items()} == {
+        p: d.etag for p, d in fresh.current.documents.items()
+    }
+    edit(config, feeds={"formats": ["atom", "rss"]})
+    reloader.reload()
+    assert reloader.renderer.entries_cache.rendered == 3  # the limit: 3 listed
 
 
 def test_invalid_edit_keeps_the_last_good_config_and_is_reported(

@@ -59,7 +59,9 @@ class SiteRenderer:
     One SiteRenderer serves one Config; a new config gets a new one.
     """
 
-    def __init__(self, config: Config, cores: Cores | None = None) -> None:
+    def __init__(
+        self, config: Config, cores: Cores | None = None, before: SiteRenderer | None = None
+    ) -> None:
         self.config = config
         self.tz = load_timezone(config.site.timezone)
         self.settings = SettingsTable(config)
@@ -75,6 +77,8 @@ class SiteRenderer:
         self._index = NodeIndex(config, self.settings)
         compressor = Compressor()  # shared: a part's bytes depend on that part alone
         self._entries = Entries(config, compressor, cores, self.settings)
+        if before is not None:  # the renderer of the config before an edit
+            self._entries.take_over(before.entries_cache)
         self._feeds = FeedRenderer(config, self._entries, compressor)
         self._pages = SitePages(config, self.settings, self._index.author_key, compressor, self.tz)
         self.rendered = 0  # nodes rendered since creation: reloads that change little keep it low

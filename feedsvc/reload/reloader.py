@@ -66,7 +66,7 @@ class Reloader:
         # process leaves that to the workers).
         self.prepare = prepare
         self._bind_ledger(ledger, record)
-        self._apply(config)
+        self._apply(config, None)
 
     def _bind_ledger(self, ledger: Ledger | None, record: bool) -> None:
         """The id ledger gives articles the ids readers know them by; without `record`
@@ -91,11 +91,12 @@ class Reloader:
         """The token `POST /-/reload` wants (server.reload_token)."""
         return self.config.server.reload_token
 
-    def _apply(self, config: Config) -> None:
-        """Bind everything derived from a config; sources whose settings stay keep their cache."""
+    def _apply(self, config: Config, before: SiteRenderer | None) -> None:
+        """Bind everything derived from a config; sources whose settings stay keep their
+        cache, and the renderer the entries of `before` (the last config's) it can use."""
         self.source_set.apply(config)
         self.config = config
-        self.renderer = SiteRenderer(config, self.cores)  # renders every document
+        self.renderer = SiteRenderer(config, self.cores, before)  # renders every document
         self.placer = Placer(self.ledger, config.site) if self.ledger is not None else None
         self._last_build: SiteBuild | None = None
         self._built_of: tuple[str, ...] = ()  # the revisions of the articles it was built of
@@ -156,7 +157,7 @@ class Reloader:
             return []
         changed_config = self.watcher.check()
         if changed_config is not None:
-            self._apply(changed_config)
+            self._apply(changed_config, self.renderer)
         return list(self.watcher.problems)
 
     def _read(self, now: datetime, problems: list[Problem]) -> tuple[list[Article], dict[str, int]]:
