@@ -228,6 +228,29 @@ def test_a_memory_of_another_config_is_not_used(
     assert len(reloader.store.current.documents["feed.atom"].body.decode().split("<entry>")) == 3
 
 
+@pytest.mark.parametrize(
+    ("edit", "rendered"),
+    [
+        ({"site": {"description": "每日要闻"}, "feeds": {"limit": 3}}, 0),
+        ({"feeds": {"formats": ["rss"]}}, 6),
+    ],
+    ids=["description and limit", "formats"],
+)
+def test_after_a_config_edit_a_restart_renders_only_the_entries_it_changed(
+    site: Site, make_config: Callable[..., Config], edit: dict[str, Any], rendered: int
+) -> None:
+    """The config edited while the server was down: entries are made of their article but
+    for the formats and the content mode, so the restart renders none again unless those
+    changed, and serves what a cold start of the new config serves."""
+    site.config = make_config(**edit)
+    cold, _ = site.start(warm=False)
+    cold.reload()
+    reloader, _ = site.start()
+    reloader.reload()
+    assert reloader.renderer.entries_cache.rendered == rendered
+    assert documents(reloader) == documents(cold)
+
+
 def test_after_a_new_base_url_a_restart_computes_no_revision_and_places_nothing(
     site: Site, make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
 ) -> None:

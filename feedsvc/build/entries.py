@@ -49,12 +49,18 @@ class Entries:
         # Entries asked for and rendered since creation (a progress bar follows both).
         self.asked = self.rendered = 0
 
+    @property
+    def made_for(self) -> tuple[tuple[str, ...], bool]:
+        """What of the config entries are made of besides their article: the formats any
+        feed is built in and whether they carry the whole content by default."""
+        return self.settings.formats, self.full
+
     def take_over(self, before: Entries) -> None:
         """Carry on with the entries `before` (made for an earlier config) holds, when
         its formats and default content are this config's: an entry is made of its
         article alone otherwise, so an edit of titles, limits or maps renders none again
         (at 50,000 posts, most of a reload after a config edit)."""
-        if (before.settings.formats, before.full) != (self.settings.formats, self.full):
+        if before.made_for != self.made_for:
             return
         self._entries, self._saved, self._view = before._entries, before._saved, before._view
         self._listed, self._fresh = before._listed, before._fresh

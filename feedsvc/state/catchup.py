@@ -3,7 +3,8 @@
 rendered (feedsvc.build.entries), so that a restart carries on from them instead of
 placing, grouping and rendering every article again.
 
-One pickle (the config digest, the generation, the placing, the index, the entries) in
+One pickle (the config digest, the generation, the placing, the index, the entries and
+what of the config they were made for) in
 the parse cache's framing: a version and stamp header and a checksummed payload, written
 with the parse cache (feedsvc.state.files.write_together). Every part names articles by
 revision, so a memory older than the last generation is still a sound start: what
@@ -57,6 +58,7 @@ class Memory:
     placing: list[Remembered] | None  # None: no ledger, nothing placed
     index: IndexState
     entries: list[SavedEntry]  # restored once the pieces they name are mapped
+    entries_for: tuple[tuple[str, ...], bool]  # Entries.made_for
 
 
 def memory_chunks(
@@ -66,7 +68,15 @@ def memory_chunks(
     with the parse cache it speaks of (feedsvc.state.files.write_together)."""
     placing = placer.export() if placer is not None else None
     entries = renderer.entries_cache.export()
-    value = (renderer.config_digest, generation, placing, renderer.index.export(), entries)
+    made_for = renderer.entries_cache.made_for
+    value = (
+        renderer.config_digest,
+        generation,
+        placing,
+        renderer.index.export(),
+        entries,
+        made_for,
+    )
     return checked_chunks(MAGIC, stamp(), [value])
 
 
@@ -98,14 +108,15 @@ def restore_memory(
 
 def restore_entries(memory: Memory, renderer: SiteRenderer, view: View) -> None:
     """Carry `renderer`'s entries on from `memory`, those whose pieces `view` finds on
-    disk (SnapshotWriter.view, once the writer has resumed)."""
-    if memory.config == renderer.config_digest:
+    disk (SnapshotWriter.view, once the writer has resumed): after a config edit too,
+    unless it changed what entries are made of (Entries.made_for)."""
+    if tuple(memory.entries_for) == renderer.entries_cache.made_for:
         renderer.entries_cache.restore(memory.entries, view)
 
 
 def _one(load: Any) -> tuple[Any, ...]:
     value = load()
-    if not isinstance(value, tuple) or len(value) != 5:
+    if not isinstance(value, tuple) or len(value) != 6:
         raise TypeError("not a builder memory")
     return value
 
