@@ -465,6 +465,22 @@ def test_a_state_directory_removed_while_serving_is_made_again(
     assert "resumed from generation" in log_of(servers[1])
 
 
+def test_a_removed_lock_file_is_taken_again_at_the_next_write(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    """With its lock file gone, a state directory is held by no one: the builder takes it
+    again before it writes, so a second server is still refused."""
+    articles = small_site(tmp_path)
+    config = write_config(tmp_path)
+    servers.append(Server(config, free_port(), tmp_path / "first.log"))
+    (tmp_path / ".feedsvc" / "lock").unlink()
+    write_article(articles, "b.md", "Beta.", title="Beta again", date="2022-01-03", tags=["ops"])
+    assert eventually(lambda: "Beta again" in titles(servers[0])), log_of(servers[0])
+    lock = StateLock(tmp_path / ".feedsvc")
+    assert not lock.try_acquire()
+    assert lock.holder() in children(servers[0].process.pid)
+
+
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 512 KiB tmpfs: a state directory that can be filled up."""

@@ -151,7 +151,7 @@ def test_a_writer_starting_over_writes_the_whole_next_generation(site: Site) -> 
 def test_holding_a_state_directory_made_again(tmp_path: Path) -> None:
     """The main process holding the lock is enough; no one holding it, this process takes
     it; another server holding it is refused."""
-    taken = hold(tmp_path, os.getpid() + 1)  # no one held it: taken
+    taken = hold(tmp_path, {os.getpid() + 1})  # no one held it: taken
     assert taken is not None and taken.holder() == os.getpid()
     taken.release()
     held = subprocess.Popen(
@@ -159,11 +159,11 @@ def test_holding_a_state_directory_made_again(tmp_path: Path) -> None:
     )
     try:
         assert held.stdout is not None and held.stdout.readline() == "held\n"
-        assert hold(tmp_path, held.pid) is None  # the owner holds it
+        assert hold(tmp_path, {os.getpid(), held.pid}) is None  # an owner holds it
         with pytest.raises(
             StateError, match=f"in use by another feedsvc process \\(pid {held.pid}\\)"
         ):
-            hold(tmp_path, os.getpid())
+            hold(tmp_path, {os.getpid()})
     finally:
         held.kill()
         held.communicate()

@@ -78,7 +78,7 @@ class AfterReload:
         self._written = False  # whether the writer holds the store's documents
         self._saved_reads, self._saved_at = 0, -SAVE_SECONDS
         self._saving: threading.Thread | None = None  # the save being written, if any
-        self._lock: StateLock | None = None  # of a state directory made again, if taken
+        self._lock: StateLock | None = None  # taken by this process (_hold_state)
         reloader.on_change = self._changed.extend
 
     def __call__(self, summary: ReloadSummary) -> int:
@@ -114,8 +114,7 @@ class AfterReload:
         A reload that kept the last build keeps the generation on disk (its new status
         reaches the workers with the announcement)."""
         try:
-            if not self._state_whole():
-                self._make_state_again()
+            self._hold_state()
             if self.reloader.same_build and self._written:
                 return self.writer.generation, status_of(snapshot, config), True
             self._written = False
@@ -132,28 +131,33 @@ class AfterReload:
             return self.writer.generation, status_of(snapshot, config, (failure,)), False
         return generation, status_of(snapshot, config), True
 
-    def _state_whole(self) -> bool:
-        """Whether the snapshots folder and the id ledger's file are still there."""
-        ledger = self.reloader.ledger
-        return self.writer.folder.is_dir() and (ledger is None or ledger.path.exists())
+    def _hold_state(self) -> None:
+        """Before every write: the state directory is there and this server's.
 
-    def _make_state_again(self) -> None:
-        """The state directory was removed while the server ran (an operator resetting it,
-        a cleaner of old files): make it again, hold its lock, write the id ledger from
-        memory into it, and have the next write put the whole snapshot there; the parse
-        cache and memory follow with the next save. StateError (nothing written) when
-        another server has taken the folder meanwhile."""
-        state = self.writer.folder.parent
-        logger.warning(
-            "state directory %s was removed while the server ran; making it again", state
-        )
-        prepare_folder(state)
-        self._lock = hold(state, os.getppid()) or self._lock
-        self.writer.start_over()
-        if self.reloader.ledger is not None:
-            self.reloader.ledger.keep_file()
-        self._written = False
-        self._saved_reads, self._saved_at = -1, -SAVE_SECONDS  # saved after this reload
+        Removed while the server ran (an operator resetting it, a cleaner of old files),
+        it is made again: locked, the id ledger written into it from memory, the next
+        write putting the whole snapshot there, the parse cache and memory saved after
+        it. Its lock is taken whenever no one holds it (a builder started again after
+        that, a lock file removed); StateError, nothing written, when another server
+        holds it."""
+        state, ledger = self.writer.folder.parent, self.reloader.ledger
+        whole = self.writer.folder.is_dir() and (ledger is None or ledger.path.exists())
+        if not whole:
+            logger.warning(
+                "state directory %s was removed while the server ran; making it again", state
+            )
+            prepare_folder(state)
+            if self._lock is not None:  # of the files removed
+                self._lock.release()
+                self._lock = None
+        if self._lock is None:
+            self._lock = hold(state, {os.getppid(), os.getpid()})
+        if not whole:
+            self.writer.start_over()
+            if ledger is not None:
+                ledger.keep_file()
+            self._written = False
+            self._saved_reads, self._saved_at = -1, -SAVE_SECONDS  # saved after this reload
 
     def _save_parse_cache(self) -> None:
         """Save what was parsed and the builder's memory (feedsvc.state.catchup), at most

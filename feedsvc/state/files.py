@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from feedsvc.errors import FeedsvcError
@@ -113,16 +113,16 @@ class StateLock:
             self._descriptor = None
 
 
-def hold(folder: Path, owner: int) -> StateLock | None:
-    """Make sure this server holds the lock of state directory `folder`: process `owner`
-    (the main process) holding it is enough; when no one does (the folder was made again
-    while the server ran), this process takes it and is given it to keep. StateError when
-    another process holds it."""
+def hold(folder: Path, owners: Collection[int]) -> StateLock | None:
+    """Make sure this server holds the lock of state directory `folder`: one of `owners`
+    (the main process, this one) holding it is enough; when no one does (the folder was
+    made again while the server ran), this process takes it and is given it to keep.
+    StateError when another process holds it."""
     lock = StateLock(folder)
     if lock.try_acquire():
         return lock
     holder = lock.holder()
-    if holder != owner:
+    if holder not in owners:
         raise StateError(
             f"state directory {folder} is in use by another feedsvc process (pid "
             f"{holder or '?'}); this server no longer writes there"
