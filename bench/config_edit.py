@@ -14,44 +14,26 @@ prints the seconds per round and the medians, and writes bench/results/config-*.
 
 from __future__ import annotations
 
-import json
-import os
-import statistics
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from corpus import write_corpus
-from service import free_port
-from state import NEW_FEEDSVC, TAGS, Server, describe, poll_until, probe_paths, write_config
+from pair import paired, report, summary
+from state import Server, poll_until
 
 SAVED_SECONDS = 8.0  # after a start's edit shows: the builder writes its caches
 
 
-def main(count: int, rounds: int) -> dict[str, object]:
-    versions = {"old": Path(os.environ["BENCH_OLD_FEEDSVC"]), "new": NEW_FEEDSVC}
-    work = Path(tempfile.mkdtemp(prefix="feedsvc-config-bench-"))
-    corpus = work / "posts"
-    write_corpus(count, corpus, TAGS)
-    servers = {}
-    for name, executable in versions.items():
-        port = free_port()
-        servers[name] = Server(executable, write_config(work / name, corpus, port), port)
-    running: dict[str, list[float]] = {name: [] for name in versions}
-    restart: dict[str, list[float]] = {name: [] for name in versions}
-    try:
-        for server in servers.values():  # a cold start leaves a state to restart from
-            server.start()
-            server.wait_for(probe_paths(count, TAGS))
-            server.settle()
-            server.stop()
+def main(count: int, rounds: int) -> dict[str, Any]:
+    with paired(count, "config") as (_, servers):
+        running: dict[str, list[float]] = {name: [] for name in servers}
+        restart: dict[str, list[float]] = {name: [] for name in servers}
         for n in range(rounds):
             for name, server in servers.items():
                 server.start()
@@ -66,19 +48,8 @@ def main(count: int, rounds: int) -> dict[str, object]:
                 restart[name].append(round(server.since_start(), 3))
                 time.sleep(SAVED_SECONDS)
                 server.stop()
-    finally:
-        for server in servers.values():
-            server.stop()
-    return {
-        "posts": count,
-        "rounds": rounds,
-        "running_edit_s": running,
-        "running_edit_median_s": {name: statistics.median(s) for name, s in running.items()},
-        "restart_after_edit_s": restart,
-        "restart_after_edit_median_s": {name: statistics.median(s) for name, s in restart.items()},
-        "old": describe(versions["old"]),
-        "new": describe(versions["new"]),
-    }
+    results = {"posts": count, "rounds": rounds}
+    return results | summary(servers, running_edit=running, restart_after_edit=restart)
 
 
 def describe_as(config: Path, description: str) -> bytes:
@@ -102,7 +73,4 @@ def shows(server: Server, marker: bytes) -> float:
 
 
 if __name__ == "__main__":
-    results = main(int(sys.argv[1]), int(sys.argv[2]))
-    print(json.dumps(results, indent=2))
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (HERE / "results" / f"config-{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
+    report("config", main(int(sys.argv[1]), int(sys.argv[2])))

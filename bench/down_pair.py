@@ -17,82 +17,46 @@ prints the seconds per round and the medians, and writes bench/results/down-*.js
 from __future__ import annotations
 
 import http.client
-import json
-import os
 import re
-import statistics
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from corpus import write_corpus
-from service import free_port
-from state import (
-    NEW_FEEDSVC,
-    TAGS,
-    Server,
-    describe,
-    get,
-    newest_post,
-    probe_paths,
-    write_config,
-)
+from pair import paired, report, summary
+from state import TAGS, Server, get, newest_post, probe_paths
 
 SAVED_SECONDS = 8.0  # after the edit shows: the builder writes its parse cache and memory
 
 
-def main(count: int, rounds: int) -> dict[str, object]:
-    versions = {"old": Path(os.environ["BENCH_OLD_FEEDSVC"]), "new": NEW_FEEDSVC}
-    work = Path(tempfile.mkdtemp(prefix="feedsvc-down-bench-"))
-    corpus = work / "posts"
-    write_corpus(count, corpus, TAGS)
-    servers = {}
-    for name, executable in versions.items():
-        port = free_port()
-        servers[name] = Server(executable, write_config(work / name, corpus, port), port)
-    newest = newest_post(corpus)
-    original = newest.read_text(encoding="utf-8")
-    seconds: dict[str, list[float]] = {name: [] for name in versions}
-    warm: dict[str, list[float]] = {name: [] for name in versions}
-    paths = probe_paths(count, TAGS)
-    try:
-        for server in servers.values():  # a cold start leaves a state to restart from
-            server.start()
-            server.wait_for(["/feed.atom"])
-            server.settle()
-            server.stop()
-        for n in range(rounds):
-            for name, server in servers.items():
-                marker = f"Retitled while down {n} {time.time_ns()}"
-                edited = re.sub(
-                    r"^title: '(.*)'$", f"title: '{marker} \\1'", original, count=1, flags=re.M
-                )
-                newest.write_text(edited, encoding="utf-8")
-                server.start()
-                warm[name].append(round(max(server.wait_for(paths).values()), 3))
-                seconds[name].append(served_after(server, marker))
-                time.sleep(SAVED_SECONDS)
-                server.stop()
-                newest.write_text(original, encoding="utf-8")
-    finally:
-        newest.write_text(original, encoding="utf-8")
-        for server in servers.values():
-            server.stop()
-    return {
-        "posts": count,
-        "rounds": rounds,
-        "seconds": seconds,
-        "median_s": {name: statistics.median(s) for name, s in seconds.items()},
-        "warm_restart_s": warm,
-        "warm_restart_median_s": {name: statistics.median(s) for name, s in warm.items()},
-        "old": describe(versions["old"]),
-        "new": describe(versions["new"]),
-    }
+def main(count: int, rounds: int) -> dict[str, Any]:
+    with paired(count, "down") as (corpus, servers):
+        newest = newest_post(corpus)
+        original = newest.read_text(encoding="utf-8")
+        seconds: dict[str, list[float]] = {name: [] for name in servers}
+        warm: dict[str, list[float]] = {name: [] for name in servers}
+        paths = probe_paths(count, TAGS)
+        try:
+            for n in range(rounds):
+                for name, server in servers.items():
+                    marker = f"Retitled while down {n} {time.time_ns()}"
+                    edited = re.sub(
+                        r"^title: '(.*)'$", f"title: '{marker} \\1'", original, count=1, flags=re.M
+                    )
+                    newest.write_text(edited, encoding="utf-8")
+                    server.start()
+                    warm[name].append(round(max(server.wait_for(paths).values()), 3))
+                    seconds[name].append(served_after(server, marker))
+                    time.sleep(SAVED_SECONDS)
+                    server.stop()
+                    newest.write_text(original, encoding="utf-8")
+        finally:
+            newest.write_text(original, encoding="utf-8")
+    results = {"posts": count, "rounds": rounds}
+    return results | summary(servers, edited_while_down=seconds, warm_restart=warm)
 
 
 def served_after(server: Server, marker: str) -> float:
@@ -111,7 +75,4 @@ def served_after(server: Server, marker: str) -> float:
 
 
 if __name__ == "__main__":
-    results = main(int(sys.argv[1]), int(sys.argv[2]))
-    print(json.dumps(results, indent=2))
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (HERE / "results" / f"down-{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
+    report("down", main(int(sys.argv[1]), int(sys.argv[2])))
