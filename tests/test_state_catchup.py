@@ -30,6 +30,7 @@ from feedsvc.state import catchup
 from feedsvc.state.catchup import load_memory
 from feedsvc.state.ledger import Ledger
 from feedsvc.state.placing import Placer
+from feedsvc.state.snapshots import index_path, validate
 from feedsvc.state.snapshotwriter import SnapshotWriter
 from feedsvc.store import Store
 
@@ -249,6 +250,17 @@ def test_after_a_config_edit_a_restart_renders_only_the_entries_it_changed(
     reloader.reload()
     assert reloader.renderer.entries_cache.rendered == rendered
     assert documents(reloader) == documents(cold)
+
+
+def test_a_generation_that_cannot_be_resumed_from_is_numbered_after(site: Site) -> None:
+    """The main process validated generation 1 and the workers serve it, then its index
+    went (damaged or removed) before the builder read it: the builder builds anew and
+    writes generation 2, not 1 again, which workers that never go back would ignore."""
+    index_path(site.folder, 1).unlink()
+    reloader, after = site.start(warm=False)
+    warm_start(reloader, after.writer, site.folder, checked=1)
+    assert after(reloader.reload()) == 2
+    assert validate(site.folder) == 2
 
 
 def test_after_a_new_base_url_a_restart_computes_no_revision_and_places_nothing(

@@ -83,6 +83,7 @@ def _resume(reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: i
         documents, _, _ = SnapshotReader(folder).load(index)
     except (BadStateError, OSError, ValueError) as exc:
         logger.warning("cannot resume from generation %d (%s); building anew", generation, exc)
+        writer.number_after(generation)  # workers may serve it already
         return
     reloader.renderer.seed(index.builder, documents)
     if memory is not None:  # entries as views of the pieces the writer now knows

@@ -79,6 +79,14 @@ class SnapshotWriter:
         self._kept[index.generation] = frozenset(self._segments)
         self._builder_meta = dict(index.meta["builder"])
 
+    def number_after(self, generation: int) -> None:
+        """Number what is written next after `generation`, one workers may serve that this
+        writer could not resume from (its files damaged or removed meanwhile), and after
+        every segment file there is: workers never go back, and no file is written over."""
+        self.generation = max(self.generation, generation)
+        found = (SEGMENT_NAME.fullmatch(name) for name in file_names(self.folder))
+        self._next_segment = max([self._next_segment, *(int(m[1]) + 1 for m in found if m)])
+
     def start_over(self) -> None:
         """Forget the files on disk (their folder was removed while the server ran): the
         next write makes the folder again and writes every piece and line into it, the
