@@ -24,7 +24,7 @@ from feedsvc.processes.cpus import available_cores
 from feedsvc.processes.follower import Follower
 from feedsvc.processes.supervisor import BuilderProcess
 from feedsvc.settings import Config
-from feedsvc.state.files import StateError, StateLock, prepare_folder, remove_leftovers
+from feedsvc.state.files import StateError, StateLock, prepare_folder
 from feedsvc.state.snapshots import discard, validate
 from feedsvc.store import Store
 
@@ -207,9 +207,6 @@ def _open_state(folder: Path, runtime: Path) -> tuple[Path, StateLock]:
         prepare_folder(folder)
     lock = StateLock(folder)
     lock.acquire()
-    # A server killed while it saved its parse cache left its temporary files (a
-    # hundred MB at 50,000 posts); no one else writes here while the lock is held.
-    remove_leftovers(folder)
     return folder / "snapshots", lock
 
 

@@ -206,6 +206,22 @@ def health(server: Server) -> dict:
     return requests.get(server.base + "/healthz", headers={"Connection": "close"}).json()
 
 
+def test_a_builder_started_again_removes_what_the_killed_one_left_half_written(
+    site: Callable[..., tuple[Server, Path]],
+) -> None:
+    """A builder killed while it saved the parse cache and memory leaves their temporary
+    files (a hundred MB at 50,000 posts); the one the main process starts removes them."""
+    server, config = site()
+    builder = builder_of(server)
+    state = config.parent / ".feedsvc"
+    half_written = [state / f".{name}.{builder}.tmp" for name in ("parse-cache", "builder-memory")]
+    for path in half_written:
+        path.write_bytes(b"half written")
+    os.kill(builder, signal.SIGKILL)
+    assert eventually(lambda: not any(path.exists() for path in half_written), 20)
+    assert builder_of(server) != builder
+
+
 def test_the_builder_runs_on_idle_cpu_and_a_crash_of_it_stops_no_request(
     site: Callable[..., tuple[Server, Path]],
 ) -> None:

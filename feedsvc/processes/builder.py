@@ -31,7 +31,14 @@ from feedsvc.scheduler import make_scheduler, reschedule
 from feedsvc.settings import Config
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.state.catchup import memory_chunks
-from feedsvc.state.files import StateError, StateLock, hold, prepare_folder, write_together
+from feedsvc.state.files import (
+    StateError,
+    StateLock,
+    hold,
+    prepare_folder,
+    remove_leftovers,
+    write_together,
+)
 from feedsvc.state.ledger import Ledger
 from feedsvc.state.parsecache import parse_cache_chunks
 from feedsvc.state.snapshots import Status
@@ -220,6 +227,9 @@ def run_builder(
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
     listener.listen()
+    # A builder killed while it saved the parse cache and memory, their one writer, left
+    # their temporary files (a hundred MB at 50,000 posts); the writer removes its own.
+    remove_leftovers(folder.parent)
     writer = SnapshotWriter(folder)
     triggers = Triggers(reloader, config)
     warm_start(reloader, writer, folder, checked, watched=triggers.watch_folders(config))
