@@ -27,6 +27,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from operator import attrgetter
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -53,8 +54,14 @@ MAX_DIRTY = 10_000  # changed files remembered between reloads; past it, look at
 COOKIE_PREFIX = ".feedsvc-cookie-"
 SYNC_SECONDS = 1.0  # a cookie not seen by then: the reload looks at every file instead
 # Read once when the server starts; a change needs a restart to take effect.
-RESTART_KEYS = tuple(f"server.{name}" for name in ("host", "port", "workers", "threads"))
-RESTART_KEYS += ("server.access_log", "state.path")
+RESTART_KEYS = (
+    "server.host",
+    "server.port",
+    "server.workers",
+    "server.threads",
+    "server.access_log",
+    "state.path",
+)
 
 
 class ConfigWatcher:
@@ -95,9 +102,8 @@ class ConfigWatcher:
     def _restart_needed(self, candidate: Config) -> list[Problem]:
         problems = []
         for key in RESTART_KEYS:
-            section, name = key.split(".")
-            now, then = (getattr(getattr(c, section), name) for c in (candidate, self.started))
-            if now != then:
+            value = attrgetter(key)  # a dotted path: section, then key
+            if value(candidate) != value(self.started):
                 message = f"{key} changed; it takes effect after a restart"
                 logger.warning("%s: %s", self.path, message)
                 problems.append(Problem(self.path, None, message, "warning"))
