@@ -110,7 +110,7 @@ def restore_entries(memory: Memory, renderer: SiteRenderer, view: View) -> None:
     """Carry `renderer`'s entries on from `memory`, those whose pieces `view` finds on
     disk (SnapshotWriter.view, once the writer has resumed): after a config edit too,
     unless it changed what entries are made of (Entries.made_for)."""
-    if tuple(memory.entries_for) == renderer.entries_cache.made_for:
+    if memory.entries_for == renderer.entries_cache.made_for:
         renderer.entries_cache.restore(memory.entries, view)
 
 
