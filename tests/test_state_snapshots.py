@@ -148,6 +148,26 @@ def test_a_writer_starting_over_writes_the_whole_next_generation(site: Site) -> 
     assert served(documents) == served(site.build())
 
 
+def test_a_reader_maps_again_a_segment_number_given_to_another_file(site: Site) -> None:
+    """A builder that could not resume after its state directory was removed numbers its
+    segments from 1 again; a worker that mapped segment 1 of the generation before reads
+    the new generation from the new file, not its old map of that number."""
+    first = site.publish()
+    reader = SnapshotReader(site.folder)
+    reader.read(first)
+    shutil.rmtree(site.folder.parent)
+    writer = SnapshotWriter(site.folder)
+    writer.number_after(first)
+    write_article(
+        site.articles, "p0.md", "重写的正文。", title="Post 0, rewritten", date="2022-03-01"
+    )
+    built = site.build()
+    second = writer.write(built, STATUS, site.reloader.renderer.export())
+    assert (second, sorted(read_index(site.folder, second).segments)) == (first + 1, [1])
+    documents, _, _ = reader.read(second)
+    assert served(documents) == served(built)
+
+
 def test_holding_a_state_directory_made_again(tmp_path: Path) -> None:
     """The main process holding the lock is enough; no one holding it, this process takes
     it; another server holding it is refused."""

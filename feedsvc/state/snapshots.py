@@ -290,7 +290,8 @@ class SnapshotReader:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._maps: dict[int, mmap.mmap] = {}
+        # Segment number -> (its size and CRC-32 as the index said, its map).
+        self._maps: dict[int, tuple[tuple[int, int], mmap.mmap]] = {}
         self._shards: dict[bytes, _Loaded] = {}
         self._documents: dict[str, Document] = {}  # of the last load, by path
 
@@ -306,10 +307,8 @@ class SnapshotReader:
         self, index: Index, pause: Callable[[], None] | None = None
     ) -> tuple[dict[str, Document], Status, set[str]]:
         """`read`, of an index read already."""
-        maps = {
-            n: self._maps[n] if n in self._maps else map_file(segment_path(self.folder, n))
-            for n in index.segments
-        }
+        sealed = {n: (seal, self._mapped(n, seal)) for n, seal in index.segments.items()}
+        maps = {n: mapped for n, (_, mapped) in sealed.items()}
         known = self._shards
         fresh = {s[0]: shard_bytes(maps, s) for s in index.records if s[0] not in known}
         wanted = {s[0] for s in index.records}
@@ -329,9 +328,19 @@ class SnapshotReader:
         for digest in lines:
             documents.update(shards[digest].by_path)
         # Documents still being sent hold the old maps; new ones see the new maps.
-        self._maps, self._shards, self._documents = maps, shards, documents
+        self._maps, self._shards, self._documents = sealed, shards, documents
         changed = {doc.path for doc in made.values()} | {doc.path for doc in old.values()}
         return documents, Status.from_json(index.meta["status"]), changed
+
+    def _mapped(self, number: int, seal: tuple[int, int]) -> mmap.mmap:
+        """Segment `number` as the index describes it (`seal`: its size and CRC-32): the
+        map of the last load, unless the file is another one of that number (a builder
+        that started over after its state directory was removed numbers from where the
+        files on disk let it)."""
+        kept = self._maps.get(number)
+        if kept is not None and kept[0] == seal:
+            return kept[1]
+        return map_file(segment_path(self.folder, number))
 
     @staticmethod
     def _parse(
