@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,32 @@ def test_files_no_worker_serves_are_removed(builder: Builder, tmp_path: Path) ->
     assert segments == set(read_index(builder.folder, generation).segments)
     assert len(segments) < generation
     assert served(follower.store.current) == served_bytes(builder.reloader.store.current)
+
+
+def test_a_generation_a_worker_cannot_load_is_asked_for_again_after_a_pause(
+    builder: Builder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The newest generation is damaged: the worker asks again a second later, not in a
+    loop (the builder announces its newest on every connection: reconnecting at once
+    made 180,000 attempts in two minutes)."""
+    write_article(tmp_path / "articles", "a.md", title="A", date="2026-01-01")
+    generation = builder.reload()
+    index = builder.folder / f"gen-{generation:08d}.idx"
+    index.write_bytes(index.read_bytes()[:-1])  # truncated
+    connections: list[float] = []
+    connect = Follower._connect
+
+    def counting(follower: Follower) -> socket.socket:
+        connections.append(time.monotonic())
+        return connect(follower)
+
+    monkeypatch.setattr(Follower, "_connect", counting)
+    follower = builder.follower()
+    # start() returns once a generation is served: never, here.
+    threading.Thread(target=follower.start, args=(None,), daemon=True).start()
+    time.sleep(1.5)
+    assert follower.store.current.generation == 0
+    assert 2 <= len(connections) <= 3, len(connections)
 
 
 def test_many_edits_leave_few_segments(

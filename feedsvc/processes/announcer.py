@@ -99,6 +99,8 @@ class Announcer:
         except (OSError, ValueError) as exc:
             logger.warning("a worker's link broke: %s", exc)
         self._drop(worker)
+        with worker.lock:  # not while a send is under way; a later one finds it closed
+            worker.sock.close()
 
     def _reply(self, worker: _Worker, asked: str, done: Future[Reloaded]) -> None:
         if done.exception() is not None:

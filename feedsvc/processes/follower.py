@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 RELOAD_TIMEOUT = 600.0  # seconds a reload endpoint request waits for the builder
 CONNECT_TIMEOUT = 10.0  # seconds it waits for the link to the builder to come up
 PAUSE = 0.0001  # seconds a worker sleeps every few hundred documents it loads
+# Seconds before a worker asks again for a generation it could not load: the builder
+# announces its newest on every connection, so at once would be a busy loop.
+RETRY_SECONDS = 1.0
 GONE = Problem(
     "feedsvc", None, "lost the builder process; serving the last snapshot until it is back"
 )
@@ -176,6 +179,7 @@ class Follower:
         """Handle the builder's lines until it goes away; then say so and connect again."""
         sock = self._sock
         assert sock is not None
+        unreadable = False
         try:
             for line in sock.makefile("rb"):
                 self._handle(json.loads(line))
@@ -183,6 +187,7 @@ class Follower:
             logger.warning("the link to the builder broke: %s", exc)
         except BadStateError as exc:
             logger.error("cannot serve the builder's newest generation: %s", exc)
+            unreadable = True
         self._linked.clear()
         sock.close()
         self._sock = None
@@ -193,6 +198,8 @@ class Follower:
         if current.generation and GONE not in current.problems:
             logger.error("lost the builder process; serving the last snapshot")
             self.store.swap(replace(current, problems=(*current.problems, GONE)))
+        if unreadable:
+            time.sleep(RETRY_SECONDS)
         self._sock = self._connect()
         logger.info("connected to the builder process again")
 
