@@ -27,7 +27,6 @@ from feedsvc.processes.resume import memory_path, parse_cache_path, warm_start
 from feedsvc.publish.mirror import Mirror
 from feedsvc.reload.loop import ReloadLoop
 from feedsvc.reload.reloader import Reloader
-from feedsvc.scheduler import make_scheduler, reschedule
 from feedsvc.settings import Config
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.state.catchup import memory_chunks
@@ -310,7 +309,8 @@ class Triggers:
         self.interval = config.reload.interval_seconds
         # Until the loop runs, what the watch sees waits for the first reload's drain.
         self.watch = FolderWatch(lambda: None)
-        self.reschedule: Callable[[int], None] = lambda _seconds: None
+        self.reschedule: Callable[[int], None] | None = None  # once the schedule runs
+        self._everything: Callable[[], object] = lambda: None
 
     def watch_folders(self, config: Config) -> bool:
         """Watch the folders of `config` from now on, before the loop runs; whether every
@@ -325,25 +325,31 @@ class Triggers:
         watch.on_change = loop.poke
         loop.scan, loop.sync = watch.forget, watch.sync
         # SIGHUP (forwarded as SIGUSR1) is the operator's way to have every file looked at.
-        everything = partial(loop.ask, everything=True)
+        everything = self._everything = partial(loop.ask, everything=True)
         signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=everything).start())
-        # The schedule runs before the first build, so that a remote fetch that finishes
-        # during it can already ask for the reload that publishes its items.
         # A reload the watch asks for looks only at the files it saw change, and so does
         # `POST /-/reload`, once the watch has caught up with it (FolderWatch.sync); the
         # schedule looks at every file (the safety net for changes no event reported).
         self.reloader.changed_files = watch.drain
-        scheduler = make_scheduler(everything, self.interval)
-        scheduler.start()
-        self.reschedule = partial(reschedule, scheduler)
+        # A remote fetch that finishes during the first build asks for the reload that
+        # publishes its items.
         self.reloader.source_set.on_fetched = loop.poke
         watch.follow(config)  # already during the first build: a file saved meanwhile counts
 
     def apply_config(self, current: Config) -> None:
-        """After every reload: follow the config it ran with."""
+        """After every reload: follow the config it ran with. The schedule starts after
+        the first: apscheduler is imported then, not on the way to the catch-up after a
+        restart (40 ms of it, asyncio's import included)."""
         self.reloader.source_set.fetch_in_background = True
         self.watch.follow(current)  # the folders may have changed with the config
-        if current.reload.interval_seconds != self.interval:
+        if self.reschedule is None:
+            from feedsvc.scheduler import make_scheduler, reschedule  # noqa: PLC0415
+
+            self.interval = current.reload.interval_seconds
+            scheduler = make_scheduler(self._everything, self.interval)
+            scheduler.start()
+            self.reschedule = partial(reschedule, scheduler)
+        elif current.reload.interval_seconds != self.interval:
             self.interval = current.reload.interval_seconds
             self.reschedule(self.interval)
 
