@@ -258,6 +258,29 @@ def test_a_ledger_of_another_version_is_not_used(site: Site, tmp_path: Path) -> 
     assert site.damaged is not None and "schema version 99" in site.damaged.message
 
 
+def test_a_ledger_of_the_version_before_its_mark_is_given_one_and_keeps_its_ids(
+    site: Site, articles_dir: Path, tmp_path: Path
+) -> None:
+    post(articles_dir, "a.md", "央行降准")
+    site.reload()
+    (articles_dir / "a.md").rename(articles_dir / "b.md")
+    followed = site.reload()["央行降准"]["id"]
+    site.stop()
+    with sqlite3.connect(tmp_path / "state" / FILE) as db:  # as version 1 wrote it
+        for trigger in ("article_added", "article_changed", "article_removed"):
+            db.execute(f"DROP TRIGGER {trigger}")
+        db.execute("DROP TABLE changes")
+        db.execute("PRAGMA user_version = 1")
+    site.start()
+    assert site.damaged is None
+    assert site.ledger is not None
+    _, count = site.ledger.mark()
+    assert site.reload()["央行降准"]["id"] == followed
+    post(articles_dir, "c.md", "新发布")
+    site.reload()
+    assert site.ledger.mark()[1] > count
+
+
 def test_a_no_change_reload_writes_nothing(site: Site, articles_dir: Path) -> None:
     for n in range(20):
         post(articles_dir, f"p{n}.md", f"Story {n}")
@@ -268,7 +291,7 @@ def test_a_no_change_reload_writes_nothing(site: Site, articles_dir: Path) -> No
     assert site.ledger.total_changes == before
     post(articles_dir, "p3.md", "Story 3", body="Edited.")
     site.reload()
-    assert site.ledger.total_changes == before + 1  # the edited article's row
+    assert site.ledger.total_changes == before + 2  # the edited article's row, the mark
 
 
 def test_replicas_with_fresh_state_agree(make_config: Make, tmp_path: Path) -> None:

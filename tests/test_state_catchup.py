@@ -196,6 +196,28 @@ def test_an_id_the_ledger_gave_elsewhere_since_is_placed_again(
     assert "<id>moved</id>" in reloader.store.current.documents["feed.atom"].body.decode()
 
 
+def test_a_restart_reads_the_ledgers_rows_only_when_it_changed_since(
+    site: Site, articles: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memory holds the ledger's mark: unchanged, the ids remembered are the ledger's
+    and none of its rows is read; changed (here by hand), every row is."""
+    reads: list[int] = []
+    present = Ledger.present
+    monkeypatch.setattr(Ledger, "present", lambda ledger: reads.append(1) or present(ledger))
+    edit_p5(articles)
+    reloader, after = site.start()
+    after(reloader.reload())
+    assert reads == []
+    ledger, _ = Ledger.open(site.folder.parent)
+    assert ledger is not None
+    with ledger.transaction() as db:
+        db.execute("UPDATE articles SET last_seen = last_seen WHERE path = 'p2.md'")
+    reloader, _ = site.start()
+    reloader.reload()
+    assert reads == [1]
+    assert "P5, edited" in reloader.store.current.documents["feed.atom"].body.decode()
+
+
 @pytest.mark.parametrize(
     "damage",
     [lambda data: data[: len(data) // 2], lambda data: data[:-40] + bytes(40), lambda _: b"x"],

@@ -30,7 +30,7 @@ from feedsvc.build.site import SiteRenderer
 from feedsvc.model import Article
 from feedsvc.state.parsecache import checked_chunks, load_checked, sources_digest
 from feedsvc.state.parsecache import stamp as parse_stamp
-from feedsvc.state.placing import Placer, Remembered
+from feedsvc.state.placing import Placer, SavedPlacing
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Memory:
 
     config: str  # SiteRenderer.config_digest
     generation: int
-    placing: list[Remembered] | None  # None: no ledger, nothing placed
+    placing: SavedPlacing | None  # None: no ledger, nothing placed
     index: IndexState
     entries: list[SavedEntry]  # restored once the pieces they name are mapped
     entries_for: tuple[tuple[str, ...], bool]  # Entries.made_for

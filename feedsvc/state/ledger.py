@@ -38,7 +38,7 @@ from feedsvc.state.files import StateError
 logger = logging.getLogger(__name__)
 
 FILE = "ledger.sqlite3"
-VERSION = 1  # PRAGMA user_version of the schema below
+VERSION = 2  # PRAGMA user_version of the schema below; 2 added `changes`
 
 _SCHEMA = """
 CREATE TABLE articles (
@@ -71,6 +71,20 @@ CREATE TABLE fetches (
     failures INTEGER NOT NULL,
     next_attempt REAL NOT NULL
 );
+"""
+# Version 2: which articles the ledger holds, as a mark that any change to `articles`
+# moves (whoever makes it): this ledger's random name and a count of rows changed.
+# A restart that finds the mark it saved with its memory takes the ids it remembers
+# instead of reading every row (feedsvc.state.placing).
+_CHANGES = """
+CREATE TABLE changes (ledger TEXT NOT NULL, count INTEGER NOT NULL);
+INSERT INTO changes VALUES (lower(hex(randomblob(8))), 0);
+CREATE TRIGGER article_added AFTER INSERT ON articles
+    BEGIN UPDATE changes SET count = count + 1; END;
+CREATE TRIGGER article_changed AFTER UPDATE ON articles
+    BEGIN UPDATE changes SET count = count + 1; END;
+CREATE TRIGGER article_removed AFTER DELETE ON articles
+    BEGIN UPDATE changes SET count = count + 1; END;
 """
 
 
@@ -193,6 +207,12 @@ class Ledger:
             return {(row.source, row.path): row for row in self._select(_SELECT)}
         return {key: row for key in keys for row in self._select(_BY_KEY, *key)}
 
+    def mark(self) -> tuple[str, int]:
+        """What moves with every change to the articles held: equal marks, equal rows."""
+        with self._lock:
+            ledger, count = self._db.execute("SELECT ledger, count FROM changes").fetchone()
+        return ledger, count
+
     def present(self) -> dict[tuple[str, str], str]:
         """(source, path) -> id of every article present when last placed."""
         with self._lock:
@@ -305,13 +325,15 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash loses no committed reload
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if fresh:
-            db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {VERSION}; COMMIT;")
-        elif version != VERSION:
+            db.executescript(f"BEGIN; {_SCHEMA}{_CHANGES} PRAGMA user_version = {VERSION}; COMMIT;")
+        elif version not in (1, VERSION):
             raise DamagedLedgerError(f"schema version {version}, this feedsvc reads {VERSION}")
         else:
             verdict = db.execute("PRAGMA quick_check").fetchone()[0]
             if verdict != "ok":
                 raise DamagedLedgerError(f"quick_check: {verdict}")
+            if version == 1:  # written by feedsvc before the mark: given one
+                db.executescript(f"BEGIN; {_CHANGES} PRAGMA user_version = {VERSION}; COMMIT;")
     except sqlite3.OperationalError:  # locked, a full disk: not damage, nothing moved
         db.close()
         raise

@@ -44,6 +44,10 @@ Key = tuple[str, str]  # (source, path)
 Remembered = tuple[str, str, str, str, str, datetime, datetime, str]
 """One article of a placing: source, path, revision, then the id, link, published and
 updated it was published with and its revision so (Placer.export)."""
+SavedPlacing = tuple[tuple[str, int] | None, list[str], list[Remembered], dict[Key, str]]
+"""Placer.export: the ledger's mark then (None: not read yet); the revisions of the
+articles published as parsed (most: their id, link and dates are theirs); every other
+article placed; and what else the ledger held present then (or present with another id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,41 +120,65 @@ class Placer:
         published = [p or work.placed[id(a)] for a, p in zip(articles, placed, strict=True)]
         return Placed(published, work.problems, work.changes)
 
-    def export(self) -> list[Remembered]:
-        """The last placing, for `restore` in a later process: per (source, path), the
-        revision placed and the id, link and dates it was published with."""
-        return [
-            (*key, revision, p.id, p.link, p.published, p.updated, p.revision)
-            for key, revision in self._revision_at.items()
-            if (p := self._by_revision.get(revision)) is not None
-        ]
+    def export(self) -> SavedPlacing:
+        """The last placing, for `restore` in a later process, with the ledger's mark."""
+        as_parsed: list[str] = []
+        other: list[Remembered] = []
+        ids: dict[Key, str] = {}
+        for key, revision in self._revision_at.items():
+            p = self._by_revision.get(revision)
+            if p is None:
+                continue
+            ids[key] = p.id
+            if p.revision == revision:
+                as_parsed.append(revision)
+            else:
+                other.append((*key, revision, p.id, p.link, p.published, p.updated, p.revision))
+        if self._keys is None:
+            return None, as_parsed, other, {}
+        beyond = {key: ident for key, ident in self._keys.items() if ids.get(key) != ident}
+        return self.ledger.mark(), as_parsed, other, beyond
 
-    def restore(
-        self, saved: Iterable[Remembered], articles: Iterable[Article]
-    ) -> dict[str, Article]:
+    def restore(self, saved: SavedPlacing, articles: Iterable[Article]) -> dict[str, Article]:
         """Carry on from `export` of an earlier process (a restart), before the first
         placing. `articles` are those it placed, as parsed then (the parse cache saved
         with it); returns them as published then, by revision. Those at a path the ledger
         still gives the id given then are remembered: read again unchanged, they are
-        published so without a look at the ledger; every other one is placed as usual."""
-        present = self.ledger.present()
+        published so without a look at the ledger; every other one is placed as usual.
+
+        The ledger's rows are read only when it changed since (its mark moved: a crash
+        between its commit and this save, `feedsvc build`, an operator) or an article
+        placed then is not among `articles`: 0.1 s of a 50,000-post restart otherwise."""
+        mark, as_parsed, other, beyond = saved
         # By revision, which digests the source and path too: one string per article to
         # hash, where (source, path) keys are two (a restart's path, 50,000 of them).
         parsed = {a.revision: a for a in articles}
         published: dict[str, Article] = {}
-        for source, path, revision, ident, link, published_at, updated, as_published in saved:
+        held: list[tuple[Key, str, Article]] = []  # (key, revision parsed, as published)
+        for revision in as_parsed:
+            article = parsed.get(revision)
+            if article is not None:
+                published[revision] = article
+                held.append(((article.source, article.path), revision, article))
+        for source, path, revision, ident, link, published_at, updated, as_published in other:
             article = parsed.get(revision)
             if article is None:
                 continue
-            if as_published != revision:  # published with other ids, links or dates
-                changes = {"id": ident, "link": link, "published": published_at}
-                changes |= {"updated": updated, "revision": as_published}
-                article = assemble(
-                    Article, [changes.get(f, getattr(article, f)) for f in field_names(Article)]
-                )
+            changes = {"id": ident, "link": link, "published": published_at}
+            changes |= {"updated": updated, "revision": as_published}
+            article = assemble(
+                Article, [changes.get(f, getattr(article, f)) for f in field_names(Article)]
+            )
             published[as_published] = article
-            key = (source, path)
-            if present.get(key) == ident:
+            held.append(((source, path), revision, article))
+        whole = len(held) == len(as_parsed) + len(other)
+        if whole and mark is not None and mark == self.ledger.mark():
+            present = {key: article.id for key, _, article in held}
+            present.update(beyond)
+        else:
+            present = self.ledger.present()
+        for key, revision, article in held:
+            if present.get(key) == article.id:
                 self._by_revision[revision] = article
                 self._revision_at[key] = revision
         self._keys = present  # what the first placing would read
