@@ -64,8 +64,9 @@ def status_of(snapshot: Snapshot, config: Config, extra: tuple[Problem, ...] = (
 
 
 class AfterReload:
-    """The steps after every reload, in one place: apply the config, write and announce
-    the generation, ping the hub, publish to object storage, remove what no worker serves."""
+    """The steps after every reload, in one place: write and announce the generation,
+    apply the config, ping the hub, publish to object storage, remove what no worker
+    serves."""
 
     def __init__(
         self,
@@ -90,11 +91,13 @@ class AfterReload:
     def __call__(self, summary: ReloadSummary) -> int:
         started = time.perf_counter()
         config = self.reloader.config
-        self.on_config(config)
         snapshot = self.reloader.store.current
         generation, status, published = self._write(snapshot, config)
         if self.announcer is not None and generation:
             (self.mirror or self.announcer).announce(generation, status)
+        # Once the workers have the generation: what the config moves in this process
+        # (the folders watched, the schedule) needs none of it.
+        self.on_config(config)
         if self.mirror is not None and published:
             self.mirror.offer(snapshot.documents, config, generation)
         logger.debug(

@@ -3,7 +3,7 @@
 The schedule, SIGHUP, `POST /-/reload`, a file watch, a config save and a remote fetch
 that brought news all call `ask` (or `poke`). Asks that arrive while a reload runs are
 answered by one more reload after it (none is lost, none runs twice for nothing). After
-every reload `after` runs once, in one place (apply the config, publish the generation,
+every reload `after` runs once, in one place (publish the generation, apply the config,
 ping the hub), and only then is every asker answered.
 """
 
