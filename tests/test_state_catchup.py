@@ -171,6 +171,9 @@ def test_a_post_edited_while_down_is_the_only_one_placed_and_regrouped(
         ("tag", "tags/t1"),
     ]
     assert "P5, edited" in reloader.store.current.documents["feed.atom"].body.decode()
+    # What the index and the OPML say of each feed is saved with it: only the feeds
+    # rendered again make their links.
+    assert counts.linked == reloader.renderer.rendered == 5
     # Its entry alone is rendered (in each content mode its feeds use): the other
     # articles' entries are those saved, read from the snapshot files.
     rendered, _ = reloader.renderer.entries

@@ -20,6 +20,15 @@ from feedsvc.settings import Config
 from feedsvc.urls import join_url
 
 PAGE_PATHS = ("index.html", "feeds.opml")
+Line = tuple[str, int, str | None, bool]
+"""What the index and the OPML say of a feed (`line_of`): all a change to them follows from."""
+
+
+def line_of(link: FeedLinks) -> Line:
+    """A feed's line: its title, entries, last update (ISO 8601) and whether it has
+    archives; JSON-ready, so a restart has it without making the feed's links again."""
+    updated = link.updated.isoformat() if link.updated else None
+    return (link.title, len(link.articles), updated, bool(link.archives))
 
 
 class SitePages:
@@ -90,18 +99,18 @@ class SitePages:
         fmt = self.settings.of(kind, directory).formats[0]
         return join_url(self.config.site.base_url, f"{directory}/feed.{fmt}")
 
-    def render(self, links: list[FeedLinks]) -> list[Document]:
-        """The index and the OPML of these feeds; the last ones while what they say of
-        each feed is unchanged."""
-        lines = tuple(
-            (link.title, len(link.articles), link.updated, bool(link.archives)) for link in links
-        )
+    def render(
+        self, lines: tuple[Line, ...], made: Callable[[], list[FeedLinks]]
+    ) -> list[Document]:
+        """The index and the OPML of the feeds of these lines (`made` makes what they
+        list of each); the last ones while every line is unchanged."""
         if self._pages is not None and lines == self._lines:
             return self._pages[1]
         signature = digest(lines)
         self._lines = lines
         if self._pages is not None and self._pages[0] == signature:  # seeded from disk
             return self._pages[1]
+        links = made()
         site = self.config.site
         newest = max((link.updated for link in links if link.updated), default=EPOCH)
         index = render_index(
