@@ -327,5 +327,5 @@ def _export(built: _Built) -> tuple[Any, ...]:
         built.signature,
         {path: list(cut) for path, cut in built.cuts.items()},
         {month: signature for month, (signature, _) in built.months.items()},
-        *([built.line] if built.line else []),
+        *([list(built.line)] if built.line else []),  # as JSON gives it back
     )
