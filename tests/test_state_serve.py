@@ -431,7 +431,10 @@ def test_a_start_removes_what_a_killed_server_left_half_written(
     servers.append(Server(config, free_port(), tmp_path / "second.log"))
     assert get(servers[1].base, "/feed.atom").status_code == 200
     assert eventually(lambda: not list(state.glob(".*.tmp"))), log_of(servers[1])
-    assert sorted(p.name for p in state.iterdir()) == kept
+    # Nothing else went; the second builder may have saved its own caches meanwhile (the
+    # first one was stopped before it did).
+    found = {p.name for p in state.iterdir()}
+    assert set(kept) <= found <= {*kept, "parse-cache", "builder-memory"}
 
 
 def test_a_state_directory_removed_while_serving_is_made_again(
