@@ -2,6 +2,7 @@ import copy
 import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from lxml import etree
 from feedsvc.build import xmlfeed
 from feedsvc.build.membership import FeedNode, NodeIndex, feed_title
 from feedsvc.build.site import SiteRenderer
+from feedsvc.build.sitepages import SitePages
 from feedsvc.dates import EPOCH
 from feedsvc.model import Article, Author, Document, Origin, SourceResult, deflate_html
 from feedsvc.reload.reloader import Reloader
@@ -479,3 +481,37 @@ def test_lang_front_matter_reaches_the_atom_entry_and_the_json_item(
     [warning] = [p for p in store.current.problems if "lang" in p.message]
     assert warning.severity == "warning" and str(warning).startswith("articles/bad.md:4: ")
     assert "lang: not a BCP 47 language tag" in str(warning)
+
+
+def test_nodes_seeded_without_their_index_line_get_it_once(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A generation written before each node's line in the index and OPML was saved
+    with it: the first build that renders the pages makes every node's links once and
+    exports the lines, so a restart from that export makes only its own feeds' links."""
+    articles = [article(n, (("金融", f"Desk {n % 3}"),)) for n in range(9)]
+    first = SiteRenderer(config)
+    documents = first.build(articles).documents
+    exported = first.export()
+    before = {**exported, "nodes": {k: e[:3] for k, e in exported["nodes"].items()}}
+    made: list[str] = []
+    links = SitePages.links
+    monkeypatch.setattr(
+        SitePages,
+        "links",
+        lambda pages, node, *a: made.append(node.directory) or links(pages, node, *a),
+    )
+    edited = [*articles[:-1], replace(articles[-1], title="Post 8, edited")]
+
+    seeded = SiteRenderer(config)
+    seeded.seed(before, documents)
+    again = seeded.build(edited)
+    assert 0 < seeded.rendered < len(again.nodes)
+    assert len(made) == len(again.nodes)  # the rendered ones' as they render, then the rest
+    assert all(len(entry) == 4 for entry in seeded.export()["nodes"].values())
+
+    made.clear()
+    restarted = SiteRenderer(config)
+    restarted.seed(seeded.export(), again.documents)
+    restarted.build([*edited[:-1], replace(edited[-1], title="Post 8, edited twice")])
+    assert len(made) == restarted.rendered > 0
