@@ -350,3 +350,29 @@ def test_the_caches_are_written_beside_the_reloads_that_follow(
     release.set()
     after.saved()
     assert parse_cache_path(snapshots).exists() and memory_path(snapshots).exists()
+
+
+def test_the_config_is_applied_after_the_announcement_even_when_it_fails(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    """The generation goes to the workers first; the config (the folders watched, the
+    schedule, which starts after the first reload) is applied then, whatever became of
+    the announcement."""
+    write_article(tmp_path / "articles", "a.md", title="A", date="2022-01-01")
+    snapshots = tmp_path / "state" / "snapshots"
+    snapshots.mkdir(parents=True)
+    steps: list[str] = []
+
+    class Failing:
+        def announce(self, generation: int, status: object) -> None:
+            steps.append("announce")
+            raise OSError("a worker's socket broke")
+
+    reloader = Reloader(make_config(), Store(), prepare=False)
+    after = AfterReload(
+        reloader, SnapshotWriter(snapshots), lambda _: steps.append("config"), lambda _: None
+    )
+    after.announcer = Failing()  # type: ignore[assignment]
+    with pytest.raises(OSError, match="socket broke"):
+        after(reloader.reload())
+    assert steps == ["announce", "config"]

@@ -92,12 +92,15 @@ class AfterReload:
         started = time.perf_counter()
         config = self.reloader.config
         snapshot = self.reloader.store.current
-        generation, status, published = self._write(snapshot, config)
-        if self.announcer is not None and generation:
-            (self.mirror or self.announcer).announce(generation, status)
-        # Once the workers have the generation: what the config moves in this process
-        # (the folders watched, the schedule) needs none of it.
-        self.on_config(config)
+        try:
+            generation, status, published = self._write(snapshot, config)
+            if self.announcer is not None and generation:
+                (self.mirror or self.announcer).announce(generation, status)
+        finally:
+            # Once the workers have the generation, and whatever became of it: what the
+            # config moves in this process (the folders watched, the schedule) needs
+            # none of it.
+            self.on_config(config)
         if self.mirror is not None and published:
             self.mirror.offer(snapshot.documents, config, generation)
         logger.debug(
