@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from operator import attrgetter
 from pathlib import PurePosixPath
 
 from feedsvc.dates import load_timezone
@@ -38,6 +39,7 @@ from feedsvc.urls import entry_id, expand_permalink, slugize
 
 logger = logging.getLogger(__name__)
 
+_ID = attrgetter("id")
 _BULK = 1000  # changed articles beyond which every row is read in one query
 
 Key = tuple[str, str]  # (source, path)
@@ -151,38 +153,50 @@ class Placer:
         placed then is not among `articles`: 0.1 s of a 50,000-post restart otherwise."""
         mark, as_parsed, other, beyond = saved
         # By revision, which digests the source and path too: one string per article to
-        # hash, where (source, path) keys are two (a restart's path, 50,000 of them).
+        # hash, where (source, path) keys are two. Each pass below reaches every article
+        # (50,000 on a restart's path), so there are as few as can be, most of them C loops.
         parsed = {a.revision: a for a in articles}
-        published: dict[str, Article] = {}
-        held: list[tuple[Key, str, Article]] = []  # (key, revision parsed, as published)
-        for revision in as_parsed:
-            article = parsed.get(revision)
-            if article is not None:
-                published[revision] = article
-                held.append(((article.source, article.path), revision, article))
-        for source, path, revision, ident, link, published_at, updated, as_published in other:
+        # (revision parsed, revision published, article as published), as parallel lists
+        found = list(map(parsed.get, as_parsed))
+        held = list(filter(None, found))  # an Article is always true
+        revisions = (
+            list(as_parsed) if len(held) == len(found) else [r for r in as_parsed if r in parsed]
+        )
+        revisions_published = revisions.copy()
+        for _source, _path, revision, ident, link, published_at, updated, as_published in other:
             article = parsed.get(revision)
             if article is None:
                 continue
             changes = {"id": ident, "link": link, "published": published_at}
             changes |= {"updated": updated, "revision": as_published}
-            article = assemble(
-                Article, [changes.get(f, getattr(article, f)) for f in field_names(Article)]
+            held.append(
+                assemble(
+                    Article, [changes.get(f, getattr(article, f)) for f in field_names(Article)]
+                )
             )
-            published[as_published] = article
-            held.append(((source, path), revision, article))
+            revisions.append(revision)
+            revisions_published.append(as_published)
+        keys = [(a.source, a.path) for a in held]
+        ids = list(map(_ID, held))
         whole = len(held) == len(as_parsed) + len(other)
         if whole and mark is not None and mark == self.ledger.mark():
-            present = {key: article.id for key, _, article in held}
+            # The ledger holds what it held then: the ids given then, but where `beyond`
+            # (rows no article of then names) says otherwise.
+            present = dict(zip(keys, ids, strict=True))
             present.update(beyond)
+            doubtful: Iterable[Key] = beyond.keys()
         else:
             present = self.ledger.present()
-        for key, revision, article in held:
-            if present.get(key) == article.id:
-                self._by_revision[revision] = article
-                self._revision_at[key] = revision
+            doubtful = keys
+        # Those at a path the ledger still gives the id given then are remembered.
+        self._by_revision = dict(zip(revisions, held, strict=True))
+        self._revision_at = dict(zip(keys, revisions, strict=True))
+        for key in [k for k in doubtful if k in self._revision_at]:
+            revision = self._revision_at[key]
+            if present.get(key) != self._by_revision[revision].id:
+                del self._revision_at[key], self._by_revision[revision]
         self._keys = present  # what the first placing would read
-        return published
+        return dict(zip(revisions_published, held, strict=True))
 
     def _remember(self, todo: list[Article], work: _Round) -> None:
         """Carry the last placing forward by what changed in this one."""
