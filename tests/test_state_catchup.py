@@ -413,6 +413,27 @@ def test_when_the_listing_process_dies_the_catch_up_scans(
     assert "P5, edited" in reloader.store.current.documents["feed.atom"].body.decode()
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_the_listing_process_runs_on_idle_cpu_only(
+    site: Site, articles: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It must not take CPU from the builder's resume or the workers' start: it has the
+    whole resume to finish in."""
+    listing = DirectorySource.listing
+
+    def noting_policy(source: DirectorySource) -> Listing:
+        listed = listing(source)
+        listed.paths.append(f"policy {os.sched_getscheduler(0)}")  # comes back with it
+        return listed
+
+    monkeypatch.setattr(DirectorySource, "listing", noting_policy)
+    reloader, _ = site.start(watched=True)
+    (source,) = reloader.sources
+    assert isinstance(source, DirectorySource) and source._listed is not None
+    assert source._listed.paths[-1] == f"policy {os.SCHED_IDLE}"
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the builder's own resume is not
+
+
 def test_a_listing_whose_builder_is_gone_ends(
     make_config: Callable[..., Config], tmp_path: Path
 ) -> None:

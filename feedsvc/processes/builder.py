@@ -22,6 +22,7 @@ from pathlib import Path
 from feedsvc.metrics import Metrics
 from feedsvc.model import Problem, ReloadSummary, Snapshot
 from feedsvc.processes.announcer import Announcer
+from feedsvc.processes.cpus import run_on_idle_cpu
 from feedsvc.processes.follower import settle_garbage
 from feedsvc.processes.resume import memory_path, parse_cache_path, warm_start
 from feedsvc.publish.mirror import Mirror
@@ -239,7 +240,7 @@ def run_builder(
     triggers = Triggers(reloader, config)
     warm_start(reloader, writer, folder, checked, watched=triggers.watch_folders(config))
     # At full priority until now: the warm start is what the first reload waits for.
-    _yield_to_workers()
+    run_on_idle_cpu()
     loop = _make_loop(reloader, writer, listener, metrics, triggers)
     triggers.start(loop, config)
     loop.start()
@@ -358,17 +359,3 @@ class Triggers:
         elif current.reload.interval_seconds != self.interval:
             self.interval = current.reload.interval_seconds
             self.reschedule(self.interval)
-
-
-def _yield_to_workers() -> None:
-    """Run the builder only on CPU time the workers leave idle (Linux SCHED_IDLE).
-
-    A waking worker preempts it at once, so requests see the latency they see when
-    nothing reloads; even nice 19 does not give that (docs/performance.md, "Latency
-    while reloading"). The cost: while the workers keep every core busy, a reload waits
-    (SCHED_IDLE still gets a sliver).
-    """
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux: the lowest priority is the next best
-        os.nice(19)

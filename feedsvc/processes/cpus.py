@@ -62,6 +62,20 @@ def available_cores(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     return max(1, min(cores, -(-int(quota) // int(period))))
 
 
+def run_on_idle_cpu() -> None:
+    """Run this process only on CPU time the workers leave idle (Linux SCHED_IDLE).
+
+    A waking worker preempts it at once, so requests see the latency they see when
+    nothing reloads; even nice 19 does not give that (docs/performance.md, "Latency
+    while reloading"). The cost: while the workers keep every core busy, it waits
+    (SCHED_IDLE still gets a sliver).
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux: the lowest priority is the next best
+        os.nice(19)
+
+
 class Cores:
     """Runs `function(shared, chunk)` over chunks of a batch, on every core when it pays."""
 

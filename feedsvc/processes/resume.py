@@ -13,6 +13,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from feedsvc.model import Article, Snapshot, read_only
+from feedsvc.processes.cpus import run_on_idle_cpu
 from feedsvc.reload.reloader import Reloader
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.state.catchup import load_memory, restore_entries, restore_memory
@@ -152,6 +153,9 @@ def _list(sources: list[DirectorySource], receive: Connection, send: Connection)
     the builder gone (stopped while it resumed), the send then fails instead of waiting
     forever for a reader, holding the state directory's lock the process inherited."""
     receive.close()
+    # Off the path of the builder's resume and of the workers' start, which this would
+    # slow on a machine of two cores: it has the builder's whole resume to finish in.
+    run_on_idle_cpu()
     listings = [source.listing() for source in sources]
     with contextlib.suppress(OSError):  # the builder is gone: nobody to hand them to
         send.send(listings)
