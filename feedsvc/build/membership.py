@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from array import array
 from bisect import bisect_left, insort
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,7 +49,9 @@ NodeKeys = Mapping[tuple[Kind, str], tuple[str, ...]]
 _Key = tuple[Kind, str]
 IndexState = tuple[
     list[str],  # the revisions of the articles held, in order
-    dict[_Key, list[int]],  # each node's members (their places in that list), newest first
+    # Each node's members, newest first: their places in that list, as unsigned 32-bit
+    # integers in native order (array "I"), which unpickle in one piece.
+    dict[_Key, bytes],
     dict[_Key, list[tuple[tuple[str, ...], int]]],  # each node's name paths and their counts
     list[tuple[_Key, tuple[str, ...], str]],  # each node: key, names, signature
     dict[_Key, list[Problem]],  # each node's warnings
@@ -143,7 +146,10 @@ class NodeIndex:
         at = {revision: n for n, revision in enumerate(revisions)}
         return (
             revisions,
-            {key: [at[a.revision] for a in members] for key, members in self._members.items()},
+            {
+                key: array("I", [at[a.revision] for a in members]).tobytes()
+                for key, members in self._members.items()
+            },
             {key: list(counts.items()) for key, counts in self._names.items()},
             [(key, node.names, node.signature) for key, node in self._nodes.items()],
             {key: list(problems) for key, problems in self._problems.items()},
@@ -161,7 +167,9 @@ class NodeIndex:
             return False
         self._articles = dict(zip(revisions, held, strict=True))
         at = held.__getitem__
-        self._members = {key: list(map(at, places)) for key, places in members.items()}
+        self._members = {
+            key: list(map(at, memoryview(places).cast("I"))) for key, places in members.items()
+        }
         self._names = defaultdict(Counter, {key: Counter(dict(c)) for key, c in names.items()})
         self._nodes = {
             key: FeedNode(key[0], key[1], node_names, tuple(self._members.get(key, ())), signature)
