@@ -239,3 +239,27 @@ def test_a_failed_save_leaves_the_previous_file_whole(
     assert [p.name for p in cache_file.parent.iterdir()] == [cache_file.name]
     assert restored(config, cache_file).read().articles
     assert load_parse_cache(cache_file)["articles"][0] == saved.fingerprint
+
+
+def test_the_stamp_follows_the_versions_of_the_parsers_libraries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new PyYAML (or markdown-it-pyrs, nh3, tzdata) may parse a file differently: a
+    cache written with another version is stale. python-frontmatter, which gives no
+    version, is followed by its source."""
+    import frontmatter
+    import yaml
+
+    before = parsecache.stamp.__wrapped__()
+    assert parsecache.stamp.__wrapped__() == before
+    monkeypatch.setattr(yaml, "__version__", "99.0")
+    assert parsecache.stamp.__wrapped__() != before
+    monkeypatch.undo()
+    digest = parsecache.sources_digest
+    monkeypatch.setattr(
+        parsecache,
+        "sources_digest",
+        lambda names: b"other" if list(names) == ["frontmatter"] else digest(names),
+    )
+    assert not hasattr(frontmatter, "__version__")
+    assert parsecache.stamp.__wrapped__() != before

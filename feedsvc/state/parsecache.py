@@ -25,7 +25,7 @@ from __future__ import annotations
 import copyreg
 import functools
 import hashlib
-import importlib.metadata
+import importlib
 import io
 import logging
 import os
@@ -81,7 +81,8 @@ _PARSER_MODULES = (
     "feedsvc.sources.reading",
     "feedsvc.sources.directory",
 )
-_PARSER_LIBRARIES = ("PyYAML", "python-frontmatter", "markdown-it-pyrs", "nh3", "tzdata")
+# The parser's libraries, by the names they are imported as.
+_PARSER_LIBRARIES = ("yaml", "frontmatter", "markdown_it_pyrs", "nh3", "tzdata")
 _MODEL = (Article, Author, Identity, Origin, Problem)
 _ARTICLE = field_names(Article)
 _SHARED_AT = [_ARTICLE.index(name) for name in SHARED_FIELDS]
@@ -179,10 +180,15 @@ def stamp() -> bytes:
         digest.update(repr([(f.name, str(f.type)) for f in fields(cls)]).encode("utf-8"))
     digest.update(sources_digest(_PARSER_MODULES))
     for library in _PARSER_LIBRARIES:
+        # Each one's __version__, or its source where it has none (python-frontmatter):
+        # importlib.metadata would cost a restart 15 ms to import and ask.
         try:
-            digest.update(f"{library} {importlib.metadata.version(library)}".encode())
-        except importlib.metadata.PackageNotFoundError:
+            module = importlib.import_module(library)
+        except ImportError:
             digest.update(f"{library} absent".encode())
+            continue
+        version = getattr(module, "__version__", None)
+        digest.update(f"{library} {version}".encode() if version else sources_digest([library]))
     return digest.digest()[:16]
 
 
