@@ -11,6 +11,7 @@ import pytest
 from lxml import etree
 
 from feedsvc.build import xmlfeed
+from feedsvc.build.entryfields import image_type
 from feedsvc.build.membership import FeedNode, NodeIndex, feed_title
 from feedsvc.build.site import SiteRenderer
 from feedsvc.build.sitepages import SitePages
@@ -515,3 +516,19 @@ def test_nodes_seeded_without_their_index_line_get_it_once(
     restarted.seed(seeded.export(), again.documents)
     restarted.build([*edited[:-1], replace(edited[-1], title="Post 8, edited twice")])
     assert len(made) == restarted.rendered > 0
+
+
+@pytest.mark.parametrize(
+    ("url", "media_type"),
+    [
+        ("https://img.example.cn/2024/cover.webp", "image/webp"),
+        ("https://img.example.cn/2024/cover.JXL", "image/jxl"),
+        ("https://img.example.cn/a.jpg?w=640#top", "image/jpeg"),
+        ("https://img.example.cn/logo.svg", "image/svg+xml"),
+        ("https://img.example.cn/clip.mp4", "application/octet-stream"),
+        ("https://img.example.cn/render?id=7", "application/octet-stream"),
+    ],
+)
+def test_an_images_media_type_is_the_same_on_every_machine(url: str, media_type: str) -> None:
+    """By feedsvc's own table, not the system's mime.types (Python's has no .webp)."""
+    assert image_type(url) == media_type
