@@ -24,7 +24,7 @@ import yaml
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from pair import paired, report, summary
+from pair import in_turns, paired, report, summary
 from state import Server, poll_until
 
 SAVED_SECONDS = 8.0  # after a start's edit shows: the builder writes its caches
@@ -35,7 +35,7 @@ def main(count: int, rounds: int) -> dict[str, Any]:
         running: dict[str, list[float]] = {name: [] for name in servers}
         restart: dict[str, list[float]] = {name: [] for name in servers}
         for n in range(rounds):
-            for name, server in servers.items():
+            for name, server in in_turns(servers, n):
                 server.start()
                 server.wait_for(["/feed.atom"])
                 server.settle()

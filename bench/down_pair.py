@@ -3,7 +3,8 @@
 bench/state.py measures this once per size for the version under test; one start is
 noisy on a shared machine. This alternates two `feedsvc` executables (this venv's and
 BENCH_OLD_FEEDSVC's, a checkout with its own venv), each with its own state directory
-on the same generated corpus: per round, for each version, change the newest post's
+on the same generated corpus: per round, for each version (the first of a round
+alternating from round to round), change the newest post's
 title, start `feedsvc serve` (2 workers, defaults otherwise), time the warm restart (the
 site feed, a three-level category feed and a tag feed all 200, as bench/state.py does),
 poll /feed.atom every 5 ms (gzip) until the new title shows, wait for the builder to save
@@ -26,7 +27,7 @@ from typing import Any
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from pair import paired, report, summary
+from pair import in_turns, paired, report, summary
 from state import TAGS, Server, get, newest_post, probe_paths
 
 SAVED_SECONDS = 8.0  # after the edit shows: the builder writes its parse cache and memory
@@ -41,7 +42,7 @@ def main(count: int, rounds: int) -> dict[str, Any]:
         paths = probe_paths(count, TAGS)
         try:
             for n in range(rounds):
-                for name, server in servers.items():
+                for name, server in in_turns(servers, n):
                     marker = f"Retitled while down {n} {time.time_ns()}"
                     edited = re.sub(
                         r"^title: '(.*)'$", f"title: '{marker} \\1'", original, count=1, flags=re.M

@@ -46,6 +46,14 @@ def paired(count: int, prefix: str) -> Iterator[tuple[Path, dict[str, Server]]]:
             server.stop()
 
 
+def in_turns(servers: dict[str, Server], round_number: int) -> list[tuple[str, Server]]:
+    """The servers in the order they run in round `round_number`: each goes first in every
+    other round, since the second of a round measured a few hundredths of a second slower
+    at its start (down_pair's warm restarts, thirteenth session)."""
+    turns = list(servers.items())
+    return turns if round_number % 2 == 0 else turns[::-1]
+
+
 def summary(servers: dict[str, Server], **runs: dict[str, list[float]]) -> dict[str, Any]:
     """Each run's seconds per version with their medians, and what each version is."""
     results: dict[str, Any] = {}
