@@ -413,6 +413,34 @@ def test_when_the_listing_process_dies_the_catch_up_scans(
     assert "P5, edited" in reloader.store.current.documents["feed.atom"].body.decode()
 
 
+def test_a_listing_ends_with_its_builder_even_before_it_is_done(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    """On idle CPU of a busy machine a listing may take long: it must not hold the state
+    directory's lock that long once its builder is gone (here the listing never ends)."""
+    (tmp_path / "articles").mkdir()
+    config = make_config()
+    code = (
+        "import os, time; from pathlib import Path;"
+        "from feedsvc.config import load_config;"
+        "from feedsvc.processes.resume import ListingAhead;"
+        "from feedsvc.sources.directory import DirectorySource;"
+        "DirectorySource.listing = lambda source: time.sleep(600);"
+        f"config = load_config({str(config.path)!r});"
+        f"source = DirectorySource(config.sources[0], config.site, Path({str(tmp_path)!r}));"
+        "listing = ListingAhead([source]);"
+        f"Path({str(tmp_path / 'pid')!r}).write_text(str(listing._process.pid));"
+        "os._exit(0)"  # the builder, gone while the listing is made
+    )
+    subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL, check=True)
+    pid = int((tmp_path / "pid").read_text())
+    try:
+        assert eventually(lambda: not running(pid), 10), "the listing outlived its builder"
+    finally:
+        if running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
 def test_the_listing_process_runs_on_idle_cpu_only(
     site: Site, articles: Path, monkeypatch: pytest.MonkeyPatch

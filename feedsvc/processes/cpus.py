@@ -132,17 +132,18 @@ class Cores:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_end_with_parent,
+                initializer=end_with_parent,
                 initargs=(os.getpid(),),
             )
         return self._pool
 
 
-def _end_with_parent(parent: int) -> None:
-    """In each process: exit as soon as the process that started it is gone.
+def end_with_parent(parent: int) -> None:
+    """In a process started by `parent`: exit as soon as `parent` is gone.
 
-    The processes hold both ends of their task queue, so a parent killed mid-batch
-    (SIGKILL, OOM) would otherwise leave them waiting for work forever.
+    The pool's processes hold both ends of their task queue, so a parent killed mid-batch
+    (SIGKILL, OOM) would otherwise leave them waiting for work forever; the listing
+    process (feedsvc.processes.resume) holds the state directory's lock it inherited.
     """
 
     def watch() -> None:

@@ -8,12 +8,13 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import os
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from feedsvc.model import Article, Snapshot, read_only
-from feedsvc.processes.cpus import run_on_idle_cpu
+from feedsvc.processes.cpus import end_with_parent, run_on_idle_cpu
 from feedsvc.reload.reloader import Reloader
 from feedsvc.sources.directory import DirectorySource
 from feedsvc.state.catchup import load_memory, restore_entries, restore_memory
@@ -123,7 +124,7 @@ class ListingAhead:
         self._receive, send = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_list,
-            args=(sources, self._receive, send),
+            args=(sources, self._receive, send, os.getpid()),
             name="feedsvc-listing",
             daemon=True,
         )
@@ -148,11 +149,16 @@ class ListingAhead:
             source.expect(listed)
 
 
-def _list(sources: list[DirectorySource], receive: Connection, send: Connection) -> None:
-    """In the listing process. Its copy of the pipe's reading end is closed first: with
-    the builder gone (stopped while it resumed), the send then fails instead of waiting
-    forever for a reader, holding the state directory's lock the process inherited."""
+def _list(
+    sources: list[DirectorySource], receive: Connection, send: Connection, builder: int
+) -> None:
+    """In the listing process, which holds the state directory's lock it inherited: with
+    the builder gone (stopped while it resumed) it must end, or the next start would be
+    refused. Its copy of the pipe's reading end is closed first, so that the send fails
+    instead of waiting forever for a reader; and it ends at once, mid-listing too, when
+    the builder is gone (a listing on idle CPU of a busy machine may take long)."""
     receive.close()
+    end_with_parent(builder)
     # Off the path of the builder's resume and of the workers' start, which this would
     # slow on a machine of two cores: it has the builder's whole resume to finish in.
     run_on_idle_cpu()
