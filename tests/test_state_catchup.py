@@ -413,34 +413,6 @@ def test_when_the_listing_process_dies_the_catch_up_scans(
     assert "P5, edited" in reloader.store.current.documents["feed.atom"].body.decode()
 
 
-def test_a_listing_ends_with_its_builder_even_before_it_is_done(
-    make_config: Callable[..., Config], tmp_path: Path
-) -> None:
-    """On idle CPU of a busy machine a listing may take long: it must not hold the state
-    directory's lock that long once its builder is gone (here the listing never ends)."""
-    (tmp_path / "articles").mkdir()
-    config = make_config()
-    code = (
-        "import os, time; from pathlib import Path;"
-        "from feedsvc.config import load_config;"
-        "from feedsvc.processes.resume import ListingAhead;"
-        "from feedsvc.sources.directory import DirectorySource;"
-        "DirectorySource.listing = lambda source: time.sleep(600);"
-        f"config = load_config({str(config.path)!r});"
-        f"source = DirectorySource(config.sources[0], config.site, Path({str(tmp_path)!r}));"
-        "listing = ListingAhead([source]);"
-        f"Path({str(tmp_path / 'pid')!r}).write_text(str(listing._process.pid));"
-        "os._exit(0)"  # the builder, gone while the listing is made
-    )
-    subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL, check=True)
-    pid = int((tmp_path / "pid").read_text())
-    try:
-        assert eventually(lambda: not running(pid), 10), "the listing outlived its builder"
-    finally:
-        if running(pid):
-            os.kill(pid, signal.SIGKILL)
-
-
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
 def test_the_listing_process_runs_on_idle_cpu_only(
     site: Site, articles: Path, monkeypatch: pytest.MonkeyPatch
@@ -462,22 +434,32 @@ def test_the_listing_process_runs_on_idle_cpu_only(
     assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the builder's own resume is not
 
 
+@pytest.mark.parametrize(
+    ("files", "listing"),
+    [
+        (3000, ""),  # a listing larger than a pipe holds: its send would wait for a reader
+        # On idle CPU of a busy machine a listing may take long: here it never ends.
+        (0, "DirectorySource.listing = lambda source: time.sleep(600);"),
+    ],
+    ids=["sending", "listing"],
+)
 def test_a_listing_whose_builder_is_gone_ends(
-    make_config: Callable[..., Config], tmp_path: Path
+    make_config: Callable[..., Config], tmp_path: Path, files: int, listing: str
 ) -> None:
     """A builder stopped while it resumes never reads its listing: the listing process
     must end all the same, or it would hold the state directory's lock it inherited and
     the next start would be refused as a second server."""
     folder = tmp_path / "articles"
     folder.mkdir()
-    for n in range(3000):  # a listing larger than a pipe holds
+    for n in range(files):
         (folder / f"post-{n:05d}.md").write_text("---\ntitle: x\n---\n", encoding="utf-8")
     config = make_config()
     code = (
-        "import os; from pathlib import Path;"
+        "import os, time; from pathlib import Path;"
         "from feedsvc.config import load_config;"
         "from feedsvc.processes.resume import ListingAhead;"
         "from feedsvc.sources.directory import DirectorySource;"
+        f"{listing}"
         f"config = load_config({str(config.path)!r});"
         f"source = DirectorySource(config.sources[0], config.site, Path({str(tmp_path)!r}));"
         "listing = ListingAhead([source]);"
@@ -487,7 +469,7 @@ def test_a_listing_whose_builder_is_gone_ends(
     subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL, check=True)
     pid = int((tmp_path / "pid").read_text())
     try:
-        assert eventually(lambda: not running(pid), 10), "the listing process is still waiting"
+        assert eventually(lambda: not running(pid), 10), "the listing outlived its builder"
     finally:
         if running(pid):
             os.kill(pid, signal.SIGKILL)
