@@ -177,12 +177,11 @@ class Placer:
             revisions.append(revision)
             revisions_published.append(as_published)
         keys = [(a.source, a.path) for a in held]
-        ids = list(map(_ID, held))
         whole = len(held) == len(as_parsed) + len(other)
         if whole and mark is not None and mark == self.ledger.mark():
             # The ledger holds what it held then: the ids given then, but where `beyond`
             # (rows no article of then names) says otherwise.
-            present = dict(zip(keys, ids, strict=True))
+            present = dict(zip(keys, map(_ID, held), strict=True))
             present.update(beyond)
             doubtful: Iterable[Key] = beyond.keys()
         else:
