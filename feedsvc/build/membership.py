@@ -12,6 +12,7 @@ from bisect import bisect_left, insort
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Literal
 
 from feedsvc.build.feedsettings import SettingsTable
@@ -166,10 +167,7 @@ class NodeIndex:
         except KeyError:
             return False
         self._articles = dict(zip(revisions, held, strict=True))
-        at = held.__getitem__
-        self._members = {
-            key: list(map(at, memoryview(places).cast("I"))) for key, places in members.items()
-        }
+        self._members = {key: _places(held, places) for key, places in members.items()}
         self._names = defaultdict(Counter, {key: Counter(dict(c)) for key, c in names.items()})
         self._nodes = {
             key: FeedNode(key[0], key[1], node_names, tuple(self._members.get(key, ())), signature)
@@ -241,6 +239,16 @@ class NodeIndex:
         listed = members if settings.archived else members[: settings.limit]
         revisions = [a.revision for a in listed]
         return FeedNode(key[0], key[1], names, members, digest((names, revisions)))
+
+
+def _places(held: list[Article], places: bytes) -> list[Article]:
+    """The articles at these places of `held` (an array "I" as bytes, IndexState): taken
+    by one itemgetter, in C; a call per member was 70-100 ms of a 50,000-post restart
+    (400,000 memberships)."""
+    at = memoryview(places).cast("I").tolist()
+    if len(at) < 2:  # an itemgetter of one place gives the article, not a tuple
+        return [held[n] for n in at]
+    return list(itemgetter(*at)(held))
 
 
 def _apply(members: list[Article], leaving: Sequence[Article], arriving: Sequence[Article]) -> None:
