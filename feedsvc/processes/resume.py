@@ -32,12 +32,13 @@ def warm_start(
     checked: int | None = None,
     *,
     watched: bool = False,
-) -> None:
+) -> bool:
     """Carry on from the state on disk: the last generation (its documents are reused
     while their feeds' signatures hold), the parse cache (files unchanged since are
     not parsed) and the memory saved with it (articles unchanged since are not placed,
     grouped or rendered again), so the first reload after a restart costs about a
-    no-change one.
+    no-change one. True when a generation was resumed (the store holds it), False when
+    the first reload builds from scratch.
 
     The collector is paused meanwhile and what was loaded is frozen out of its reach
     (gc.freeze): a resume makes millions of objects and frees almost none, and the
@@ -54,7 +55,7 @@ def warm_start(
     listing = ListingAhead(folders) if watched and folders else None
     gc.disable()
     try:
-        _resume(reloader, writer, folder, checked)
+        return _resume(reloader, writer, folder, checked)
     finally:
         gc.freeze()
         gc.enable()
@@ -62,7 +63,7 @@ def warm_start(
             listing.hand_over()
 
 
-def _resume(reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: int | None) -> None:
+def _resume(reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: int | None) -> bool:
     started = time.perf_counter()
     articles: list[Article] = []
     cache = load_parse_cache(parse_cache_path(folder))
@@ -78,7 +79,7 @@ def _resume(reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: i
     # `checked`: the generation the main process has just validated.
     generation = checked if checked is not None else validate(folder)
     if generation is None:
-        return
+        return False
     try:
         index = read_index(folder, generation)
         writer.resume(index)
@@ -86,7 +87,7 @@ def _resume(reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: i
     except (BadStateError, OSError, ValueError) as exc:
         logger.warning("cannot resume from generation %d (%s); building anew", generation, exc)
         writer.number_after(generation)  # workers may serve it already
-        return
+        return False
     reloader.renderer.seed(index.builder, documents)
     if memory is not None:  # entries as views of the pieces the writer now knows
         restore_entries(memory, reloader.renderer, writer.view)
@@ -102,6 +103,7 @@ def _resume(reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: i
         else "no ids or nodes",
         time.perf_counter() - started,
     )
+    return True
 
 
 def parse_cache_path(folder: Path) -> Path:
