@@ -376,33 +376,3 @@ def test_the_config_is_applied_after_the_announcement_even_when_it_fails(
     with pytest.raises(OSError, match="socket broke"):
         after(reloader.reload())
     assert steps == ["announce", "config"]
-
-
-def test_after_first_runs_once_the_first_generation_is_announced(
-    make_config: Callable[..., Config], tmp_path: Path
-) -> None:
-    """After a warm start the builder yields to the workers (run_on_idle_cpu) once its
-    catch-up is out: after the first announcement, before the config is applied (the
-    schedule's thread starts then, and inherits it), and never again."""
-    write_article(tmp_path / "articles", "a.md", title="A", date="2022-01-01")
-    snapshots = tmp_path / "state" / "snapshots"
-    snapshots.mkdir(parents=True)
-    steps: list[str] = []
-
-    class Announcing:
-        def announce(self, generation: int, status: object) -> None:
-            steps.append(f"announce {generation}")
-
-        def floor(self, generation: int) -> int:
-            return generation
-
-    reloader = Reloader(make_config(), Store(), prepare=False)
-    after = AfterReload(
-        reloader, SnapshotWriter(snapshots), lambda _: steps.append("config"), lambda _: None
-    )
-    after.announcer = Announcing()  # type: ignore[assignment]
-    after.after_first = lambda: steps.append("yield")
-    after(reloader.reload())
-    write_article(tmp_path / "articles", "b.md", title="B", date="2022-01-02")
-    after(reloader.reload())
-    assert steps == ["announce 1", "yield", "config", "announce 2", "config"]

@@ -25,7 +25,7 @@ from feedsvc.store import Store
 
 from conftest import SAMPLE_SHAPED, eventually, write_article
 from tests.support.articles import article
-from tests.support.chunks import die_in_a_child, double_with_pid, policy_of_each_thread
+from tests.support.chunks import die_in_a_child, double_with_pid
 from tests.support.commands import ROOT
 from tests.support.hostile import HOSTILE
 from tests.support.processes import running
@@ -38,36 +38,6 @@ def test_a_big_batch_runs_in_other_processes_in_order() -> None:
     assert os.getpid() not in {pid for _, pid in results}
     cores.release()
     assert multiprocessing.active_children() == []
-
-
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
-def test_the_processes_of_a_batch_run_on_idle_cpu_whatever_the_priority_of_their_parent() -> None:
-    """Bulk work: a restart's catch-up runs at full priority, the processes it parses and
-    renders in do not. (This test process is at full priority.)"""
-    assert os.sched_getscheduler(0) != os.SCHED_IDLE
-    cores = Cores(min_batch=10, processes=2)
-    policies = {p for ps in cores.map(policy_of_each_thread, None, range(200)) for p in ps}
-    cores.release()
-    assert policies == {os.SCHED_IDLE}
-
-
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
-def test_run_on_idle_cpu_moves_every_thread_of_the_process() -> None:
-    """Linux schedules threads: threads started before the call move too (the builder
-    yields from its reload thread, once its catch-up is published)."""
-    script = (
-        "import os, threading, time\n"
-        "from feedsvc.processes.cpus import run_on_idle_cpu\n"
-        "threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n"
-        "run_on_idle_cpu()\n"
-        "after = threading.Thread(target=time.sleep, args=(5,), daemon=True)\n"
-        "after.start()\n"
-        "print(sorted(os.sched_getscheduler(int(t)) for t in os.listdir('/proc/self/task')))\n"
-    )
-    found = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
-    ).stdout
-    assert found.strip() == str([os.SCHED_IDLE] * 3)
 
 
 def test_a_small_batch_runs_here() -> None:

@@ -50,7 +50,6 @@ from feedsvc.websub import Relay
 logger = logging.getLogger(__name__)
 
 SAVE_SECONDS = 30.0  # the parse cache is saved at most this often
-CATCH_UP_SECONDS = 2.0  # a restart's catch-up at full priority at most this long
 
 
 def status_of(snapshot: Snapshot, config: Config, extra: tuple[Problem, ...] = ()) -> Status:
@@ -83,8 +82,6 @@ class AfterReload:
         self.relay = relay
         self.announcer: Announcer | None = None
         self.mirror: Mirror | None = None  # announces in the announcer's stead when set
-        # Run once the first generation is announced (run_on_idle_cpu after a warm start).
-        self.after_first: Callable[[], None] | None = None
         self._changed: list[str] = []
         self._written = False  # whether the writer holds the store's documents
         self._saved_reads, self._saved_at = 0, -SAVE_SECONDS
@@ -101,9 +98,6 @@ class AfterReload:
             if self.announcer is not None and generation:
                 (self.mirror or self.announcer).announce(generation, status)
         finally:
-            if self.after_first is not None:
-                self.after_first()
-                self.after_first = None
             # Once the workers have the generation, and whatever became of it: what the
             # config moves in this process (the folders watched, the schedule) needs
             # none of it.
@@ -244,37 +238,15 @@ def run_builder(
     remove_leftovers(folder.parent)
     writer = SnapshotWriter(folder)
     triggers = Triggers(reloader, config)
-    resumed = warm_start(reloader, writer, folder, checked, watched=triggers.watch_folders(config))
-    # A cold build (a minute at 50,000 posts) runs on idle CPU from its start.
-    yield_after = _yield_after_catch_up() if resumed else None
-    if not resumed:
-        run_on_idle_cpu()
-    loop = _make_loop(reloader, writer, listener, metrics, triggers, after_first=yield_after)
+    warm_start(reloader, writer, folder, checked, watched=triggers.watch_folders(config))
+    # At full priority until now: the warm start is what the first reload waits for.
+    run_on_idle_cpu()
+    loop = _make_loop(reloader, writer, listener, metrics, triggers)
     triggers.start(loop, config)
     loop.start()
     loop.poke()
     while os.getppid() == parent:  # the main process is gone: so is its server
         time.sleep(1.0)
-
-
-def _yield_after_catch_up() -> Callable[[], None]:
-    """What makes the builder yield to the workers once its catch-up is published.
-
-    The warm start and the catch-up (the first reload) run at full priority: they are
-    what a restart waits for, and about a no-change reload. On idle CPU the catch-up
-    gave way to every request the workers answered meanwhile. A catch-up that is a big
-    build instead (a config edit, many files changed while the server was down) yields
-    after CATCH_UP_SECONDS all the same; the processes it parses and renders in run on
-    idle CPU from their start (feedsvc.processes.cpus)."""
-    deadline = threading.Timer(CATCH_UP_SECONDS, run_on_idle_cpu)
-    deadline.daemon = True
-    deadline.start()
-
-    def now() -> None:
-        deadline.cancel()
-        run_on_idle_cpu()
-
-    return now
 
 
 def _become_builder() -> None:
@@ -315,18 +287,14 @@ def _make_loop(
     listener: socket.socket,
     metrics: Metrics,
     triggers: Triggers,
-    *,
-    after_first: Callable[[], None] | None = None,
 ) -> ReloadLoop:
-    """The reload loop, its follow-up steps (and `after_first`, once the first generation
-    is announced), and the socket workers ask it through."""
+    """The reload loop, its follow-up steps, and the socket workers ask it through."""
     relay = Relay(
         lambda: reloader.config.feeds.websub_hub,
         lambda: reloader.config.site.base_url,
         on_result=metrics.count_websub,
     )
     publisher = AfterReload(reloader, writer, triggers.apply_config, relay)
-    publisher.after_first = after_first
     loop = ReloadLoop(reloader, publisher)
     announcer = publisher.announcer = Announcer(listener, loop)
     announcer.start()

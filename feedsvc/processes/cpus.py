@@ -12,7 +12,6 @@ arguments; the results are the same as running it here (a test checks it).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -70,14 +69,9 @@ def run_on_idle_cpu() -> None:
     nothing reloads; even nice 19 does not give that (docs/performance.md, "Latency
     while reloading"). The cost: while the workers keep every core busy, it waits
     (SCHED_IDLE still gets a sliver).
-
-    Linux schedules threads: each thread of the process is moved, and the threads and
-    processes they start from now on inherit it.
     """
     try:
-        for thread in os.listdir("/proc/self/task"):
-            with contextlib.suppress(ProcessLookupError):  # a thread that just ended
-                os.sched_setscheduler(int(thread), os.SCHED_IDLE, os.sched_param(0))
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):  # not Linux: the lowest priority is the next best
         os.nice(19)
 
@@ -138,17 +132,10 @@ class Cores:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_pool_process,
+                initializer=end_with_parent,
                 initargs=(os.getpid(),),
             )
         return self._pool
-
-
-def _pool_process(parent: int) -> None:
-    """A process of the pool: bulk work, on idle CPU whatever its builder's priority (a
-    restart's catch-up runs at full priority), and gone with its builder."""
-    run_on_idle_cpu()
-    end_with_parent(parent)
 
 
 def end_with_parent(parent: int) -> None:

@@ -32,13 +32,12 @@ def warm_start(
     checked: int | None = None,
     *,
     watched: bool = False,
-) -> bool:
+) -> None:
     """Carry on from the state on disk: the last generation (its documents are reused
     while their feeds' signatures hold), the parse cache (files unchanged since are
     not parsed) and the memory saved with it (articles unchanged since are not placed,
     grouped or rendered again), so the first reload after a restart costs about a
-    no-change one. True when a generation was resumed (the store holds it), False when
-    the first reload builds from scratch.
+    no-change one.
 
     The collector is paused meanwhile and what was loaded is frozen out of its reach
     (gc.freeze): a resume makes millions of objects and frees almost none, and the
@@ -55,7 +54,7 @@ def warm_start(
     listing = ListingAhead(folders) if watched and folders else None
     gc.disable()
     try:
-        return _resume(reloader, writer, folder, checked)
+        _resume(reloader, writer, folder, checked)
     finally:
         gc.freeze()
         gc.enable()
@@ -63,7 +62,7 @@ def warm_start(
             listing.hand_over()
 
 
-def _resume(reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: int | None) -> bool:
+def _resume(reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: int | None) -> None:
     started = time.perf_counter()
     articles: list[Article] = []
     cache = load_parse_cache(parse_cache_path(folder))
@@ -79,7 +78,7 @@ def _resume(reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: i
     # `checked`: the generation the main process has just validated.
     generation = checked if checked is not None else validate(folder)
     if generation is None:
-        return False
+        return
     try:
         index = read_index(folder, generation)
         writer.resume(index)
@@ -87,7 +86,7 @@ def _resume(reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: i
     except (BadStateError, OSError, ValueError) as exc:
         logger.warning("cannot resume from generation %d (%s); building anew", generation, exc)
         writer.number_after(generation)  # workers may serve it already
-        return False
+        return
     reloader.renderer.seed(index.builder, documents)
     if memory is not None:  # entries as views of the pieces the writer now knows
         restore_entries(memory, reloader.renderer, writer.view)
@@ -103,7 +102,6 @@ def _resume(reloader: Reloader, writer: SnapshotWriter, folder: Path, checked: i
         else "no ids or nodes",
         time.perf_counter() - started,
     )
-    return True
 
 
 def parse_cache_path(folder: Path) -> Path:

@@ -17,9 +17,3 @@ def die_in_a_child(_: None, chunk: Sequence[int]) -> list[int]:
     if multiprocessing.parent_process() is not None:
         os._exit(3)  # as a crash in an extension would
     return [n * 2 for n in chunk]
-
-
-def policy_of_each_thread(_: None, chunk: Sequence[int]) -> list[tuple[int, ...]]:
-    """Per number, the scheduling policy of every thread of the process that took it."""
-    policies = tuple(os.sched_getscheduler(int(thread)) for thread in os.listdir("/proc/self/task"))
-    return [policies for _ in chunk]
